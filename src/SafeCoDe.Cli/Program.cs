@@ -1,5 +1,130 @@
+using SafeCoDe.Cli;
+using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Runtime;
-var r = NativeRuntime.Initialize(new RuntimeOptions { Device = DeviceRequest.Cpu });
-Console.WriteLine(r);
-using var t = TorchSharp.torch.ones(2, 2).matmul(TorchSharp.torch.ones(2, 2));
-Console.WriteLine(t.sum().item<float>());
+
+return Cli.Run(args);
+
+namespace SafeCoDe.Cli
+{
+    public static class Cli
+    {
+        public const string Usage = """
+            safecode — multimodal LLMs with context-aware safety decoding (SafeCoDe) on TorchSharp
+
+            usage: safecode <command> [options]
+
+            commands:
+              inspect   --model DIR [--json]
+                        Describe a Hugging Face checkpoint folder (config.json + safetensors): family, config
+                        summary, parameter counts per component, dtypes, files. Reads headers only; runs no model.
+              verify    --model DIR [--reference FILE] [--device cpu|cuda] [--dtype float32|bfloat16]
+                        Run the model on the inputs of a reference file (default DIR/reference.safetensors) and
+                        compare logits, noised-image logits and greedy tokens with the reference. Last line:
+                        verify: PASS|FAIL family=... logits_rel_err=... noised_rel_err=... greedy_match=k/n
+              doctor    [--device cpu|cuda|auto] [--json]
+                        Show the native runtime: backend, which libtorch was loaded and from where, whether the
+                        libstdc++ compat path was used, CUDA devices and memory, or why CUDA is not usable.
+
+            environment:
+              SAFECODE_LIBTORCH       a CUDA libtorch folder (e.g. <python>/site-packages/torch/lib) for --device cuda/auto
+              SAFECODE_STDCXX_COMPAT  auto (default) | off | force: the GCC 12 libstdc++ shim for TorchSharp's native library
+              SAFECODE_NATIVE_CACHE   where the shim is built (default ~/.cache/safecode/native)
+
+            examples:
+              safecode inspect --model weights/llava-tiny
+              safecode verify --model weights/llava-tiny
+              safecode doctor --device auto
+            """;
+
+        public static int Run(string[] argv, TextWriter? stdout = null, TextWriter? stderr = null)
+        {
+            var o = stdout ?? Console.Out;
+            var e = stderr ?? Console.Error;
+            if (argv.Length == 0 || argv[0] is "-h" or "--help" or "help") { o.WriteLine(Usage); return argv.Length == 0 ? 2 : 0; }
+            var command = argv[0];
+            var rest = argv.Skip(1).ToArray();
+            if (rest.Contains("--help") || rest.Contains("-h")) { o.WriteLine(Usage); return 0; }
+            try
+            {
+                return command switch
+                {
+                    "inspect" => Inspect(new Args(rest, new HashSet<string> { "json" }), o),
+                    "doctor" => Doctor(new Args(rest, new HashSet<string> { "json" }), o),
+                    "verify" => VerifyCommand.Run(new Args(rest, new HashSet<string>()), o, e),
+                    _ => throw new UsageException($"unknown command '{command}'"),
+                };
+            }
+            catch (UsageException ex)
+            {
+                e.WriteLine($"safecode {command}: {ex.Message}");
+                e.WriteLine("run 'safecode --help' for usage");
+                return 2;
+            }
+            catch (CheckpointException ex) { e.WriteLine($"safecode {command}: error: {ex.Message}"); return 1; }
+            catch (NativeRuntimeException ex) { e.WriteLine($"safecode {command}: runtime error: {ex.Message}"); return 1; }
+        }
+
+        private static int Inspect(Args a, TextWriter o)
+        {
+            var dir = a.Require("model");
+            bool json = a.Flag("json");
+            a.RejectUnknown();
+            var report = InspectReport.From(ModelDirectory.Open(dir));
+            o.WriteLine(json ? report.ToJson() : report.ToText());
+            return 0;
+        }
+
+        private static int Doctor(Args a, TextWriter o)
+        {
+            var device = RuntimeOptions.ParseDevice(a.Get("device") ?? "auto");
+            bool json = a.Flag("json");
+            a.RejectUnknown();
+            var r = NativeRuntime.Initialize(new RuntimeOptions { Device = device });
+            var ok = RuntimeSmokeTest(r);
+            if (json)
+            {
+                o.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    backend = r.Backend, libtorch_dir = r.LibTorchDir, libtorch_source = r.LibTorchSource, libtorchsharp = r.LibTorchSharpPath,
+                    compat_used = r.CompatUsed, compat_library = r.CompatLibrary, compat_reason = r.CompatReason,
+                    cuda_unavailable_reason = r.CudaUnavailableReason, torchsharp_libtorch = TorchSharp.torch.__version__,
+                    cuda_devices = r.CudaDevices.Select(d => new { index = d.Index, name = d.Name, total_bytes = d.TotalBytes, free_bytes = d.FreeBytes }),
+                    smoke_test = ok,
+                }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                o.WriteLine($"backend        {r.Backend}");
+                o.WriteLine($"libtorch       {r.LibTorchDir}");
+                o.WriteLine($"  from         {r.LibTorchSource} (TorchSharp built for libtorch {TorchSharp.torch.__version__})");
+                o.WriteLine($"LibTorchSharp  {r.LibTorchSharpPath}");
+                o.WriteLine($"compat path    {(r.CompatUsed ? "used" : "not used")}: {r.CompatReason}");
+                if (r.CompatLibrary is not null) o.WriteLine($"  shim         {r.CompatLibrary}");
+                if (r.CudaDevices.Count == 0) o.WriteLine($"cuda           not usable: {r.CudaUnavailableReason ?? "unknown"}");
+                foreach (var d in r.CudaDevices)
+                    o.WriteLine($"cuda:{d.Index}         {d.Name}  {(d.TotalBytes < 0 ? "memory unknown" : $"{InspectReport.HumanBytes(d.FreeBytes)} free of {InspectReport.HumanBytes(d.TotalBytes)}")}");
+                o.WriteLine($"smoke test     {ok}");
+            }
+            return ok.StartsWith("ok") ? 0 : 1;
+        }
+
+        /// <summary>A matmul on every available device, so "doctor" proves the kernels run, not only that libraries loaded.</summary>
+        private static string RuntimeSmokeTest(RuntimeReport r)
+        {
+            try
+            {
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                var devices = new List<TorchSharp.torch.Device> { TorchSharp.torch.CPU };
+                if (r.Backend == "cuda") devices.Add(TorchSharp.torch.CUDA);
+                foreach (var d in devices)
+                {
+                    var x = TorchSharp.torch.ones(64, 64, device: d);
+                    var s = x.matmul(x).sum().item<float>();
+                    if (s != 64f * 64 * 64) return $"FAILED on {d}: matmul sum {s}";
+                }
+                return "ok (matmul on " + string.Join(", ", devices.Select(d => d.ToString())) + ")";
+            }
+            catch (Exception ex) { return "FAILED: " + ex.Message; }
+        }
+    }
+}
