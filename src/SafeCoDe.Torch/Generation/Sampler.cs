@@ -1,0 +1,78 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Generation;
+
+/// <summary>Decoding settings. Temperature 0 means greedy; top-k 0 and top-p 1 switch those filters off.</summary>
+public sealed record SamplingOptions
+{
+    public int MaxNewTokens { get; init; } = 128;
+    /// <summary>EOS ids are suppressed until this many tokens were generated.</summary>
+    public int MinNewTokens { get; init; }
+    public double Temperature { get; init; }
+    public int TopK { get; init; }
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Seed of the sampling generator (null: nondeterministic).</summary>
+    public long? Seed { get; init; }
+    public IReadOnlyList<long> EosTokenIds { get; init; } = [];
+    /// <summary>Id fed to rows that already finished (their output is ignored).</summary>
+    public long PadTokenId { get; init; }
+
+    public bool Greedy => Temperature <= 0;
+
+    public void Validate()
+    {
+        if (MaxNewTokens < 0) throw new ArgumentException("max new tokens must be ≥ 0");
+        if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens) throw new ArgumentException("min new tokens must be between 0 and max new tokens");
+        if (double.IsNaN(Temperature) || Temperature < 0) throw new ArgumentException("temperature must be ≥ 0");
+        if (TopK < 0) throw new ArgumentException("top-k must be ≥ 0");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException("top-p must be in (0, 1]");
+    }
+}
+
+/// <summary>Pure steps on float32 [batch, vocab] logits, all on the logits' device (no host synchronisation).</summary>
+public static class Sampler
+{
+    /// <summary>Sets the given token ids to −∞ (e.g. EOS before min_new_tokens).</summary>
+    public static Tensor Suppress(Tensor logits, IReadOnlyList<long> ids)
+    {
+        if (ids.Count == 0) return logits.alias();
+        using var idx = tensor(ids.ToArray(), ScalarType.Int64, logits.device);
+        return logits.index_fill(1, idx, double.NegativeInfinity);
+    }
+
+    /// <summary>Keeps the k largest logits per row (ties at the k-th value kept, as HF does).</summary>
+    public static Tensor TopK(Tensor logits, int k)
+    {
+        if (k <= 0 || k >= logits.shape[1]) return logits.alias();
+        using var scope = NewDisposeScope();
+        var kth = logits.topk(k, 1).values.narrow(1, k - 1, 1);
+        return logits.masked_fill(logits.lt(kth), double.NegativeInfinity).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Nucleus filter: keeps the smallest set of top tokens whose probability reaches p (at least one).</summary>
+    public static Tensor TopP(Tensor logits, double p)
+    {
+        if (p >= 1) return logits.alias();
+        using var scope = NewDisposeScope();
+        // HF's rule: sort ascending, drop tokens whose cumulative probability is ≤ 1 − p, always keep the last.
+        var (sorted, order) = logits.sort(1, descending: false);
+        var cum = sorted.softmax(1).cumsum(1);
+        var remove = cum.le(1 - p);
+        remove.narrow(1, remove.shape[1] - 1, 1).fill_(false);
+        var mask = zeros_like(remove).scatter(1, order, remove);
+        return logits.masked_fill(mask, double.NegativeInfinity).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Picks one token per row: argmax when greedy, else temperature → top-k → top-p → multinomial.</summary>
+    public static Tensor Choose(Tensor logits, SamplingOptions o, Generator? gen)
+    {
+        using var scope = NewDisposeScope();
+        if (o.Greedy) return logits.argmax(1).MoveToOuterDisposeScope();
+        var l = logits / o.Temperature;
+        l = TopK(l, o.TopK);
+        l = TopP(l, o.TopP);
+        var probs = l.softmax(1);
+        return multinomial(probs, 1, false, gen).squeeze(1).MoveToOuterDisposeScope();
+    }
+}

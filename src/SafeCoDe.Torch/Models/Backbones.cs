@@ -1,0 +1,49 @@
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Models.Llava;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Models;
+
+/// <summary>Builds the backbone of a checkpoint folder. Adding a family = one case here + its folder.</summary>
+public static class Backbones
+{
+    /// <summary>Families with a backbone implementation.</summary>
+    public static readonly IReadOnlySet<string> Supported = new HashSet<string> { ModelFamilies.Llava, ModelFamilies.LlavaNext };
+
+    /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
+    public static ScalarType ParseDType(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => ScalarType.Float32,
+        "bfloat16" or "bf16" => ScalarType.BFloat16,
+        "float16" or "fp16" or "f16" or "half" => ScalarType.Float16,
+        _ => throw new ArgumentException($"unknown dtype '{text}': expected float32, bfloat16 or float16"),
+    };
+
+    /// <summary>Loads a model folder onto <paramref name="device"/> in <paramref name="dtype"/> (weights converted on load).</summary>
+    public static IBackbone Load(string dir, Device device, ScalarType dtype, IProgress<(int done, int total)>? progress = null)
+        => Load(ModelDirectory.Open(dir), device, dtype, progress);
+
+    public static IBackbone Load(ModelDirectory dir, Device device, ScalarType dtype, IProgress<(int done, int total)>? progress = null)
+    {
+        var f = new ParamFactory(device, dtype);
+        (nn.Module module, IReadOnlyDictionary<string, string> tied) built = dir.Config switch
+        {
+            LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
+            _ => throw new NotSupportedException(
+                $"model_type '{dir.Config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
+        };
+        try
+        {
+            WeightLoader.Load(built.module, dir, built.tied, progress);
+            built.module.eval();
+            return (IBackbone)built.module;
+        }
+        catch
+        {
+            built.module.Dispose();
+            throw;
+        }
+    }
+}

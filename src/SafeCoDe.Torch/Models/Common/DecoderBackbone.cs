@@ -1,0 +1,184 @@
+using SafeCoDe.Torch.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Models.Common;
+
+/// <summary>Decode state of a decoder-only family: per-layer caches, key-padding mask, next position per row, extras.</summary>
+public sealed class CausalDecodeState : DecodeState
+{
+    public List<LayerCache> Caches { get; }
+    /// <summary>[B, capacity] bool: which cache positions hold real tokens (left padding is false).</summary>
+    public Tensor KeyValid { get; private set; }
+    /// <summary>[B] int64: the position id the next token of each row gets.</summary>
+    public Tensor NextPosition { get; private set; }
+    /// <summary>Per-row tensors a family keeps with the state (first dim = batch), selected with the rows.</summary>
+    public Dictionary<string, Tensor> Extras { get; } = new();
+    private long _length;
+    private readonly long _capacity;
+
+    public CausalDecodeState(List<LayerCache> caches, Tensor keyValid, Tensor nextPosition, long length, long capacity)
+    {
+        Caches = caches; KeyValid = keyValid; NextPosition = nextPosition; _length = length; _capacity = capacity;
+    }
+
+    public override long BatchSize => KeyValid.shape[0];
+    public override long Length => _length;
+    public override long Capacity => _capacity;
+
+    internal void Advance(long t) => _length += t;
+
+    public override void KeepRows(IReadOnlyList<long> keep)
+    {
+        using var idx = tensor(keep.ToArray(), ScalarType.Int64, KeyValid.device);
+        foreach (var c in Caches) c.KeepRows(idx);
+        KeyValid = Replace(KeyValid, KeyValid.index_select(0, idx));
+        NextPosition = Replace(NextPosition, NextPosition.index_select(0, idx));
+        foreach (var k in Extras.Keys.ToList()) Extras[k] = Replace(Extras[k], Extras[k].index_select(0, idx));
+    }
+
+    private static Tensor Replace(Tensor old, Tensor fresh) { old.Dispose(); return fresh.DetachFromDisposeScope(); }
+
+    public override void Dispose()
+    {
+        foreach (var c in Caches) c.Dispose();
+        KeyValid.Dispose(); NextPosition.Dispose();
+        foreach (var t in Extras.Values) t.Dispose();
+        Extras.Clear();
+    }
+}
+
+/// <summary>
+/// Shared prefill/step machinery for families whose language model is a Llama-style decoder fed with merged
+/// text+image embeddings (LLaVA, LLaVA-NeXT, InstructBLIP, Idefics3, Qwen-VL). A family supplies the embeddings
+/// (images merged in) and, where it differs, the position ids and rotary cos/sin.
+/// </summary>
+public abstract class DecoderBackbone : Block, IBackbone
+{
+    protected DecoderBackbone(string name, ModelConfig config, ParamFactory factory) : base(name)
+    {
+        Config = config;
+        Factory = factory;
+        Rotary = new Rotary(config.Text.HeadDim, config.Text.Rope.Theta);
+    }
+
+    public ModelConfig Config { get; }
+    public string Family => Config.ModelType;
+    public Device Device => Factory.Device;
+    public ScalarType DType => Factory.DType;
+    protected ParamFactory Factory { get; }
+    protected Rotary Rotary { get; }
+    public virtual long VocabSize => Config.Text.VocabSize;
+
+    /// <summary>The decoder (embed_tokens, layers, norm).</summary>
+    protected abstract LlamaModel TextModel { get; }
+
+    /// <summary>Projects final hidden states to logits.</summary>
+    protected abstract Tensor LmHead(Tensor hidden);
+
+    /// <summary>Token embeddings with every image's features written at its placeholder positions: [B, T, hidden].</summary>
+    protected abstract Tensor PromptEmbeddings(BackboneInputs inputs);
+
+    /// <summary>
+    /// Position ids of the prompt, [B, T] (or [3, B, T] for M-RoPE), and each row's next position. Default: HF's
+    /// left-padding rule, cumsum(mask) − 1 with padding set to 1.
+    /// </summary>
+    protected virtual (Tensor positions, Tensor next) PromptPositions(BackboneInputs inputs, Tensor mask, CausalDecodeState? state)
+    {
+        using var scope = NewDisposeScope();
+        var m = mask.to(ScalarType.Int64);
+        var pos = m.cumsum(1) - 1;
+        pos = pos.masked_fill(m.eq(0), 1);
+        var next = m.sum(1);
+        return (pos.MoveToOuterDisposeScope(), next.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Positions for one decode step ([B,1], or [3,B,1]) from the state.</summary>
+    protected virtual Tensor StepPositions(CausalDecodeState state) => state.NextPosition.view(-1, 1);
+
+    /// <summary>cos/sin [B, T, D] for positions.</summary>
+    protected virtual (Tensor cos, Tensor sin) CosSin(Tensor positions) => Rotary.CosSin(positions, DType);
+
+    public (DecodeState State, Tensor Logits) Prefill(BackboneInputs inputs, int maxNewTokens, bool allLogits = false)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        long b = inputs.BatchSize, t = inputs.SeqLen;
+        long capacity = t + Math.Max(0, maxNewTokens);
+        var ids = inputs.InputIds.to(Device);
+        var mask = (inputs.AttentionMask ?? ones_like(inputs.InputIds)).to(Device).to(ScalarType.Bool);
+
+        var tc = Config.Text;
+        var caches = new List<LayerCache>();
+        for (int i = 0; i < tc.NumLayers; i++) caches.Add(new LayerCache(b, tc.NumKvHeads, capacity, tc.HeadDim, DType, Device));
+        var keyValid = zeros([b, capacity], ScalarType.Bool, Device);
+        keyValid.narrow(1, 0, t).copy_(mask);
+        var state = new CausalDecodeState(caches, keyValid, zeros([b], ScalarType.Int64, Device), 0, capacity);
+        try
+        {
+            var embeds = PromptEmbeddings(inputs with { InputIds = ids, AttentionMask = mask });
+            var (pos, next) = PromptPositions(inputs with { InputIds = ids, AttentionMask = mask }, mask, state);
+            state.NextPosition.copy_(next);
+            var (cos, sin) = CosSin(pos);
+            var attn = Attention.CausalMask(keyValid, 0, t);
+            var h = TextModel.Forward(embeds, cos, sin, caches, 0, attn);
+            state.Advance(t);
+            var logits = allLogits ? LmHead(h) : LmHead(h.narrow(1, t - 1, 1)).squeeze(1);
+            var result = logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+            DetachState(state);
+            return (state, result);
+        }
+        catch
+        {
+            state.Dispose();
+            throw;
+        }
+    }
+
+    public Tensor Step(DecodeState s, Tensor tokens)
+    {
+        var state = (CausalDecodeState)s;
+        if (state.Length >= state.Capacity)
+            throw new InvalidOperationException($"decode state is full ({state.Capacity} positions): prefill with a larger maxNewTokens");
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        long b = state.BatchSize, start = state.Length;
+        var ids = tokens.to(Device).to(ScalarType.Int64).view(b, 1);
+        state.KeyValid.narrow(1, start, 1).fill_(true);
+        var embeds = StepEmbeddings(ids, state);
+        var pos = StepPositions(state);
+        var (cos, sin) = CosSin(pos);
+        var mask = state.KeyValid.narrow(1, 0, start + 1).view(b, 1, 1, start + 1);
+        var h = TextModel.Forward(embeds, cos, sin, state.Caches, start, mask);
+        state.Advance(1);
+        state.NextPosition.add_(1);
+        return LmHead(h).squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Embeddings of decode-step tokens (plain text embeddings for every family here).</summary>
+    protected virtual Tensor StepEmbeddings(Tensor ids, CausalDecodeState state) => TextModel.Embed(ids);
+
+    private static void DetachState(CausalDecodeState state)
+    {
+        foreach (var c in state.Caches) { c.K.DetachFromDisposeScope(); c.V.DetachFromDisposeScope(); }
+        state.KeyValid.DetachFromDisposeScope();
+        state.NextPosition.DetachFromDisposeScope();
+        foreach (var t in state.Extras.Values) t.DetachFromDisposeScope();
+    }
+
+    /// <summary>Writes <paramref name="features"/> ([N, hidden], in order) at the positions of <paramref name="tokenId"/>; counts must match.</summary>
+    protected static Tensor ScatterImageFeatures(Tensor embeds, Tensor ids, long tokenId, Tensor features, string what)
+    {
+        using var scope = NewDisposeScope();
+        var isImage = ids.eq(tokenId);
+        long n = isImage.sum().item<long>();
+        if (n != features.shape[0])
+            throw new ArgumentException($"the prompt has {n} image tokens (id {tokenId}) but the {what} produced {features.shape[0]} features");
+        var mask = isImage.unsqueeze(-1).expand_as(embeds);
+        return embeds.masked_scatter(mask, features.to(embeds.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Token ids with the placeholder replaced by 0 so the embedding lookup stays in range.</summary>
+    protected static Tensor SafeIds(Tensor ids, long tokenId, long vocab) =>
+        tokenId >= vocab ? ids.masked_fill(ids.eq(tokenId), 0) : ids.alias();
+}

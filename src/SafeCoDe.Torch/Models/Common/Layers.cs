@@ -1,0 +1,106 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace SafeCoDe.Torch.Models.Common;
+
+/// <summary>Where and in which dtype a model's parameters live; parameters are allocated uninitialised there and filled by the loader.</summary>
+public sealed record ParamFactory(Device Device, ScalarType DType)
+{
+    public Parameter Make(params long[] shape) => new(empty(shape, DType, Device), requires_grad: false);
+}
+
+/// <summary>Base for this engine's modules: parameters are created empty on the target device (no CPU init, no fp32 copy).</summary>
+public abstract class Block : nn.Module
+{
+    protected Block(string name) : base(name) { }
+}
+
+/// <summary>y = x·Wᵀ + b, named like torch.nn.Linear (weight [out, in], bias [out]).</summary>
+public sealed class Linear : Block
+{
+#pragma warning disable IDE1006 // names follow the checkpoint
+    public readonly Parameter weight;
+    public readonly Parameter? bias;
+#pragma warning restore IDE1006
+
+    public Linear(ParamFactory f, long inFeatures, long outFeatures, bool hasBias) : base(nameof(Linear))
+    {
+        weight = f.Make(outFeatures, inFeatures);
+        if (hasBias) bias = f.Make(outFeatures);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x) => F.linear(x, weight, bias);
+}
+
+/// <summary>Llama/Qwen RMSNorm: computed in float32, weight applied after casting back (as HF does).</summary>
+public sealed class RmsNorm : Block
+{
+#pragma warning disable IDE1006
+    public readonly Parameter weight;
+#pragma warning restore IDE1006
+    private readonly double _eps;
+
+    public RmsNorm(ParamFactory f, long dim, double eps) : base(nameof(RmsNorm))
+    {
+        weight = f.Make(dim);
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = x.dtype;
+        var h = x.to(ScalarType.Float32);
+        var v = h.pow(2).mean([-1L], keepdim: true);
+        h = h * rsqrt(v + _eps);
+        return (weight * h.to(dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>torch.nn.LayerNorm over the last dimension, with weight and bias.</summary>
+public sealed class LayerNorm : Block
+{
+#pragma warning disable IDE1006
+    public readonly Parameter weight;
+    public readonly Parameter bias;
+#pragma warning restore IDE1006
+    private readonly double _eps;
+    private readonly long _dim;
+
+    public LayerNorm(ParamFactory f, long dim, double eps) : base(nameof(LayerNorm))
+    {
+        weight = f.Make(dim);
+        bias = f.Make(dim);
+        _eps = eps;
+        _dim = dim;
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x) => F.layer_norm(x, [_dim], weight, bias, _eps);
+}
+
+/// <summary>Activation functions by their HF config names.</summary>
+public static class Activations
+{
+    public static Func<Tensor, Tensor> Get(string name) => name switch
+    {
+        "silu" or "swish" => x => F.silu(x),
+        "gelu" => x => F.gelu(x),
+        "gelu_pytorch_tanh" or "gelu_new" or "gelu_fast" => GeluTanh,
+        "quick_gelu" => x => { using var s = sigmoid(x * 1.702); return x * s; },
+        "relu" => x => F.relu(x),
+        _ => throw new NotSupportedException($"activation '{name}' is not supported"),
+    };
+
+    /// <summary>GELU with the tanh approximation (TorchSharp 0.107 exposes no approximate argument).</summary>
+    public static Tensor GeluTanh(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var inner = (x + x.pow(3) * 0.044715) * Math.Sqrt(2.0 / Math.PI);
+        return (x * 0.5 * (inner.tanh() + 1.0)).MoveToOuterDisposeScope();
+    }
+}
