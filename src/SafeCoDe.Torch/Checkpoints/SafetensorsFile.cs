@@ -30,6 +30,9 @@ public sealed class SafetensorsFile
     /// <summary>Largest header accepted (the reference implementation's limit).</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;
 
+    private static readonly Dictionary<string, SafetensorsDType> DTypeNames =
+        Enum.GetValues<SafetensorsDType>().ToDictionary(d => d.ToString(), StringComparer.Ordinal);
+
     public string Path { get; }
     public long FileLength { get; }
     public long DataStart { get; }
@@ -77,6 +80,9 @@ public sealed class SafetensorsFile
     private static SafetensorsFile Parse(string path, byte[] header, long fileLength, long dataStart)
     {
         long dataLength = fileLength - dataStart;
+        // Strings with invalid UTF-8 pass JsonDocument.Parse and only fail later, in GetString, with InvalidOperationException.
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+            throw new SafetensorsFormatException(path, null, "header is not valid UTF-8");
         JsonDocument doc;
         try
         {
@@ -92,23 +98,31 @@ public sealed class SafetensorsFile
                 throw new SafetensorsFormatException(path, null, "header is not a JSON object");
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (prop.Name == "__metadata__")
+                foreach (var prop in doc.RootElement.EnumerateObject())
                 {
-                    if (prop.Value.ValueKind != JsonValueKind.Object)
-                        throw new SafetensorsFormatException(path, "__metadata__", "must be an object of strings");
-                    foreach (var m in prop.Value.EnumerateObject())
+                    if (prop.Name == "__metadata__")
                     {
-                        if (m.Value.ValueKind != JsonValueKind.String)
-                            throw new SafetensorsFormatException(path, "__metadata__." + m.Name, "metadata values must be strings");
-                        metadata[m.Name] = m.Value.GetString()!;
+                        if (prop.Value.ValueKind != JsonValueKind.Object)
+                            throw new SafetensorsFormatException(path, "__metadata__", "must be an object of strings");
+                        foreach (var m in prop.Value.EnumerateObject())
+                        {
+                            if (m.Value.ValueKind != JsonValueKind.String)
+                                throw new SafetensorsFormatException(path, "__metadata__." + m.Name, "metadata values must be strings");
+                            metadata[m.Name] = m.Value.GetString()!;
+                        }
+                        continue;
                     }
-                    continue;
+                    if (entries.ContainsKey(prop.Name))
+                        throw new SafetensorsFormatException(path, prop.Name, "tensor is listed twice in the header");
+                    entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
                 }
-                if (entries.ContainsKey(prop.Name))
-                    throw new SafetensorsFormatException(path, prop.Name, "tensor is listed twice in the header");
-                entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
+            }
+            catch (InvalidOperationException e)
+            {
+                // A name or string whose escapes do not decode (e.g. "\ud800", half a surrogate pair).
+                throw new SafetensorsFormatException(path, null, $"header holds an invalid string: {e.Message}", e);
             }
 
             // No two tensors may share bytes.
@@ -131,7 +145,8 @@ public sealed class SafetensorsFile
         if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
             throw new SafetensorsFormatException(path, name, "entry has no string 'dtype'");
         var dtypeText = dt.GetString()!;
-        if (int.TryParse(dtypeText, out _) || !Enum.TryParse<SafetensorsDType>(dtypeText, ignoreCase: false, out var dtype) || !Enum.IsDefined(dtype))
+        // Exact names only: Enum.TryParse also takes numbers, surrounding spaces and comma-joined names ("BF16,U8" → F32).
+        if (!DTypeNames.TryGetValue(dtypeText, out var dtype))
             throw new SafetensorsFormatException(path, name, $"unknown dtype '{dtypeText}'");
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw new SafetensorsFormatException(path, name, "entry has no 'shape' array");
@@ -146,7 +161,8 @@ public sealed class SafetensorsFile
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new SafetensorsFormatException(path, name, "entry has no 'data_offsets' pair");
         var o = off.EnumerateArray().ToArray();
-        if (!o[0].TryGetInt64(out var begin) || !o[1].TryGetInt64(out var end) || begin < 0 || end < begin)
+        if (o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
+            || !o[0].TryGetInt64(out var begin) || !o[1].TryGetInt64(out var end) || begin < 0 || end < begin)
             throw new SafetensorsFormatException(path, name, "data_offsets must be two non-negative integers with begin <= end");
         if (end > dataLength)
             throw new SafetensorsFormatException(path, name, $"data_offsets [{begin}, {end}) run past the end of the data ({dataLength} bytes)");
