@@ -1,11 +1,63 @@
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Runtime;
+using SafeCoDe.Torch.Verification;
+
 namespace SafeCoDe.Cli;
 
+/// <summary><c>safecode verify</c>: parity of a backbone with a reference file made by HF transformers.</summary>
 internal static class VerifyCommand
 {
     public static int Run(Args a, TextWriter o, TextWriter e)
     {
-        var family = "unknown";
-        o.WriteLine($"verify: FAIL family={family} error=not implemented yet");
-        return 1;
+        var dir = a.Require("model");
+        var reference = a.Get("reference");
+        var deviceText = a.Get("device") ?? "cpu";
+        var dtypeText = a.Get("dtype") ?? "float32";
+        a.RejectUnknown();
+
+        string family = "unknown";
+        try
+        {
+            family = TryFamily(dir) ?? "unknown";
+            var dtype = Backbones.ParseDType(dtypeText);
+            var request = RuntimeOptions.ParseDevice(deviceText);
+            if (request == DeviceRequest.Auto) throw new ArgumentException("verify needs an explicit --device cpu or cuda");
+            var device = NativeRuntime.SelectDevice(request);
+            var r = Verifier.Run(dir, reference, device, dtype);
+            o.WriteLine($"model        {Path.GetFullPath(dir)}");
+            o.WriteLine($"reference    {reference ?? Path.Combine(Path.GetFullPath(dir), "reference.safetensors")}");
+            o.WriteLine($"device       {r.Device}  dtype {r.DType}  load {r.LoadMs:F0} ms  run {r.RunMs:F0} ms");
+            o.WriteLine();
+            o.WriteLine($"  {"check",-16} {"rel err",10} {"max abs err",12}  {"limit",8}");
+            double limit = r.DType == "float32" ? 1e-4 : 3e-2;
+            o.WriteLine($"  {"logits",-16} {VerifyResult.Sci(r.LogitsRelErr),10} {VerifyResult.Sci(r.LogitsMaxAbsErr),12}  {VerifyResult.Sci(limit),8}  {(r.LogitsRelErr <= limit ? "ok" : "FAIL")}");
+            if (r.NoisedRelErr is { } n)
+                o.WriteLine($"  {"logits_noised",-16} {VerifyResult.Sci(n),10} {VerifyResult.Sci(r.NoisedMaxAbsErr!.Value),12}  {VerifyResult.Sci(limit),8}  {(n <= limit ? "ok" : "FAIL")}");
+            else
+                o.WriteLine($"  {"logits_noised",-16} {"n/a",10}   (no pixel_values_noised/logits_noised in the reference)");
+            o.WriteLine($"  {"greedy",-16} {r.GreedyMatch}/{r.GreedyTotal} tokens match{(r.DType == "float32" ? "" : " (reported, not required below float32)")}");
+            o.WriteLine($"    ours       {string.Join(' ', r.GreedyOurs)}");
+            o.WriteLine($"    reference  {string.Join(' ', r.GreedyReference)}");
+            o.WriteLine(r.SummaryLine());
+            return r.Pass ? 0 : 1;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            o.WriteLine($"verify: FAIL family={family} error={OneLine(ex)}");
+            return 1;
+        }
+    }
+
+    private static string? TryFamily(string dir)
+    {
+        try { return JsonConfig.Load(Path.Combine(dir, "config.json")).StringOrNull("model_type"); }
+        catch (CheckpointException) { return null; }
+    }
+
+    private static string OneLine(Exception ex)
+    {
+        var msg = ex is NotSupportedException or CheckpointException or ArgumentException or NativeRuntimeException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+        return string.Join(' ', msg.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries)).Trim();
     }
 }

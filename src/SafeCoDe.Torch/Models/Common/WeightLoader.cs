@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using SafeCoDe.Torch.Checkpoints;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Models.Common;

@@ -1,6 +1,9 @@
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
+using TorchSharp.Modules;
+using Linear = SafeCoDe.Torch.Models.Common.Linear;
+using LayerNorm = SafeCoDe.Torch.Models.Common.LayerNorm;
 using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Models.Llava;

@@ -1,0 +1,119 @@
+using System.Globalization;
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Generation;
+using SafeCoDe.Torch.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Verification;
+
+/// <summary>The outcome of comparing a backbone with a reference file made by HF transformers.</summary>
+public sealed record VerifyResult(
+    string Family, double LogitsRelErr, double? NoisedRelErr, double LogitsMaxAbsErr, double? NoisedMaxAbsErr,
+    int GreedyMatch, int GreedyTotal, long[] GreedyOurs, long[] GreedyReference, string DType, string Device, double LoadMs, double RunMs)
+{
+    /// <summary>fp32: both relative errors ≤ 1e-4 and every greedy token equal. bf16/fp16: both ≤ 3e-2.</summary>
+    public bool Pass => DType == "float32"
+        ? LogitsRelErr <= 1e-4 && (NoisedRelErr ?? 0) <= 1e-4 && GreedyMatch == GreedyTotal
+        : LogitsRelErr <= 3e-2 && (NoisedRelErr ?? 0) <= 3e-2;
+
+    public static string Sci(double x) => x.ToString("0.00e+00", CultureInfo.InvariantCulture);
+
+    /// <summary>The one machine-readable line verify ends with.</summary>
+    public string SummaryLine() =>
+        $"verify: {(Pass ? "PASS" : "FAIL")} family={Family} logits_rel_err={Sci(LogitsRelErr)} noised_rel_err={(NoisedRelErr is { } n ? Sci(n) : "n/a")} greedy_match={GreedyMatch}/{GreedyTotal}";
+}
+
+/// <summary>
+/// Runs a model on the inputs stored in a reference file (the fixture format: input_ids, attention_mask, image
+/// inputs, logits, pixel_values_noised + logits_noised, generated_ids) and compares.
+/// </summary>
+public static class Verifier
+{
+    private static readonly HashSet<string> Outputs = ["logits", "logits_noised", "generated_ids", "pixel_values_noised"];
+
+    public static VerifyResult Run(string modelDir, string? referencePath, Device device, ScalarType dtype)
+    {
+        var dir = ModelDirectory.Open(modelDir);
+        referencePath ??= Path.Combine(dir.Dir, "reference.safetensors");
+        var refFile = SafetensorsFile.Open(referencePath);
+        foreach (var need in new[] { "input_ids", "logits" })
+            if (!refFile.Entries.ContainsKey(need)) throw new SafetensorsFormatException(referencePath, need, "the reference file lacks this tensor");
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        using var model = Backbones.Load(dir, device, dtype);
+        double loadMs = sw.Elapsed.TotalMilliseconds;
+        sw.Restart();
+
+        using var scope = NewDisposeScope();
+        var inputs = new Dictionary<string, Tensor>();
+        foreach (var name in refFile.Entries.Keys.Where(k => !Outputs.Contains(k)))
+            inputs[name] = refFile.Read(name, IsPixelInput(name) ? dtype : null);
+        var ids = inputs["input_ids"];
+        inputs.TryGetValue("attention_mask", out var mask);
+        var images = inputs.Where(kv => kv.Key is not ("input_ids" or "attention_mask")).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var batch = new BackboneInputs(ids, mask, images);
+
+        var refLogits = refFile.Read("logits", ScalarType.Float32);
+        var (rel, maxAbs) = CompareLogits(model, batch, refLogits);
+
+        double? relN = null, maxN = null;
+        if (refFile.Entries.ContainsKey("pixel_values_noised") && refFile.Entries.ContainsKey("logits_noised"))
+        {
+            var noisedImages = new Dictionary<string, Tensor>(images) { ["pixel_values"] = refFile.Read("pixel_values_noised", dtype) };
+            (var r, var m) = CompareLogits(model, batch with { Images = noisedImages }, refFile.Read("logits_noised", ScalarType.Float32));
+            relN = r; maxN = m;
+        }
+
+        long[] ours = [], reference = [];
+        int match = 0, total = 0;
+        if (refFile.Entries.ContainsKey("generated_ids"))
+        {
+            var gen = refFile.Read("generated_ids").to(ScalarType.Int64);
+            total = (int)(gen.shape[1] - ids.shape[1]);
+            reference = gen[0].narrow(0, ids.shape[1], total).data<long>().ToArray();
+            var eos = EosIds(dir);
+            var result = TokenGenerator.Generate(model, batch, new SamplingOptions
+            {
+                MaxNewTokens = total, MinNewTokens = total, EosTokenIds = eos, PadTokenId = dir.Config.Text.PadTokenId ?? 0,
+            });
+            ours = result.Tokens[0];
+            while (match < Math.Min(ours.Length, reference.Length) && ours[match] == reference[match]) match++;
+        }
+        double runMs = sw.Elapsed.TotalMilliseconds;
+        return new VerifyResult(dir.Config.ModelType, rel, relN, maxAbs, maxN, match, total, ours, reference,
+            DTypeName(dtype), device.ToString(), loadMs, runMs);
+    }
+
+    private static bool IsPixelInput(string name) => name.StartsWith("pixel_values");
+
+    private static (double rel, double maxAbs) CompareLogits(IBackbone model, BackboneInputs batch, Tensor reference)
+    {
+        using var scope = NewDisposeScope();
+        var (state, logits) = model.Prefill(batch, 0, allLogits: true);
+        state.Dispose();
+        var ours = logits.cpu();
+        if (!ours.shape.SequenceEqual(reference.shape))
+            throw new InvalidOperationException($"logits shape [{string.Join(",", ours.shape)}] differs from the reference [{string.Join(",", reference.shape)}]");
+        var diff = ours - reference;
+        double rel = (diff.norm() / reference.norm()).item<float>();
+        double maxAbs = diff.abs().max().item<float>();
+        return (rel, maxAbs);
+    }
+
+    /// <summary>EOS ids from generation_config.json, else from the text config.</summary>
+    public static long[] EosIds(ModelDirectory dir)
+    {
+        var g = dir.GenerationConfig;
+        if (g is not null && g.Has("eos_token_id")) return g.IntOrIntArray("eos_token_id", []).Select(i => (long)i).ToArray();
+        return dir.Config.Text.EosTokenIds.Select(i => (long)i).ToArray();
+    }
+
+    public static string DTypeName(ScalarType t) => t switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        _ => t.ToString().ToLowerInvariant(),
+    };
+}
