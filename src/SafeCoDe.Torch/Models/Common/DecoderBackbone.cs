@@ -76,8 +76,11 @@ public abstract class DecoderBackbone : Block, IBackbone
     /// <summary>Projects final hidden states to logits.</summary>
     protected abstract Tensor LmHead(Tensor hidden);
 
-    /// <summary>Token embeddings with every image's features written at its placeholder positions: [B, T, hidden].</summary>
-    protected abstract Tensor PromptEmbeddings(BackboneInputs inputs);
+    /// <summary>
+    /// Token embeddings with every image's features written at its placeholder positions: [B, T, hidden]. Per-request
+    /// tensors a family needs while decoding (first dim = batch) go into <paramref name="state"/>.Extras.
+    /// </summary>
+    protected abstract Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state);
 
     /// <summary>
     /// Position ids of the prompt, [B, T] (or [3, B, T] for M-RoPE), and each row's next position. Default: HF's
@@ -116,12 +119,12 @@ public abstract class DecoderBackbone : Block, IBackbone
         var state = new CausalDecodeState(caches, keyValid, zeros([b], ScalarType.Int64, Device), 0, capacity);
         try
         {
-            var embeds = PromptEmbeddings(inputs with { InputIds = ids, AttentionMask = mask });
+            var embeds = PromptEmbeddings(inputs with { InputIds = ids, AttentionMask = mask }, state);
             var (pos, next) = PromptPositions(inputs with { InputIds = ids, AttentionMask = mask }, mask, state);
             state.NextPosition.copy_(next);
             var (cos, sin) = CosSin(pos);
             var attn = Attention.CausalMask(keyValid, 0, t);
-            var h = TextModel.Forward(embeds, cos, sin, caches, 0, attn);
+            var h = RunDecoder(embeds, cos, sin, state, 0, attn);
             state.Advance(t);
             var logits = allLogits ? LmHead(h) : LmHead(h.narrow(1, t - 1, 1)).squeeze(1);
             var result = logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
@@ -149,14 +152,25 @@ public abstract class DecoderBackbone : Block, IBackbone
         var pos = StepPositions(state);
         var (cos, sin) = CosSin(pos);
         var mask = state.KeyValid.narrow(1, 0, start + 1).view(b, 1, 1, start + 1);
-        var h = TextModel.Forward(embeds, cos, sin, state.Caches, start, mask);
+        var h = RunDecoder(embeds, cos, sin, state, start, mask);
         state.Advance(1);
         state.NextPosition.add_(1);
         return LmHead(h).squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Embeddings of decode-step tokens (plain text embeddings for every family here).</summary>
-    protected virtual Tensor StepEmbeddings(Tensor ids, CausalDecodeState state) => TextModel.Embed(ids);
+    /// <summary>Embeddings of decode-step tokens ([B, 1] ids); plain token embeddings by default.</summary>
+    protected virtual Tensor StepEmbeddings(Tensor ids, CausalDecodeState state) => EmbedTokens(ids);
+
+    /// <summary>Token embedding lookup (IDEFICS overrides it for its decoupled extra vocabulary).</summary>
+    protected virtual Tensor EmbedTokens(Tensor ids) => TextModel.Embed(ids);
+
+    /// <summary>
+    /// Runs the decoder over [B, T, hidden] embeddings whose queries sit at cache positions [start, start+T) and
+    /// returns the final normed hidden states. Families with extra layers (IDEFICS gated cross-attention) override
+    /// it and keep their per-request tensors in <see cref="CausalDecodeState.Extras"/>.
+    /// </summary>
+    protected virtual Tensor RunDecoder(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
+        => TextModel.Forward(embeds, cos, sin, state.Caches, start, mask);
 
     private static void DetachState(CausalDecodeState state)
     {

@@ -88,11 +88,11 @@ public sealed class LlavaBackbone : DecoderBackbone
         return multi_modal_projector.Forward(sel).MoveToOuterDisposeScope();
     }
 
-    protected override Tensor PromptEmbeddings(BackboneInputs inputs)
+    protected override Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state)
     {
         using var scope = NewDisposeScope();
         var ids = inputs.InputIds;
-        var embeds = TextModel.Embed(SafeIds(ids, _cfg.ImageTokenId, _cfg.Text.VocabSize));
+        var embeds = EmbedTokens(SafeIds(ids, _cfg.ImageTokenId, _cfg.Text.VocabSize));
         var pixels = inputs.Image("pixel_values");
         if (pixels is null)
         {
