@@ -48,9 +48,9 @@ namespace SafeCoDe.Cli
             {
                 return command switch
                 {
-                    "inspect" => Inspect(new Args(rest, new HashSet<string> { "json" }), o),
-                    "doctor" => Doctor(new Args(rest, new HashSet<string> { "json" }), o),
-                    "verify" => VerifyCommand.Run(new Args(rest, new HashSet<string>()), o, e),
+                    "inspect" => Inspect(new Args(rest, Set("json"), Set("model")), o),
+                    "doctor" => Doctor(new Args(rest, Set("json"), Set("device")), o),
+                    "verify" => VerifyCommand.Run(new Args(rest, Set(), Set("model", "reference", "device", "dtype")), o, e),
                     _ => throw new UsageException($"unknown command '{command}'"),
                 };
             }
@@ -63,6 +63,8 @@ namespace SafeCoDe.Cli
             catch (CheckpointException ex) { e.WriteLine($"safecode {command}: error: {ex.Message}"); return 1; }
             catch (NativeRuntimeException ex) { e.WriteLine($"safecode {command}: runtime error: {ex.Message}"); return 1; }
         }
+
+        private static HashSet<string> Set(params string[] names) => new(names, StringComparer.Ordinal);
 
         private static int Inspect(Args a, TextWriter o)
         {
