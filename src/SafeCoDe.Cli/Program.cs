@@ -21,6 +21,9 @@ namespace SafeCoDe.Cli
                         Run the model on the inputs of a reference file (default DIR/reference.safetensors) and
                         compare logits, noised-image logits and greedy tokens with the reference. Last line:
                         verify: PASS|FAIL family=... logits_rel_err=... noised_rel_err=... greedy_match=k/n
+              bench     [--shape llava-1.5-7b | --config FILE] [--device cuda] [--dtype bfloat16] [--steps 128] [--json]
+                        Decode speed at real shapes with random weights: prefill, plain decode, SafeCoDe's two
+                        branches as one batch, and as two separate passes, measured side by side.
               doctor    [--device cpu|cuda|auto] [--json]
                         Show the native runtime: backend, which libtorch was loaded and from where, whether the
                         libstdc++ compat path was used, CUDA devices and memory, or why CUDA is not usable.
@@ -50,6 +53,7 @@ namespace SafeCoDe.Cli
                 {
                     "inspect" => Inspect(new Args(rest, Set("json"), Set("model")), o),
                     "doctor" => Doctor(new Args(rest, Set("json"), Set("device")), o),
+                    "bench" => BenchCommand.Run(new Args(rest, Set("json"), Set("shape", "config", "device", "dtype", "steps", "text-tokens")), o),
                     "verify" => VerifyCommand.Run(new Args(rest, Set(), Set("model", "reference", "device", "dtype")), o, e),
                     _ => throw new UsageException($"unknown command '{command}'"),
                 };
@@ -62,6 +66,12 @@ namespace SafeCoDe.Cli
             }
             catch (CheckpointException ex) { e.WriteLine($"safecode {command}: error: {ex.Message}"); return 1; }
             catch (NativeRuntimeException ex) { e.WriteLine($"safecode {command}: runtime error: {ex.Message}"); return 1; }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or IOException or FormatException)
+            {
+                e.WriteLine($"safecode {command}: error: {ex.Message}");
+                if (Environment.GetEnvironmentVariable("SAFECODE_DEBUG") == "1") e.WriteLine(ex);
+                return 1;
+            }
         }
 
         private static HashSet<string> Set(params string[] names) => new(names, StringComparer.Ordinal);
