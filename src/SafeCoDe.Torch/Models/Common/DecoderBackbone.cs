@@ -84,8 +84,13 @@ public abstract class DecoderBackbone : Block, IBackbone
     protected Rotary Rotary { get; }
     public virtual long VocabSize => Config.Text.VocabSize;
 
-    /// <summary>The decoder (embed_tokens, layers, norm).</summary>
-    protected abstract LlamaModel TextModel { get; }
+    /// <summary>
+    /// The decoder (embed_tokens, layers, norm), used by the default <see cref="EmbedTokens"/> and
+    /// <see cref="RunDecoder"/>. A family whose text model is not a plain <see cref="LlamaModel"/> (IDEFICS) overrides
+    /// those two hooks instead.
+    /// </summary>
+    protected virtual LlamaModel TextModel =>
+        throw new NotSupportedException($"{GetType().Name} has no plain Llama text model; it must override EmbedTokens and RunDecoder");
 
     /// <summary>Projects final hidden states to logits.</summary>
     protected abstract Tensor LmHead(Tensor hidden);
