@@ -28,14 +28,7 @@ public static class Backbones
 
     public static IBackbone Load(ModelDirectory dir, Device device, ScalarType dtype, IProgress<(int done, int total)>? progress = null)
     {
-        var f = new ParamFactory(device, dtype);
-        (nn.Module module, IReadOnlyDictionary<string, string> tied) built = dir.Config switch
-        {
-            LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
-            IdeficsConfig c => (new IdeficsBackbone(c, f), IdeficsBackbone.Tied(c)),
-            _ => throw new NotSupportedException(
-                $"model_type '{dir.Config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
-        };
+        var built = Create(dir.Config, new ParamFactory(device, dtype));
         try
         {
             WeightLoader.Load(built.module, dir, built.tied, progress);
@@ -47,5 +40,20 @@ public static class Backbones
             built.module.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Builds a family's module with uninitialised parameters (for loading, or for random-weight checkpoints and
+    /// benchmarks). <c>tied</c> maps parameters that may be absent from a checkpoint to the one they copy.
+    /// </summary>
+    public static (nn.Module module, IReadOnlyDictionary<string, string> tied) Create(ModelConfig config, ParamFactory f)
+    {
+        return config switch
+        {
+            LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
+            IdeficsConfig c => (new IdeficsBackbone(c, f), IdeficsBackbone.Tied(c)),
+            _ => throw new NotSupportedException(
+                $"model_type '{config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
+        };
     }
 }
