@@ -36,7 +36,8 @@ public sealed record TextConfig(
 
     internal static readonly Defaults Llama = new(32000, 4096, 11008, 32, 32, null, 1e-6, 10000, 2048, false);
     internal static readonly Defaults Qwen2VL = new(152064, 8192, 29568, 80, 64, 8, 1e-5, 1e6, 32768, true);
-    internal static readonly Defaults Qwen25VL = new(152064, 3584, 18944, 28, 28, 4, 1e-6, 1e6, 128000, true);
+    // Qwen2_5_VLTextConfig's Python defaults are Qwen2VLTextConfig's (the 72B shape), not the 7B checkpoint's values.
+    internal static readonly Defaults Qwen25VL = Qwen2VL;
     internal static readonly Defaults Idefics = new(32000, 4096, 11008, 32, 32, null, 1e-6, 10000, 2048, false);
 
     internal static TextConfig Read(JsonConfig c, Defaults d, string fallbackType, JsonConfig? root = null)
@@ -183,7 +184,13 @@ public sealed record LlavaConfig : ModelConfig
 /// <summary>Qwen2-VL and Qwen2.5-VL vision tower settings.</summary>
 public sealed record QwenVisionConfig(
     int Depth, int EmbedDim, int OutHiddenSize, int NumHeads, int IntermediateSize, string HiddenAct, int InChannels,
-    int PatchSize, int SpatialMergeSize, int TemporalPatchSize, int WindowSize, int[] FullAttBlockIndexes, int TokensPerSecond);
+    int PatchSize, int SpatialMergeSize, int TemporalPatchSize, int WindowSize, int[] FullAttBlockIndexes, int TokensPerSecond,
+    double RopeTheta = 10000.0)
+{
+    public int HeadDim => EmbedDim / NumHeads;
+    /// <summary>Values per patch row of pixel_values: channels × temporal patch × patch × patch (1176 for the released models).</summary>
+    public int PatchInputDim => InChannels * TemporalPatchSize * PatchSize * PatchSize;
+}
 
 /// <summary>Qwen2-VL (<c>qwen2_vl</c>) and Qwen2.5-VL (<c>qwen2_5_vl</c>): flat (Hub) or nested text fields.</summary>
 public sealed record QwenVLConfig : ModelConfig
@@ -194,6 +201,10 @@ public sealed record QwenVLConfig : ModelConfig
     public int VisionStartTokenId { get; init; }
     public int VisionEndTokenId { get; init; }
     public bool IsQwen25 => ModelType == ModelFamilies.Qwen25VL;
+
+    /// <summary>The vision rotary base: <c>rope_parameters.rope_theta</c> (transformers 5) or <c>rope_theta</c>, 10000 by default.</summary>
+    private static double VisionRopeTheta(JsonConfig v) =>
+        v.Object("rope_parameters")?.DoubleOrNull("rope_theta") ?? v.Double("rope_theta", 10000.0);
 
     internal static QwenVLConfig Read(JsonConfig c)
     {
@@ -209,11 +220,12 @@ public sealed record QwenVLConfig : ModelConfig
         QwenVisionConfig vision;
         if (q25)
         {
-            int hidden = v.Int("hidden_size", 1280);
+            int hidden = v.Int("hidden_size", 3584); // Qwen2_5_VLVisionConfig's Python default (the Hub files all set 1280)
             vision = new QwenVisionConfig(v.Int("depth", 32), hidden, v.Int("out_hidden_size", 3584), v.Int("num_heads", 16),
                 v.Int("intermediate_size", 3420), v.String("hidden_act", "silu"), v.IntOrNull("in_channels") ?? v.Int("in_chans", 3),
                 v.IntOrNull("patch_size") ?? v.Int("spatial_patch_size", 14), v.Int("spatial_merge_size", 2), v.Int("temporal_patch_size", 2),
-                v.Int("window_size", 112), v.IntArray("fullatt_block_indexes", [7, 15, 23, 31]), v.Int("tokens_per_second", 4));
+                v.Int("window_size", 112), v.IntArray("fullatt_block_indexes", [7, 15, 23, 31]), v.Int("tokens_per_second", 4),
+                VisionRopeTheta(v));
         }
         else
         {
@@ -221,8 +233,18 @@ public sealed record QwenVLConfig : ModelConfig
             vision = new QwenVisionConfig(v.Int("depth", 32), embed, v.Int("hidden_size", 3584), v.Int("num_heads", 16),
                 (int)(embed * v.Double("mlp_ratio", 4)), v.String("hidden_act", "quick_gelu"), v.IntOrNull("in_channels") ?? v.Int("in_chans", 3),
                 v.IntOrNull("patch_size") ?? v.Int("spatial_patch_size", 14), v.Int("spatial_merge_size", 2), v.Int("temporal_patch_size", 2),
-                0, [], 0);
+                0, [], 0, VisionRopeTheta(v));
         }
+        if (vision.NumHeads <= 0 || vision.EmbedDim % vision.NumHeads != 0 || vision.HeadDim % 4 != 0)
+            throw new ConfigException(c.File, "vision_config.num_heads",
+                $"the vision width {vision.EmbedDim} must split into num_heads {vision.NumHeads} heads whose size is a multiple of 4 (2-D rotary)");
+        if (q25 && vision.WindowSize / vision.SpatialMergeSize / vision.PatchSize <= 0)
+            throw new ConfigException(c.File, "vision_config.window_size",
+                $"window_size {vision.WindowSize} is smaller than one merged patch ({vision.SpatialMergeSize * vision.PatchSize} px)");
+        int half = text.HeadDim / 2;
+        if (text.Rope.MropeSection!.Length != 3 || text.Rope.MropeSection.Sum() != half || text.Rope.MropeSection.Any(x => x < 0))
+            throw new ConfigException(c.File, t is null ? "rope_scaling.mrope_section" : "text_config.rope_parameters.mrope_section",
+                $"mrope_section [{string.Join(", ", text.Rope.MropeSection)}] must be three parts summing to head_dim/2 = {half}");
         return Base<QwenVLConfig>(c, text) with
         {
             Vision = vision,

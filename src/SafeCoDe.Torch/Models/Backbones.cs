@@ -2,6 +2,7 @@ using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Models.Idefics;
 using SafeCoDe.Torch.Models.Llava;
+using SafeCoDe.Torch.Models.Qwen;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,7 +12,10 @@ namespace SafeCoDe.Torch.Models;
 public static class Backbones
 {
     /// <summary>Families with a backbone implementation.</summary>
-    public static readonly IReadOnlySet<string> Supported = new HashSet<string> { ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.Idefics };
+    public static readonly IReadOnlySet<string> Supported = new HashSet<string>
+    {
+        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.Qwen2VL, ModelFamilies.Qwen25VL, ModelFamilies.Idefics,
+    };
 
     /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
     public static ScalarType ParseDType(string text) => text.Trim().ToLowerInvariant() switch
@@ -51,6 +55,7 @@ public static class Backbones
         return config switch
         {
             LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
+            QwenVLConfig c => (new QwenVLBackbone(c, f), QwenVLBackbone.Tied(c)),
             IdeficsConfig c => (new IdeficsBackbone(c, f), IdeficsBackbone.Tied(c)),
             _ => throw new NotSupportedException(
                 $"model_type '{config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),

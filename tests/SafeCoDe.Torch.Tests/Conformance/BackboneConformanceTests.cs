@@ -19,6 +19,8 @@ public class BackboneConformanceTests(string family, string[] variants)
     [
         new object[] { ModelFamilies.Llava, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.LlavaNext, new[] { "hub", "v5" } },
+        new object[] { ModelFamilies.Qwen2VL, new[] { "hub", "v5" } },
+        new object[] { ModelFamilies.Qwen25VL, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.Idefics, new[] { "hub", "v5" } },
     ];
 
