@@ -1,5 +1,7 @@
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Models.Idefics3;
+using SafeCoDe.Torch.Models.InstructBlip;
 using SafeCoDe.Torch.Models.Llava;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -10,7 +12,10 @@ namespace SafeCoDe.Torch.Models;
 public static class Backbones
 {
     /// <summary>Families with a backbone implementation.</summary>
-    public static readonly IReadOnlySet<string> Supported = new HashSet<string> { ModelFamilies.Llava, ModelFamilies.LlavaNext };
+    public static readonly IReadOnlySet<string> Supported = new HashSet<string>
+    {
+        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.InstructBlip, ModelFamilies.Idefics3,
+    };
 
     /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
     public static ScalarType ParseDType(string text) => text.Trim().ToLowerInvariant() switch
@@ -31,6 +36,8 @@ public static class Backbones
         (nn.Module module, IReadOnlyDictionary<string, string> tied) built = dir.Config switch
         {
             LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
+            InstructBlipConfig c => (new InstructBlipBackbone(c, f), InstructBlipBackbone.Tied(c)),
+            Idefics3Config c => (new Idefics3Backbone(c, f), Idefics3Backbone.Tied(c)),
             _ => throw new NotSupportedException(
                 $"model_type '{dir.Config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
         };
