@@ -7,7 +7,9 @@ public sealed class Args
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
     public List<string> Positional { get; } = [];
 
-    public Args(IEnumerable<string> argv, IReadOnlySet<string> flags)
+    /// <param name="flags">Options without a value.</param>
+    /// <param name="valued">Options that take a value; anything else is an unknown option.</param>
+    public Args(IEnumerable<string> argv, IReadOnlySet<string> flags, IReadOnlySet<string> valued)
     {
         var list = argv.ToList();
         for (int i = 0; i < list.Count; i++)
@@ -18,6 +20,8 @@ public sealed class Args
             string? value = null;
             int eq = name.IndexOf('=');
             if (eq >= 0) { value = name[(eq + 1)..]; name = name[..eq]; }
+            if (!flags.Contains(name) && !valued.Contains(name)) throw new UsageException($"unknown option: --{name}");
+            if (eq >= 0) { if (flags.Contains(name)) throw new UsageException($"option --{name} takes no value"); }
             else if (!flags.Contains(name))
             {
                 if (i + 1 >= list.Count) throw new UsageException($"option --{name} needs a value");

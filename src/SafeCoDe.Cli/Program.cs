@@ -21,6 +21,13 @@ namespace SafeCoDe.Cli
                         Run the model on the inputs of a reference file (default DIR/reference.safetensors) and
                         compare logits, noised-image logits and greedy tokens with the reference. Last line:
                         verify: PASS|FAIL family=... logits_rel_err=... noised_rel_err=... greedy_match=k/n
+              bench     [--shape llava-1.5-7b | --config FILE] [--device cuda] [--dtype bfloat16] [--steps 128] [--json]
+                        Decode speed at real shapes with random weights: prefill, plain decode, SafeCoDe's two
+                        branches as one batch, and as two separate passes, measured side by side.
+              make-random --config FILE --out DIR [--tokenizer DIR] [--preprocessor FILE] [--seed 0]
+                        [--dtype float32|bfloat16] [--shard-size 4GB] [--init-scale 1.5]
+                        Write a random-weight checkpoint of any supported family for a config.json, in the Hub
+                        layout, with generation/preprocessor configs and the tokenizer files of DIR.
               doctor    [--device cpu|cuda|auto] [--json]
                         Show the native runtime: backend, which libtorch was loaded and from where, whether the
                         libstdc++ compat path was used, CUDA devices and memory, or why CUDA is not usable.
@@ -48,9 +55,11 @@ namespace SafeCoDe.Cli
             {
                 return command switch
                 {
-                    "inspect" => Inspect(new Args(rest, new HashSet<string> { "json" }), o),
-                    "doctor" => Doctor(new Args(rest, new HashSet<string> { "json" }), o),
-                    "verify" => VerifyCommand.Run(new Args(rest, new HashSet<string>()), o, e),
+                    "inspect" => Inspect(new Args(rest, Set("json"), Set("model")), o),
+                    "doctor" => Doctor(new Args(rest, Set("json"), Set("device")), o),
+                    "bench" => BenchCommand.Run(new Args(rest, Set("json"), Set("shape", "config", "device", "dtype", "steps", "text-tokens")), o),
+                    "make-random" => MakeRandom(new Args(rest, Set(), Set("config", "out", "tokenizer", "preprocessor", "seed", "dtype", "shard-size", "init-scale")), o),
+                    "verify" => VerifyCommand.Run(new Args(rest, Set(), Set("model", "reference", "device", "dtype")), o, e),
                     _ => throw new UsageException($"unknown command '{command}'"),
                 };
             }
@@ -62,6 +71,46 @@ namespace SafeCoDe.Cli
             }
             catch (CheckpointException ex) { e.WriteLine($"safecode {command}: error: {ex.Message}"); return 1; }
             catch (NativeRuntimeException ex) { e.WriteLine($"safecode {command}: runtime error: {ex.Message}"); return 1; }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or IOException or FormatException)
+            {
+                e.WriteLine($"safecode {command}: error: {ex.Message}");
+                if (Environment.GetEnvironmentVariable("SAFECODE_DEBUG") == "1") e.WriteLine(ex);
+                return 1;
+            }
+        }
+
+        private static HashSet<string> Set(params string[] names) => new(names, StringComparer.Ordinal);
+
+        private static int MakeRandom(Args a, TextWriter o)
+        {
+            var config = a.Require("config");
+            var outDir = a.Require("out");
+            var opts = new RandomCheckpointOptions
+            {
+                TokenizerDir = a.Get("tokenizer"),
+                PreprocessorConfig = a.Get("preprocessor"),
+                Seed = long.Parse(a.Get("seed") ?? "0", System.Globalization.CultureInfo.InvariantCulture),
+                DType = SafeCoDe.Torch.Models.Backbones.ParseDType(a.Get("dtype") ?? "float32"),
+                ShardBytes = a.Get("shard-size") is { } s ? ParseBytes(s) : 0,
+                InitScale = double.Parse(a.Get("init-scale") ?? "1.5", System.Globalization.CultureInfo.InvariantCulture),
+            };
+            a.RejectUnknown();
+            NativeRuntime.Initialize(new RuntimeOptions { Device = DeviceRequest.Cpu });
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            RandomCheckpoint.Write(config, outDir, opts);
+            var report = InspectReport.From(ModelDirectory.Open(outDir));
+            o.WriteLine($"wrote {report.Family} with {report.ParameterCount:N0} random parameters ({InspectReport.HumanBytes(report.TotalBytes)}, {report.Files.Count} file(s)) to {Path.GetFullPath(outDir)} in {sw.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        }
+
+        private static long ParseBytes(string s)
+        {
+            s = s.Trim().ToUpperInvariant();
+            long mult = s.EndsWith("GB") ? 1L << 30 : s.EndsWith("MB") ? 1L << 20 : s.EndsWith("KB") ? 1L << 10 : 1;
+            var num = s.TrimEnd('B', 'G', 'M', 'K');
+            if (!double.TryParse(num, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) || v <= 0)
+                throw new UsageException($"--shard-size '{s}': expected a size such as 4GB or 500MB");
+            return (long)(v * mult);
         }
 
         private static int Inspect(Args a, TextWriter o)

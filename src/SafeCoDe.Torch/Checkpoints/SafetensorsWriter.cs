@@ -5,6 +5,9 @@ using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Checkpoints;
 
+/// <summary>Name, dtype and shape of a tensor to be written.</summary>
+public sealed record TensorSpec(string Name, ScalarType DType, long[] Shape);
+
 /// <summary>
 /// Writes safetensors files: 8-byte little-endian header length, a JSON header (tensors sorted by name, each with
 /// dtype, shape and data_offsets; optional <c>__metadata__</c>) padded with spaces to a multiple of 8 bytes, then the
@@ -22,35 +25,65 @@ public static class SafetensorsWriter
     /// <exception cref="NotSupportedException">A tensor's dtype has no safetensors equivalent handled here.</exception>
     public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(tensors);
-        if (!BitConverter.IsLittleEndian)
-            throw new PlatformNotSupportedException("safetensors data is little-endian; writing from a big-endian host is not supported");
-
-        var items = new List<(string Name, Tensor Tensor, SafetensorsDType DType, long[] Shape, long Begin, long End)>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var given = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var specs = new List<TensorSpec>();
         foreach (var (name, t) in tensors)
         {
             if (string.IsNullOrEmpty(name)) throw new ArgumentException("tensor names must be non-empty", nameof(tensors));
             if (name == "__metadata__") throw new ArgumentException("'__metadata__' is reserved and cannot name a tensor", nameof(tensors));
-            if (!seen.Add(name)) throw new ArgumentException($"tensor '{name}' is given twice", nameof(tensors));
+            if (!given.TryAdd(name, t)) throw new ArgumentException($"tensor '{name}' is given twice", nameof(tensors));
             if (t is null || t.IsInvalid) throw new ArgumentException($"tensor '{name}' is null or disposed", nameof(tensors));
-            items.Add((name, t, DTypeOf(t.dtype, name), t.shape, 0, 0));
+            specs.Add(new TensorSpec(name, t.dtype, t.shape));
         }
-        items.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        WriteCore(path, specs, s => (given[s.Name], false), metadata);
+    }
+
+    /// <summary>
+    /// Writes tensors produced one at a time by <paramref name="produce"/> (each disposed right after it is written):
+    /// checkpoints larger than host memory can be written with memory bounded by one tensor.
+    /// </summary>
+    public static void WriteStreaming(string path, IReadOnlyList<TensorSpec> specs, Func<TensorSpec, Tensor> produce, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in specs)
+        {
+            if (string.IsNullOrEmpty(s.Name) || s.Name == "__metadata__") throw new ArgumentException($"invalid tensor name '{s.Name}'", nameof(specs));
+            if (!seen.Add(s.Name)) throw new ArgumentException($"tensor '{s.Name}' is given twice", nameof(specs));
+        }
+        WriteCore(path, specs, s =>
+        {
+            var t = produce(s);
+            if (t.dtype != s.DType || !t.shape.SequenceEqual(s.Shape))
+            {
+                t.Dispose();
+                throw new InvalidOperationException($"tensor '{s.Name}' was produced as {t.dtype} [{string.Join(",", t.shape)}], declared {s.DType} [{string.Join(",", s.Shape)}]");
+            }
+            return (t, true);
+        }, metadata);
+    }
+
+    private static void WriteCore(string path, IReadOnlyList<TensorSpec> specs, Func<TensorSpec, (Tensor t, bool dispose)> get, IReadOnlyDictionary<string, string>? metadata)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!BitConverter.IsLittleEndian)
+            throw new PlatformNotSupportedException("safetensors data is little-endian; writing from a big-endian host is not supported");
+
+        var items = specs.Select(s => (Spec: s, DType: DTypeOf(s.DType, s.Name), Begin: 0L, End: 0L)).ToList();
+        items.Sort((a, b) => string.CompareOrdinal(a.Spec.Name, b.Spec.Name));
 
         long offset = 0;
         for (int i = 0; i < items.Count; i++)
         {
             var it = items[i];
-            long bytes = checked(it.Shape.Aggregate(1L, (a, b) => checked(a * b)) * SafetensorsFile.ElementSize(it.DType));
+            long bytes = checked(it.Spec.Shape.Aggregate(1L, (a, b) => checked(a * b)) * SafetensorsFile.ElementSize(it.DType));
             items[i] = it with { Begin = offset, End = offset + bytes };
             offset = checked(offset + bytes);
         }
 
-        byte[] header = BuildHeader(items.Select(i => (i.Name, i.DType, i.Shape, i.Begin, i.End)), metadata);
+        byte[] header = BuildHeader(items.Select(i => (i.Spec.Name, i.DType, i.Spec.Shape, i.Begin, i.End)), metadata);
         if (header.Length > SafetensorsFile.MaxHeaderBytes)
-            throw new ArgumentException($"the header would take {header.Length} bytes, over the limit of {SafetensorsFile.MaxHeaderBytes}", nameof(tensors));
+            throw new ArgumentException($"the header would take {header.Length} bytes, over the limit of {SafetensorsFile.MaxHeaderBytes}", nameof(specs));
 
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
@@ -66,9 +99,11 @@ public static class SafetensorsWriter
                 foreach (var it in items)
                 {
                     long before = fs.Position;
-                    WriteData(fs, it.Tensor);
+                    var (tensor, dispose) = get(it.Spec);
+                    try { WriteData(fs, tensor); }
+                    finally { if (dispose) tensor.Dispose(); }
                     if (fs.Position - before != it.End - it.Begin)
-                        throw new InvalidOperationException($"tensor '{it.Name}' wrote {fs.Position - before} bytes, expected {it.End - it.Begin}");
+                        throw new InvalidOperationException($"tensor '{it.Spec.Name}' wrote {fs.Position - before} bytes, expected {it.End - it.Begin}");
                 }
                 fs.Flush(flushToDisk: true);
             }

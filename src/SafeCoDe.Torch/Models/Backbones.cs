@@ -1,5 +1,6 @@
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Models.Idefics;
 using SafeCoDe.Torch.Models.Idefics3;
 using SafeCoDe.Torch.Models.InstructBlip;
 using SafeCoDe.Torch.Models.Llava;
@@ -14,7 +15,7 @@ public static class Backbones
     /// <summary>Families with a backbone implementation.</summary>
     public static readonly IReadOnlySet<string> Supported = new HashSet<string>
     {
-        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.InstructBlip, ModelFamilies.Idefics3,
+        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.InstructBlip, ModelFamilies.Idefics, ModelFamilies.Idefics3,
     };
 
     /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
@@ -32,15 +33,7 @@ public static class Backbones
 
     public static IBackbone Load(ModelDirectory dir, Device device, ScalarType dtype, IProgress<(int done, int total)>? progress = null)
     {
-        var f = new ParamFactory(device, dtype);
-        (nn.Module module, IReadOnlyDictionary<string, string> tied) built = dir.Config switch
-        {
-            LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
-            InstructBlipConfig c => (new InstructBlipBackbone(c, f), InstructBlipBackbone.Tied(c)),
-            Idefics3Config c => (new Idefics3Backbone(c, f), Idefics3Backbone.Tied(c)),
-            _ => throw new NotSupportedException(
-                $"model_type '{dir.Config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
-        };
+        var built = Create(dir.Config, new ParamFactory(device, dtype));
         try
         {
             WeightLoader.Load(built.module, dir, built.tied, progress);
@@ -52,5 +45,22 @@ public static class Backbones
             built.module.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Builds a family's module with uninitialised parameters (for loading, or for random-weight checkpoints and
+    /// benchmarks). <c>tied</c> maps parameters that may be absent from a checkpoint to the one they copy.
+    /// </summary>
+    public static (nn.Module module, IReadOnlyDictionary<string, string> tied) Create(ModelConfig config, ParamFactory f)
+    {
+        return config switch
+        {
+            LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
+            InstructBlipConfig c => (new InstructBlipBackbone(c, f), InstructBlipBackbone.Tied(c)),
+            IdeficsConfig c => (new IdeficsBackbone(c, f), IdeficsBackbone.Tied(c)),
+            Idefics3Config c => (new Idefics3Backbone(c, f), Idefics3Backbone.Tied(c)),
+            _ => throw new NotSupportedException(
+                $"model_type '{config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
+        };
     }
 }

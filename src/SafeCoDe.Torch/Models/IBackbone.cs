@@ -39,6 +39,12 @@ public abstract class DecodeState : IDisposable
     /// </summary>
     public abstract void KeepRows(IReadOnlyList<long> keep);
 
+    /// <summary>
+    /// Forgets everything after the first <paramref name="length"/> positions (e.g. to roll back guided tokens); the
+    /// next step overwrites them. Length may not go below the prompt.
+    /// </summary>
+    public abstract void Truncate(long length);
+
     public abstract void Dispose();
 }
 

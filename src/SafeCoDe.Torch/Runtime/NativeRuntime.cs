@@ -105,6 +105,7 @@ public static class NativeRuntime
         // 1. Which libtorch: a CUDA one (TorchSharp-cuda package, SAFECODE_LIBTORCH, python3's torch) or the CPU package.
         string? cudaReason = null;
         string libDir = packagedDir, source = "NuGet package libtorch-cpu-linux-x64";
+        bool packagedCpu = File.Exists(Path.Combine(packagedDir, "libtorch_cpu.so"));
         bool cuda = false;
         if (File.Exists(Path.Combine(packagedDir, "libtorch_cuda.so")))
         {
@@ -123,6 +124,14 @@ public static class NativeRuntime
             }
         }
         else cudaReason = "CPU requested";
+        if (!cuda && !packagedCpu)
+        {
+            // built without the CPU package: any external libtorch (CUDA or CPU build) will do
+            var ext = options.LibTorchDir ?? Environment.GetEnvironmentVariable("SAFECODE_LIBTORCH") ?? PythonTorchLibDir(out _);
+            if (ext is null || !File.Exists(Path.Combine(ext, "libtorch_cpu.so")))
+                throw new NativeRuntimeException("this build has no packaged libtorch (SafeCoDeTorchBackend=external) and no libtorch was found: set SAFECODE_LIBTORCH to a torch/lib folder");
+            libDir = Path.GetFullPath(ext); source = "external libtorch (CPU use)";
+        }
 
         // 2. The libstdc++ question.
         var compat = options.Compat ?? ParseCompat(Environment.GetEnvironmentVariable("SAFECODE_STDCXX_COMPAT"));
@@ -241,11 +250,16 @@ public static class NativeRuntime
             candidates.Add(tsDir);
             candidates.Add(Path.GetFullPath(Path.Combine(tsDir, "..", "..", "runtimes", "linux-x64", "native")));
         }
+        // prefer a folder with the packaged CPU libtorch next to LibTorchSharp; a build without it (SafeCoDeTorchBackend=external)
+        // only has LibTorchSharp and must get libtorch from SAFECODE_LIBTORCH / python3.
         foreach (var c in candidates)
             if (File.Exists(Path.Combine(c, "libLibTorchSharp.so")) && File.Exists(Path.Combine(c, "libtorch_cpu.so")))
                 return Path.GetFullPath(c);
+        foreach (var c in candidates)
+            if (File.Exists(Path.Combine(c, "libLibTorchSharp.so")))
+                return Path.GetFullPath(c);
         throw new NativeRuntimeException(
-            "libLibTorchSharp.so and libtorch_cpu.so were not found next to the application (looked in: " +
+            "libLibTorchSharp.so was not found next to the application (looked in: " +
             string.Join(", ", candidates.Distinct()) + "). Build with the libtorch-cpu-linux-x64 package referenced.");
     }
 

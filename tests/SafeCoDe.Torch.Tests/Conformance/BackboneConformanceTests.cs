@@ -20,6 +20,7 @@ public class BackboneConformanceTests(string family, string[] variants)
         new object[] { ModelFamilies.Llava, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.LlavaNext, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.InstructBlip, new[] { "v5" } },
+        new object[] { ModelFamilies.Idefics, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.Idefics3, new[] { "hub", "v5" } },
     ];
 

@@ -23,7 +23,19 @@ public sealed class PatchConv : Block
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x) => F.conv2d(x, weight, bias, strides: [_stride, _stride]);
+    /// <summary>
+    /// Non-overlapping patches (stride = kernel) as one matmul over flattened patches: the same sums as the
+    /// convolution, without cuDNN (whose TF32 default on CUDA would cost fp32 parity). [N,C,H,W] → [N,out,H/k,W/k].
+    /// </summary>
+    public Tensor Forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], c = x.shape[1], gh = x.shape[2] / _stride, gw = x.shape[3] / _stride, k = _stride;
+        if (gh * k != x.shape[2] || gw * k != x.shape[3]) x = x.narrow(2, 0, gh * k).narrow(3, 0, gw * k); // conv drops the remainder too
+        var patches = x.reshape(n, c, gh, k, gw, k).permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, c * k * k);
+        var y = F.linear(patches, weight.reshape(weight.shape[0], c * k * k), bias); // [N, gh*gw, out]
+        return y.transpose(1, 2).reshape(n, weight.shape[0], gh, gw).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>ViT self-attention with q/k/v/out projections (CLIP, SigLIP, IDEFICS vision).</summary>

@@ -28,6 +28,20 @@ public sealed class CausalDecodeState : DecodeState
 
     internal void Advance(long t) => _length += t;
 
+    /// <summary>Prompt length at prefill (truncation floor).</summary>
+    public long PromptLength { get; internal set; }
+
+    public override void Truncate(long length)
+    {
+        if (length < PromptLength || length > _length)
+            throw new ArgumentOutOfRangeException(nameof(length), $"can truncate to [{PromptLength}, {_length}], not {length}");
+        long drop = _length - length;
+        if (drop == 0) return;
+        using (var tail = KeyValid.narrow(1, length, drop)) tail.fill_(false);
+        NextPosition.sub_(drop);
+        _length = length;
+    }
+
     public override void KeepRows(IReadOnlyList<long> keep)
     {
         using var idx = tensor(keep.ToArray(), ScalarType.Int64, KeyValid.device);
@@ -70,8 +84,13 @@ public abstract class DecoderBackbone : Block, IBackbone
     protected Rotary Rotary { get; }
     public virtual long VocabSize => Config.Text.VocabSize;
 
-    /// <summary>The decoder (embed_tokens, layers, norm).</summary>
-    protected abstract LlamaModel TextModel { get; }
+    /// <summary>
+    /// The decoder (embed_tokens, layers, norm), used by the default <see cref="EmbedTokens"/> and
+    /// <see cref="RunDecoder"/>. A family whose text model is not a plain <see cref="LlamaModel"/> (IDEFICS) overrides
+    /// those two hooks instead.
+    /// </summary>
+    protected virtual LlamaModel TextModel =>
+        throw new NotSupportedException($"{GetType().Name} has no plain Llama text model; it must override EmbedTokens and RunDecoder");
 
     /// <summary>Projects final hidden states to logits.</summary>
     protected abstract Tensor LmHead(Tensor hidden);
@@ -126,6 +145,7 @@ public abstract class DecoderBackbone : Block, IBackbone
             var attn = Attention.CausalMask(keyValid, 0, t);
             var h = RunDecoder(embeds, cos, sin, state, 0, attn);
             state.Advance(t);
+            state.PromptLength = t;
             var logits = allLogits ? LmHead(h) : LmHead(h.narrow(1, t - 1, 1)).squeeze(1);
             var result = logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
             DetachState(state);

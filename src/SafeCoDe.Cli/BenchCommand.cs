@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Models.Llava;
+using SafeCoDe.Torch.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Cli;
+
+/// <summary>
+/// <c>safecode bench</c>: decode speed at real model shapes with random weights (no checkpoint needed), measured
+/// side by side in one process: prefill, plain decode (one branch), SafeCoDe's two branches as one batch, and the
+/// two branches as two separate passes (what the reference code and VCD do).
+/// </summary>
+internal static class BenchCommand
+{
+    private const string Llava15_7B = """
+        {"model_type": "llava", "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
+         "vision_feature_select_strategy": "default",
+         "text_config": {"model_type": "llama", "vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 11008,
+                         "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "rms_norm_eps": 1e-5,
+                         "max_position_embeddings": 4096},
+         "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                           "num_attention_heads": 16, "image_size": 336, "patch_size": 14, "projection_dim": 768}}
+        """;
+
+    public static int Run(Args a, TextWriter o)
+    {
+        var shape = a.Get("shape") ?? "llava-1.5-7b";
+        var configPath = a.Get("config");
+        var device = RuntimeOptions.ParseDevice(a.Get("device") ?? "auto");
+        var dtype = Backbones.ParseDType(a.Get("dtype") ?? "bfloat16");
+        int steps = int.Parse(a.Get("steps") ?? "128", CultureInfo.InvariantCulture);
+        int textTokens = int.Parse(a.Get("text-tokens") ?? "41", CultureInfo.InvariantCulture);
+        bool json = a.Flag("json");
+        a.RejectUnknown();
+
+        string cfgFile = configPath ?? WriteTemp(shape switch
+        {
+            "llava-1.5-7b" => Llava15_7B,
+            _ => throw new UsageException($"unknown --shape '{shape}' (known: llava-1.5-7b; or give --config FILE)"),
+        });
+        var cfg = ModelConfig.Load(cfgFile) is LlavaConfig { ImageGridPinpoints: null } l ? l
+            : throw new UsageException("bench builds LLaVA-1.5 (model_type llava) shapes so far");
+        var dev = NativeRuntime.SelectDevice(device);
+        var f = new ParamFactory(dev, dtype);
+        var sw = Stopwatch.StartNew();
+        using var model = new LlavaBackbone(cfg, f);
+        Randomize(model);
+        Sync(dev);
+        double buildMs = sw.Elapsed.TotalMilliseconds;
+        long paramCount = model.parameters().Sum(p => p.numel());
+
+        // prompt: BOS, text, image tokens, text (LLaVA-1.5: 576 image tokens at 336 px)
+        int nImg = cfg.Vision.NumPatches + (cfg.VisionFeatureSelectStrategy == "full" ? 1 : 0);
+        var gen = new torch.Generator(1234);
+        var ids = randint(3, Math.Min(cfg.Text.VocabSize, cfg.ImageTokenId), [1, textTokens + nImg], generator: gen, dtype: ScalarType.Int64);
+        ids.narrow(1, 5, nImg).fill_(cfg.ImageTokenId);
+        var pix = randn([1, 3, cfg.Vision.ImageSize, cfg.Vision.ImageSize], generator: gen);
+        var pixN = pix + randn([1, 3, cfg.Vision.ImageSize, cfg.Vision.ImageSize], generator: gen) * 0.1;
+        var single = new BackboneInputs(ids, null, new Dictionary<string, Tensor> { ["pixel_values"] = pix.to(dtype) });
+        var noised = new BackboneInputs(ids, null, new Dictionary<string, Tensor> { ["pixel_values"] = pixN.to(dtype) });
+        var pair = BatchCollator.Collate([single, noised], 0);
+
+        // warm-up (allocator, kernels)
+        Decode(model, single, 4, dev);
+        Decode(model, pair, 4, dev);
+
+        var prefill1 = Time(() => { var (s, l) = model.Prefill(single, 1); s.Dispose(); l.Dispose(); }, dev, 5);
+        var prefill2 = Time(() => { var (s, l) = model.Prefill(pair, 1); s.Dispose(); l.Dispose(); }, dev, 5);
+        var one = Decode(model, single, steps, dev);
+        var batched = Decode(model, pair, steps, dev);
+        var separate = DecodeSeparate(model, single, noised, steps, dev);
+
+        var rows = new (string name, double ms)[]
+        {
+            ($"prefill, 1 branch ({ids.shape[1]} tokens, {nImg} image)", prefill1),
+            ("prefill, 2 branches batched", prefill2),
+            ("decode ms/token, 1 branch", one),
+            ("decode ms/step, 2 branches batched (SafeCoDe)", batched),
+            ("decode ms/step, 2 branches as 2 passes", separate),
+        };
+        if (json)
+        {
+            o.WriteLine(JsonSerializer.Serialize(new
+            {
+                shape = configPath ?? shape, device = dev.ToString(), dtype = dtype.ToString(), parameters = paramCount, steps,
+                prompt_tokens = ids.shape[1], image_tokens = nImg, build_ms = buildMs,
+                prefill_1_ms = prefill1, prefill_2_ms = prefill2, decode_1_ms = one, decode_2_batched_ms = batched, decode_2_separate_ms = separate,
+                batched_over_plain = batched / one, separate_over_plain = separate / one,
+            }, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else
+        {
+            o.WriteLine($"bench {configPath ?? shape} on {dev} {dtype}: {paramCount / 1e9:F2} B parameters (random), {steps} decode steps");
+            foreach (var (name, ms) in rows) o.WriteLine($"  {name,-52} {ms,9:F2} ms");
+            o.WriteLine($"  {"batched branches / plain decode",-52} {batched / one,9:F3} x");
+            o.WriteLine($"  {"separate passes / plain decode",-52} {separate / one,9:F3} x");
+        }
+        return 0;
+    }
+
+    private static string WriteTemp(string json)
+    {
+        var p = Path.Combine(Path.GetTempPath(), $"safecode-bench-{Environment.ProcessId}.json");
+        File.WriteAllText(p, json);
+        return p;
+    }
+
+    private static void Randomize(nn.Module m)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in m.named_parameters())
+        {
+            if (name.EndsWith("norm.weight") || name.EndsWith("layernorm.weight") || name.EndsWith("layrnorm.weight") || name.Contains("layer_norm")) p.fill_(1.0);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.normal_(0, 0.02);
+        }
+    }
+
+    private static void Sync(Device d) { if (d.type == DeviceType.CUDA) torch.cuda.synchronize(); }
+
+    private static double Time(Action act, Device d, int reps)
+    {
+        Sync(d);
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < reps; i++) { using var s = NewDisposeScope(); act(); }
+        Sync(d);
+        return sw.Elapsed.TotalMilliseconds / reps;
+    }
+
+    /// <summary>ms per decode step of a batch (greedy tokens fed back, one host sync per step as in generation).</summary>
+    private static double Decode(IBackbone model, BackboneInputs inputs, int steps, Device d)
+    {
+        var (state, logits) = model.Prefill(inputs, steps + 1);
+        using (state)
+        {
+            var tok = logits.argmax(1);
+            logits.Dispose();
+            Sync(d);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < steps; i++)
+            {
+                using var scope = NewDisposeScope();
+                var l = model.Step(state, tok);
+                var next = l.argmax(1);
+                _ = next.cpu().data<long>()[0];
+                tok.Dispose();
+                tok = next.MoveToOuterDisposeScope();
+            }
+            Sync(d);
+            tok.Dispose();
+            return sw.Elapsed.TotalMilliseconds / steps;
+        }
+    }
+
+    /// <summary>Two branches stepped as two batch-1 passes with their own caches.</summary>
+    private static double DecodeSeparate(IBackbone model, BackboneInputs a, BackboneInputs b, int steps, Device d)
+    {
+        var (sa, la) = model.Prefill(a, steps + 1);
+        var (sb, lb) = model.Prefill(b, steps + 1);
+        using (sa) using (sb)
+        {
+            var ta = la.argmax(1); var tb = lb.argmax(1);
+            la.Dispose(); lb.Dispose();
+            Sync(d);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < steps; i++)
+            {
+                using var scope = NewDisposeScope();
+                var na = model.Step(sa, ta).argmax(1);
+                var nb = model.Step(sb, tb).argmax(1);
+                _ = (na - nb).cpu().data<long>()[0];
+                ta.Dispose(); tb.Dispose();
+                ta = na.MoveToOuterDisposeScope(); tb = nb.MoveToOuterDisposeScope();
+            }
+            Sync(d);
+            ta.Dispose(); tb.Dispose();
+            return sw.Elapsed.TotalMilliseconds / steps;
+        }
+    }
+}

@@ -1,0 +1,101 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Decoding;
+
+/// <summary>
+/// The pure steps of SafeCoDe's logits pipeline on float32 tensors: [branches, vocab] logits in, [vocab]-wide
+/// logits or probabilities out. Each step is a TorchSharp reference implementation; nothing here synchronises
+/// with the host. Row 0 is the real-image branch, row 1 the noised one.
+/// </summary>
+public static class LogitsOps
+{
+    /// <summary>SafeCoDe's contrast (paper Eq. 1, reference code): z_r − α·z_n. No (1+α), no plausibility cut-off.</summary>
+    public static Tensor SafeCoDeContrast(Tensor real, Tensor noised, double alpha)
+    {
+        using var scaled = noised * alpha;
+        return real - scaled;
+    }
+
+    /// <summary>
+    /// VCD's contrast: (1+α)·z_r − α·z_n, with tokens whose real logit is below log β + max z_r set to −∞
+    /// (the adaptive plausibility constraint, i.e. p_r &lt; β·max p_r).
+    /// </summary>
+    public static Tensor VcdContrast(Tensor real, Tensor noised, double alpha, double beta)
+    {
+        using var scope = NewDisposeScope();
+        var cd = real * (1 + alpha) - noised * alpha;
+        var cutoff = real.max(-1, keepdim: true).values + Math.Log(beta);
+        return cd.masked_fill(real.lt(cutoff), double.NegativeInfinity).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Multiplies the probabilities of <paramref name="ids"/> by <paramref name="factor"/> and renormalises (last axis).</summary>
+    public static Tensor ScaleAndRenormalize(Tensor probs, Tensor ids, double factor)
+    {
+        using var scope = NewDisposeScope();
+        var scale = ones(probs.shape[^1], ScalarType.Float32, probs.device);
+        scale.index_fill_(0, ids, factor);
+        var p = probs * scale;
+        return (p / p.sum(-1, keepdim: true)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Safe verdict: refusal-token probabilities × (1 − 0.5·λ_supp), renormalised (reference code).</summary>
+    public static Tensor SuppressRefusals(Tensor probs, Tensor refusalIds, double lambdaSupp) =>
+        ScaleAndRenormalize(probs, refusalIds, Math.Max(0.0, 1 - 0.5 * lambdaSupp));
+
+    /// <summary>Unsafe verdict, soft form (paper; the reference's fallback): refusal-token probabilities × (1 + λ_boost), renormalised.</summary>
+    public static Tensor BoostRefusals(Tensor probs, Tensor refusalIds, double lambdaBoost) =>
+        ScaleAndRenormalize(probs, refusalIds, 1 + lambdaBoost);
+
+    /// <summary>The reference's temperature step on probabilities: softmax(log(p + 1e-10) / T).</summary>
+    public static Tensor TemperedDistribution(Tensor probs, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        return ((probs + 1e-10).log() / temperature).softmax(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Scores each phrase by the summed probability of its token ids (the reference's heuristic) in one gather:
+    /// <paramref name="phraseTokens"/> [phrases, maxLen] padded with −1. Returns [phrases].
+    /// </summary>
+    public static Tensor PhraseScores(Tensor probs, Tensor phraseTokens)
+    {
+        using var scope = NewDisposeScope();
+        var valid = phraseTokens.ge(0);
+        var idx = phraseTokens.clamp_min(0);
+        var g = probs.view(-1).index_select(0, idx.view(-1)).view(idx.shape);
+        return (g * valid.to(ScalarType.Float32)).sum(1).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// VCD's diffusion-style noise on a processed pixel tensor: x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε with the 1000-step sigmoid
+/// β schedule. With <see cref="Apply"/>'s CPU generator seeded as torch.manual_seed(seed) it reproduces PyTorch's
+/// <c>randn_like</c> draws exactly.
+/// </summary>
+public static class VcdNoise
+{
+    public const int Steps = 1000;
+
+    /// <summary>ᾱ_t of the schedule (float32 math as in the reference).</summary>
+    public static float AlphaBar(int step)
+    {
+        if (step < 0 || step >= Steps) throw new ArgumentOutOfRangeException(nameof(step), $"noise step must be in [0, {Steps})");
+        using var scope = NewDisposeScope();
+        var betas = linspace(-6, 6, Steps, ScalarType.Float32).sigmoid() * (0.5e-2 - 1e-5) + 1e-5;
+        var aBar = (1 - betas).cumprod(0, ScalarType.Float32);
+        return aBar[step].item<float>();
+    }
+
+    /// <summary>Noises <paramref name="pixels"/> (any shape, computed in float32 on the CPU for reproducibility, returned in its dtype/device).</summary>
+    public static Tensor Apply(Tensor pixels, int step, long seed)
+    {
+        using var scope = NewDisposeScope();
+        var aBar = AlphaBar(step);
+        var x = pixels.to(ScalarType.Float32).cpu();
+        using var gen = new torch.Generator((ulong)seed);
+        var noise = randn(x.shape, ScalarType.Float32, generator: gen);
+        var y = x * MathF.Sqrt(aBar) + noise * MathF.Sqrt(1 - aBar);
+        return y.to(pixels.dtype).to(pixels.device).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,139 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using Microsoft.Extensions.AI;
+using OpenAI;
+
+namespace SafeCoDe.Torch.Safety;
+
+/// <summary>A judge call failed for good (after retries), or its answer could not be used.</summary>
+public sealed class JudgeException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Settings of an OpenAI-compatible judge endpoint; null fields come from the environment.</summary>
+public sealed record EndpointJudgeOptions
+{
+    /// <summary>Model name (default: SAFECODE_JUDGE_MODEL, else gpt-4o as in the paper).</summary>
+    public string? Model { get; init; }
+    /// <summary>Base URL, e.g. http://127.0.0.1:8000/v1 (default: SAFECODE_JUDGE_BASE_URL, then OPENAI_BASE_URL, else OpenAI's).</summary>
+    public string? BaseUrl { get; init; }
+    /// <summary>API key (default: SAFECODE_JUDGE_API_KEY, then OPENAI_API_KEY).</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>Per-attempt time limit.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Retries after a 429, a 5xx, a transport error or a timeout.</summary>
+    public int MaxRetries { get; init; } = 3;
+    /// <summary>First back-off delay; doubled per retry (a Retry-After header wins when shorter than 30 s).</summary>
+    public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
+    public int CaptionMaxTokens { get; init; } = 100;
+    public int VerdictMaxTokens { get; init; } = 10;
+    /// <summary>Verdict temperature. The reference leaves it unset (API default 1.0); 0 makes runs repeatable.</summary>
+    public float VerdictTemperature { get; init; }
+
+    public string ResolvedModel => Model ?? Env("SAFECODE_JUDGE_MODEL") ?? "gpt-4o";
+    public string? ResolvedBaseUrl => BaseUrl ?? Env("SAFECODE_JUDGE_BASE_URL") ?? Env("OPENAI_BASE_URL");
+    public string? ResolvedApiKey => ApiKey ?? Env("SAFECODE_JUDGE_API_KEY") ?? Env("OPENAI_API_KEY");
+
+    private static string? Env(string n) => Environment.GetEnvironmentVariable(n) is { Length: > 0 } v ? v : null;
+}
+
+/// <summary>
+/// The paper's judge: an OpenAI-compatible chat endpoint (GPT-4o by default) through Microsoft.Extensions.AI's
+/// <see cref="IChatClient"/>. Two calls per request: a caption with the image attached, then the text-only decision.
+/// Each call has a time limit and bounded retries with back-off.
+/// </summary>
+public sealed class EndpointJudge : TwoStepJudge, IDisposable
+{
+    private readonly IChatClient _chat;
+    private readonly EndpointJudgeOptions _o;
+    private readonly bool _ownsClient;
+
+    /// <summary>Uses any <see cref="IChatClient"/> (another provider, a local server, a test double).</summary>
+    public EndpointJudge(IChatClient chat, EndpointJudgeOptions? options = null, bool ownsClient = false)
+    {
+        _chat = chat;
+        _o = options ?? new EndpointJudgeOptions();
+        _ownsClient = ownsClient;
+    }
+
+    /// <summary>Builds the OpenAI client from options/environment; retries are done here, not by the SDK.</summary>
+    public EndpointJudge(EndpointJudgeOptions? options = null) : this(CreateClient(options ?? new EndpointJudgeOptions()), options, ownsClient: true) { }
+
+    public override string Name => "openai:" + _o.ResolvedModel;
+
+    public static IChatClient CreateClient(EndpointJudgeOptions o)
+    {
+        var key = o.ResolvedApiKey;
+        if (key is null && o.ResolvedBaseUrl is null)
+            throw new JudgeException("the endpoint judge needs an API key (SAFECODE_JUDGE_API_KEY or OPENAI_API_KEY) or a base URL of a local OpenAI-compatible server (SAFECODE_JUDGE_BASE_URL)");
+        var opts = new OpenAIClientOptions
+        {
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+            NetworkTimeout = o.Timeout + TimeSpan.FromSeconds(5), // our own per-attempt limit fires first
+        };
+        if (o.ResolvedBaseUrl is { } url) opts.Endpoint = new Uri(url);
+        var client = new OpenAI.Chat.ChatClient(o.ResolvedModel, new ApiKeyCredential(key ?? "unused"), opts);
+        return client.AsIChatClient();
+    }
+
+    protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel)
+    {
+        var content = new List<AIContent> { new TextContent(JudgePrompts.CaptionInstruction) };
+        if (request.ImageBytes is { } bytes) content.Add(new DataContent(bytes, request.ImageMediaType));
+        return CallAsync("caption", [new ChatMessage(ChatRole.User, content)], new ChatOptions { ModelId = _o.ResolvedModel, MaxOutputTokens = _o.CaptionMaxTokens }, cancel);
+    }
+
+    protected override Task<string> DecideAsync(string query, string caption, CancellationToken cancel) =>
+        CallAsync("verdict",
+            [new ChatMessage(ChatRole.System, JudgePrompts.VerdictSystem), new ChatMessage(ChatRole.User, JudgePrompts.VerdictPrompt(query, caption))],
+            new ChatOptions { ModelId = _o.ResolvedModel, MaxOutputTokens = _o.VerdictMaxTokens, Temperature = _o.VerdictTemperature }, cancel);
+
+    private async Task<string> CallAsync(string what, List<ChatMessage> messages, ChatOptions options, CancellationToken cancel)
+    {
+        var delay = _o.InitialBackoff;
+        for (int attempt = 0; ; attempt++)
+        {
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            limit.CancelAfter(_o.Timeout);
+            string failure;
+            TimeSpan? retryAfter = null;
+            try
+            {
+                var response = await _chat.GetResponseAsync(messages, options, limit.Token).ConfigureAwait(false);
+                var text = response.Text;
+                if (string.IsNullOrWhiteSpace(text) && what == "caption")
+                    throw new JudgeException($"the judge endpoint returned an empty {what}");
+                return text ?? "";
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }
+            catch (OperationCanceledException) { failure = $"timed out after {_o.Timeout.TotalSeconds:0.#} s"; }
+            catch (ClientResultException e) when (e.Status == 429 || e.Status >= 500 || e.Status == 0)
+            {
+                failure = e.Status == 0 ? "transport error: " + e.Message : $"HTTP {e.Status}";
+                retryAfter = RetryAfter(e);
+            }
+            catch (ClientResultException e) { throw new JudgeException($"judge {what} call failed: HTTP {e.Status}: {FirstLine(e.Message)}", e); }
+            catch (HttpRequestException e) { failure = "transport error: " + e.Message; }
+            catch (JudgeException) { throw; }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException or ArgumentException or KeyNotFoundException)
+            {
+                throw new JudgeException($"judge {what} call returned a malformed response: {FirstLine(e.Message)}", e);
+            }
+            if (attempt >= _o.MaxRetries)
+                throw new JudgeException($"judge {what} call failed after {attempt + 1} attempt(s): {failure}");
+            var wait = retryAfter is { } ra && ra < TimeSpan.FromSeconds(30) ? ra : delay;
+            await Task.Delay(wait, cancel).ConfigureAwait(false);
+            delay *= 2;
+        }
+    }
+
+    private static TimeSpan? RetryAfter(ClientResultException e)
+    {
+        var raw = e.GetRawResponse();
+        if (raw is not null && raw.Headers.TryGetValue("Retry-After", out var v) && double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var s))
+            return TimeSpan.FromSeconds(s);
+        return null;
+    }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+
+    public void Dispose() { if (_ownsClient) _chat.Dispose(); }
+}
