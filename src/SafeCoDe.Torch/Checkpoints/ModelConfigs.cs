@@ -340,8 +340,10 @@ public sealed record Idefics3Config : ModelConfig
 
     internal static Idefics3Config Read(JsonConfig c)
     {
-        var t = c.ObjectOrEmpty("text_config");
-        var text = TextConfig.Read(t, TextConfig.Llama with { Eps = 1e-5 }, "llama", c);
+        // Idefics3Config builds its default LlamaConfig with rms_norm_eps=1e-5 only when text_config is absent;
+        // a text_config dict without the field gets LlamaConfig's own default, 1e-6.
+        var defaults = c.Object("text_config") is null ? TextConfig.Llama with { Eps = 1e-5 } : TextConfig.Llama;
+        var text = TextConfig.Read(c.ObjectOrEmpty("text_config"), defaults, "llama", c);
         return Base<Idefics3Config>(c, text) with
         {
             Vision = VitConfig.Read(c.ObjectOrEmpty("vision_config"), "idefics3_vision", 1152, 3072, 12, 16, 224, 32, "gelu_pytorch_tanh", 1e-6),

@@ -1,6 +1,8 @@
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Models.Idefics;
+using SafeCoDe.Torch.Models.Idefics3;
+using SafeCoDe.Torch.Models.InstructBlip;
 using SafeCoDe.Torch.Models.Llava;
 using SafeCoDe.Torch.Models.Qwen;
 using TorchSharp;
@@ -14,7 +16,8 @@ public static class Backbones
     /// <summary>Families with a backbone implementation.</summary>
     public static readonly IReadOnlySet<string> Supported = new HashSet<string>
     {
-        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.Qwen2VL, ModelFamilies.Qwen25VL, ModelFamilies.Idefics,
+        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.Qwen2VL, ModelFamilies.Qwen25VL,
+        ModelFamilies.InstructBlip, ModelFamilies.Idefics, ModelFamilies.Idefics3,
     };
 
     /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
@@ -56,7 +59,9 @@ public static class Backbones
         {
             LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
             QwenVLConfig c => (new QwenVLBackbone(c, f), QwenVLBackbone.Tied(c)),
+            InstructBlipConfig c => (new InstructBlipBackbone(c, f), InstructBlipBackbone.Tied(c)),
             IdeficsConfig c => (new IdeficsBackbone(c, f), IdeficsBackbone.Tied(c)),
+            Idefics3Config c => (new Idefics3Backbone(c, f), Idefics3Backbone.Tied(c)),
             _ => throw new NotSupportedException(
                 $"model_type '{config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
         };

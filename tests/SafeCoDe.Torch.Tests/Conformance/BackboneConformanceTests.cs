@@ -21,7 +21,9 @@ public class BackboneConformanceTests(string family, string[] variants)
         new object[] { ModelFamilies.LlavaNext, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.Qwen2VL, new[] { "hub", "v5" } },
         new object[] { ModelFamilies.Qwen25VL, new[] { "hub", "v5" } },
+        new object[] { ModelFamilies.InstructBlip, new[] { "v5" } },
         new object[] { ModelFamilies.Idefics, new[] { "hub", "v5" } },
+        new object[] { ModelFamilies.Idefics3, new[] { "hub", "v5" } },
     ];
 
     private IBackbone _model = null!;
