@@ -12,10 +12,10 @@ export PYTHONUNBUFFERED=1
 summary=()
 step() { # name, timeout, command...
   local name=$1 t=$2; shift 2
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   timeout "$t" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
-  local dt=$(echo "$(date +%s.%N) - $t0" | bc)
-  summary+=("$(printf '%-28s rc=%-3s %6.1fs  %s' "$name" "$rc" "$dt" "$(tail -n 1 "$OUT/$name.log" | cut -c1-110)")")
+  local dt=$(( ($(date +%s%N) - t0) / 1000000 ))
+  summary+=("$(printf '%-30s rc=%-3s %6d ms  %s' "$name" "$rc" "$dt" "$(tail -n 1 "$OUT/$name.log" | cut -c1-110)")")
   echo "== $name rc=$rc (${dt}s)"; tail -n 25 "$OUT/$name.log"
 }
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv > "$OUT/nvidia-smi.log" 2>&1

@@ -55,7 +55,7 @@ public static class Attention
         var qg = q.reshape(b, kv, rep * t, d);
         Tensor? mg = mask is null ? null : mask.unsqueeze(2).expand(mask.shape[0], 1, rep, t, mask.shape[3]).reshape(mask.shape[0], 1, rep * t, mask.shape[3]);
         var o = F.scaled_dot_product_attention(qg, k, v, mg, 0.0, false);
-        return o.view(b, h, t, d).MoveToOuterDisposeScope();
+        return o.reshape(b, h, t, d).MoveToOuterDisposeScope(); // CUDA kernels may return a non-contiguous layout
     }
 
     /// <summary>
