@@ -46,13 +46,12 @@ public static class ImageDecoder
         {
             image = Image.Load<Rgba32>(config, data);
         }
-        catch (InvalidMemoryOperationException e)
-        {
-            throw new ImageDecodeException(source, ImageDecodeFailure.TooLarge,
-                $"decoding needs a buffer larger than the {options.EffectiveBufferMegabytes} MiB limit ({e.Message})", e);
-        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
+            for (var x = e; x is not null; x = x.InnerException)
+                if (x is InvalidMemoryOperationException)
+                    throw new ImageDecodeException(source, ImageDecodeFailure.TooLarge,
+                        $"decoding needs a buffer larger than the {options.EffectiveBufferMegabytes} MiB limit ({x.Message})", e);
             throw new ImageDecodeException(source, ImageDecodeFailure.Corrupt, $"the {header.Format} data is invalid: {e.Message}", e);
         }
         using (image)
