@@ -63,6 +63,48 @@ internal static class ContainerCheck
         }
     }
 
+    /// <summary>The orientation tag of a PNG's eXIf chunk (raw TIFF-structured EXIF), or 1 when there is none or it is unreadable.</summary>
+    public static int PngExifOrientation(ReadOnlySpan<byte> d)
+    {
+        long pos = 8;
+        while (pos + 12 <= d.Length)
+        {
+            uint len = BinaryPrimitives.ReadUInt32BigEndian(d[(int)pos..]);
+            if (len > d.Length - pos - 12) return 1;
+            var type = d.Slice((int)pos + 4, 4);
+            if (type.SequenceEqual("IDAT"u8) || type.SequenceEqual("IEND"u8)) return 1; // eXIf must come before the image data
+            if (type.SequenceEqual("eXIf"u8)) return ExifOrientation(d.Slice((int)pos + 8, (int)len));
+            pos += 12 + len;
+        }
+        return 1;
+    }
+
+    /// <summary>Orientation (tag 0x0112) from IFD0 of a TIFF-structured EXIF block; 1 when absent or invalid.</summary>
+    internal static int ExifOrientation(ReadOnlySpan<byte> e)
+    {
+        if (e.Length >= 6 && e[..6].SequenceEqual("Exif\0\0"u8)) e = e[6..];
+        if (e.Length < 8) return 1;
+        bool little = e[0] == (byte)'I' && e[1] == (byte)'I';
+        if (!little && !(e[0] == (byte)'M' && e[1] == (byte)'M')) return 1;
+        ushort U16(ReadOnlySpan<byte> s) => little ? BinaryPrimitives.ReadUInt16LittleEndian(s) : BinaryPrimitives.ReadUInt16BigEndian(s);
+        uint U32(ReadOnlySpan<byte> s) => little ? BinaryPrimitives.ReadUInt32LittleEndian(s) : BinaryPrimitives.ReadUInt32BigEndian(s);
+        if (U16(e[2..]) != 42) return 1;
+        uint ifd = U32(e[4..]);
+        if (ifd > e.Length - 2) return 1;
+        int count = U16(e[(int)ifd..]);
+        for (int i = 0; i < count; i++)
+        {
+            long entry = ifd + 2 + 12L * i;
+            if (entry + 12 > e.Length) return 1;
+            var en = e.Slice((int)entry, 12);
+            if (U16(en) != 0x0112) continue;
+            if (U16(en[2..]) != 3 || U32(en[4..]) != 1) return 1; // SHORT, one value
+            int v = U16(en[8..]);
+            return v is >= 1 and <= 8 ? v : 1;
+        }
+        return 1;
+    }
+
     /// <summary>Marker segments from SOI through the entropy-coded scans to EOI.</summary>
     private static string? CheckJpeg(ReadOnlySpan<byte> d)
     {

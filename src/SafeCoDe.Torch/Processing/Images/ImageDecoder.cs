@@ -126,7 +126,8 @@ public static class ImageDecoder
                 $"the header declares {w}x{h} = {(long)w * h} pixels, over the {options.MaxPixels}-pixel limit");
         var problem = ContainerCheck.Check(kind, data);
         if (problem is not null) throw new ImageDecodeException(source, ImageDecodeFailure.Truncated, problem);
-        return new ImageHeader(kind, w, h, Orientation(info.Metadata.ExifProfile));
+        int orientation = kind == ImageFormatKind.Png ? ContainerCheck.PngExifOrientation(data) : Orientation(info.Metadata.ExifProfile);
+        return new ImageHeader(kind, w, h, orientation);
     }
 
     private static int Orientation(ExifProfile? exif)
@@ -154,6 +155,9 @@ public static class ImageDecoder
                 MemoryAllocator = MemoryAllocator.Create(new MemoryAllocatorOptions { AllocationLimitMegabytes = mb, MaximumPoolSizeMegabytes = 0 }),
             };
             c.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { MaxFrames = 1 });
+            // PNG text and profile chunks are deflated and the decoder inflates them without a bound (a 400 KB zTXt
+            // chunk inflates to gigabytes): skip PNG metadata; the eXIf orientation is read by ContainerCheck
+            c.ImageFormatsManager.SetDecoder(PngFormat.Instance, new PngDecoder { IgnoreMetadata = true });
             return c;
         });
     }

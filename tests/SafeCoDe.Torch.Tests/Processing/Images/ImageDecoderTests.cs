@@ -307,6 +307,68 @@ public class ImageDecoderTests
         Assert.That((unrotated.Width, unrotated.Height), Is.EqualTo((w, h)));
     }
 
+    /// <summary>A PNG with <paramref name="extra"/> chunks inserted after IHDR.</summary>
+    private static byte[] InsertAfterIhdr(byte[] png, params byte[][] extra)
+    {
+        const int afterIhdr = 8 + 12 + 13;
+        return png[..afterIhdr].Concat(extra.SelectMany(c => c)).Concat(png[afterIhdr..]).ToArray();
+    }
+
+    /// <summary>A TIFF-structured EXIF block with one IFD0 entry: Orientation = <paramref name="o"/>.</summary>
+    private static byte[] ExifBlock(int o, bool bigEndian)
+    {
+        var e = new byte[8 + 2 + 12 + 4];
+        void U16(int at, int v) { if (bigEndian) BinaryPrimitives.WriteUInt16BigEndian(e.AsSpan(at), (ushort)v); else BinaryPrimitives.WriteUInt16LittleEndian(e.AsSpan(at), (ushort)v); }
+        void U32(int at, uint v) { if (bigEndian) BinaryPrimitives.WriteUInt32BigEndian(e.AsSpan(at), v); else BinaryPrimitives.WriteUInt32LittleEndian(e.AsSpan(at), v); }
+        e[0] = e[1] = (byte)(bigEndian ? 'M' : 'I');
+        U16(2, 42); U32(4, 8);
+        U16(8, 1);                       // one entry
+        U16(10, 0x0112); U16(12, 3); U32(14, 1); U16(18, o);
+        return e;
+    }
+
+    [TestCase(6, false)]
+    [TestCase(8, true)]
+    [TestCase(3, false)]
+    public void PngExifOrientationIsApplied(int orientation, bool bigEndian)
+    {
+        const int w = 6, h = 4;
+        using var src = Encoded.Gradient(w, h);
+        var png = InsertAfterIhdr(Encoded.Save(src, "png"), Encoded.Chunk("eXIf", ExifBlock(orientation, bigEndian)));
+        Assert.That(ImageDecoder.Identify(png, "exif.png").ExifOrientation, Is.EqualTo(orientation));
+        var img = ImageDecoder.Decode(png, "exif.png");
+        Assert.That((img.Width, img.Height), Is.EqualTo(orientation >= 5 ? (h, w) : (w, h)));
+        for (int y = 0; y < img.Height; y++)
+            for (int x = 0; x < img.Width; x++)
+            {
+                var (sx, sy) = StoredPixel(orientation, x, y, w, h);
+                var p = src[sx, sy];
+                Assert.That(img[x, y], Is.EqualTo((p.R, p.G, p.B)), $"displayed ({x}, {y})");
+            }
+    }
+
+    [Test]
+    public void CompressedPngTextIsNotInflated()
+    {
+        // a zTXt chunk of 64 MiB of zeros deflates to ~64 KiB; the decoder must not inflate it
+        using var z = new MemoryStream();
+        using (var zs = new ZLibStream(z, CompressionLevel.SmallestSize, leaveOpen: true))
+        {
+            var zeros = new byte[1 << 20];
+            for (int i = 0; i < 64; i++) zs.Write(zeros);
+        }
+        var ztxt = Encoding.ASCII.GetBytes("Comment").Concat(new byte[] { 0, 0 }).Concat(z.ToArray()).ToArray();
+        using var src = Encoded.Gradient(8, 8);
+        var png = InsertAfterIhdr(Encoded.Save(src, "png"), Encoded.Chunk("zTXt", ztxt), Encoded.Chunk("iTXt",
+            Encoding.ASCII.GetBytes("XML:com.adobe.xmp").Concat(new byte[] { 0, 1, 0, 0, 0 }).Concat(z.ToArray()).ToArray()));
+        Assert.That(png.Length, Is.LessThan(1 << 20));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var img = ImageDecoder.Decode(png, "text-bomb.png");
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That((img.Width, img.Height), Is.EqualTo((8, 8)));
+        Assert.That(allocated, Is.LessThan(16L << 20), "bytes allocated while decoding");
+    }
+
     [Test]
     public void HeaderClaimingHugeDimensionsIsRejectedBeforeDecoding()
     {
