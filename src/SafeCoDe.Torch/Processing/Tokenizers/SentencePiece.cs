@@ -373,10 +373,10 @@ public sealed class SentencePieceModel
             FlushBytes();
             if (type == SentencePieceType.Control) continue;
             if (type == SentencePieceType.Unknown) { sb.Append(UnkSurface); atStart = false; continue; }
+            // only the first piece loses its dummy-prefix space ("▁", "▁world" decodes as " world")
             if (atStart && p.StartsWith(Space, StringComparison.Ordinal)) p = p[Space.Length..];
-            var surface = p.Replace(Space, " ", StringComparison.Ordinal);
-            if (surface.Length > 0) atStart = false;
-            sb.Append(surface);
+            atStart = false;
+            sb.Append(p.Replace(Space, " ", StringComparison.Ordinal));
         }
         FlushBytes();
         return sb.ToString();

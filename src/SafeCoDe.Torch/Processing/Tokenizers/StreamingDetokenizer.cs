@@ -12,7 +12,8 @@ public sealed class StreamingDetokenizer
 {
     private readonly ITokenizer _tokenizer;
     private readonly bool _skipSpecial;
-    private readonly List<int> _ids = [];
+    private readonly List<int> _ids = [];   // the ids that are decoded (without skipped special tokens)
+    private readonly List<int> _all = [];
     private int _prefixOffset, _readOffset;
     private readonly System.Text.StringBuilder _text = new();
 
@@ -26,11 +27,15 @@ public sealed class StreamingDetokenizer
     public string Text => _text.ToString();
 
     /// <summary>All ids pushed so far.</summary>
-    public IReadOnlyList<int> Ids => _ids;
+    public IReadOnlyList<int> Ids => _all;
 
     /// <summary>Adds one id; returns the newly completed text (often empty).</summary>
     public string Push(int id)
     {
+        _all.Add(id);
+        // a skipped special token must not sit at the start of a decode window: decoders that strip the first token's
+        // leading space (Llama's Strip, Metaspace) would then strip the next token's space
+        if (_skipSpecial && _tokenizer.IsSpecial(id)) return "";
         _ids.Add(id);
         var prefix = DecodeRange(_prefixOffset, _readOffset);
         var full = DecodeRange(_prefixOffset, _ids.Count);
