@@ -21,6 +21,11 @@ namespace SafeCoDe.Cli
                         Run the model on the inputs of a reference file (default DIR/reference.safetensors) and
                         compare logits, noised-image logits and greedy tokens with the reference. Last line:
                         verify: PASS|FAIL family=... logits_rel_err=... noised_rel_err=... greedy_match=k/n
+              tokenize  --model DIR [--jsonl] [--add-special-tokens]
+                        Read text from stdin, one line per input (with --jsonl: one JSON string literal per line), and
+                        write one JSON array of token ids per line. DIR holds tokenizer.json, tokenizer.model,
+                        vocab.json + merges.txt or vocab.txt (+ tokenizer_config.json). BOS etc. only with
+                        --add-special-tokens.
               doctor    [--device cpu|cuda|auto] [--json]
                         Show the native runtime: backend, which libtorch was loaded and from where, whether the
                         libstdc++ compat path was used, CUDA devices and memory, or why CUDA is not usable.
@@ -33,6 +38,7 @@ namespace SafeCoDe.Cli
             examples:
               safecode inspect --model weights/llava-tiny
               safecode verify --model weights/llava-tiny
+              echo 'USER: <image> Describe it.' | safecode tokenize --model path/to/llava-1.5-7b-hf --add-special-tokens
               safecode doctor --device auto
             """;
 
@@ -51,6 +57,7 @@ namespace SafeCoDe.Cli
                     "inspect" => Inspect(new Args(rest, new HashSet<string> { "json" }), o),
                     "doctor" => Doctor(new Args(rest, new HashSet<string> { "json" }), o),
                     "verify" => VerifyCommand.Run(new Args(rest, new HashSet<string>()), o, e),
+                    "tokenize" => TokenizeCommand.Run(new Args(rest, TokenizeCommand.Flags), Console.In, o, e),
                     _ => throw new UsageException($"unknown command '{command}'"),
                 };
             }
