@@ -9,7 +9,9 @@ namespace SafeCoDe.Torch.Processing.Tokenizers;
 /// Tokenizers.DotNet 1.4.1 (HF's Rust code behind a native library) exposes only Encode-with-special-tokens and a
 /// Decode that always drops special tokens, with no vocabulary or special-token access, and needs a native binary per
 /// platform. This implementation follows the Rust semantics step by step and is checked id-for-id against HF-semantics
-/// oracles on a 2,258-string corpus (tests/.../Tokenizers). Unsupported components fail loudly at load time.
+/// JS oracles on a 2,258-string corpus (tests/.../Tokenizers) and, by tools/testdata/HfRustCrossCheck, against HF's
+/// Rust tokenizers themselves. Unsupported components (Unigram/WordLevel models, Precompiled normalizer, CTC decoder,
+/// BPE dropout) fail loudly at load time. Offsets, pairs, truncation and padding are not implemented.
 /// </summary>
 public sealed class HfTokenizer : ITokenizer
 {

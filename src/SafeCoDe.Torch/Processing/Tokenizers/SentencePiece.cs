@@ -31,6 +31,7 @@ public sealed class SentencePieceModel
     private readonly Dictionary<string, int> _reserved = new(StringComparer.Ordinal); // control, unknown, byte
     private readonly int[] _byteIds = Enumerable.Repeat(-1, 256).ToArray();
     private readonly string[] _userDefined;
+    private readonly byte[][] _userDefinedUtf8;
     private readonly int _maxPieceChars;
     private readonly float _minScore, _maxScore;
     private readonly uint[]? _trie;
@@ -122,6 +123,7 @@ public sealed class SentencePieceModel
             _maxPieceChars = Math.Max(_maxPieceChars, p.Length);
         }
         _userDefined = userDefined.OrderByDescending(s => s.Length).ToArray();
+        _userDefinedUtf8 = _userDefined.Select(Encoding.UTF8.GetBytes).OrderByDescending(b => b.Length).ToArray();
         int Find(string? piece, int dflt) => piece is not null && (_reserved.TryGetValue(piece, out var id) || _pieces.TryGetValue(piece, out id)) ? id : dflt;
         UnkId = pieces.FindIndex(p => p.Item3 == SentencePieceType.Unknown) is var u and >= 0 ? u : unkId;
         BosId = Find(bosPiece, bosId >= 0 && bosId < pieces.Count ? bosId : -1);
@@ -208,11 +210,8 @@ public sealed class SentencePieceModel
 
     private (byte[] Replacement, int Consumed) NormalizePrefix(byte[] input, int pos)
     {
-        foreach (var u in _userDefined) // user-defined symbols are never normalised
-        {
-            var ub = Encoding.UTF8.GetBytes(u);
+        foreach (var ub in _userDefinedUtf8) // user-defined symbols are never normalised (longest first)
             if (input.AsSpan(pos).StartsWith(ub)) return (ub, ub.Length);
-        }
         if (_trie is not null)
         {
             int longest = 0, value = 0;

@@ -36,7 +36,7 @@ public static class TokenizerLoader
     public static ITokenizer LoadQFormer(string modelDir) => Load(Path.Combine(modelDir, "qformer_tokenizer"));
 
     /// <summary>The tokenizer.json that transformers' converter would write for a byte-level BPE vocab.json + merges.txt.</summary>
-    internal static JsonObject ByteLevelBpeJson(string vocabPath, string mergesPath, TokenizerConfig config)
+    public static JsonObject ByteLevelBpeJson(string vocabPath, string mergesPath, TokenizerConfig config)
     {
         var vocab = JsonNode.Parse(File.ReadAllText(vocabPath)) as JsonObject ?? throw new FormatException($"{vocabPath} is not a JSON object");
         var merges = new JsonArray();
@@ -52,22 +52,27 @@ public static class TokenizerLoader
                 ["type"] = "Sequence",
                 ["pretokenizers"] = new JsonArray(
                     new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = Qwen2Pattern }, ["behavior"] = "Isolated", ["invert"] = false },
-                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["use_regex"] = false }),
+                    ByteLevelNode(false, false)),
             }
-            : new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = config.AddPrefixSpace ?? false, ["use_regex"] = true };
+            : ByteLevelNode(config.AddPrefixSpace ?? false, true);
         return new JsonObject
         {
-            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = merges },
+            ["version"] = "1.0",
+            ["model"] = new JsonObject
+            {
+                ["type"] = "BPE", ["dropout"] = null, ["unk_token"] = null, ["continuing_subword_prefix"] = null, ["end_of_word_suffix"] = null,
+                ["fuse_unk"] = false, ["byte_fallback"] = false, ["ignore_merges"] = false, ["vocab"] = vocab, ["merges"] = merges,
+            },
             ["normalizer"] = qwen ? new JsonObject { ["type"] = "NFC" } : null,
             ["pre_tokenizer"] = preTokenizer,
             ["post_processor"] = Template(config, config.AddBosToken ?? false, config.AddEosToken ?? false),
-            ["decoder"] = new JsonObject { ["type"] = "ByteLevel" },
+            ["decoder"] = ByteLevelNode(false, true),
             ["added_tokens"] = AddedTokensJson(config.AddedTokens),
         };
     }
 
     /// <summary>The tokenizer.json of transformers' BertTokenizerFast for a vocab.txt.</summary>
-    internal static JsonObject WordPieceJson(string vocabPath, TokenizerConfig config)
+    public static JsonObject WordPieceJson(string vocabPath, TokenizerConfig config)
     {
         var vocab = new JsonObject();
         int i = 0;
@@ -87,6 +92,7 @@ public static class TokenizerLoader
         bool lower = config.DoLowerCase ?? true;
         return new JsonObject
         {
+            ["version"] = "1.0",
             ["normalizer"] = new JsonObject { ["type"] = "BertNormalizer", ["clean_text"] = true, ["handle_chinese_chars"] = config.TokenizeChineseChars ?? true, ["strip_accents"] = config.StripAccents, ["lowercase"] = lower },
             ["pre_tokenizer"] = new JsonObject { ["type"] = "BertPreTokenizer" },
             ["model"] = new JsonObject { ["type"] = "WordPiece", ["unk_token"] = unk, ["continuing_subword_prefix"] = "##", ["max_input_chars_per_word"] = 100, ["vocab"] = vocab },
@@ -95,6 +101,9 @@ public static class TokenizerLoader
             ["added_tokens"] = AddedTokensJson(specials),
         };
     }
+
+    private static JsonObject ByteLevelNode(bool addPrefixSpace, bool useRegex)
+        => new() { ["type"] = "ByteLevel", ["add_prefix_space"] = addPrefixSpace, ["trim_offsets"] = false, ["use_regex"] = useRegex };
 
     private static JsonNode? Template(TokenizerConfig config, bool bos, bool eos)
     {
