@@ -28,6 +28,11 @@ namespace SafeCoDe.Cli
                         [--dtype float32|bfloat16] [--shard-size 4GB] [--init-scale 1.5]
                         Write a random-weight checkpoint of any supported family for a config.json, in the Hub
                         layout, with generation/preprocessor configs and the tokenizer files of DIR.
+              tokenize  --model DIR [--jsonl] [--add-special-tokens]
+                        Read text from stdin, one line per input (with --jsonl: one JSON string literal per line), and
+                        write one JSON array of token ids per line. DIR holds tokenizer.json, tokenizer.model,
+                        vocab.json + merges.txt or vocab.txt (+ tokenizer_config.json). BOS etc. only with
+                        --add-special-tokens.
               doctor    [--device cpu|cuda|auto] [--json]
                         Show the native runtime: backend, which libtorch was loaded and from where, whether the
                         libstdc++ compat path was used, CUDA devices and memory, or why CUDA is not usable.
@@ -40,6 +45,7 @@ namespace SafeCoDe.Cli
             examples:
               safecode inspect --model weights/llava-tiny
               safecode verify --model weights/llava-tiny
+              echo 'USER: <image> Describe it.' | safecode tokenize --model path/to/llava-1.5-7b-hf --add-special-tokens
               safecode doctor --device auto
             """;
 
@@ -60,6 +66,7 @@ namespace SafeCoDe.Cli
                     "bench" => BenchCommand.Run(new Args(rest, Set("json"), Set("shape", "config", "device", "dtype", "steps", "text-tokens")), o),
                     "make-random" => MakeRandom(new Args(rest, Set(), Set("config", "out", "tokenizer", "preprocessor", "seed", "dtype", "shard-size", "init-scale")), o),
                     "verify" => VerifyCommand.Run(new Args(rest, Set(), Set("model", "reference", "device", "dtype")), o, e),
+                    "tokenize" => TokenizeCommand.Run(new Args(rest, TokenizeCommand.Flags, Set("model")), Console.In, o, e),
                     _ => throw new UsageException($"unknown command '{command}'"),
                 };
             }
