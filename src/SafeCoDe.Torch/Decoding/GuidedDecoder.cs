@@ -137,9 +137,11 @@ public static class GuidedDecoder
     /// <param name="branches">Prefilled branches ([real, noised]; for vanilla only the real row is used).</param>
     /// <param name="onToken">Called with each new token as soon as it is chosen (guided ones included).</param>
     public static GuidedResult Run(IBackbone model, IBranches branches, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec,
-        RefusalTokens refusal, IReadOnlyList<long> eosIds, int promptLength, Action<long>? onToken = null, CancellationToken cancel = default)
+        RefusalTokens refusal, IReadOnlyList<long> eosIds, int promptLength, Action<long>? onToken = null, CancellationToken cancel = default,
+        IReadOnlyList<long>? bannedIds = null)
     {
         o.Validate();
+        var banned = (bannedIds ?? []).Where(id => id >= 0 && id < model.VocabSize).Distinct().ToArray();
         var sw = Stopwatch.StartNew();
         using var gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64(), model.Device);
         var eos = eosIds.ToHashSet();
@@ -156,13 +158,13 @@ public static class GuidedDecoder
 
         if (o.Mode == DecodeMode.Vcd)
         {
-            var vr = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: true);
+            var vr = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: true, banned);
             return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, o.Alpha, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
         }
         if (o.Mode == DecodeMode.Vanilla)
         {
             branches.DropNoised();
-            var vr = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: false);
+            var vr = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: false, banned);
             return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, 0, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
         }
 
@@ -176,7 +178,7 @@ public static class GuidedDecoder
         {
             float[] probs;
             using (var scope = NewDisposeScope())
-                probs = Contrast(branches.Logits, alpha).softmax(-1).cpu().data<float>().ToArray();
+                probs = Sampler.Suppress(Contrast(branches.Logits, alpha), banned).softmax(-1).cpu().data<float>().ToArray();
             int pick = refusal.ChoosePhrase(probs, o.TopK, o.PreferredKeywords);
             if (pick >= 0)
             {
@@ -199,7 +201,7 @@ public static class GuidedDecoder
                 long tok;
                 using (var scope = NewDisposeScope())
                 {
-                    var p = Contrast(branches.Logits, alpha).softmax(-1);
+                    var p = Sampler.Suppress(Contrast(branches.Logits, alpha), banned).softmax(-1);
                     p = unsafePath ? LogitsOps.BoostRefusals(p, refusalIds, o.LambdaBoost) : LogitsOps.SuppressRefusals(p, refusalIds, o.LambdaSupp);
                     if (step == 0 || o.Greedy)
                     {
@@ -234,7 +236,7 @@ public static class GuidedDecoder
         foreach (var t in tokens) onToken?.Invoke(t);
 
         if (tokens.Count > 0) branches.Step(tokens[^1]);
-        var c = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: false);
+        var c = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: false, banned);
         return new GuidedResult(tokens.ToArray(), guided, forced, c.eos, alpha, budget, rolledBack, 0, guidedMs,
             sw.Elapsed.TotalMilliseconds - guidedMs, c.count);
     }
@@ -263,7 +265,7 @@ public static class GuidedDecoder
 
     /// <summary>Plain sampling (or VCD contrast) on the live branches until EOS or the budget.</summary>
     private static (bool eos, int count) Continue(IBackbone model, IBranches branches, SafeCoDeOptions o, Verdict verdict, int budget,
-        HashSet<long> eos, torch.Generator? gen, Action<long> emit, CancellationToken cancel, bool vcd)
+        HashSet<long> eos, torch.Generator? gen, Action<long> emit, CancellationToken cancel, bool vcd, long[] banned)
     {
         var sampling = new SamplingOptions
         {
@@ -281,7 +283,7 @@ public static class GuidedDecoder
                 var l = vcd && branches.HasNoised
                     ? LogitsOps.VcdContrast(branches.Logits.narrow(0, 0, 1), branches.Logits.narrow(0, 1, 1), o.Alpha, o.VcdBeta)
                     : branches.Logits.narrow(0, 0, 1);
-                tok = Sampler.Choose(l, sampling, gen).item<long>(); // the one host sync of this token
+                tok = Sampler.Choose(Sampler.Suppress(l, banned), sampling, gen).item<long>(); // the one host sync of this token
             }
             emit(tok);
             if (eos.Contains(tok)) return (true, i + 1);

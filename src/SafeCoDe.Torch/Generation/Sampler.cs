@@ -38,7 +38,7 @@ public static class Sampler
     {
         if (ids.Count == 0) return logits.alias();
         using var idx = tensor(ids.ToArray(), ScalarType.Int64, logits.device);
-        return logits.index_fill(1, idx, double.NegativeInfinity);
+        return logits.index_fill(logits.dim() - 1, idx, double.NegativeInfinity);
     }
 
     /// <summary>Keeps the k largest logits per row (ties at the k-th value kept, as HF does).</summary>

@@ -20,6 +20,19 @@ public static class Backbones
         ModelFamilies.InstructBlip, ModelFamilies.Idefics, ModelFamilies.Idefics3,
     };
 
+    /// <summary>
+    /// Ids that only mark where images go (image/video placeholders known from the config). A model never needs to
+    /// emit them; decoding bans them so a generated id is never mistaken for a placeholder.
+    /// </summary>
+    public static long[] PlaceholderTokenIds(ModelConfig config) => config switch
+    {
+        LlavaConfig l => [l.ImageTokenId],
+        QwenVLConfig q => [q.ImageTokenId, q.VideoTokenId],
+        InstructBlipConfig b when b.ImageTokenId is { } id => [id],
+        Idefics3Config s => [s.ImageTokenId],
+        _ => [],
+    };
+
     /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
     public static ScalarType ParseDType(string text) => text.Trim().ToLowerInvariant() switch
     {

@@ -44,6 +44,7 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
     private ToyCodec _codec = null!;
     private RefusalTokens _refusal = null!;
     private long[] _eos = [];
+    private long[] _banned = [];
 
     [OneTimeSetUp]
     public void Load()
@@ -54,6 +55,7 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
         _codec = new ToyCodec(_model.VocabSize);
         _refusal = new RefusalTokens(RefusalTokens.ReferencePhrases, _codec, _model.VocabSize);
         _eos = SafeCoDe.Torch.Verification.Verifier.EosIds(dir);
+        _banned = Backbones.PlaceholderTokenIds(dir.Config);
     }
 
     [OneTimeTearDown]
@@ -64,7 +66,7 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
         using IBranches b = batched
             ? new BatchedBranches(_model, _real, o.Mode == DecodeMode.Vanilla ? null : _noised, 64, 0)
             : new SeparateBranches(_model, _real, _noised, 64);
-        return GuidedDecoder.Run(_model, b, v, o, _codec, _refusal, _eos, (int)_real.SeqLen);
+        return GuidedDecoder.Run(_model, b, v, o, _codec, _refusal, _eos, (int)_real.SeqLen, bannedIds: _banned);
     }
 
     private static readonly SafeCoDeOptions Greedy = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = 24 };
@@ -123,7 +125,7 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
     public void FaithfulPreset_AgreesWithAnIndependentReferenceImplementation([Values(Verdict.Safe, Verdict.Unsafe)] Verdict v)
     {
         var engine = Engine(Greedy, v, batched: true);
-        var reference = ReferenceAlgorithm.Run(_model, _real, _noised, v, Greedy, _codec, _eos);
+        var reference = ReferenceAlgorithm.Run(_model, _real, _noised, v, Greedy, _codec, _eos, _banned);
         TestContext.Out.WriteLine($"{family} {v}: guided {engine.GuidedTokens}, forced '{engine.ForcedPhrase}', rolled back {engine.RolledBack}, tokens {string.Join(" ", engine.Tokens)}");
         Assert.That(engine.Tokens, Is.EqualTo(reference), $"engine guided {engine.GuidedTokens}, forced '{engine.ForcedPhrase}'");
     }
@@ -161,15 +163,22 @@ public static class ReferenceAlgorithm
 
     private static long Argmax(float[] p) { long best = 0; for (int i = 1; i < p.Length; i++) if (p[i] > p[best]) best = i; return best; }
 
-    public static List<long> Run(IBackbone m, BackboneInputs real, BackboneInputs noised, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec, long[] eos)
+    /// <param name="banned">Placeholder ids the engine never emits (its one addition to the reference): masked out of every choice.</param>
+    public static List<long> Run(IBackbone m, BackboneInputs real, BackboneInputs noised, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec, long[] eos, long[] banned)
     {
+        float[] Logits(BackboneInputs b, List<long> g)
+        {
+            var z = LastLogits(m, b, g);
+            foreach (var id in banned) z[id] = float.NegativeInfinity;
+            return z;
+        }
         var gen = new List<long>();
         float alpha = (float)o.Alpha;
         var phrases = RefusalTokens.ReferencePhrases;
         var refusalIds = new HashSet<long>(phrases.SelectMany(codec.Encode));
         if (verdict == Verdict.Unsafe && o.MaxSteps >= 2)
         {
-            var zr = LastLogits(m, real, gen); var zn = LastLogits(m, noised, gen);
+            var zr = Logits(real, gen); var zn = LastLogits(m, noised, gen);
             var p = Softmax(zr.Select((x, i) => x - alpha * zn[i]).ToArray());
             var ranked = new List<(string phrase, double score)>();
             foreach (var ph in phrases)
@@ -189,7 +198,7 @@ public static class ReferenceAlgorithm
             float safeAlpha = alpha * 0.5f;
             for (int step = 0; step < o.MaxSteps; step++)
             {
-                var zr = LastLogits(m, real, gen); var zn = LastLogits(m, noised, gen);
+                var zr = Logits(real, gen); var zn = LastLogits(m, noised, gen);
                 var p = Softmax(zr.Select((x, i) => x - safeAlpha * zn[i]).ToArray());
                 var q = p.Select((x, i) => refusalIds.Contains(i) ? x * (float)(1 - o.LambdaSupp * 0.5) : x).ToArray();
                 float sum = q.Sum();
@@ -218,7 +227,7 @@ public static class ReferenceAlgorithm
         int budget = o.Budget(m.Family, verdict, (int)real.SeqLen);
         for (int i = 0; i < budget; i++)
         {
-            var next = Argmax(LastLogits(m, real, gen));
+            var next = Argmax(Logits(real, gen));
             gen.Add(next);
             if (eos.Contains(next)) break;
         }

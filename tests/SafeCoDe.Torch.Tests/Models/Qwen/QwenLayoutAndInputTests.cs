@@ -63,6 +63,14 @@ public class QwenInputTests(string family)
         var dir = BackboneConformanceTests.FixtureDir(family, "v5");
         _model = Backbones.Load(dir, CPU, ScalarType.Float32);
         (_real, _) = BackboneConformanceTests.ReferenceInputs(dir, _owned);
+        if (!_real.Images.ContainsKey("mm_token_type_ids"))
+        {
+            // HF 5.17 made the Qwen2.5-VL reference without token types; give these input checks the processor's form
+            var imageId = ((QwenVLConfig)ModelConfig.Load(dir)).ImageTokenId;
+            var types = _real.InputIds.eq(imageId).to(ScalarType.Int64);
+            _owned.Add(types);
+            _real = WithImages(d => d["mm_token_type_ids"] = types);
+        }
     }
 
     [OneTimeTearDown]
@@ -93,10 +101,22 @@ public class QwenInputTests(string family)
         using var scope = NewDisposeScope();
         Assert.That(_real.Images.ContainsKey("mm_token_type_ids"), "the fixture carries mm_token_type_ids");
         var without = WithImages(d => d.Remove("mm_token_type_ids"));
+        var qwen = (QwenVLBackbone)_model;
         var (s1, a) = _model.Prefill(_real, 0, allLogits: true);
-        var (s2, b) = _model.Prefill(without, 0, allLogits: true);
-        s1.Dispose(); s2.Dispose();
-        Assert.That(RelErr(b, a), Is.LessThan(1e-6));
+        qwen.DerivePositionsWithoutTokenTypes = true;
+        try
+        {
+            var (s2, b) = _model.Prefill(without, 0, allLogits: true);
+            s2.Dispose();
+            Assert.That(RelErr(b, a), Is.LessThan(1e-6));
+        }
+        finally { qwen.DerivePositionsWithoutTokenTypes = false; }
+        var (s3, c) = _model.Prefill(without, 0, allLogits: true);
+        s1.Dispose(); s3.Dispose();
+        if (family == ModelFamilies.Qwen25VL)
+            Assert.That(RelErr(c, a), Is.GreaterThan(0.1), "by default Qwen2.5-VL follows HF 5.x: no token types, plain text positions");
+        else
+            Assert.That(RelErr(c, a), Is.LessThan(1e-6), "Qwen2-VL always derives them");
     }
 
     [Test]
