@@ -14,6 +14,17 @@ namespace SafeCoDe.Cli
             usage: safecode <command> [options]
 
             commands:
+              generate  --model DIR --image FILE --prompt TEXT [--json]
+                        [--mode safecode|vanilla|vcd] [--preset faithful|paper]
+                        [--judge self|local:DIR|openai[:MODEL]|fixed:safe|fixed:unsafe|cache:FILE] [--judge-cache FILE]
+                        [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--greedy]
+                        [--alpha A] [--max-steps N] [--lambda-supp L] [--lambda-boost L] [--noise pixel|vcd] [--noise-std S]
+                        [--prompt-style official|reference] [--system TEXT] [--device cpu|cuda|auto] [--dtype D]
+                        Answer a question about an image. SafeCoDe (default): a judge captions the scene and
+                        decides safe/unsafe for the query; the first tokens contrast the real image with a
+                        noised copy (both in one batch) and suppress refusals (safe) or start a refusal (unsafe);
+                        then the real branch continues alone. The answer streams; --json prints one object with
+                        answer, verdict, caption, guided_tokens, timings and the options used.
               inspect   --model DIR [--json]
                         Describe a Hugging Face checkpoint folder (config.json + safetensors): family, config
                         summary, parameter counts per component, dtypes, files. Reads headers only; runs no model.
@@ -43,6 +54,8 @@ namespace SafeCoDe.Cli
               SAFECODE_NATIVE_CACHE   where the shim is built (default ~/.cache/safecode/native)
 
             examples:
+              safecode generate --model weights/llava-next-tiny --image weights/llava-next-tiny/example.png --prompt "What is this?"
+              safecode generate --model DIR --image kitchen.jpg --prompt "How do I sharpen this?" --judge openai:gpt-4o --json
               safecode inspect --model weights/llava-tiny
               safecode verify --model weights/llava-tiny
               echo 'USER: <image> Describe it.' | safecode tokenize --model path/to/llava-1.5-7b-hf --add-special-tokens
@@ -65,6 +78,7 @@ namespace SafeCoDe.Cli
                     "doctor" => Doctor(new Args(rest, Set("json"), Set("device")), o),
                     "bench" => BenchCommand.Run(new Args(rest, Set("json"), Set("shape", "config", "device", "dtype", "steps", "text-tokens")), o),
                     "make-random" => MakeRandom(new Args(rest, Set(), Set("config", "out", "tokenizer", "preprocessor", "seed", "dtype", "shard-size", "init-scale")), o),
+                    "generate" => GenerateCommand.Run(new Args(rest, GenerateCommand.Flags, GenerateCommand.Valued), o, e),
                     "verify" => VerifyCommand.Run(new Args(rest, Set(), Set("model", "reference", "device", "dtype")), o, e),
                     "tokenize" => TokenizeCommand.Run(new Args(rest, TokenizeCommand.Flags, Set("model")), Console.In, o, e),
                     _ => throw new UsageException($"unknown command '{command}'"),

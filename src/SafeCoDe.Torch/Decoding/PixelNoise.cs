@@ -1,0 +1,25 @@
+using SafeCoDe.Torch.Processing.Images;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Decoding;
+
+/// <summary>
+/// SafeCoDe's noised view (the reference's apply_gaussian_noise): the RGB image scaled to [0, 1], plus
+/// N(0, σ²) per pixel and channel drawn in height × width × channel order, clamped, scaled back and rounded to 8 bits,
+/// before the family's preprocessing. A seed fixes the draw (a CPU generator, as torch.manual_seed would).
+/// </summary>
+public static class PixelNoise
+{
+    public static RgbImage Apply(RgbImage image, double std, long seed)
+    {
+        if (std < 0) throw new ArgumentOutOfRangeException(nameof(std), "noise std must be ≥ 0");
+        using var scope = NewDisposeScope();
+        var x = tensor(image.Pixels, ScalarType.Byte).view(image.Height, image.Width, 3).to(ScalarType.Float32) / 255.0f;
+        using var gen = new torch.Generator((ulong)seed);
+        var noise = randn(x.shape, ScalarType.Float32, generator: gen) * (float)std;
+        var y = ((x + noise).clamp(0.0, 1.0) * 255.0f).round().to(ScalarType.Byte);
+        var bytes = y.contiguous().data<byte>().ToArray();
+        return new RgbImage(image.Width, image.Height, bytes);
+    }
+}

@@ -1,0 +1,35 @@
+using SafeCoDe.Torch.Processing.Images;
+
+namespace SafeCoDe.Torch.Safety;
+
+/// <summary>
+/// A judge run by a loaded engine: the request's own model ("self"), or a second checkpoint such as
+/// Qwen2.5-VL-3B ("local"). As the reference's local judge: a caption of the image (greedy, 64 new tokens), then
+/// the few-shot decision prompt without the reasons, greedy, 4 new tokens, parsed with word boundaries. The decision
+/// prompt is text-only where the family can run without an image (InstructBLIP's Q-Former always gets the image).
+/// </summary>
+public sealed class ModelJudge(SafeCoDeEngine engine, string? name = null, bool ownsEngine = false) : TwoStepJudge, IDisposable
+{
+    public int CaptionTokens { get; init; } = 64;
+    public int VerdictTokens { get; init; } = 4;
+
+    public override string Name => name ?? "self";
+
+    /// <summary>A judge on a second model folder, loaded on the same device (its name is "local:DIR").</summary>
+    public static ModelJudge Local(string modelDir, EngineOptions? options = null) =>
+        new(SafeCoDeEngine.Load(modelDir, options), "local:" + modelDir, ownsEngine: true);
+
+    private RgbImage? _image;
+
+    protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel)
+    {
+        _image = request.ImageBytes is null ? null : ImageDecoder.Decode(request.ImageBytes, "judge image");
+        if (_image is null) return Task.FromResult("(no image)");
+        return engine.CompleteAsync(JudgePrompts.CaptionInstruction, _image, CaptionTokens, cancel);
+    }
+
+    protected override Task<string> DecideAsync(string query, string caption, CancellationToken cancel) =>
+        engine.CompleteAsync(JudgePrompts.VerdictPrompt(query, caption, withReasons: false), engine.SupportsTextOnly ? null : _image, VerdictTokens, cancel);
+
+    public void Dispose() { if (ownsEngine) engine.Dispose(); }
+}
