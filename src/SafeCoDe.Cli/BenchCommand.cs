@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Models.Llava;
@@ -28,6 +29,85 @@ internal static class BenchCommand
                            "num_attention_heads": 16, "image_size": 336, "patch_size": 14, "projection_dim": 768}}
         """;
 
+    private const string LlavaNext7B = """
+        {"model_type": "llava_next", "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
+         "vision_feature_select_strategy": "default", "image_grid_pinpoints": [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+         "text_config": {"model_type": "llama", "vocab_size": 32064, "hidden_size": 4096, "intermediate_size": 11008,
+                         "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "rms_norm_eps": 1e-5,
+                         "max_position_embeddings": 4096},
+         "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                           "num_attention_heads": 16, "image_size": 336, "patch_size": 14, "projection_dim": 768}}
+        """;
+
+    /// <summary>Text stand-in for a tokenizer (random weights need none): fixed words per id.</summary>
+    private sealed class WordCodec : SafeCoDe.Torch.Decoding.ITokenCodec
+    {
+        public long[] Encode(string text) => text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w => (long)(3 + (uint)w.GetHashCode() % 31990)).ToArray();
+        public string Decode(IReadOnlyList<long> ids, bool skipSpecialTokens = false) => string.Concat(ids.Select(i => " w" + i));
+    }
+
+    /// <summary>
+    /// One whole SafeCoDe request at LLaVA-NeXT-7B shapes (672×672 image → 5 tiles), as tools/fixtures/perf_ref_request.py
+    /// times the reference: 5 guided steps (safe verdict, no early exit) then sampling to 256 tokens; next to plain
+    /// greedy decoding of 256 tokens.
+    /// </summary>
+    private static int Request(TextWriter o, DeviceRequest device, ScalarType dtype, bool json, string? configPath)
+    {
+        var cfg = ModelConfig.Load(configPath ?? WriteTemp(LlavaNext7B)) as LlavaConfig is { ImageGridPinpoints: not null } c ? c
+            : throw new UsageException("--request needs a LLaVA-NeXT (llava_next) config");
+        int tiles = AnyRes.NumPatches(672, 672, cfg.ImageGridPinpoints!, cfg.Vision.ImageSize), side = cfg.Vision.ImageSize;
+        int vocab = (int)Math.Min(cfg.Text.VocabSize, cfg.ImageTokenId);
+        var dev = NativeRuntime.SelectDevice(device);
+        using var model = new LlavaBackbone(cfg, new ParamFactory(dev, dtype));
+        Randomize(model);
+        int n = SafeCoDe.Torch.Processing.Images.ImageProcessors.For(cfg, SafeCoDe.Torch.Checkpoints.JsonConfig.FromJson(
+            SafeCoDe.Torch.Checkpoints.RandomCheckpoint.DefaultPreprocessorConfig(cfg).ToJsonString())).Layout(672, 672).NumImageTokens;
+        var gen = new torch.Generator(1234);
+        var pre = randint(2, vocab - 1, [1, 40], generator: gen, dtype: ScalarType.Int64);
+        var post = randint(2, vocab - 1, [1, 60], generator: gen, dtype: ScalarType.Int64);
+        var ids = cat([ones(1, 1, dtype: ScalarType.Int64), pre, full(1, n, (long)cfg.ImageTokenId, ScalarType.Int64), post], 1);
+        var pv = randn([1, tiles, 3, side, side], generator: gen).to(dtype);
+        var pvn = (pv.to(ScalarType.Float32) + randn([1, tiles, 3, side, side], generator: gen) * 0.37).to(dtype);
+        var sizes = tensor(new long[] { 672, 672 }).view(1, 2);
+        var real = new BackboneInputs(ids, null, new Dictionary<string, Tensor> { ["pixel_values"] = pv, ["image_sizes"] = sizes });
+        var noised = real with { Images = new Dictionary<string, Tensor> { ["pixel_values"] = pvn, ["image_sizes"] = sizes } };
+        var codec = new WordCodec();
+        var refusal = new SafeCoDe.Torch.Decoding.RefusalTokens(SafeCoDe.Torch.Decoding.RefusalTokens.ReferencePhrases, codec, model.VocabSize);
+        var opts = SafeCoDe.Torch.Decoding.SafeCoDeOptions.For(SafeCoDe.Torch.Decoding.SafeCoDePreset.Faithful) with
+        { Seed = 1, EarlyExit = false, CorruptionRollback = false, MaxNewTokens = 251 };
+
+        (double total, double guided, double prefill, int tokens) RunOnce(int budget)
+        {
+            Sync(dev);
+            var sw = Stopwatch.StartNew();
+            using var b = new SafeCoDe.Torch.Decoding.BatchedBranches(model, real, noised, budget + 6, 0);
+            Sync(dev);
+            double prefill = sw.Elapsed.TotalMilliseconds;
+            var r = SafeCoDe.Torch.Decoding.GuidedDecoder.Run(model, b, SafeCoDe.Torch.Safety.Verdict.Safe, opts with { MaxNewTokens = budget }, codec, refusal, [], (int)ids.shape[1]);
+            Sync(dev);
+            return (sw.Elapsed.TotalMilliseconds, prefill + r.GuidedMs, prefill, r.Tokens.Length);
+        }
+        RunOnce(8); RunOnce(8); // warm-up (kernels, tiered JIT)
+        var req = RunOnce(251);
+        Sync(dev);
+        var sw2 = Stopwatch.StartNew();
+        var plain = TokenGenerator.Generate(model, real, new SamplingOptions { MaxNewTokens = 256, MinNewTokens = 256 });
+        Sync(dev);
+        double plainMs = sw2.Elapsed.TotalMilliseconds;
+        if (json)
+            o.WriteLine(JsonSerializer.Serialize(new { prompt_tokens = ids.shape[1], image_tokens = n, safecode_request_256_ms = req.total, guided_5_steps_incl_prefill_ms = req.guided,
+                prefill_2_branches_ms = req.prefill, tokens = req.tokens, vanilla_greedy_256_ms = plainMs }, new JsonSerializerOptions { WriteIndented = true }));
+        else
+        {
+            o.WriteLine($"SafeCoDe request at {(configPath is null ? "LLaVA-NeXT-7B shapes" : configPath)} on {dev} {dtype}: prompt {ids.shape[1]} tokens ({n} image, {tiles} tiles), 256-token answer");
+            o.WriteLine($"  prefill, real + noised as one batch          {req.prefill,9:F1} ms");
+            o.WriteLine($"  ... + 5 guided steps                          {req.guided,9:F1} ms");
+            o.WriteLine($"  whole request ({req.tokens} tokens)                 {req.total,9:F1} ms");
+            o.WriteLine($"  plain greedy generation, 256 tokens           {plainMs,9:F1} ms");
+        }
+        return 0;
+    }
+
     public static int Run(Args a, TextWriter o)
     {
         var shape = a.Get("shape") ?? "llava-1.5-7b";
@@ -37,7 +117,9 @@ internal static class BenchCommand
         int steps = int.Parse(a.Get("steps") ?? "128", CultureInfo.InvariantCulture);
         int textTokens = int.Parse(a.Get("text-tokens") ?? "41", CultureInfo.InvariantCulture);
         bool json = a.Flag("json");
+        bool request = a.Flag("request");
         a.RejectUnknown();
+        if (request) return Request(o, device, dtype, json, configPath);
 
         string cfgFile = configPath ?? WriteTemp(shape switch
         {

@@ -32,9 +32,10 @@ namespace SafeCoDe.Cli
                         Run the model on the inputs of a reference file (default DIR/reference.safetensors) and
                         compare logits, noised-image logits and greedy tokens with the reference. Last line:
                         verify: PASS|FAIL family=... logits_rel_err=... noised_rel_err=... greedy_match=k/n
-              bench     [--shape llava-1.5-7b | --config FILE] [--device cuda] [--dtype bfloat16] [--steps 128] [--json]
+              bench     [--shape llava-1.5-7b | --config FILE] [--device cuda] [--dtype bfloat16] [--steps 128] [--json] [--request]
                         Decode speed at real shapes with random weights: prefill, plain decode, SafeCoDe's two
-                        branches as one batch, and as two separate passes, measured side by side.
+                        branches as one batch, and as two separate passes, measured side by side. --request times
+                        one whole SafeCoDe request at LLaVA-NeXT-7B shapes (5 tiles, 256-token answer).
               make-random --config FILE --out DIR [--tokenizer DIR] [--preprocessor FILE] [--seed 0]
                         [--dtype float32|bfloat16] [--shard-size 4GB] [--init-scale 1.5]
                         Write a random-weight checkpoint of any supported family for a config.json, in the Hub
@@ -76,7 +77,7 @@ namespace SafeCoDe.Cli
                 {
                     "inspect" => Inspect(new Args(rest, Set("json"), Set("model")), o),
                     "doctor" => Doctor(new Args(rest, Set("json"), Set("device")), o),
-                    "bench" => BenchCommand.Run(new Args(rest, Set("json"), Set("shape", "config", "device", "dtype", "steps", "text-tokens")), o),
+                    "bench" => BenchCommand.Run(new Args(rest, Set("json", "request"), Set("shape", "config", "device", "dtype", "steps", "text-tokens")), o),
                     "make-random" => MakeRandom(new Args(rest, Set(), Set("config", "out", "tokenizer", "preprocessor", "seed", "dtype", "shard-size", "init-scale")), o),
                     "generate" => GenerateCommand.Run(new Args(rest, GenerateCommand.Flags, GenerateCommand.Valued), o, e),
                     "verify" => VerifyCommand.Run(new Args(rest, Set(), Set("model", "reference", "device", "dtype")), o, e),
