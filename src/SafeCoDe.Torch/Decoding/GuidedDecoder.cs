@@ -143,7 +143,8 @@ public static class GuidedDecoder
         o.Validate();
         var banned = (bannedIds ?? []).Where(id => id >= 0 && id < model.VocabSize).Distinct().ToArray();
         var sw = Stopwatch.StartNew();
-        using var gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64(), model.Device);
+        // a CPU generator and CPU draws: the same seed gives the same tokens on every device
+        using var gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
         var eos = eosIds.ToHashSet();
         var tokens = new List<long>();
         int budget = o.Budget(model.Family, verdict, promptLength);
@@ -213,7 +214,7 @@ public static class GuidedDecoder
                     else
                     {
                         var q = LogitsOps.TemperedDistribution(p, unsafePath ? o.GuidedTemperatureUnsafe : o.GuidedTemperatureSafe);
-                        tok = multinomial(q, 1, false, gen).item<long>();
+                        tok = multinomial(q.cpu(), 1, false, gen).item<long>();
                     }
                 }
                 Guide(tok);

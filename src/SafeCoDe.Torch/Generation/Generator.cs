@@ -22,7 +22,8 @@ public static class TokenGenerator
         CancellationToken cancel = default)
     {
         o.Validate();
-        using var gen = o.Greedy ? null : (o.Seed is { } s ? new torch.Generator((ulong)s, model.Device) : new torch.Generator((ulong)Random.Shared.NextInt64(), model.Device));
+        // a CPU generator (draws happen on the host: the same seed gives the same tokens on every device)
+        using var gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
         var sw = Stopwatch.StartNew();
         var (state, first) = model.Prefill(inputs, o.MaxNewTokens);
         using var _ = state;

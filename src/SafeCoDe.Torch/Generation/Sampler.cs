@@ -64,7 +64,11 @@ public static class Sampler
         return logits.masked_fill(mask, double.NegativeInfinity).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Picks one token per row: argmax when greedy, else temperature → top-k → top-p → multinomial.</summary>
+    /// <summary>
+    /// Picks one token per row: argmax when greedy, else temperature → top-k → top-p → multinomial. The draw runs on the
+    /// CPU with a CPU <paramref name="gen"/> (the probabilities are copied: [rows, vocab] floats), so a seed reproduces
+    /// the same tokens on every device; the result is on the CPU then.
+    /// </summary>
     public static Tensor Choose(Tensor logits, SamplingOptions o, Generator? gen)
     {
         using var scope = NewDisposeScope();
@@ -73,6 +77,6 @@ public static class Sampler
         l = TopK(l, o.TopK);
         l = TopP(l, o.TopP);
         var probs = l.softmax(1);
-        return multinomial(probs, 1, false, gen).squeeze(1).MoveToOuterDisposeScope();
+        return multinomial(probs.cpu(), 1, false, gen).squeeze(1).MoveToOuterDisposeScope();
     }
 }
