@@ -65,6 +65,7 @@ internal static class GenerateCommand
         var system = a.Get("system");
         a.RejectUnknown();
         if (imagePath is not null && !File.Exists(imagePath)) throw new UsageException($"--image {imagePath}: file not found");
+        if (imagePath is not null) SafeCoDe.Torch.Processing.Images.ImageDecoder.Identify(imagePath); // a file that is no image fails before the model loads
         o2.Validate();
 
         var progress = new Progress<string>(s => { if (!json) e.WriteLine("· " + s); });

@@ -92,6 +92,7 @@ namespace SafeCoDe.Cli
                 return 2;
             }
             catch (CheckpointException ex) { e.WriteLine($"safecode {command}: error: {ex.Message}"); return 1; }
+            catch (SafeCoDe.Torch.Processing.Images.ImageDecodeException ex) { e.WriteLine($"safecode {command}: error: {ex.Message}"); return 1; }
             catch (NativeRuntimeException ex) { e.WriteLine($"safecode {command}: runtime error: {ex.Message}"); return 1; }
             catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or IOException or FormatException)
             {

@@ -29,7 +29,7 @@ public sealed class SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? d
         var o = _defaults;
         if (options?.Temperature is { } t) o = o with { TemperatureSafe = t, TemperatureUnsafe = t, Greedy = t <= 0 };
         if (options?.TopP is { } p) o = o with { TopPSafe = p, TopPUnsafe = p };
-        if (options?.MaxOutputTokens is { } n) o = o with { MaxNewTokens = n };
+        if (options?.MaxOutputTokens is { } n) o = o with { MaxNewTokens = n, MaxTotalTokens = n }; // the guided span counts too
         if (options?.Seed is { } s) o = o with { Seed = s };
         Verdict? verdict = null;
         if (options?.AdditionalProperties is { } extra)

@@ -148,6 +148,8 @@ public static class GuidedDecoder
         var eos = eosIds.ToHashSet();
         var tokens = new List<long>();
         int budget = o.Budget(model.Family, verdict, promptLength);
+        int cap = o.MaxTotalTokens ?? int.MaxValue; // all tokens, guided ones included
+        int maxSteps = Math.Min(o.MaxSteps, cap);
         double alpha = o.Alpha;
         string? forced = null;
         bool rolledBack = false;
@@ -159,13 +161,13 @@ public static class GuidedDecoder
 
         if (o.Mode == DecodeMode.Vcd)
         {
-            var vr = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: true, banned);
+            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: true, banned);
             return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, o.Alpha, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
         }
         if (o.Mode == DecodeMode.Vanilla)
         {
             branches.DropNoised();
-            var vr = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: false, banned);
+            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: false, banned);
             return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, 0, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
         }
 
@@ -175,7 +177,7 @@ public static class GuidedDecoder
         long lengthBeforeGuidance = branches.Length;
         using var firstLogits = branches.Logits.narrow(0, 0, 1).clone();
 
-        if (unsafePath && o.Unsafe == UnsafeStrategy.ForcePhrase && o.MaxSteps > 0)
+        if (unsafePath && o.Unsafe == UnsafeStrategy.ForcePhrase && maxSteps > 0)
         {
             float[] probs;
             using (var scope = NewDisposeScope())
@@ -184,7 +186,7 @@ public static class GuidedDecoder
             if (pick >= 0)
             {
                 forced = refusal.Phrases[pick];
-                var ids = refusal.PhraseIds[pick].Take(o.MaxSteps).ToArray();
+                var ids = refusal.PhraseIds[pick].Take(maxSteps).ToArray();
                 branches.DropNoised(); // the contrast chose the phrase; nothing more to contrast
                 for (int i = 0; i < ids.Length; i++)
                 {
@@ -193,9 +195,9 @@ public static class GuidedDecoder
                 }
             }
         }
-        if (forced is null && o.MaxSteps > 0)
+        if (forced is null && maxSteps > 0)
         {
-            for (int step = 0; step < o.MaxSteps; step++)
+            for (int step = 0; step < maxSteps; step++)
             {
                 cancel.ThrowIfCancellationRequested();
                 if (step > 0) branches.Step(tokens[^1]);
@@ -237,7 +239,7 @@ public static class GuidedDecoder
         foreach (var t in tokens) onToken?.Invoke(t);
 
         if (tokens.Count > 0) branches.Step(tokens[^1]);
-        var c = Continue(model, branches, o, verdict, budget, eos, gen, Emit, cancel, vcd: false, banned);
+        var c = Continue(model, branches, o, verdict, Math.Min(budget, cap - tokens.Count), eos, gen, Emit, cancel, vcd: false, banned);
         return new GuidedResult(tokens.ToArray(), guided, forced, c.eos, alpha, budget, rolledBack, 0, guidedMs,
             sw.Elapsed.TotalMilliseconds - guidedMs, c.count);
     }

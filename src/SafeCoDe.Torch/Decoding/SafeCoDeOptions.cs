@@ -94,6 +94,12 @@ public sealed record SafeCoDeOptions
     /// <summary>New tokens after guidance; null = the preset's rule (faithful: per verdict and family; paper: <see cref="UniformMaxNewTokens"/>).</summary>
     public int? MaxNewTokens { get; init; }
     public int UniformMaxNewTokens { get; init; } = 512;
+    /// <summary>
+    /// Cap on all generated tokens, the guided span included (null: none) — what an API's "max output tokens" means.
+    /// <see cref="MaxNewTokens"/> counts only the tokens after guidance, so without this cap a SafeCoDe answer can be
+    /// up to <see cref="MaxSteps"/> tokens longer.
+    /// </summary>
+    public int? MaxTotalTokens { get; init; }
 
     public IReadOnlyList<string> RefusalPhrases { get; init; } = RefusalTokens.ReferencePhrases;
     /// <summary>Phrases containing one of these (compared with the lower-cased phrase, as the reference does) are preferred.</summary>
@@ -122,6 +128,7 @@ public sealed record SafeCoDeOptions
         if (NoiseStd < 0) throw new ArgumentException("noise std must be ≥ 0");
         if (VcdBeta <= 0 || VcdBeta > 1) throw new ArgumentException("VCD β must be in (0, 1]");
         if (MaxNewTokens is < 0) throw new ArgumentException("max new tokens must be ≥ 0");
+        if (MaxTotalTokens is < 0) throw new ArgumentException("max total tokens must be ≥ 0");
     }
 
     /// <summary>
