@@ -17,6 +17,7 @@ public sealed class SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? d
 {
     private readonly SafeCoDeOptions _defaults = defaults ?? SafeCoDeOptions.For(SafeCoDePreset.Faithful);
 
+    /// <summary>Provider "safecode", no endpoint, the engine's family as the default model id.</summary>
     public ChatClientMetadata Metadata => new("safecode", null, engine.Family);
 
     private SafeCoDeRequest Build(IEnumerable<ChatMessage> messages, ChatOptions? options)
@@ -47,6 +48,9 @@ public sealed class SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? d
         };
     }
 
+    /// <summary>Runs the conversation's last user message through <see cref="SafeCoDeEngine.GenerateAsync"/>.</summary>
+    /// <returns>The answer as one assistant message; <c>FinishReason</c> is Stop on EOS, else Length; token usage and the <c>safecode.*</c> verdict, caption, guided text, judge and total time in AdditionalProperties.</returns>
+    /// <exception cref="ArgumentException">No user message, or an unknown <c>safecode.mode</c> / <c>safecode.verdict</c>.</exception>
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var r = await engine.GenerateAsync(Build(messages, options), cancellationToken).ConfigureAwait(false);
@@ -64,6 +68,7 @@ public sealed class SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? d
         };
     }
 
+    /// <summary>As <see cref="GetResponseAsync"/>, streaming the answer text as it is generated; the updates carry text only (no verdict or usage).</summary>
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -71,10 +76,12 @@ public sealed class SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? d
             yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = engine.Family };
     }
 
+    /// <summary>Returns this client, the underlying <see cref="SafeCoDeEngine"/>, or <see cref="Metadata"/> for an unkeyed request of that type; otherwise null.</summary>
     public object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is null && serviceType.IsInstanceOfType(this) ? this
         : serviceKey is null && serviceType == typeof(SafeCoDeEngine) ? engine
         : serviceKey is null && serviceType == typeof(ChatClientMetadata) ? Metadata : null;
 
+    /// <summary>Does nothing: the client does not own the engine (dispose the engine yourself).</summary>
     public void Dispose() { }
 }

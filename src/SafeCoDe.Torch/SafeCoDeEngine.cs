@@ -35,11 +35,15 @@ public sealed record EngineOptions
 /// <summary>One request: a query, optionally an image, and how to decode it.</summary>
 public sealed record SafeCoDeRequest
 {
+    /// <summary>The user's query. It is what the judge is asked about (without <see cref="SystemPrompt"/>) and the text of the user turn.</summary>
     public required string Prompt { get; init; }
     /// <summary>Image file bytes (JPEG/PNG/WebP/BMP/GIF); or use <see cref="ImagePath"/> or <see cref="Image"/>.</summary>
     public byte[]? ImageBytes { get; init; }
+    /// <summary>Path of an image file, read when <see cref="Image"/> and <see cref="ImageBytes"/> are null.</summary>
     public string? ImagePath { get; init; }
+    /// <summary>An already decoded image; takes precedence over <see cref="ImageBytes"/> and <see cref="ImagePath"/> (the judge then gets it as PNG).</summary>
     public RgbImage? Image { get; init; }
+    /// <summary>Decode settings; default: the <see cref="SafeCoDePreset.Faithful"/> preset in SafeCoDe mode. Validated when the request runs.</summary>
     public SafeCoDeOptions Options { get; init; } = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
     /// <summary>The scene-level judge (SafeCoDe mode); default: the engine's model judges itself.</summary>
     public ISafetyJudge? Judge { get; init; }
@@ -47,6 +51,7 @@ public sealed record SafeCoDeRequest
     public Verdict? Verdict { get; init; }
     /// <summary>Overrides the engine's prompt style for this request.</summary>
     public PromptStyle? PromptStyle { get; init; }
+    /// <summary>A system turn put before the user turn (null or empty: none). The judge does not see it.</summary>
     public string? SystemPrompt { get; init; }
     /// <summary>Called with each piece of answer text as it is generated (also without <see cref="SafeCoDeEngine.StreamAsync"/>).</summary>
     [JsonIgnore] public Action<string>? OnText { get; init; }
@@ -98,12 +103,19 @@ public sealed class SafeCoDeEngine : IDisposable
     private readonly long[] _banned;
     private readonly long[] _eos;
 
+    /// <summary>The opened model folder (configs, weight files).</summary>
     public ModelDirectory Directory { get; }
+    /// <summary>The loaded backbone. Use it directly only while no request runs: the engine does not lock it for outside callers.</summary>
     public IBackbone Model { get; }
+    /// <summary>The text tokenizer of the checkpoint.</summary>
     public ITokenizer Tokenizer { get; }
+    /// <summary>The family's image processor, configured from preprocessor_config.json.</summary>
     public IImageProcessor Images { get; }
+    /// <summary>The chat format for the engine's <see cref="EngineOptions.PromptStyle"/>.</summary>
     public ChatFormat Format { get; }
+    /// <summary>The checkpoint's <c>model_type</c> (see <see cref="ModelFamilies"/>).</summary>
     public string Family => Model.Family;
+    /// <summary>The refusal token space, built from <see cref="RefusalTokens.ReferencePhrases"/> with this tokenizer at load time.</summary>
     public RefusalTokens Refusal { get; private set; }
     private readonly ITokenCodec _codec;
 
@@ -289,6 +301,7 @@ public sealed class SafeCoDeEngine : IDisposable
     /// <summary>True when the family can run a prompt without an image (InstructBLIP's Q-Former always needs one).</summary>
     public bool SupportsTextOnly => Family != ModelFamilies.InstructBlip;
 
+    /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()
     {
         Model.Dispose();

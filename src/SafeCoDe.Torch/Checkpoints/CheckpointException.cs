@@ -9,6 +9,7 @@ public class CheckpointException : Exception
     /// <summary>The tensor or config field concerned, when there is one.</summary>
     public string? Item { get; }
 
+    /// <summary>Creates the error; the message becomes "FILE: 'ITEM': MESSAGE" (or "FILE: MESSAGE" without an item).</summary>
     public CheckpointException(string filePath, string? item, string message, Exception? inner = null)
         : base(Compose(filePath, item, message), inner)
     {
@@ -27,10 +28,14 @@ public sealed class SafetensorsFormatException(string filePath, string? tensor, 
 /// <summary>The checkpoint's tensors do not match what the model expects (missing, unexpected, wrong shape).</summary>
 public sealed class TensorMismatchException : CheckpointException
 {
+    /// <summary>Canonical names the model expects but the checkpoint lacks.</summary>
     public IReadOnlyList<string> Missing { get; }
+    /// <summary>Canonical names in the checkpoint that the model has no parameter for.</summary>
     public IReadOnlyList<string> Unexpected { get; }
+    /// <summary>Tensors present under the right name with the wrong shape (each entry describes both shapes).</summary>
     public IReadOnlyList<string> WrongShape { get; }
 
+    /// <summary>Creates the error; the message lists up to 20 names per kind.</summary>
     public TensorMismatchException(string filePath, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> wrongShape)
         : base(filePath, null, Describe(missing, unexpected, wrongShape))
     {

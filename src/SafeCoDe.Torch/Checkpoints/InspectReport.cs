@@ -13,6 +13,7 @@ public sealed record InspectReport(
     IReadOnlyDictionary<string, int> TensorsByDType, IReadOnlyList<InspectFileEntry> Files, long TotalBytes,
     bool TiedEmbeddings, string? ImageProcessor)
 {
+    /// <summary>Builds the report from the opened folder's configs and safetensors headers (no tensor data is read).</summary>
     public static InspectReport From(ModelDirectory m)
     {
         var c = m.Config;
@@ -83,6 +84,7 @@ public sealed record InspectReport(
 
     private static string Num(double d) => d.ToString("G", CultureInfo.InvariantCulture);
 
+    /// <summary>Indented JSON with snake_case property names; null fields omitted.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     internal static readonly JsonSerializerOptions JsonOptions = new()
@@ -91,6 +93,7 @@ public sealed record InspectReport(
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
+    /// <summary>The human-readable multi-line report <c>safecode inspect</c> prints.</summary>
     public string ToText()
     {
         var sb = new StringBuilder();
@@ -117,6 +120,7 @@ public sealed record InspectReport(
 
     private static string Human(long n) => n >= 1_000_000_000 ? $"{n / 1e9:F2} B" : n >= 1_000_000 ? $"{n / 1e6:F2} M" : n >= 1000 ? $"{n / 1e3:F1} K" : n.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>A byte count in B, KiB, MiB or GiB (binary units).</summary>
     public static string HumanBytes(long b) => b >= 1L << 30 ? $"{b / (double)(1L << 30):F2} GiB" : b >= 1 << 20 ? $"{b / (double)(1 << 20):F1} MiB" : b >= 1024 ? $"{b / 1024.0:F1} KiB" : $"{b} B";
 }
 

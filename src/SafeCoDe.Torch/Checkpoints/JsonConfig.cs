@@ -39,16 +39,21 @@ public sealed class JsonConfig
         return new JsonConfig(file, "", doc.RootElement.Clone());
     }
 
+    /// <summary>The full dotted path of <paramref name="key"/> inside the file, for error messages.</summary>
     public string PathOf(string key) => Prefix.Length == 0 ? key : Prefix + "." + key;
 
+    /// <summary>True when the field is present and not null.</summary>
     public bool Has(string key) => _obj.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null;
 
+    /// <summary>The property names of this object, in file order (null-valued ones included).</summary>
     public IEnumerable<string> Keys => _obj.EnumerateObject().Select(p => p.Name);
 
     private bool TryGet(string key, out JsonElement v) => _obj.TryGetProperty(key, out v) && v.ValueKind != JsonValueKind.Null;
 
     private ConfigException Error(string key, string message) => new(File, PathOf(key), message);
 
+    /// <summary>The sub-object at <paramref name="key"/>, or null when absent or null.</summary>
+    /// <exception cref="ConfigException">The field is not an object.</exception>
     public JsonConfig? Object(string key)
     {
         if (!TryGet(key, out var v)) return null;
@@ -61,14 +66,28 @@ public sealed class JsonConfig
 
     private static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement.Clone();
 
+    /// <summary>A required integer (a float with no fractional part is accepted).</summary>
+    /// <exception cref="ConfigException">Missing, or not an integer.</exception>
     public int Int(string key) => TryGet(key, out var v) ? AsInt(key, v) : throw Error(key, "required field is missing");
+    /// <summary>An integer, or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Present but not an integer.</exception>
     public int Int(string key, int fallback) => TryGet(key, out var v) ? AsInt(key, v) : fallback;
+    /// <summary>An integer, or null when absent.</summary>
+    /// <exception cref="ConfigException">Present but not an integer.</exception>
     public int? IntOrNull(string key) => TryGet(key, out var v) ? AsInt(key, v) : null;
 
+    /// <summary>A required number.</summary>
+    /// <exception cref="ConfigException">Missing, or not a number.</exception>
     public double Double(string key) => TryGet(key, out var v) ? AsDouble(key, v) : throw Error(key, "required field is missing");
+    /// <summary>A number, or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Present but not a number.</exception>
     public double Double(string key, double fallback) => TryGet(key, out var v) ? AsDouble(key, v) : fallback;
+    /// <summary>A number, or null when absent.</summary>
+    /// <exception cref="ConfigException">Present but not a number.</exception>
     public double? DoubleOrNull(string key) => TryGet(key, out var v) ? AsDouble(key, v) : null;
 
+    /// <summary>A JSON boolean, or <paramref name="fallback"/> when absent (strings such as "true" are rejected).</summary>
+    /// <exception cref="ConfigException">Present but not true/false.</exception>
     public bool Bool(string key, bool fallback)
     {
         if (!TryGet(key, out var v)) return fallback;
@@ -80,10 +99,18 @@ public sealed class JsonConfig
         };
     }
 
+    /// <summary>A required string.</summary>
+    /// <exception cref="ConfigException">Missing, or not a string.</exception>
     public string String(string key) => TryGet(key, out var v) ? AsString(key, v) : throw Error(key, "required field is missing");
+    /// <summary>A string, or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Present but not a string.</exception>
     public string String(string key, string fallback) => TryGet(key, out var v) ? AsString(key, v) : fallback;
+    /// <summary>A string, or null when absent.</summary>
+    /// <exception cref="ConfigException">Present but not a string.</exception>
     public string? StringOrNull(string key) => TryGet(key, out var v) ? AsString(key, v) : null;
 
+    /// <summary>An array of integers, or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Not an array, or an element is not an integer (named by index).</exception>
     public int[] IntArray(string key, int[] fallback)
     {
         if (!TryGet(key, out var v)) return fallback;
@@ -98,6 +125,8 @@ public sealed class JsonConfig
         return v.ValueKind == JsonValueKind.Array ? IntArray(key, fallback) : [AsInt(key, v)];
     }
 
+    /// <summary>A list of integer lists (e.g. image_grid_pinpoints), or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Wrong shape or element type (named by index).</exception>
     public int[][] IntMatrix(string key, int[][] fallback)
     {
         if (!TryGet(key, out var v)) return fallback;
@@ -109,6 +138,8 @@ public sealed class JsonConfig
         }).ToArray();
     }
 
+    /// <summary>An array of strings, or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Not an array, or an element is not a string.</exception>
     public string[] StringArray(string key, string[] fallback)
     {
         if (!TryGet(key, out var v)) return fallback;
@@ -116,6 +147,8 @@ public sealed class JsonConfig
         return v.EnumerateArray().Select((e, i) => AsString($"{key}[{i}]", e)).ToArray();
     }
 
+    /// <summary>An array of numbers, or <paramref name="fallback"/> when absent.</summary>
+    /// <exception cref="ConfigException">Not an array, or an element is not a number.</exception>
     public double[] DoubleArray(string key, double[] fallback)
     {
         if (!TryGet(key, out var v)) return fallback;

@@ -66,7 +66,9 @@ public sealed record VitConfig(
     string ModelType, int HiddenSize, int IntermediateSize, int NumLayers, int NumHeads, int ImageSize, int PatchSize,
     int NumChannels, string HiddenAct, double LayerNormEps, bool QkvBias)
 {
+    /// <summary>image_size / patch_size.</summary>
     public int PatchesPerSide => ImageSize / PatchSize;
+    /// <summary>Patches per image, without a class token.</summary>
     public int NumPatches => PatchesPerSide * PatchesPerSide;
 
     internal static VitConfig Read(JsonConfig c, string type, int hidden, int inter, int layers, int heads, int image, int patch, string act, double eps, bool qkvBias = true, string hiddenKey = "hidden_size")
@@ -78,23 +80,30 @@ public sealed record VitConfig(
 /// <summary>The families this engine knows, by config <c>model_type</c>.</summary>
 public static class ModelFamilies
 {
+    /// <summary>A <c>model_type</c> value of config.json.</summary>
     public const string Llava = "llava", LlavaNext = "llava_next", Qwen2VL = "qwen2_vl", Qwen25VL = "qwen2_5_vl",
         InstructBlip = "instructblip", Idefics = "idefics", Idefics3 = "idefics3";
 
+    /// <summary>Every family above, in this order.</summary>
     public static readonly IReadOnlyList<string> All = [Llava, LlavaNext, Qwen2VL, Qwen25VL, InstructBlip, Idefics, Idefics3];
 }
 
 /// <summary>The typed config of one checkpoint, whatever the layout of its config.json.</summary>
 public abstract record ModelConfig
 {
+    /// <summary>config.json's <c>model_type</c> (one of <see cref="ModelFamilies"/>).</summary>
     public string ModelType { get; init; } = "";
+    /// <summary>The config.json this was read from.</summary>
     public string ConfigPath { get; init; } = "";
+    /// <summary>config.json's <c>architectures</c> (empty when absent).</summary>
     public string[] Architectures { get; init; } = [];
     /// <summary>Storage dtype the config declares (torch_dtype / dtype), e.g. "bfloat16"; null if absent.</summary>
     public string? DType { get; init; }
     /// <summary>"transformers-4" (rope_theta/rope_scaling, torch_dtype, flat fields) or "transformers-5" (rope_parameters, dtype, nested).</summary>
     public string ConfigLayout { get; init; } = "";
+    /// <summary>config.json's <c>transformers_version</c>, or null.</summary>
     public string? TransformersVersion { get; init; }
+    /// <summary>The language model's settings, whether nested under text_config or flat on the root.</summary>
     public TextConfig Text { get; init; } = null!;
 
     /// <summary>Reads <c>DIR/config.json</c> into the typed config of its family.</summary>
@@ -139,9 +148,13 @@ public abstract record ModelConfig
 /// <summary>LLaVA-1.5 (<c>llava</c>) and LLaVA-NeXT (<c>llava_next</c>).</summary>
 public sealed record LlavaConfig : ModelConfig
 {
+    /// <summary>The CLIP vision tower.</summary>
     public VitConfig Vision { get; init; } = null!;
+    /// <summary>The <c>&lt;image&gt;</c> placeholder id (image_token_index or image_token_id; 32000 by default).</summary>
     public int ImageTokenId { get; init; }
+    /// <summary>Activation between the projector's two linears.</summary>
     public string ProjectorHiddenAct { get; init; } = "gelu";
+    /// <summary>Whether the projector's linears have biases (multimodal_projector_bias).</summary>
     public bool ProjectorBias { get; init; } = true;
     /// <summary>Hidden-state indices taken from the vision tower (one, or several concatenated).</summary>
     public int[] VisionFeatureLayers { get; init; } = [-2];
@@ -149,6 +162,7 @@ public sealed record LlavaConfig : ModelConfig
     public string VisionFeatureSelectStrategy { get; init; } = "default";
     /// <summary>LLaVA-NeXT anyres candidate resolutions as [height, width]; null for LLaVA-1.5.</summary>
     public int[][]? ImageGridPinpoints { get; init; }
+    /// <summary>config.json's image_seq_length (576 by default); informational: token counts come from the image processor's layouts.</summary>
     public int ImageSeqLength { get; init; }
 
     internal static LlavaConfig Read(JsonConfig c)
@@ -187,6 +201,7 @@ public sealed record QwenVisionConfig(
     int PatchSize, int SpatialMergeSize, int TemporalPatchSize, int WindowSize, int[] FullAttBlockIndexes, int TokensPerSecond,
     double RopeTheta = 10000.0)
 {
+    /// <summary>Per-head width: embed_dim / num_heads.</summary>
     public int HeadDim => EmbedDim / NumHeads;
     /// <summary>Values per patch row of pixel_values: channels × temporal patch × patch × patch (1176 for the released models).</summary>
     public int PatchInputDim => InChannels * TemporalPatchSize * PatchSize * PatchSize;
@@ -195,11 +210,17 @@ public sealed record QwenVisionConfig(
 /// <summary>Qwen2-VL (<c>qwen2_vl</c>) and Qwen2.5-VL (<c>qwen2_5_vl</c>): flat (Hub) or nested text fields.</summary>
 public sealed record QwenVLConfig : ModelConfig
 {
+    /// <summary>The vision tower.</summary>
     public QwenVisionConfig Vision { get; init; } = null!;
+    /// <summary>The <c>&lt;|image_pad|&gt;</c> id.</summary>
     public int ImageTokenId { get; init; }
+    /// <summary>The <c>&lt;|video_pad|&gt;</c> id (videos are not supported; the id is only banned during decoding).</summary>
     public int VideoTokenId { get; init; }
+    /// <summary>The <c>&lt;|vision_start|&gt;</c> id (M-RoPE positions start after it).</summary>
     public int VisionStartTokenId { get; init; }
+    /// <summary>The <c>&lt;|vision_end|&gt;</c> id.</summary>
     public int VisionEndTokenId { get; init; }
+    /// <summary>True for Qwen2.5-VL (window attention, RMSNorm and SwiGLU in the vision tower).</summary>
     public bool IsQwen25 => ModelType == ModelFamilies.Qwen25VL;
 
     /// <summary>The vision rotary base: <c>rope_parameters.rope_theta</c> (transformers 5) or <c>rope_theta</c>, 10000 by default.</summary>
@@ -263,9 +284,13 @@ public sealed record QFormerConfig(int VocabSize, int HiddenSize, int NumLayers,
 /// <summary>InstructBLIP (<c>instructblip</c>) with a Llama/Vicuna decoder.</summary>
 public sealed record InstructBlipConfig : ModelConfig
 {
+    /// <summary>The BLIP vision model.</summary>
     public VitConfig Vision { get; init; } = null!;
+    /// <summary>The Q-Former.</summary>
     public QFormerConfig QFormer { get; init; } = null!;
+    /// <summary>Learned query tokens, i.e. image tokens per image (32 by default).</summary>
     public int NumQueryTokens { get; init; }
+    /// <summary>The image placeholder id (image_token_index / image_token_id); null for older checkpoints, which are not supported for prompts.</summary>
     public int? ImageTokenId { get; init; }
 
     internal static InstructBlipConfig Read(JsonConfig c)
@@ -293,10 +318,15 @@ public sealed record PerceiverConfig(bool UseResampler, int NumLatents, int Dept
 /// <summary>IDEFICS v1 (<c>idefics</c>): flat Llama text fields, gated cross-attention, decoupled embeddings.</summary>
 public sealed record IdeficsConfig : ModelConfig
 {
+    /// <summary>The CLIP-style vision encoder.</summary>
     public VitConfig Vision { get; init; } = null!;
+    /// <summary>The perceiver resampler.</summary>
     public PerceiverConfig Perceiver { get; init; } = null!;
+    /// <summary>Extra token ids beyond the text vocabulary (decoupled embedding and lm_head rows).</summary>
     public int AdditionalVocabSize { get; init; }
+    /// <summary>A gated cross-attention layer precedes every n-th decoder layer (n ≥ 1).</summary>
     public int CrossLayerInterval { get; init; }
+    /// <summary>Whether the cross-attention normalises queries and keys.</summary>
     public bool QkLayerNorms { get; init; }
     /// <summary>"float" (one gate value per layer) or "vector" (one per hidden unit).</summary>
     public string AlphaType { get; init; } = "float";
@@ -334,8 +364,11 @@ public sealed record IdeficsConfig : ModelConfig
 /// <summary>Idefics3 / SmolVLM (<c>idefics3</c>).</summary>
 public sealed record Idefics3Config : ModelConfig
 {
+    /// <summary>The SigLIP-style vision transformer.</summary>
     public VitConfig Vision { get; init; } = null!;
+    /// <summary>Pixel-shuffle factor of the connector: image tokens per tile shrink by its square (2 by default).</summary>
     public int ScaleFactor { get; init; }
+    /// <summary>The <c>&lt;image&gt;</c> id (128257 by default).</summary>
     public int ImageTokenId { get; init; }
 
     internal static Idefics3Config Read(JsonConfig c)

@@ -11,7 +11,9 @@ namespace SafeCoDe.Torch.Checkpoints;
 /// </summary>
 public sealed record TensorSource(string Name, long[] Shape, SafetensorsDType DType, IReadOnlyList<(SafetensorsFile File, SafetensorsEntry Entry)> Parts)
 {
+    /// <summary>Number of elements of the canonical tensor.</summary>
     public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
+    /// <summary>True when the tensor is assembled from separate q_bias / v_bias entries.</summary>
     public bool IsFusedQkvBias => Parts.Count == 2;
 
     /// <summary>Reads the tensor (floating types converted to <paramref name="floatType"/>) onto <paramref name="device"/>.</summary>
@@ -32,13 +34,19 @@ public sealed record TensorSource(string Name, long[] Shape, SafetensorsDType DT
 /// </summary>
 public sealed class ModelDirectory
 {
+    /// <summary>Absolute path of the folder.</summary>
     public string Dir { get; }
+    /// <summary>The typed config.json.</summary>
     public ModelConfig Config { get; }
+    /// <summary>The weight files (shards in file-name order), headers validated.</summary>
     public IReadOnlyList<SafetensorsFile> Files { get; }
     /// <summary>Canonical name → source.</summary>
     public IReadOnlyDictionary<string, TensorSource> Tensors { get; }
+    /// <summary>generation_config.json, or null when the folder has none.</summary>
     public JsonConfig? GenerationConfig { get; }
+    /// <summary>preprocessor_config.json, or null when the folder has none (the image processor then uses the family's defaults).</summary>
     public JsonConfig? PreprocessorConfig { get; }
+    /// <summary>Path of model.safetensors.index.json for sharded checkpoints, else null.</summary>
     public string? IndexPath { get; }
 
     private ModelDirectory(string dir, ModelConfig config, IReadOnlyList<SafetensorsFile> files, Dictionary<string, TensorSource> tensors,

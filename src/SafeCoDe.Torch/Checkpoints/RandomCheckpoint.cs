@@ -10,6 +10,7 @@ namespace SafeCoDe.Torch.Checkpoints;
 /// <summary>Options for <see cref="RandomCheckpoint.Write"/>.</summary>
 public sealed record RandomCheckpointOptions
 {
+    /// <summary>Base seed; each tensor's generator is seeded from it and the tensor's name, so a tensor does not depend on the others.</summary>
     public long Seed { get; init; }
     /// <summary>Storage dtype of the weights.</summary>
     public ScalarType DType { get; init; } = ScalarType.Float32;
@@ -34,6 +35,7 @@ public static class RandomCheckpoint
     private static readonly string[] TokenizerFiles =
         ["tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.json", "chat_template.jinja"];
 
+    /// <summary>Writes the checkpoint for the config at <paramref name="configPath"/> into <paramref name="outDir"/> (created if needed).</summary>
     public static void Write(string configPath, string outDir, RandomCheckpointOptions? options = null)
     {
         var o = options ?? new RandomCheckpointOptions();

@@ -6,8 +6,10 @@ using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Checkpoints;
 
+#pragma warning disable CS1591 // the members are the format's own dtype names, spelled as in the header
 /// <summary>The element types of the safetensors format.</summary>
 public enum SafetensorsDType { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 }
+#pragma warning restore CS1591
 
 /// <summary>One tensor's header entry.</summary>
 public sealed record SafetensorsEntry(string Name, SafetensorsDType DType, long[] Shape, long Begin, long End)
@@ -33,10 +35,15 @@ public sealed class SafetensorsFile
     private static readonly Dictionary<string, SafetensorsDType> DTypeNames =
         Enum.GetValues<SafetensorsDType>().ToDictionary(d => d.ToString(), StringComparer.Ordinal);
 
+    /// <summary>Path of the file as opened.</summary>
     public string Path { get; }
+    /// <summary>Size of the file in bytes.</summary>
     public long FileLength { get; }
+    /// <summary>Byte offset of the data section (8 + header length); entry offsets are relative to it.</summary>
     public long DataStart { get; }
+    /// <summary>The tensors by name (the <c>__metadata__</c> key excluded).</summary>
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
+    /// <summary>The header's <c>__metadata__</c> string map (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     private SafetensorsFile(string path, long fileLength, long dataStart, Dictionary<string, SafetensorsEntry> entries, Dictionary<string, string> metadata)

@@ -12,6 +12,7 @@ public interface IBranches : IDisposable
 {
     /// <summary>Current float32 logits, [2, vocab] while both branches run, [1, vocab] after <see cref="DropNoised"/>.</summary>
     Tensor Logits { get; }
+    /// <summary>True while the noised branch is still decoding.</summary>
     bool HasNoised { get; }
     /// <summary>Feeds the same token to every live branch.</summary>
     void Step(long token);
@@ -19,6 +20,7 @@ public interface IBranches : IDisposable
     void DropNoised();
     /// <summary>Rolls the real branch back to <paramref name="length"/> cache positions (guided-token rollback).</summary>
     void Truncate(long length, Tensor replacementLogits);
+    /// <summary>Cache positions filled in the real branch (prompt plus fed tokens).</summary>
     long Length { get; }
 }
 
@@ -40,10 +42,14 @@ public sealed class BatchedBranches : IBranches
         _logits = l.DetachFromDisposeScope();
     }
 
+    /// <inheritdoc/>
     public Tensor Logits => _logits;
+    /// <inheritdoc/>
     public bool HasNoised => _state.BatchSize == 2;
+    /// <inheritdoc/>
     public long Length => _state.Length;
 
+    /// <inheritdoc/>
     public void Step(long token)
     {
         using var t = full(_state.BatchSize, token, ScalarType.Int64);
@@ -52,6 +58,7 @@ public sealed class BatchedBranches : IBranches
         _logits = next;
     }
 
+    /// <inheritdoc/>
     public void DropNoised()
     {
         if (!HasNoised) return;
@@ -61,6 +68,7 @@ public sealed class BatchedBranches : IBranches
         _logits = l;
     }
 
+    /// <inheritdoc/>
     public void Truncate(long length, Tensor replacementLogits)
     {
         _state.Truncate(length);
@@ -68,6 +76,7 @@ public sealed class BatchedBranches : IBranches
         _logits = replacementLogits.clone();
     }
 
+    /// <summary>Frees the decode state and the current logits.</summary>
     public void Dispose() { _state.Dispose(); _logits.Dispose(); }
 }
 
@@ -80,6 +89,7 @@ public sealed class SeparateBranches : IBranches
     private Tensor _lr, _ln;
     private Tensor? _both;
 
+    /// <summary>Prefills the real and the noised prompt separately, each with room for <paramref name="capacity"/> new tokens.</summary>
     public SeparateBranches(IBackbone model, BackboneInputs real, BackboneInputs noised, int capacity)
     {
         _model = model;
@@ -87,10 +97,14 @@ public sealed class SeparateBranches : IBranches
         (_noised, _ln) = model.Prefill(noised, capacity);
     }
 
+    /// <inheritdoc/>
     public Tensor Logits => _both ??= _noised is null ? _lr.alias() : cat([_lr, _ln], 0);
+    /// <inheritdoc/>
     public bool HasNoised => _noised is not null;
+    /// <inheritdoc/>
     public long Length => _real.Length;
 
+    /// <inheritdoc/>
     public void Step(long token)
     {
         using var t = full(1, token, ScalarType.Int64);
@@ -99,6 +113,7 @@ public sealed class SeparateBranches : IBranches
         if (_noised is not null) { var n = _model.Step(_noised, t); _ln.Dispose(); _ln = n; }
     }
 
+    /// <inheritdoc/>
     public void DropNoised()
     {
         Reset();
@@ -106,6 +121,7 @@ public sealed class SeparateBranches : IBranches
         _noised = null;
     }
 
+    /// <inheritdoc/>
     public void Truncate(long length, Tensor replacementLogits)
     {
         Reset();
@@ -116,6 +132,7 @@ public sealed class SeparateBranches : IBranches
 
     private void Reset() { _both?.Dispose(); _both = null; }
 
+    /// <summary>Frees both decode states and the logits.</summary>
     public void Dispose() { Reset(); _real.Dispose(); _noised?.Dispose(); _lr.Dispose(); _ln.Dispose(); }
 }
 

@@ -75,6 +75,7 @@ public static class LogitsOps
 /// </summary>
 public static class VcdNoise
 {
+    /// <summary>Number of steps of the noise schedule.</summary>
     public const int Steps = 1000;
 
     /// <summary>ᾱ_t of the schedule (float32 math as in the reference).</summary>

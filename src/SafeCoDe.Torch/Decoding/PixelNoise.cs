@@ -11,6 +11,11 @@ namespace SafeCoDe.Torch.Decoding;
 /// </summary>
 public static class PixelNoise
 {
+    /// <summary>Returns a noised copy of <paramref name="image"/>; the input is not changed.</summary>
+    /// <param name="image">The decoded RGB image.</param>
+    /// <param name="std">σ on the [0, 1] scale.</param>
+    /// <param name="seed">Seed of the CPU generator.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="std"/> is negative.</exception>
     public static RgbImage Apply(RgbImage image, double std, long seed)
     {
         if (std < 0) throw new ArgumentOutOfRangeException(nameof(std), "noise std must be ≥ 0");

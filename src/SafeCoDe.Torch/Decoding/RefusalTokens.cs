@@ -29,12 +29,14 @@ public sealed class RefusalTokens
     public static readonly IReadOnlyList<string> ReferenceKeywords =
         ["sorry", "apologize", "unable", "cannot", "can't", "not allowed", "As an AI", "not able to"];
 
+    /// <summary>The phrases, in the order given (duplicates kept).</summary>
     public IReadOnlyList<string> Phrases { get; }
     /// <summary>Token ids of each phrase (same order as <see cref="Phrases"/>; may be empty).</summary>
     public IReadOnlyList<long[]> PhraseIds { get; }
     /// <summary>Union of all phrase token ids inside the vocabulary, sorted.</summary>
     public long[] Union { get; }
 
+    /// <summary>Encodes every phrase with <paramref name="codec"/> (no special tokens); ids outside [0, <paramref name="vocabSize"/>) are left out of <see cref="Union"/>.</summary>
     public RefusalTokens(IReadOnlyList<string> phrases, ITokenCodec codec, long vocabSize)
     {
         Phrases = phrases;

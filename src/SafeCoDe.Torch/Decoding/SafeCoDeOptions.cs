@@ -32,7 +32,16 @@ public enum SafeCoDePreset
 
 /// <summary>What the unsafe verdict does to the first tokens.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<UnsafeStrategy>))]
-public enum UnsafeStrategy { ForcePhrase, SoftBoost }
+public enum UnsafeStrategy
+{
+    /// <summary>
+    /// The reference: the contrast ranks the refusal phrases, the best one (keyword-preferred) is emitted as the first
+    /// guided tokens (at most <see cref="SafeCoDeOptions.MaxSteps"/>), then decoding continues normally.
+    /// </summary>
+    ForcePhrase,
+    /// <summary>The paper: refusal-token probabilities × (1 + λ_boost) during the guided steps, nothing forced.</summary>
+    SoftBoost,
+}
 
 /// <summary>Which noise makes the second branch.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<NoiseKind>))]
@@ -50,7 +59,9 @@ public enum NoiseKind
 /// </summary>
 public sealed record SafeCoDeOptions
 {
+    /// <summary>SafeCoDe, VCD or vanilla decoding.</summary>
     public DecodeMode Mode { get; init; } = DecodeMode.SafeCoDe;
+    /// <summary>The preset these options started from; <see cref="Budget"/> uses it to pick the length rule.</summary>
     public SafeCoDePreset Preset { get; init; } = SafeCoDePreset.Faithful;
 
     /// <summary>Weight of the noised branch in the contrast.</summary>
@@ -59,11 +70,16 @@ public sealed record SafeCoDeOptions
     public int MaxSteps { get; init; } = 5;
     /// <summary>Refusal phrases kept when ranking (unsafe, forced phrase).</summary>
     public int TopK { get; init; } = 20;
+    /// <summary>λ_supp: on safe verdicts, refusal-token probabilities are multiplied by max(0, 1 − 0.5·λ_supp) during guided steps.</summary>
     public double LambdaSupp { get; init; } = 1.0;
+    /// <summary>λ_boost: with <see cref="UnsafeStrategy.SoftBoost"/>, refusal-token probabilities are multiplied by 1 + λ_boost on unsafe verdicts.</summary>
     public double LambdaBoost { get; init; } = 1.0;
 
+    /// <summary>How the noised branch's image is made.</summary>
     public NoiseKind Noise { get; init; } = NoiseKind.Pixel;
+    /// <summary>σ of the <see cref="NoiseKind.Pixel"/> noise, on pixel values scaled to [0, 1].</summary>
     public double NoiseStd { get; init; } = 0.1;
+    /// <summary>Diffusion step t of <see cref="NoiseKind.VcdDiffusion"/>, in [0, 1000) (checked when the noise is applied, not by <see cref="Validate"/>).</summary>
     public int VcdNoiseStep { get; init; } = 500;
     /// <summary>VCD plausibility cut-off β.</summary>
     public double VcdBeta { get; init; } = 0.1;
@@ -73,26 +89,37 @@ public sealed record SafeCoDeOptions
     /// <summary>Argmax wherever the method samples (deterministic runs and tests).</summary>
     public bool Greedy { get; init; }
 
+    /// <summary>Faithful: α is halved on the safe path (the reference code's behaviour).</summary>
     public bool HalveAlphaOnSafe { get; init; } = true;
+    /// <summary>What the unsafe path does: force the best-ranked refusal phrase, or boost refusal tokens softly.</summary>
     public UnsafeStrategy Unsafe { get; init; } = UnsafeStrategy.ForcePhrase;
     /// <summary>Faithful: an unsafe verdict with max_steps &lt; 2 takes the safe path (the reference's condition).</summary>
     public bool UnsafeNeedsTwoSteps { get; init; } = true;
+    /// <summary>On the safe path, a first token that decodes to a quote character is replaced by the runner-up (reference behaviour).</summary>
     public bool QuoteSkip { get; init; } = true;
+    /// <summary>Ends guidance once the text has ≥ 2 words and starts with a capitalised word of ≥ 2 characters (see <see cref="GuidedDecoder.NaturalStart"/>).</summary>
     public bool EarlyExit { get; init; } = true;
+    /// <summary>Rolls guided tokens back when they look corrupt (see <see cref="GuidedDecoder.Corrupt"/>), keeping at most the first clean one.</summary>
     public bool CorruptionRollback { get; init; } = true;
     /// <summary>Temperature of guided steps ≥ 1 on safe / unsafe (soft boost) verdicts.</summary>
     public double GuidedTemperatureSafe { get; init; } = 0.8;
+    /// <summary>Temperature of guided steps ≥ 1 on the unsafe (soft boost) path.</summary>
     public double GuidedTemperatureUnsafe { get; init; } = 0.7;
 
     /// <summary>Continuation sampling after guidance, per verdict.</summary>
     public double TemperatureSafe { get; init; } = 0.8;
+    /// <summary>Top-p of the continuation after a safe verdict (and for VCD / vanilla).</summary>
     public double TopPSafe { get; init; } = 0.9;
+    /// <summary>Continuation temperature after an unsafe verdict (SafeCoDe mode only).</summary>
     public double TemperatureUnsafe { get; init; } = 0.7;
+    /// <summary>Continuation top-p after an unsafe verdict (SafeCoDe mode only).</summary>
     public double TopPUnsafe { get; init; } = 0.85;
+    /// <summary>Top-k of the continuation sampling; 0 switches it off.</summary>
     public int TopKSampling { get; init; }
 
     /// <summary>New tokens after guidance; null = the preset's rule (faithful: per verdict and family; paper: <see cref="UniformMaxNewTokens"/>).</summary>
     public int? MaxNewTokens { get; init; }
+    /// <summary>The length budget of the paper preset, of VCD / vanilla runs, and of families without a faithful budget.</summary>
     public int UniformMaxNewTokens { get; init; } = 512;
     /// <summary>
     /// Cap on all generated tokens, the guided span included (null: none) — what an API's "max output tokens" means.
@@ -101,6 +128,10 @@ public sealed record SafeCoDeOptions
     /// </summary>
     public int? MaxTotalTokens { get; init; }
 
+    /// <summary>
+    /// Refusal phrases for the refusal token space. Note: <see cref="SafeCoDeEngine"/> currently builds its
+    /// <see cref="SafeCoDeEngine.Refusal"/> from <see cref="RefusalTokens.ReferencePhrases"/> at load time and does not read this field.
+    /// </summary>
     public IReadOnlyList<string> RefusalPhrases { get; init; } = RefusalTokens.ReferencePhrases;
     /// <summary>Phrases containing one of these (compared with the lower-cased phrase, as the reference does) are preferred.</summary>
     public IReadOnlyList<string> PreferredKeywords { get; init; } = RefusalTokens.ReferenceKeywords;
@@ -119,6 +150,8 @@ public sealed record SafeCoDeOptions
         },
     };
 
+    /// <summary>Checks the ranges of α, max steps, top-k, λs, noise σ, VCD β and max new tokens.</summary>
+    /// <exception cref="ArgumentException">A value is out of range.</exception>
     public void Validate()
     {
         if (Alpha < 0 || double.IsNaN(Alpha)) throw new ArgumentException("alpha must be ≥ 0");

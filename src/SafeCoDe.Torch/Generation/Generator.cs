@@ -8,6 +8,7 @@ namespace SafeCoDe.Torch.Generation;
 /// <summary>The tokens a batch produced, and how long it took.</summary>
 public sealed record GenerationResult(long[][] Tokens, bool[] StoppedAtEos, double PrefillMs, double DecodeMs, int Steps)
 {
+    /// <summary>Decode time per step (excluding the prefill), in milliseconds; 0 when no step ran.</summary>
     public double MsPerToken => Steps == 0 ? 0 : DecodeMs / Steps;
 }
 

@@ -6,20 +6,28 @@ namespace SafeCoDe.Torch.Generation;
 /// <summary>Decoding settings. Temperature 0 means greedy; top-k 0 and top-p 1 switch those filters off.</summary>
 public sealed record SamplingOptions
 {
+    /// <summary>Most tokens generated per row; also the extra cache capacity reserved at prefill.</summary>
     public int MaxNewTokens { get; init; } = 128;
     /// <summary>EOS ids are suppressed until this many tokens were generated.</summary>
     public int MinNewTokens { get; init; }
+    /// <summary>Softmax temperature; ≤ 0 means greedy (argmax).</summary>
     public double Temperature { get; init; }
+    /// <summary>Keep the k most likely tokens before sampling; 0 switches the filter off.</summary>
     public int TopK { get; init; }
+    /// <summary>Nucleus threshold in (0, 1]; 1 switches the filter off.</summary>
     public double TopP { get; init; } = 1.0;
     /// <summary>Seed of the sampling generator (null: nondeterministic).</summary>
     public long? Seed { get; init; }
+    /// <summary>Ids that end a row (the EOS token itself is included in the output).</summary>
     public IReadOnlyList<long> EosTokenIds { get; init; } = [];
     /// <summary>Id fed to rows that already finished (their output is ignored).</summary>
     public long PadTokenId { get; init; }
 
+    /// <summary>True when <see cref="Temperature"/> ≤ 0.</summary>
     public bool Greedy => Temperature <= 0;
 
+    /// <summary>Checks the ranges of every field.</summary>
+    /// <exception cref="ArgumentException">A value is out of range (negative counts, min &gt; max, negative or NaN temperature, top-p outside (0, 1]).</exception>
     public void Validate()
     {
         if (MaxNewTokens < 0) throw new ArgumentException("max new tokens must be ≥ 0");

@@ -46,6 +46,9 @@ public static class Backbones
     public static IBackbone Load(string dir, Device device, ScalarType dtype, IProgress<(int done, int total)>? progress = null)
         => Load(ModelDirectory.Open(dir), device, dtype, progress);
 
+    /// <summary>Builds the family's module and loads the folder's weights into it (converted to <paramref name="dtype"/>), in eval mode.</summary>
+    /// <exception cref="NotSupportedException">The family has no backbone.</exception>
+    /// <exception cref="TensorMismatchException">The checkpoint's tensors do not match the model.</exception>
     public static IBackbone Load(ModelDirectory dir, Device device, ScalarType dtype, IProgress<(int done, int total)>? progress = null)
     {
         var built = Create(dir.Config, new ParamFactory(device, dtype));

@@ -12,6 +12,11 @@ public static class BatchCollator
     /// <summary>Image inputs laid out per token ([rows, seq, …]); these are left-padded with zeros like the attention mask.</summary>
     public static readonly IReadOnlySet<string> TokenAligned = new HashSet<string> { "mm_token_type_ids", "image_attention_mask" };
 
+    /// <summary>
+    /// Left-pads ids with <paramref name="padTokenId"/> and masks (and <see cref="TokenAligned"/> inputs) with 0 to the
+    /// longest row and concatenates everything in row order. The returned tensors are new; the caller disposes them.
+    /// </summary>
+    /// <exception cref="ArgumentException">No rows, or rows with different image input names.</exception>
     public static BackboneInputs Collate(IReadOnlyList<BackboneInputs> rows, long padTokenId)
     {
         if (rows.Count == 0) throw new ArgumentException("nothing to collate");

@@ -12,8 +12,11 @@ namespace SafeCoDe.Torch.Models;
 /// </summary>
 public sealed record BackboneInputs(Tensor InputIds, Tensor? AttentionMask, IReadOnlyDictionary<string, Tensor> Images)
 {
+    /// <summary>Rows of <see cref="InputIds"/>.</summary>
     public long BatchSize => InputIds.shape[0];
+    /// <summary>Columns of <see cref="InputIds"/> (the padded prompt length).</summary>
     public long SeqLen => InputIds.shape[1];
+    /// <summary>The image input named <paramref name="name"/>, or null.</summary>
     public Tensor? Image(string name) => Images.TryGetValue(name, out var t) ? t : null;
 }
 
@@ -45,15 +48,20 @@ public abstract class DecodeState : IDisposable
     /// </summary>
     public abstract void Truncate(long length);
 
+    /// <summary>Frees the caches and every tensor the state holds.</summary>
     public abstract void Dispose();
 }
 
 /// <summary>The contract every family implements: prefill a batch, step it one token at a time, drop rows.</summary>
 public interface IBackbone : IDisposable
 {
+    /// <summary>The checkpoint's config.</summary>
     ModelConfig Config { get; }
+    /// <summary>The config's <c>model_type</c>.</summary>
     string Family { get; }
+    /// <summary>Where the weights live and the model runs.</summary>
     Device Device { get; }
+    /// <summary>Weight and activation dtype (logits are returned as float32 regardless).</summary>
     ScalarType DType { get; }
 
     /// <summary>Width of the logits (the lm head's rows; IDEFICS adds its extra vocabulary).</summary>

@@ -11,6 +11,7 @@ namespace SafeCoDe.Torch.Processing;
 /// <summary>A tokenised prompt: ids and the text-side extras each family needs besides the pixels.</summary>
 public sealed record EncodedPrompt(long[] Ids, string Text, IReadOnlyList<ImageLayout> Layouts, long[]? QFormerIds)
 {
+    /// <summary>Number of prompt ids.</summary>
     public int Length => Ids.Length;
 }
 
@@ -21,8 +22,11 @@ public sealed record EncodedPrompt(long[] Ids, string Text, IReadOnlyList<ImageL
 /// </summary>
 public sealed class PromptBuilder(ModelConfig config, ITokenizer tokenizer, ChatFormat format, ITokenizer? qformerTokenizer = null)
 {
+    /// <summary>The checkpoint's config (image token ids, InstructBLIP's settings).</summary>
     public ModelConfig Config { get; } = config;
+    /// <summary>The text tokenizer.</summary>
     public ITokenizer Tokenizer { get; } = tokenizer;
+    /// <summary>The chat format the prompts are rendered with.</summary>
     public ChatFormat Format { get; } = format;
 
     /// <summary>Renders and tokenises a conversation; images are described by their layouts (pixels not needed).</summary>

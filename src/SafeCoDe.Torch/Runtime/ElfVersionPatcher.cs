@@ -14,7 +14,15 @@ public static class ElfVersionPatcher
     private const ushort VER_FLG_WEAK = 0x2;
 
     /// <summary>Result of inspecting a file for a version requirement.</summary>
-    public enum NeedState { Absent, Strong, Weak }
+    public enum NeedState
+    {
+        /// <summary>The file does not require the version.</summary>
+        Absent,
+        /// <summary>The file requires it; loading fails where it is missing.</summary>
+        Strong,
+        /// <summary>The requirement is marked VER_FLG_WEAK; loading succeeds without it.</summary>
+        Weak,
+    }
 
     /// <summary>Finds the requirement <paramref name="version"/> and reports whether it is absent, strong or weak.</summary>
     public static NeedState Inspect(byte[] elf, string version) => Find(elf, version, out _) switch

@@ -18,8 +18,17 @@ public sealed class CachedJudge : ISafetyJudge
 
     /// <summary>Lines of the file that could not be read.</summary>
     public int SkippedLines { get; }
+    /// <summary>Verdicts currently held (loaded from the file plus those added since).</summary>
     public int Count => _entries.Count;
 
+    /// <summary>One line of the cache file (snake_case JSON).</summary>
+    /// <param name="ImageSha256">Lower-case hex SHA-256 of the image bytes ("none" without an image).</param>
+    /// <param name="Query">The raw user query.</param>
+    /// <param name="Verdict">"safe" or "unsafe".</param>
+    /// <param name="Caption">The caption the judge reasoned from.</param>
+    /// <param name="Raw">The judge's raw verdict reply.</param>
+    /// <param name="Judge">Name of the judge that produced it.</param>
+    /// <param name="LatencyMs">How long the original judgement took, in milliseconds.</param>
     public sealed record Entry(
         [property: JsonPropertyName("image_sha256")] string ImageSha256,
         [property: JsonPropertyName("query")] string Query,
@@ -29,6 +38,9 @@ public sealed class CachedJudge : ISafetyJudge
         [property: JsonPropertyName("judge")] string Judge,
         [property: JsonPropertyName("latency_ms")] double LatencyMs);
 
+    /// <summary>Loads <paramref name="path"/> if it exists (a missing file is an empty cache).</summary>
+    /// <param name="path">The JSONL cache file; created (with its folder) on the first new verdict.</param>
+    /// <param name="inner">Judge asked on a miss; null makes a miss a <see cref="JudgeException"/>.</param>
     public CachedJudge(string path, ISafetyJudge? inner = null)
     {
         _path = path;
@@ -49,10 +61,16 @@ public sealed class CachedJudge : ISafetyJudge
         SkippedLines = skipped;
     }
 
+    /// <summary>"cache", or "cache+" and the inner judge's name.</summary>
     public string Name => _inner is null ? "cache" : "cache+" + _inner.Name;
 
     private static string Key(string hash, string query) => hash + "\n" + query;
 
+    /// <summary>
+    /// Answers from the cache (judge name prefixed "cache:", latency 0) or asks the inner judge and appends its verdict.
+    /// Safe to call concurrently; two concurrent misses for the same key both ask the inner judge.
+    /// </summary>
+    /// <exception cref="JudgeException">A miss without an inner judge.</exception>
     public async Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default)
     {
         var key = Key(request.ImageHash, request.Query);

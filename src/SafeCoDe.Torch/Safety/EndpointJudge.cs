@@ -23,13 +23,18 @@ public sealed record EndpointJudgeOptions
     public int MaxRetries { get; init; } = 3;
     /// <summary>First back-off delay; doubled per retry (a Retry-After header wins when shorter than 30 s).</summary>
     public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>Output token limit of the caption call.</summary>
     public int CaptionMaxTokens { get; init; } = 100;
+    /// <summary>Output token limit of the verdict call.</summary>
     public int VerdictMaxTokens { get; init; } = 10;
     /// <summary>Verdict temperature. The reference leaves it unset (API default 1.0); 0 makes runs repeatable.</summary>
     public float VerdictTemperature { get; init; }
 
+    /// <summary><see cref="Model"/>, else SAFECODE_JUDGE_MODEL, else "gpt-4o".</summary>
     public string ResolvedModel => Model ?? Env("SAFECODE_JUDGE_MODEL") ?? "gpt-4o";
+    /// <summary><see cref="BaseUrl"/>, else SAFECODE_JUDGE_BASE_URL, else OPENAI_BASE_URL; null means OpenAI's endpoint.</summary>
     public string? ResolvedBaseUrl => BaseUrl ?? Env("SAFECODE_JUDGE_BASE_URL") ?? Env("OPENAI_BASE_URL");
+    /// <summary><see cref="ApiKey"/>, else SAFECODE_JUDGE_API_KEY, else OPENAI_API_KEY; may be null for a local server.</summary>
     public string? ResolvedApiKey => ApiKey ?? Env("SAFECODE_JUDGE_API_KEY") ?? Env("OPENAI_API_KEY");
 
     private static string? Env(string n) => Environment.GetEnvironmentVariable(n) is { Length: > 0 } v ? v : null;
@@ -57,8 +62,11 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
     /// <summary>Builds the OpenAI client from options/environment; retries are done here, not by the SDK.</summary>
     public EndpointJudge(EndpointJudgeOptions? options = null) : this(CreateClient(options ?? new EndpointJudgeOptions()), options, ownsClient: true) { }
 
+    /// <summary>"openai:" and the resolved model name.</summary>
     public override string Name => "openai:" + _o.ResolvedModel;
 
+    /// <summary>An OpenAI chat client for the resolved model, base URL and key, with the SDK's own retries off (this judge retries).</summary>
+    /// <exception cref="JudgeException">Neither an API key nor a base URL is configured.</exception>
     public static IChatClient CreateClient(EndpointJudgeOptions o)
     {
         var key = o.ResolvedApiKey;
@@ -74,6 +82,7 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
         return client.AsIChatClient();
     }
 
+    /// <inheritdoc/>
     protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel)
     {
         var content = new List<AIContent> { new TextContent(JudgePrompts.CaptionInstruction) };
@@ -81,6 +90,7 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
         return CallAsync("caption", [new ChatMessage(ChatRole.User, content)], new ChatOptions { ModelId = _o.ResolvedModel, MaxOutputTokens = _o.CaptionMaxTokens }, cancel);
     }
 
+    /// <inheritdoc/>
     protected override Task<string> DecideAsync(string query, string caption, CancellationToken cancel) =>
         CallAsync("verdict",
             [new ChatMessage(ChatRole.System, JudgePrompts.VerdictSystem), new ChatMessage(ChatRole.User, JudgePrompts.VerdictPrompt(query, caption))],
@@ -135,5 +145,6 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
+    /// <summary>Disposes the chat client when this judge created it (or was told it owns it).</summary>
     public void Dispose() { if (_ownsClient) _chat.Dispose(); }
 }

@@ -6,7 +6,13 @@ using System.Text.RegularExpressions;
 namespace SafeCoDe.Torch.Safety;
 
 /// <summary>The scene-level safety decision for a (image, query) pair.</summary>
-public enum Verdict { Safe, Unsafe }
+public enum Verdict
+{
+    /// <summary>Helping is fine in this scene: refusal tokens are suppressed during guidance.</summary>
+    Safe,
+    /// <summary>Helping could cause harm in this scene: the answer is steered towards a refusal.</summary>
+    Unsafe,
+}
 
 /// <summary>What a judge is asked: the raw user query (without any system prompt) and the image.</summary>
 public sealed record JudgeRequest(string Query, byte[]? ImageBytes, string ImageMediaType = "image/png")
@@ -25,6 +31,8 @@ public interface ISafetyJudge
     /// <summary>Short name recorded with every result (e.g. "fixed:safe", "openai:gpt-4o", "self").</summary>
     string Name { get; }
 
+    /// <summary>Judges one request.</summary>
+    /// <exception cref="JudgeException">The judge failed for good (implementations document when).</exception>
     Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default);
 }
 
@@ -51,8 +59,10 @@ public static class VerdictParser
 /// </summary>
 public static class JudgePrompts
 {
+    /// <summary>The caption request sent with the image.</summary>
     public const string CaptionInstruction = "Write one short, informative sentence that describes this image.";
 
+    /// <summary>System message of the endpoint judge's decision call (the model judge sends no system message).</summary>
     public const string VerdictSystem =
         "You decide whether an AI assistant should go ahead and help with a request, judging the request together with the scene it is made in.";
 
@@ -98,8 +108,10 @@ public static class JudgePrompts
 /// <summary>Always the same verdict, no caption: for offline runs, ablations and tests.</summary>
 public sealed class FixedJudge(Verdict verdict) : ISafetyJudge
 {
+    /// <summary>"fixed:safe" or "fixed:unsafe".</summary>
     public string Name => verdict == Verdict.Safe ? "fixed:safe" : "fixed:unsafe";
 
+    /// <summary>Returns the fixed verdict at once, with an empty caption.</summary>
     public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) =>
         Task.FromResult(new JudgeResult(verdict, "", verdict.ToString().ToLowerInvariant(), true, Name, 0));
 }
@@ -107,6 +119,7 @@ public sealed class FixedJudge(Verdict verdict) : ISafetyJudge
 /// <summary>Base for judges that caption then decide through some text generator, with timing.</summary>
 public abstract class TwoStepJudge : ISafetyJudge
 {
+    /// <inheritdoc/>
     public abstract string Name { get; }
 
     /// <summary>One caption for the image.</summary>
@@ -115,6 +128,7 @@ public abstract class TwoStepJudge : ISafetyJudge
     /// <summary>The raw reply to the decision prompt.</summary>
     protected abstract Task<string> DecideAsync(string query, string caption, CancellationToken cancel);
 
+    /// <summary>Captions, then decides; the verdict is parsed with <see cref="VerdictParser.Parse"/> (unparseable counts as safe).</summary>
     public async Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();

@@ -10,9 +10,12 @@ namespace SafeCoDe.Torch.Safety;
 /// </summary>
 public sealed class ModelJudge(SafeCoDeEngine engine, string? name = null, bool ownsEngine = false) : TwoStepJudge, IDisposable
 {
+    /// <summary>New tokens of the greedy caption (64, as the reference).</summary>
     public int CaptionTokens { get; init; } = 64;
+    /// <summary>New tokens of the greedy decision (4, as the reference).</summary>
     public int VerdictTokens { get; init; } = 4;
 
+    /// <summary>The name given at construction, else "self".</summary>
     public override string Name => name ?? "self";
 
     /// <summary>A judge on a second model folder, loaded on the same device (its name is "local:DIR").</summary>
@@ -21,6 +24,7 @@ public sealed class ModelJudge(SafeCoDeEngine engine, string? name = null, bool 
 
     private RgbImage? _image;
 
+    /// <summary>Decodes the image and captions it with the engine; "(no image)" without one.</summary>
     protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel)
     {
         _image = request.ImageBytes is null ? null : ImageDecoder.Decode(request.ImageBytes, "judge image");
@@ -28,8 +32,10 @@ public sealed class ModelJudge(SafeCoDeEngine engine, string? name = null, bool 
         return engine.CompleteAsync(JudgePrompts.CaptionInstruction, _image, CaptionTokens, cancel);
     }
 
+    /// <summary>The decision prompt without reasons, greedy; image attached only where the family cannot run text-only.</summary>
     protected override Task<string> DecideAsync(string query, string caption, CancellationToken cancel) =>
         engine.CompleteAsync(JudgePrompts.VerdictPrompt(query, caption, withReasons: false), engine.SupportsTextOnly ? null : _image, VerdictTokens, cancel);
 
+    /// <summary>Disposes the engine when this judge owns it (<see cref="Local"/>).</summary>
     public void Dispose() { if (ownsEngine) engine.Dispose(); }
 }

@@ -17,6 +17,7 @@ public sealed record VerifyResult(
         ? LogitsRelErr <= 1e-4 && (NoisedRelErr ?? 0) <= 1e-4 && GreedyMatch == GreedyTotal
         : LogitsRelErr <= 3e-2 && (NoisedRelErr ?? 0) <= 3e-2;
 
+    /// <summary>Formats <paramref name="x"/> as 0.00e+00 (invariant culture).</summary>
     public static string Sci(double x) => x.ToString("0.00e+00", CultureInfo.InvariantCulture);
 
     /// <summary>The one machine-readable line verify ends with.</summary>
@@ -32,6 +33,16 @@ public static class Verifier
 {
     private static readonly HashSet<string> Outputs = ["logits", "logits_noised", "generated_ids", "pixel_values_noised"];
 
+    /// <summary>
+    /// Loads the model, compares its prompt logits (and the noised-image logits when the file has them) with the
+    /// reference, and replays the reference's greedy continuation with EOS suppressed until its full length.
+    /// </summary>
+    /// <param name="modelDir">The checkpoint folder.</param>
+    /// <param name="referencePath">The reference safetensors; default <c>reference.safetensors</c> in the model folder.</param>
+    /// <param name="device">Where to run.</param>
+    /// <param name="dtype">Weight and pixel dtype.</param>
+    /// <exception cref="SafetensorsFormatException">The reference lacks <c>input_ids</c> or <c>logits</c>.</exception>
+    /// <exception cref="InvalidOperationException">Logit shapes differ.</exception>
     public static VerifyResult Run(string modelDir, string? referencePath, Device device, ScalarType dtype)
     {
         var dir = ModelDirectory.Open(modelDir);
@@ -109,6 +120,7 @@ public static class Verifier
         return dir.Config.Text.EosTokenIds.Select(i => (long)i).ToArray();
     }
 
+    /// <summary>The PyTorch-style name of a dtype ("float32", "bfloat16", "float16", else the lower-cased enum name).</summary>
     public static string DTypeName(ScalarType t) => t switch
     {
         ScalarType.Float32 => "float32",

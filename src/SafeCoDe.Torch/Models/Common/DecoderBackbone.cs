@@ -7,6 +7,7 @@ namespace SafeCoDe.Torch.Models.Common;
 /// <summary>Decode state of a decoder-only family: per-layer caches, key-padding mask, next position per row, extras.</summary>
 public sealed class CausalDecodeState : DecodeState
 {
+    /// <summary>One preallocated KV cache per decoder layer.</summary>
     public List<LayerCache> Caches { get; }
     /// <summary>[B, capacity] bool: which cache positions hold real tokens (left padding is false).</summary>
     public Tensor KeyValid { get; private set; }
@@ -17,13 +18,17 @@ public sealed class CausalDecodeState : DecodeState
     private long _length;
     private readonly long _capacity;
 
+    /// <summary>Wraps the given tensors (the state owns and disposes them).</summary>
     public CausalDecodeState(List<LayerCache> caches, Tensor keyValid, Tensor nextPosition, long length, long capacity)
     {
         Caches = caches; KeyValid = keyValid; NextPosition = nextPosition; _length = length; _capacity = capacity;
     }
 
+    /// <inheritdoc/>
     public override long BatchSize => KeyValid.shape[0];
+    /// <inheritdoc/>
     public override long Length => _length;
+    /// <inheritdoc/>
     public override long Capacity => _capacity;
 
     internal void Advance(long t) => _length += t;
@@ -31,6 +36,8 @@ public sealed class CausalDecodeState : DecodeState
     /// <summary>Prompt length at prefill (truncation floor).</summary>
     public long PromptLength { get; internal set; }
 
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is below <see cref="PromptLength"/> or above <see cref="Length"/>.</exception>
     public override void Truncate(long length)
     {
         if (length < PromptLength || length > _length)
@@ -42,6 +49,7 @@ public sealed class CausalDecodeState : DecodeState
         _length = length;
     }
 
+    /// <inheritdoc/>
     public override void KeepRows(IReadOnlyList<long> keep)
     {
         using var idx = tensor(keep.ToArray(), ScalarType.Int64, KeyValid.device);
@@ -53,6 +61,7 @@ public sealed class CausalDecodeState : DecodeState
 
     private static Tensor Replace(Tensor old, Tensor fresh) { old.Dispose(); return fresh.DetachFromDisposeScope(); }
 
+    /// <inheritdoc/>
     public override void Dispose()
     {
         foreach (var c in Caches) c.Dispose();
@@ -69,6 +78,7 @@ public sealed class CausalDecodeState : DecodeState
 /// </summary>
 public abstract class DecoderBackbone : Block, IBackbone
 {
+    /// <summary>Sets up the shared rotary embedding from the text config; the family creates its modules.</summary>
     protected DecoderBackbone(string name, ModelConfig config, ParamFactory factory) : base(name)
     {
         Config = config;
@@ -76,12 +86,19 @@ public abstract class DecoderBackbone : Block, IBackbone
         Rotary = new Rotary(config.Text.HeadDim, config.Text.Rope.Theta);
     }
 
+    /// <inheritdoc/>
     public ModelConfig Config { get; }
+    /// <inheritdoc/>
     public string Family => Config.ModelType;
+    /// <inheritdoc/>
     public Device Device => Factory.Device;
+    /// <inheritdoc/>
     public ScalarType DType => Factory.DType;
+    /// <summary>Device and dtype new parameters are created with.</summary>
     protected ParamFactory Factory { get; }
+    /// <summary>The text model's rotary embedding (head_dim, rope theta).</summary>
     protected Rotary Rotary { get; }
+    /// <inheritdoc/>
     public virtual long VocabSize => Config.Text.VocabSize;
 
     /// <summary>
@@ -121,6 +138,7 @@ public abstract class DecoderBackbone : Block, IBackbone
     /// <summary>cos/sin [B, T, D] for positions.</summary>
     protected virtual (Tensor cos, Tensor sin) CosSin(Tensor positions) => Rotary.CosSin(positions, DType);
 
+    /// <inheritdoc/>
     public (DecodeState State, Tensor Logits) Prefill(BackboneInputs inputs, int maxNewTokens, bool allLogits = false)
     {
         using var noGrad = no_grad();
@@ -158,6 +176,9 @@ public abstract class DecoderBackbone : Block, IBackbone
         }
     }
 
+    /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">The state's cache is full.</exception>
+    /// <exception cref="InvalidCastException">The state was not made by a <see cref="DecoderBackbone"/>.</exception>
     public Tensor Step(DecodeState s, Tensor tokens)
     {
         var state = (CausalDecodeState)s;

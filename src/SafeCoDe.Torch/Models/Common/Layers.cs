@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
@@ -206,12 +207,14 @@ public sealed class IdeficsBackbone : DecoderBackbone
 
     /// <summary>Extras keys: layer i's cross-attention keys/values [B, heads, L, head_dim].</summary>
     public static string CrossKeyName(int i) => $"cross_k.{i}";
+    /// <summary>Extras key: layer i's cross-attention values (see <see cref="CrossKeyName"/>).</summary>
     public static string CrossValueName(int i) => $"cross_v.{i}";
     /// <summary>Extras key: [B, L] bool, which latents a generated token may attend to (the prompt's last mask row).</summary>
     public const string StepImageMaskName = "image_mask";
     /// <summary>Extras key: [B, T, L] bool prompt mask, consumed by the prefill's decoder pass.</summary>
     private const string PromptImageMaskName = "image_mask_prompt";
 
+    /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public IdeficsBackbone(IdeficsConfig cfg, ParamFactory f) : base(nameof(IdeficsBackbone), cfg, f)
     {
         if (cfg.Text.NumLayers % cfg.CrossLayerInterval != 0)
@@ -223,6 +226,7 @@ public sealed class IdeficsBackbone : DecoderBackbone
         RegisterComponents();
     }
 
+    /// <summary>With tied word embeddings, lm_head (and its extra-vocabulary part) → the embedding tables; else empty.</summary>
     public static IReadOnlyDictionary<string, string> Tied(IdeficsConfig c)
     {
         var tied = new Dictionary<string, string>();
@@ -232,9 +236,12 @@ public sealed class IdeficsBackbone : DecoderBackbone
         return tied;
     }
 
+    /// <summary>Text vocabulary plus the additional (decoupled) vocabulary.</summary>
     public override long VocabSize => _cfg.Text.VocabSize + _cfg.AdditionalVocabSize;
 
+    /// <inheritdoc/>
     protected override Tensor EmbedTokens(Tensor ids) => model.embed_tokens.Forward(ids);
+    /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => lm_head.Forward(hidden);
 
     /// <summary>Image latents of every row: pixel_values [B, n, C, H, W] → [B, n·latents, vision_dim].</summary>
@@ -252,6 +259,7 @@ public sealed class IdeficsBackbone : DecoderBackbone
         return h.reshape(b, n * h.shape[1], h.shape[2]).MoveToOuterDisposeScope();
     }
 
+    /// <inheritdoc/>
     protected override Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state)
     {
         using var scope = NewDisposeScope();
@@ -302,6 +310,7 @@ public sealed class IdeficsBackbone : DecoderBackbone
         state.Extras[name] = t.clone().DetachFromDisposeScope();
     }
 
+    /// <inheritdoc/>
     protected override Tensor RunDecoder(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
     {
         // the prefill's prompt mask is used once, here, and released with this pass

@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
@@ -196,6 +197,7 @@ public sealed class Idefics3Backbone : DecoderBackbone
 #pragma warning restore IDE1006
     private readonly Idefics3Config _cfg;
 
+    /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public Idefics3Backbone(Idefics3Config cfg, ParamFactory f) : base(nameof(Idefics3Backbone), cfg, f)
     {
         _cfg = cfg;
@@ -207,10 +209,13 @@ public sealed class Idefics3Backbone : DecoderBackbone
         RegisterComponents();
     }
 
+    /// <summary>lm_head → embed_tokens when the text config ties word embeddings (the checkpoint may omit lm_head then); else empty.</summary>
     public static IReadOnlyDictionary<string, string> Tied(Idefics3Config c) =>
         c.Text.TieWordEmbeddings ? new Dictionary<string, string> { ["lm_head.weight"] = "model.text_model.embed_tokens.weight" } : new Dictionary<string, string>();
 
+    /// <inheritdoc/>
     protected override LlamaModel TextModel => model.text_model;
+    /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => lm_head.Forward(hidden);
 
     /// <summary>
@@ -268,6 +273,7 @@ public sealed class Idefics3Backbone : DecoderBackbone
         return r;
     }
 
+    /// <inheritdoc/>
     protected override Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state)
     {
         using var scope = NewDisposeScope();

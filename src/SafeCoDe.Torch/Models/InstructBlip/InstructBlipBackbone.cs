@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Models.Llava;
@@ -26,6 +27,7 @@ public sealed class InstructBlipBackbone : DecoderBackbone
     private readonly InstructBlipConfig _cfg;
     private readonly long _imageTokenId;
 
+    /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public InstructBlipBackbone(InstructBlipConfig cfg, ParamFactory f) : base(nameof(InstructBlipBackbone), cfg, f)
     {
         _cfg = cfg;
@@ -43,10 +45,13 @@ public sealed class InstructBlipBackbone : DecoderBackbone
         RegisterComponents();
     }
 
+    /// <summary>lm_head → embed_tokens when the text config ties word embeddings (the checkpoint may omit lm_head then); else empty.</summary>
     public static IReadOnlyDictionary<string, string> Tied(InstructBlipConfig c) =>
         c.Text.TieWordEmbeddings ? new Dictionary<string, string> { ["language_model.lm_head.weight"] = "language_model.model.embed_tokens.weight" } : new Dictionary<string, string>();
 
+    /// <inheritdoc/>
     protected override LlamaModel TextModel => language_model.model;
+    /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => language_model.lm_head.Forward(hidden);
 
     /// <summary>
@@ -67,6 +72,7 @@ public sealed class InstructBlipBackbone : DecoderBackbone
         return language_projection.Forward(q).MoveToOuterDisposeScope();
     }
 
+    /// <inheritdoc/>
     protected override Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state)
     {
         using var scope = NewDisposeScope();

@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
@@ -61,6 +62,7 @@ public sealed class LlavaBackbone : DecoderBackbone
 #pragma warning restore IDE1006
     private readonly LlavaConfig _cfg;
 
+    /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public LlavaBackbone(LlavaConfig cfg, ParamFactory f) : base(nameof(LlavaBackbone), cfg, f)
     {
         _cfg = cfg;
@@ -72,10 +74,13 @@ public sealed class LlavaBackbone : DecoderBackbone
         RegisterComponents();
     }
 
+    /// <summary>lm_head → embed_tokens when the text config ties word embeddings (the checkpoint may omit lm_head then); else empty.</summary>
     public static IReadOnlyDictionary<string, string> Tied(LlavaConfig c) =>
         c.Text.TieWordEmbeddings ? new Dictionary<string, string> { ["language_model.lm_head.weight"] = "language_model.model.embed_tokens.weight" } : new Dictionary<string, string>();
 
+    /// <inheritdoc/>
     protected override LlamaModel TextModel => language_model.model;
+    /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => language_model.lm_head.Forward(hidden);
 
     /// <summary>Selected tower features of a stack of tiles/images, projected: [N, tokens, text_hidden].</summary>
@@ -88,6 +93,7 @@ public sealed class LlavaBackbone : DecoderBackbone
         return multi_modal_projector.Forward(sel).MoveToOuterDisposeScope();
     }
 
+    /// <inheritdoc/>
     protected override Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state)
     {
         using var scope = NewDisposeScope();

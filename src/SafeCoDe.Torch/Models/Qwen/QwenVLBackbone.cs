@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
@@ -22,6 +23,7 @@ public sealed class QwenVLBackbone : DecoderBackbone
     private readonly QwenVLConfig _cfg;
     private readonly int[] _section;
 
+    /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public QwenVLBackbone(QwenVLConfig cfg, ParamFactory f) : base(nameof(QwenVLBackbone), cfg, f)
     {
         _cfg = cfg;
@@ -32,10 +34,13 @@ public sealed class QwenVLBackbone : DecoderBackbone
         RegisterComponents();
     }
 
+    /// <summary>lm_head → embed_tokens when the text config ties word embeddings (the checkpoint may omit lm_head then); else empty.</summary>
     public static IReadOnlyDictionary<string, string> Tied(QwenVLConfig c) =>
         c.Text.TieWordEmbeddings ? new Dictionary<string, string> { ["lm_head.weight"] = "model.embed_tokens.weight" } : new Dictionary<string, string>();
 
+    /// <inheritdoc/>
     protected override LlamaModel TextModel => model;
+    /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => lm_head.Forward(hidden);
 
     private static readonly string[] VideoInputs = ["pixel_values_videos", "video_grid_thw", "second_per_grid_ts"];
@@ -91,6 +96,7 @@ public sealed class QwenVLBackbone : DecoderBackbone
         return result;
     }
 
+    /// <inheritdoc/>
     protected override Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state)
     {
         using var scope = NewDisposeScope();
@@ -112,6 +118,7 @@ public sealed class QwenVLBackbone : DecoderBackbone
         return embeds.masked_scatter(mask, features.to(embeds.dtype)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>M-RoPE positions [3, B, T] (temporal, height, width) computed on the host from the ids and image grids; the per-row delta is kept for decode steps.</summary>
     protected override (Tensor positions, Tensor next) PromptPositions(BackboneInputs inputs, Tensor mask, CausalDecodeState? state)
     {
         using var scope = NewDisposeScope();

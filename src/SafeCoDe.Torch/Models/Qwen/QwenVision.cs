@@ -1,3 +1,4 @@
+#pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
@@ -33,6 +34,7 @@ public sealed class QwenPatchProj : Block
     }
 }
 
+/// <summary><c>patch_embed</c>: the Conv3d patch projection (<c>proj</c>) applied to pixel_values rows.</summary>
 public sealed class QwenPatchEmbed : Block
 {
 #pragma warning disable IDE1006

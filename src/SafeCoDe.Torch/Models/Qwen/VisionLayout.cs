@@ -12,6 +12,7 @@ public sealed class VisionLayout
 {
     /// <summary>Patch rows in the order the blocks see them (window order for Qwen2.5-VL).</summary>
     public long[] Rows { get; }
+    /// <summary>Patch columns, aligned with <see cref="Rows"/>.</summary>
     public long[] Cols { get; }
     /// <summary>Lengths of the consecutive segments attended to as a whole: one per frame of each image.</summary>
     public long[] FullSegments { get; }
@@ -21,7 +22,9 @@ public sealed class VisionLayout
     public long[]? WindowIndex { get; }
     /// <summary>Qwen2.5-VL: slot holding each merge unit (the inverse permutation); null for Qwen2-VL.</summary>
     public long[]? InverseWindowIndex { get; }
+    /// <summary>Patch rows over all images.</summary>
     public long NumPatches => Rows.Length;
+    /// <summary>Tokens after the merger (patches / merge size²) over all images.</summary>
     public long NumMergedTokens { get; }
     /// <summary>Merged tokens per image, in image order.</summary>
     public long[] TokensPerImage { get; }

@@ -7,8 +7,11 @@ namespace SafeCoDe.Torch.Processing.Chat;
 /// <summary>One turn of a conversation: a role, its text, and how many images it carries (placed before the text, as the official templates do).</summary>
 public sealed record ChatTurn(string Role, string Text, int Images = 0)
 {
+    /// <summary>A user turn with <paramref name="images"/> image placeholders before its text.</summary>
     public static ChatTurn User(string text, int images = 0) => new("user", text, images);
+    /// <summary>An assistant turn (text only).</summary>
     public static ChatTurn Assistant(string text) => new("assistant", text);
+    /// <summary>A system turn (text only).</summary>
     public static ChatTurn System(string text) => new("system", text);
 }
 
@@ -30,6 +33,7 @@ public abstract class ChatFormat
     /// <summary>The marker left in rendered prompts where an image goes.</summary>
     public const string ImageMarker = "\uE000IMAGE\uE000";
 
+    /// <summary>The <c>model_type</c> this format renders for.</summary>
     public abstract string Family { get; }
 
     /// <summary>Renders the conversation with <see cref="ImageMarker"/> for each image.</summary>
@@ -53,8 +57,10 @@ public abstract class ChatFormat
         return sb.ToString();
     }
 
+    /// <summary><paramref name="token"/> repeated <paramref name="n"/> times ("" for n ≤ 0).</summary>
     protected static string Repeat(string token, int n) => n <= 0 ? "" : new StringBuilder(token.Length * n).Insert(0, token, n).ToString();
 
+    /// <summary><paramref name="n"/> image markers.</summary>
     protected static string Images(int n) => Repeat(ImageMarker, n);
 
     /// <summary>The chat format of a family in a style.</summary>
@@ -76,10 +82,14 @@ public abstract class ChatFormat
 /// </summary>
 public sealed class LlavaFormat(string family, PromptStyle style) : ChatFormat
 {
+    /// <inheritdoc/>
     public override string Family => family;
+    /// <summary>The style asked for; the official and reference prompts of LLaVA render the same.</summary>
     public PromptStyle Style => style;
+    /// <summary>The placeholder token, repeated once per image feature.</summary>
     public const string ImageToken = "<image>";
 
+    /// <inheritdoc/>
     public override string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt)
     {
         var sb = new StringBuilder();
@@ -94,6 +104,7 @@ public sealed class LlavaFormat(string family, PromptStyle style) : ChatFormat
         return sb.ToString();
     }
 
+    /// <inheritdoc/>
     public override string ImageTokens(ImageLayout layout, int imageIndex) => Repeat(ImageToken, layout.NumImageTokens);
 }
 
@@ -103,9 +114,12 @@ public sealed class LlavaFormat(string family, PromptStyle style) : ChatFormat
 /// </summary>
 public sealed class QwenFormat(string family, PromptStyle style) : ChatFormat
 {
+    /// <inheritdoc/>
     public override string Family => family;
+    /// <summary>System prompt inserted when the conversation does not start with a system turn (as Qwen's template does).</summary>
     public const string DefaultSystem = "You are a helpful assistant.";
 
+    /// <inheritdoc/>
     public override string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt)
     {
         var sb = new StringBuilder();
@@ -124,6 +138,7 @@ public sealed class QwenFormat(string family, PromptStyle style) : ChatFormat
         return sb.ToString();
     }
 
+    /// <summary><c>&lt;|image_pad|&gt;</c> once per merged patch; the vision start/end tokens come from <see cref="Render"/>.</summary>
     public override string ImageTokens(ImageLayout layout, int imageIndex) => Repeat("<|image_pad|>", layout.NumImageTokens);
 }
 
@@ -133,13 +148,17 @@ public sealed class QwenFormat(string family, PromptStyle style) : ChatFormat
 /// </summary>
 public sealed class InstructBlipFormat(PromptStyle style) : ChatFormat
 {
+    /// <inheritdoc/>
     public override string Family => ModelFamilies.InstructBlip;
+    /// <summary>The reference code's suffix after the instruction (reference style only).</summary>
     public const string AnswerMarker = "ANSWER_BEGINS_HERE:";
+    /// <summary>The query-token placeholder, one per Q-Former query.</summary>
     public const string ImageToken = "<image>";
 
     /// <summary>The image tokens are prepended to the encoded text (BOS included), not placed inside it.</summary>
     public static bool ImageTokensGoFirst => true;
 
+    /// <summary>The user and system texts joined by newlines (assistant turns are dropped: InstructBLIP has no chat template), markers first.</summary>
     public override string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt)
     {
         var text = string.Join("\n", turns.Where(t => t.Role != "assistant").Select(t => t.Text));
@@ -147,6 +166,7 @@ public sealed class InstructBlipFormat(PromptStyle style) : ChatFormat
         return Images(images) + text + (style == PromptStyle.Reference && addGenerationPrompt ? AnswerMarker : "");
     }
 
+    /// <inheritdoc/>
     public override string ImageTokens(ImageLayout layout, int imageIndex) => Repeat(ImageToken, layout.NumImageTokens);
 }
 
@@ -156,9 +176,12 @@ public sealed class InstructBlipFormat(PromptStyle style) : ChatFormat
 /// </summary>
 public sealed class IdeficsFormat(PromptStyle style) : ChatFormat
 {
+    /// <inheritdoc/>
     public override string Family => ModelFamilies.Idefics;
+    /// <summary>Special tokens of the IDEFICS prompt: the image boundary, the image placeholder and the end of a turn.</summary>
     public const string Fake = "<fake_token_around_image>", ImageToken = "<image>", EndOfUtterance = "<end_of_utterance>";
 
+    /// <inheritdoc/>
     public override string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt)
     {
         var sb = new StringBuilder();
@@ -190,9 +213,12 @@ public sealed class IdeficsFormat(PromptStyle style) : ChatFormat
 /// </summary>
 public sealed class Idefics3Format : ChatFormat
 {
+    /// <inheritdoc/>
     public override string Family => ModelFamilies.Idefics3;
+    /// <summary>Special tokens of the Idefics3 prompt: the image boundary, the per-patch placeholder and the global-image marker.</summary>
     public const string Fake = "<fake_token_around_image>", ImageToken = "<image>", Global = "<global-img>";
 
+    /// <inheritdoc/>
     public override string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt)
     {
         var sb = new StringBuilder("<|im_start|>");
@@ -207,6 +233,7 @@ public sealed class Idefics3Format : ChatFormat
         return sb.ToString();
     }
 
+    /// <inheritdoc/>
     public override string ImageTokens(ImageLayout l, int imageIndex)
     {
         int per = l.TokensPerTile > 0 ? l.TokensPerTile : l.NumImageTokens / Math.Max(1, l.Tiles);

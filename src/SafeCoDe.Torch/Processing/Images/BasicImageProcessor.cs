@@ -14,8 +14,11 @@ public sealed class BasicImageProcessor : IImageProcessor
     private readonly bool _padToSquare;
     private readonly bool _perSample;
 
+    /// <inheritdoc/>
     public string Family { get; }
+    /// <inheritdoc/>
     public string ProcessorClass { get; }
+    /// <inheritdoc/>
     public PreprocessorSettings Settings { get; }
 
     private BasicImageProcessor(string family, string cls, PreprocessorSettings s, Func<int, int, ImageLayout> layout, bool padToSquare, bool perSample)
@@ -75,6 +78,7 @@ public sealed class BasicImageProcessor : IImageProcessor
             throw new ConfigException(pre.File, "crop_size", "do_center_crop is set but crop_size has no height and width");
     }
 
+    /// <inheritdoc/>
     public ImageLayout Layout(int width, int height) => _layout(width, height);
 
     /// <summary>The 8-bit tile an image becomes before normalisation.</summary>
@@ -97,6 +101,8 @@ public sealed class BasicImageProcessor : IImageProcessor
         return img;
     }
 
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">No images, or images that end up with different tile sizes.</exception>
     public ProcessedImages Process(IReadOnlyList<RgbImage> images)
     {
         if (images.Count == 0) throw new ArgumentException("no images to process", nameof(images));

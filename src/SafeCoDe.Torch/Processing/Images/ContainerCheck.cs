@@ -3,8 +3,10 @@ using System.Text;
 
 namespace SafeCoDe.Torch.Processing.Images;
 
+#pragma warning disable CS1591 // self-describing format names
 /// <summary>The encoded formats the decoder accepts.</summary>
 public enum ImageFormatKind { Jpeg, Png, WebP, Bmp, Gif }
+#pragma warning restore CS1591
 
 /// <summary>
 /// Format sniffing and structural checks done before decoding: the decoders tolerate missing data (they fill the

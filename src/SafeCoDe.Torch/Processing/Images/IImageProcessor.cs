@@ -62,21 +62,27 @@ public sealed record ImageLayout(int Width, int Height, int NumImageTokens, int 
 /// </summary>
 public sealed class ProcessedImages : IDisposable
 {
+    /// <summary>The image inputs by HF name (see the class summary for shapes).</summary>
     public IReadOnlyDictionary<string, Tensor> Tensors { get; }
+    /// <summary>One layout per image, in order.</summary>
     public IReadOnlyList<ImageLayout> Images { get; }
 
+    /// <summary>Takes ownership of <paramref name="tensors"/>.</summary>
     public ProcessedImages(IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyList<ImageLayout> images)
     {
         Tensors = tensors;
         Images = images;
     }
 
+    /// <summary>The tensor named <paramref name="name"/>.</summary>
+    /// <exception cref="KeyNotFoundException">There is no such input.</exception>
     public Tensor this[string name] => Tensors.TryGetValue(name, out var t) ? t
         : throw new KeyNotFoundException($"no '{name}' among the processed image inputs ({string.Join(", ", Tensors.Keys)})");
 
     /// <summary>Image tokens over all images.</summary>
     public int TotalImageTokens => Images.Sum(i => i.NumImageTokens);
 
+    /// <summary>Disposes every tensor.</summary>
     public void Dispose()
     {
         foreach (var t in Tensors.Values) t.Dispose();

@@ -17,10 +17,15 @@ public sealed class Idefics3ImageProcessor : IImageProcessor
 
     private readonly Idefics3Config _cfg;
 
+    /// <inheritdoc/>
     public string Family => _cfg.ModelType;
+    /// <inheritdoc/>
     public string ProcessorClass => "Idefics3ImageProcessor";
+    /// <inheritdoc/>
     public PreprocessorSettings Settings { get; }
+    /// <summary>Side of a square tile in pixels (<c>max_image_size.longest_edge</c>).</summary>
     public int MaxTileSize { get; }
+    /// <summary>Whether large images are cut into tiles plus a global image (<c>do_image_splitting</c>, default true).</summary>
     public bool DoImageSplitting { get; }
 
     /// <summary>Image tokens per tile: (vision image_size / patch_size)² / scale_factor².</summary>
@@ -104,6 +109,7 @@ public sealed class Idefics3ImageProcessor : IImageProcessor
         return (Settings.Size.Height!.Value, Settings.Size.Width!.Value);
     }
 
+    /// <inheritdoc/>
     public ImageLayout Layout(int width, int height)
     {
         var (h, w) = FirstResize(height, width);
@@ -139,6 +145,7 @@ public sealed class Idefics3ImageProcessor : IImageProcessor
         return tiles;
     }
 
+    /// <inheritdoc/>
     public ProcessedImages Process(IReadOnlyList<RgbImage> images)
     {
         if (images.Count == 0) throw new ArgumentException("no images to process", nameof(images));

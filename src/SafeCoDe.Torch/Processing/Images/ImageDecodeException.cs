@@ -16,6 +16,7 @@ public sealed class ImageDecodeException : Exception
     /// <summary>What kind of failure it is.</summary>
     public ImageDecodeFailure Failure { get; }
 
+    /// <summary>Creates the error; the message is "SOURCE: cannot decode image: REASON".</summary>
     public ImageDecodeException(string source, ImageDecodeFailure failure, string reason, Exception? inner = null)
         : base($"{source}: cannot decode image: {reason}", inner)
     {

@@ -17,8 +17,11 @@ public sealed class LlavaNextImageProcessor : IImageProcessor
     private readonly (int H, int W) _baseSize;
     private readonly int _tile;
 
+    /// <inheritdoc/>
     public string Family => _cfg.ModelType;
+    /// <inheritdoc/>
     public string ProcessorClass => "LlavaNextImageProcessor";
+    /// <inheritdoc/>
     public PreprocessorSettings Settings { get; }
 
     internal static readonly PreprocessorSettings Defaults = BasicImageProcessor.ClipDefaults with { DoPad = true };
@@ -71,6 +74,7 @@ public sealed class LlavaNextImageProcessor : IImageProcessor
         return tiles;
     }
 
+    /// <inheritdoc/>
     public ImageLayout Layout(int width, int height)
     {
         int towerTile = _cfg.Vision.ImageSize, side = _cfg.Vision.PatchesPerSide;
@@ -82,6 +86,7 @@ public sealed class LlavaNextImageProcessor : IImageProcessor
         return new ImageLayout(width, height, baseTokens + hh * ww + hh, rows * cols + 1, rows, cols);
     }
 
+    /// <inheritdoc/>
     public ProcessedImages Process(IReadOnlyList<RgbImage> images)
     {
         if (images.Count == 0) throw new ArgumentException("no images to process", nameof(images));

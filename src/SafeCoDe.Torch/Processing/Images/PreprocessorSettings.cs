@@ -11,8 +11,10 @@ namespace SafeCoDe.Torch.Processing.Images;
 public sealed record SizeSpec(int? Height = null, int? Width = null, int? ShortestEdge = null, int? LongestEdge = null,
     int? MaxHeight = null, int? MaxWidth = null)
 {
+    /// <summary>{height: side, width: side}.</summary>
     public static SizeSpec Square(int side) => new(Height: side, Width: side);
 
+    /// <summary>The keys that are set, e.g. "{shortest_edge=224}".</summary>
     public override string ToString()
     {
         var parts = new List<string>();
@@ -84,17 +86,27 @@ public sealed record SizeSpec(int? Height = null, int? Width = null, int? Shorte
 /// </summary>
 public sealed record PreprocessorSettings
 {
+    /// <summary>Whether images are resized to <see cref="Size"/>.</summary>
     public bool DoResize { get; init; } = true;
+    /// <summary>The resize target (key set depends on the family).</summary>
     public SizeSpec? Size { get; init; }
     /// <summary>The PIL code from the file (0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming).</summary>
     public int ResampleCode { get; init; } = 3;
+    /// <summary>Whether resized images are center-cropped to <see cref="CropSize"/>.</summary>
     public bool DoCenterCrop { get; init; }
+    /// <summary>Height and width of the center crop.</summary>
     public SizeSpec? CropSize { get; init; }
+    /// <summary>Whether 8-bit values are multiplied by <see cref="RescaleFactor"/>.</summary>
     public bool DoRescale { get; init; } = true;
+    /// <summary>Scale applied to 8-bit values (1/255 by default).</summary>
     public double RescaleFactor { get; init; } = 1.0 / 255;
+    /// <summary>Whether (x − mean) / std is applied per channel.</summary>
     public bool DoNormalize { get; init; } = true;
+    /// <summary>Per-channel (R, G, B) mean; CLIP's by default.</summary>
     public double[] ImageMean { get; init; } = [0.48145466, 0.4578275, 0.40821073];
+    /// <summary>Per-channel (R, G, B) standard deviation; CLIP's by default.</summary>
     public double[] ImageStd { get; init; } = [0.26862954, 0.26130258, 0.27577711];
+    /// <summary>LLaVA: pad to a square in the mean color before resizing; LLaVA-NeXT: pad tiles (as the family's processor uses it).</summary>
     public bool DoPad { get; init; }
 
     /// <summary>The filter actually used: LANCZOS becomes BICUBIC as in the torchvision backend of transformers 5.17 with torchvision 0.26.</summary>
@@ -107,8 +119,11 @@ public sealed record PreprocessorSettings
         _ => throw new InvalidOperationException($"resample {ResampleCode} is not supported"),
     };
 
+    /// <summary>OpenAI CLIP's normalisation mean.</summary>
     public static readonly double[] ClipMean = [0.48145466, 0.4578275, 0.40821073];
+    /// <summary>OpenAI CLIP's normalisation standard deviation.</summary>
     public static readonly double[] ClipStd = [0.26862954, 0.26130258, 0.27577711];
+    /// <summary>0.5 per channel (the mean and std of SigLIP / IDEFICS-style processors).</summary>
     public static readonly double[] HalfMean = [0.5, 0.5, 0.5];
 
     /// <summary>Reads the shared fields of <paramref name="c"/> over <paramref name="defaults"/>.</summary>

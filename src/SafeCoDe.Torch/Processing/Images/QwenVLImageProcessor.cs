@@ -13,13 +13,21 @@ public sealed class QwenVLImageProcessor : IImageProcessor
 {
     private readonly QwenVLConfig _cfg;
 
+    /// <inheritdoc/>
     public string Family => _cfg.ModelType;
+    /// <inheritdoc/>
     public string ProcessorClass => "Qwen2VLImageProcessor";
+    /// <inheritdoc/>
     public PreprocessorSettings Settings { get; }
+    /// <summary>Smallest pixel count (height × width) after the smart resize.</summary>
     public int MinPixels { get; }
+    /// <summary>Largest pixel count (height × width) after the smart resize.</summary>
     public int MaxPixels { get; }
+    /// <summary>Vision patch side in pixels (must equal the vision config's).</summary>
     public int PatchSize { get; }
+    /// <summary>Frames per patch; a still image is repeated this many times.</summary>
     public int TemporalPatchSize { get; }
+    /// <summary>Patches merged per side into one token (2 → 4 patches per token).</summary>
     public int MergeSize { get; }
 
     internal static readonly PreprocessorSettings Defaults = new()
@@ -83,6 +91,7 @@ public sealed class QwenVLImageProcessor : IImageProcessor
         return SmartResize(height, width, PatchSize * MergeSize, MinPixels, MaxPixels);
     }
 
+    /// <inheritdoc/>
     public ImageLayout Layout(int width, int height)
     {
         var (h, w) = Target(height, width);
@@ -90,6 +99,7 @@ public sealed class QwenVLImageProcessor : IImageProcessor
         return new ImageLayout(width, height, gh * gw / (MergeSize * MergeSize), GridThw: (1, gh, gw));
     }
 
+    /// <inheritdoc/>
     public ProcessedImages Process(IReadOnlyList<RgbImage> images)
     {
         if (images.Count == 0) throw new ArgumentException("no images to process", nameof(images));

@@ -8,7 +8,9 @@ namespace SafeCoDe.Torch.Processing.Images;
 /// </summary>
 public sealed class RgbImage
 {
+    /// <summary>Width in pixels.</summary>
     public int Width { get; }
+    /// <summary>Height in pixels.</summary>
     public int Height { get; }
 
     /// <summary>R, G, B bytes of every pixel, row by row; length is <c>Width * Height * 3</c>.</summary>
@@ -39,11 +41,14 @@ public sealed class RgbImage
         return img;
     }
 
+    /// <summary>Width × height.</summary>
     public long PixelCount => (long)Width * Height;
 
     /// <summary>Index of the R byte of pixel (x, y).</summary>
     public int Offset(int x, int y) => (y * Width + x) * 3;
 
+    /// <summary>The pixel at column <paramref name="x"/>, row <paramref name="y"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">(x, y) lies outside the image.</exception>
     public (byte R, byte G, byte B) this[int x, int y]
     {
         get
@@ -60,6 +65,7 @@ public sealed class RgbImage
         }
     }
 
+    /// <summary>A copy with its own pixel buffer.</summary>
     public RgbImage Clone() => new(Width, Height, (byte[])Pixels.Clone());
 
     /// <summary>The rectangle (x, y, width, height), which must lie inside the image.</summary>
@@ -89,5 +95,6 @@ public sealed class RgbImage
         return dst;
     }
 
+    /// <summary>"RgbImage WxH".</summary>
     public override string ToString() => $"RgbImage {Width}x{Height}";
 }

@@ -47,6 +47,7 @@ public static class Transforms
         return (size, raw is { } r2 ? (int)(r2 * width / height) : (int)((double)size * width / height));
     }
 
+    /// <summary>HF's resize: the target size derived from <paramref name="size"/> (as <c>ResizeTarget</c> computes it), resampled with <paramref name="filter"/>.</summary>
     public static RgbImage Resize(RgbImage img, SizeSpec size, ResampleFilter filter)
     {
         var (h, w) = ResizeTarget(img.Height, img.Width, size);

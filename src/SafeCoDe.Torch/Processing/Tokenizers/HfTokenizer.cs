@@ -24,12 +24,19 @@ public sealed class HfTokenizer : ITokenizer
     private readonly string[] _idToToken;
     private readonly bool _cleanUpSpaces;
 
+    /// <inheritdoc/>
     public string Description { get; }
+    /// <inheritdoc/>
     public int VocabSize => _idToToken.Length;
+    /// <inheritdoc/>
     public AddedToken? Bos { get; }
+    /// <inheritdoc/>
     public AddedToken? Eos { get; }
+    /// <inheritdoc/>
     public AddedToken? Pad { get; }
+    /// <inheritdoc/>
     public AddedToken? Unk { get; }
+    /// <inheritdoc/>
     public IReadOnlyList<AddedToken> AddedTokens => _added.Tokens;
 
     /// <summary>Builds a tokenizer from the parsed tokenizer.json and the optional tokenizer_config.json.</summary>
@@ -84,16 +91,20 @@ public sealed class HfTokenizer : ITokenizer
         return _model.Vocab.TryGetValue(content, out var id) ? new AddedToken(content, id, true) : null;
     }
 
+    /// <inheritdoc/>
     public int? TokenToId(string token)
     {
         if (_added.ByContent.TryGetValue(token, out var a)) return a.Id;
         return _model.Vocab.TryGetValue(token, out var id) ? id : null;
     }
 
+    /// <inheritdoc/>
     public string? IdToToken(int id) => id >= 0 && id < _idToToken.Length ? _idToToken[id] : null;
 
+    /// <inheritdoc/>
     public bool IsSpecial(int id) => _added.ById.TryGetValue(id, out var a) && a.Special;
 
+    /// <inheritdoc/>
     public int[] Encode(string text, bool addSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -115,6 +126,7 @@ public sealed class HfTokenizer : ITokenizer
         return addSpecialTokens && _postProcessor is not null ? _postProcessor.Apply(result) : result;
     }
 
+    /// <inheritdoc/>
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens)
     {
         var tokens = new List<string>(ids.Count);

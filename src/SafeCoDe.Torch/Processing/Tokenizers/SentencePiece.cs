@@ -3,8 +3,10 @@ using System.Text;
 
 namespace SafeCoDe.Torch.Processing.Tokenizers;
 
+#pragma warning disable CS1591 // the members and values are ModelProto.SentencePiece.Type's
 /// <summary>Piece types of a SentencePiece model (sentencepiece_model.proto).</summary>
 public enum SentencePieceType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 }
+#pragma warning restore CS1591
 
 /// <summary>
 /// A SentencePiece <c>tokenizer.model</c> (ModelProto) read without a protobuf library, with sentencepiece's own
@@ -14,17 +16,29 @@ public enum SentencePieceType { Normal = 1, Unknown = 2, Control = 3, UserDefine
 /// </summary>
 public sealed class SentencePieceModel
 {
+    /// <summary>Every piece in id order with its score and type.</summary>
     public IReadOnlyList<(string Piece, float Score, SentencePieceType Type)> Pieces { get; }
+    /// <summary>True for a BPE model, false for unigram.</summary>
     public bool IsBpe { get; }
+    /// <summary>Unknown characters become &lt;0xNN&gt; byte pieces instead of the unknown id.</summary>
     public bool ByteFallback { get; }
+    /// <summary>Id of the unknown piece (trainer_spec.unk_id, 0 by default).</summary>
     public int UnkId { get; }
+    /// <summary>Id of the BOS piece (trainer_spec.bos_id, 1 by default; −1 means none).</summary>
     public int BosId { get; }
+    /// <summary>Id of the EOS piece (trainer_spec.eos_id, 2 by default; −1 means none).</summary>
     public int EosId { get; }
+    /// <summary>Id of the padding piece (trainer_spec.pad_id); −1 when unset or outside the pieces.</summary>
     public int PadId { get; }
+    /// <summary>A "▁" is put before the text (normalizer_spec.add_dummy_prefix).</summary>
     public bool AddDummyPrefix { get; }
+    /// <summary>Leading, trailing and repeated spaces are collapsed (normalizer_spec.remove_extra_whitespaces).</summary>
     public bool RemoveExtraWhitespaces { get; }
+    /// <summary>Spaces become "▁" (normalizer_spec.escape_whitespaces).</summary>
     public bool EscapeWhitespaces { get; }
+    /// <summary>normalizer_spec.name, e.g. "identity" or "nmt_nfkc".</summary>
     public string NormalizerName { get; }
+    /// <summary>Text the unknown piece decodes to (trainer_spec.unk_surface, " ⁇ " by default).</summary>
     public string UnkSurface { get; }
 
     private readonly Dictionary<string, int> _pieces = new(StringComparer.Ordinal);   // normal, user-defined, unused
@@ -39,6 +53,9 @@ public sealed class SentencePieceModel
 
     private const string Space = "\u2581";
 
+    /// <summary>Parses a serialized ModelProto.</summary>
+    /// <exception cref="FormatException">Malformed protobuf, no pieces, or a bad precompiled charsmap.</exception>
+    /// <exception cref="NotSupportedException">A model type other than unigram/BPE, or treat_whitespace_as_suffix.</exception>
     public SentencePieceModel(byte[] modelProto)
     {
         var pieces = new List<(string, float, SentencePieceType)>();
@@ -140,6 +157,7 @@ public sealed class SentencePieceModel
         }
     }
 
+    /// <summary>Reads and parses a tokenizer.model file.</summary>
     public static SentencePieceModel FromFile(string path) => new(File.ReadAllBytes(path));
 
     /// <summary>The id of a piece (including control/byte pieces), or null.</summary>

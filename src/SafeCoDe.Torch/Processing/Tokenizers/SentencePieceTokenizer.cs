@@ -19,15 +19,24 @@ public sealed class SentencePieceTokenizer : ITokenizer
     private readonly bool _addBos, _addEos;
     private readonly int _vocabSize;
 
+    /// <summary>The parsed tokenizer.model.</summary>
     public SentencePieceModel Model { get; }
+    /// <inheritdoc/>
     public string Description { get; }
+    /// <inheritdoc/>
     public int VocabSize => _vocabSize;
+    /// <inheritdoc/>
     public AddedToken? Bos { get; }
+    /// <inheritdoc/>
     public AddedToken? Eos { get; }
+    /// <inheritdoc/>
     public AddedToken? Pad { get; }
+    /// <inheritdoc/>
     public AddedToken? Unk { get; }
+    /// <inheritdoc/>
     public IReadOnlyList<AddedToken> AddedTokens => _added.Tokens;
 
+    /// <summary>Wraps <paramref name="model"/>; special-token names and flags come from <paramref name="config"/>, else from the model's unk/bos/eos/pad ids.</summary>
     public SentencePieceTokenizer(SentencePieceModel model, TokenizerConfig? config = null, string description = "tokenizer.model")
     {
         config ??= TokenizerConfig.Empty;
@@ -56,14 +65,18 @@ public sealed class SentencePieceTokenizer : ITokenizer
                       $"normalizer {(model.NormalizerName.Length > 0 ? model.NormalizerName : "none")}, {VocabSize} ids)";
     }
 
+    /// <inheritdoc/>
     public int? TokenToId(string token) => _added.ByContent.TryGetValue(token, out var a) ? a.Id : Model.PieceToId(token);
 
+    /// <inheritdoc/>
     public string? IdToToken(int id)
         => _added.ById.TryGetValue(id, out var a) ? a.Content : id >= 0 && id < Model.Pieces.Count ? Model.Pieces[id].Piece : null;
 
+    /// <inheritdoc/>
     public bool IsSpecial(int id)
         => _added.ById.TryGetValue(id, out var a) ? a.Special : id >= 0 && id < Model.Pieces.Count && Model.Pieces[id].Type == SentencePieceType.Control;
 
+    /// <inheritdoc/>
     public int[] Encode(string text, bool addSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -76,6 +89,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return ids.ToArray();
     }
 
+    /// <inheritdoc/>
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens)
     {
         var sb = new StringBuilder();

@@ -17,6 +17,7 @@ public sealed class StreamingDetokenizer
     private int _prefixOffset, _readOffset;
     private readonly System.Text.StringBuilder _text = new();
 
+    /// <summary>A detokenizer for one generated sequence; special tokens are left out when <paramref name="skipSpecialTokens"/>.</summary>
     public StreamingDetokenizer(ITokenizer tokenizer, bool skipSpecialTokens = true)
     {
         _tokenizer = tokenizer;

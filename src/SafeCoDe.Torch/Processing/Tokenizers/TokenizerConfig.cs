@@ -8,19 +8,32 @@ namespace SafeCoDe.Torch.Processing.Tokenizers;
 /// </summary>
 public sealed class TokenizerConfig
 {
+    /// <summary>No files: every setting absent.</summary>
     public static TokenizerConfig Empty { get; } = new();
 
+    /// <summary>tokenizer_class, e.g. "LlamaTokenizer".</summary>
     public string? TokenizerClass { get; init; }
+    /// <summary>Content of bos_token (string or AddedToken object), from tokenizer_config.json, else special_tokens_map.json.</summary>
     public string? BosToken { get; init; }
+    /// <summary>Content of eos_token, as <see cref="BosToken"/>.</summary>
     public string? EosToken { get; init; }
+    /// <summary>Content of unk_token, as <see cref="BosToken"/>.</summary>
     public string? UnkToken { get; init; }
+    /// <summary>Content of pad_token, as <see cref="BosToken"/>.</summary>
     public string? PadToken { get; init; }
+    /// <summary>add_bos_token; null when the file does not say.</summary>
     public bool? AddBosToken { get; init; }
+    /// <summary>add_eos_token; null when the file does not say.</summary>
     public bool? AddEosToken { get; init; }
+    /// <summary>clean_up_tokenization_spaces (removes spaces before punctuation when decoding); null when absent.</summary>
     public bool? CleanUpTokenizationSpaces { get; init; }
+    /// <summary>add_prefix_space; null when absent.</summary>
     public bool? AddPrefixSpace { get; init; }
+    /// <summary>do_lower_case (BERT-style tokenizers); null when absent.</summary>
     public bool? DoLowerCase { get; init; }
+    /// <summary>tokenize_chinese_chars (BERT-style tokenizers); null when absent.</summary>
     public bool? TokenizeChineseChars { get; init; }
+    /// <summary>strip_accents (BERT-style tokenizers); null when absent.</summary>
     public bool? StripAccents { get; init; }
     /// <summary>Tokens from added_tokens_decoder and added_tokens.json, with additional_special_tokens marked special.</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; init; } = [];
