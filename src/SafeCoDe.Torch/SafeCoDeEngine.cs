@@ -162,14 +162,29 @@ public sealed class SafeCoDeEngine : IDisposable
     public async IAsyncEnumerable<string> StreamAsync(SafeCoDeRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
     {
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // a consumer that stops reading early cancels the generation (and frees the engine for the next request)
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var work = RunLockedAsync(() => Task.Run(async () =>
         {
-            try { return await RunAsync(request, piece => channel.Writer.TryWrite(piece), cancel).ConfigureAwait(false); }
+            try { return await RunAsync(request, piece => channel.Writer.TryWrite(piece), stop.Token).ConfigureAwait(false); }
             finally { channel.Writer.TryComplete(); }
-        }, cancel), cancel);
-        await foreach (var piece in channel.Reader.ReadAllAsync(cancel).ConfigureAwait(false))
-            yield return piece;
-        await work.ConfigureAwait(false); // surfaces errors
+        }, stop.Token), stop.Token);
+        bool finished = false;
+        try
+        {
+            await foreach (var piece in channel.Reader.ReadAllAsync(cancel).ConfigureAwait(false))
+                yield return piece;
+            finished = true;
+            await work.ConfigureAwait(false); // surfaces errors
+        }
+        finally
+        {
+            if (!finished)
+            {
+                stop.Cancel();
+                try { await work.ConfigureAwait(false); } catch (OperationCanceledException) { }
+            }
+        }
     }
 
     private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
@@ -266,7 +281,9 @@ public sealed class SafeCoDeEngine : IDisposable
         int budget = o.Budget(Family, verdict, encoded.Length);
         using var branches = new BatchedBranches(Model, realInputs, noisedInputs, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0);
         double prefillMs = pre.Elapsed.TotalMilliseconds;
-        var g = GuidedDecoder.Run(Model, branches, verdict, o with { Seed = seed }, _codec, Refusal, _eos, encoded.Length,
+        var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)
+            ? Refusal : new RefusalTokens(o.RefusalPhrases, _codec, Model.VocabSize);
+        var g = GuidedDecoder.Run(Model, branches, verdict, o with { Seed = seed }, _codec, refusal, _eos, encoded.Length,
             onToken: stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); },
             cancel: cancel, bannedIds: _banned);
         if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);

@@ -129,8 +129,8 @@ public sealed record SafeCoDeOptions
     public int? MaxTotalTokens { get; init; }
 
     /// <summary>
-    /// Refusal phrases for the refusal token space. Note: <see cref="SafeCoDeEngine"/> currently builds its
-    /// <see cref="SafeCoDeEngine.Refusal"/> from <see cref="RefusalTokens.ReferencePhrases"/> at load time and does not read this field.
+    /// Refusal phrases: their sub-tokens (per tokenizer) form the refusal token set, and the phrases themselves are the
+    /// candidates forced on an unsafe verdict. Default: the reference code's 29-entry list.
     /// </summary>
     public IReadOnlyList<string> RefusalPhrases { get; init; } = RefusalTokens.ReferencePhrases;
     /// <summary>Phrases containing one of these (compared with the lower-cased phrase, as the reference does) are preferred.</summary>
@@ -161,6 +161,14 @@ public sealed record SafeCoDeOptions
         if (NoiseStd < 0) throw new ArgumentException("noise std must be ≥ 0");
         if (VcdBeta <= 0 || VcdBeta > 1) throw new ArgumentException("VCD β must be in (0, 1]");
         if (MaxNewTokens is < 0) throw new ArgumentException("max new tokens must be ≥ 0");
+        if (VcdNoiseStep is < 0 or >= VcdNoise.Steps) throw new ArgumentException($"VCD noise step must be in [0, {VcdNoise.Steps})");
+        if (TopKSampling < 0) throw new ArgumentException("top-k must be ≥ 0");
+        foreach (var (name, v) in new[] { ("temperature (safe)", TemperatureSafe), ("temperature (unsafe)", TemperatureUnsafe),
+                     ("guided temperature (safe)", GuidedTemperatureSafe), ("guided temperature (unsafe)", GuidedTemperatureUnsafe) })
+            if (double.IsNaN(v) || v < 0) throw new ArgumentException($"{name} must be ≥ 0");
+        foreach (var (name, v) in new[] { ("top-p (safe)", TopPSafe), ("top-p (unsafe)", TopPUnsafe) })
+            if (!(v > 0 && v <= 1)) throw new ArgumentException($"{name} must be in (0, 1]");
+        if (RefusalPhrases.Count == 0) throw new ArgumentException("the refusal phrase list is empty");
         if (MaxTotalTokens is < 0) throw new ArgumentException("max total tokens must be ≥ 0");
     }
 

@@ -26,7 +26,7 @@ public static class BatchCollator
         long len = rows.Max(r => r.SeqLen);
         using var scope = NewDisposeScope();
         var ids = cat(rows.Select(r => LeftPad(r.InputIds, len, padTokenId)).ToList(), 0);
-        var mask = cat(rows.Select(r => LeftPad(r.AttentionMask ?? ones_like(r.InputIds), len, 0)).ToList(), 0);
+        var mask = cat(rows.Select(r => LeftPad((r.AttentionMask ?? ones_like(r.InputIds)).to(ScalarType.Int64), len, 0)).ToList(), 0);
         var images = new Dictionary<string, Tensor>();
         foreach (var k in keys)
             images[k] = TokenAligned.Contains(k)

@@ -91,9 +91,9 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
     }
 
     /// <inheritdoc/>
-    protected override Task<string> DecideAsync(string query, string caption, CancellationToken cancel) =>
+    protected override Task<string> DecideAsync(JudgeRequest request, string caption, CancellationToken cancel) =>
         CallAsync("verdict",
-            [new ChatMessage(ChatRole.System, JudgePrompts.VerdictSystem), new ChatMessage(ChatRole.User, JudgePrompts.VerdictPrompt(query, caption))],
+            [new ChatMessage(ChatRole.System, JudgePrompts.VerdictSystem), new ChatMessage(ChatRole.User, JudgePrompts.VerdictPrompt(request.Query, caption))],
             new ChatOptions { ModelId = _o.ResolvedModel, MaxOutputTokens = _o.VerdictMaxTokens, Temperature = _o.VerdictTemperature }, cancel);
 
     private async Task<string> CallAsync(string what, List<ChatMessage> messages, ChatOptions options, CancellationToken cancel)

@@ -126,7 +126,7 @@ public abstract class TwoStepJudge : ISafetyJudge
     protected abstract Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel);
 
     /// <summary>The raw reply to the decision prompt.</summary>
-    protected abstract Task<string> DecideAsync(string query, string caption, CancellationToken cancel);
+    protected abstract Task<string> DecideAsync(JudgeRequest request, string caption, CancellationToken cancel);
 
     /// <summary>Captions, then decides; the verdict is parsed with <see cref="VerdictParser.Parse"/> (unparseable counts as safe).</summary>
     public async Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default)
@@ -134,7 +134,7 @@ public abstract class TwoStepJudge : ISafetyJudge
         var sw = Stopwatch.StartNew();
         var caption = (await CaptionAsync(request, cancel).ConfigureAwait(false)).Trim();
         double captionMs = sw.Elapsed.TotalMilliseconds;
-        var reply = await DecideAsync(request.Query, caption, cancel).ConfigureAwait(false);
+        var reply = await DecideAsync(request, caption, cancel).ConfigureAwait(false);
         double total = sw.Elapsed.TotalMilliseconds;
         var (v, parsed) = VerdictParser.Parse(reply);
         return new JudgeResult(v, caption, reply, parsed, Name, total, captionMs, total - captionMs);

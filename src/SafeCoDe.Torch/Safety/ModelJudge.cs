@@ -22,19 +22,15 @@ public sealed class ModelJudge(SafeCoDeEngine engine, string? name = null, bool 
     public static ModelJudge Local(string modelDir, EngineOptions? options = null) =>
         new(SafeCoDeEngine.Load(modelDir, options), "local:" + modelDir, ownsEngine: true);
 
-    private RgbImage? _image;
+    private static RgbImage? Image(JudgeRequest r) => r.ImageBytes is null ? null : ImageDecoder.Decode(r.ImageBytes, "judge image");
 
     /// <summary>Decodes the image and captions it with the engine; "(no image)" without one.</summary>
-    protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel)
-    {
-        _image = request.ImageBytes is null ? null : ImageDecoder.Decode(request.ImageBytes, "judge image");
-        if (_image is null) return Task.FromResult("(no image)");
-        return engine.CompleteAsync(JudgePrompts.CaptionInstruction, _image, CaptionTokens, cancel);
-    }
+    protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel) =>
+        Image(request) is { } image ? engine.CompleteAsync(JudgePrompts.CaptionInstruction, image, CaptionTokens, cancel) : Task.FromResult("(no image)");
 
     /// <summary>The decision prompt without reasons, greedy; image attached only where the family cannot run text-only.</summary>
-    protected override Task<string> DecideAsync(string query, string caption, CancellationToken cancel) =>
-        engine.CompleteAsync(JudgePrompts.VerdictPrompt(query, caption, withReasons: false), engine.SupportsTextOnly ? null : _image, VerdictTokens, cancel);
+    protected override Task<string> DecideAsync(JudgeRequest request, string caption, CancellationToken cancel) =>
+        engine.CompleteAsync(JudgePrompts.VerdictPrompt(request.Query, caption, withReasons: false), engine.SupportsTextOnly ? null : Image(request), VerdictTokens, cancel);
 
     /// <summary>Disposes the engine when this judge owns it (<see cref="Local"/>).</summary>
     public void Dispose() { if (ownsEngine) engine.Dispose(); }
