@@ -63,7 +63,8 @@ public sealed class BatchedBranches : IBranches
     {
         if (!HasNoised) return;
         _state.KeepRows([0]);
-        var l = _logits.narrow(0, 0, 1).clone();
+        using var row = _logits.narrow(0, 0, 1);
+        var l = row.clone();
         _logits.Dispose();
         _logits = l;
     }
@@ -192,7 +193,9 @@ public static class GuidedDecoder
         bool unsafePath = verdict == Verdict.Unsafe && (!o.UnsafeNeedsTwoSteps || o.MaxSteps >= 2);
         if (!unsafePath && o.HalveAlphaOnSafe) alpha *= 0.5;
         long lengthBeforeGuidance = branches.Length;
-        using var firstLogits = branches.Logits.narrow(0, 0, 1).clone();
+        Tensor firstLogits;
+        using (var row = branches.Logits.narrow(0, 0, 1)) firstLogits = row.clone();
+        using var _first = firstLogits;
 
         if (unsafePath && o.Unsafe == UnsafeStrategy.ForcePhrase && maxSteps > 0)
         {

@@ -122,6 +122,21 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
     }
 
     [Test]
+    public void LiveTensorCount_ReturnsToBaseline_AfterManyGuidedDecodes()
+    {
+        var sampled = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Seed = 5, MaxNewTokens = 4 };
+        Engine(sampled, Verdict.Safe, true); // warm-up (lazily cached tensors)
+        long baseline = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 30; i++)
+        {
+            var v = i % 2 == 0 ? Verdict.Safe : Verdict.Unsafe;
+            var mode = i % 3 == 0 ? DecodeMode.Vcd : i % 3 == 1 ? DecodeMode.SafeCoDe : DecodeMode.Vanilla;
+            Engine(sampled with { Seed = i, Mode = mode, CorruptionRollback = i % 5 == 0 }, v, batched: i % 4 != 3);
+        }
+        Assert.That(TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, Is.EqualTo(baseline));
+    }
+
+    [Test]
     public void FaithfulPreset_AgreesWithAnIndependentReferenceImplementation([Values(Verdict.Safe, Verdict.Unsafe)] Verdict v)
     {
         var engine = Engine(Greedy, v, batched: true);
