@@ -102,6 +102,15 @@ public sealed class SafeCoDeEngine : IDisposable
     private readonly EngineOptions _options;
     private readonly long[] _banned;
     private readonly long[] _eos;
+    private readonly ITokenizer? _qformer;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<PromptStyle, PromptBuilder> _builders = new();
+
+    /// <summary>Limits and options used to decode image files (also used by model-based judges).</summary>
+    public ImageDecodeOptions? ImageLimits => _options.ImageLimits;
+
+    /// <summary>The prompt builder of a style (one per style, created on first use).</summary>
+    private PromptBuilder Builder(PromptStyle style) =>
+        _builders.GetOrAdd(style, s => new PromptBuilder(Directory.Config, Tokenizer, ChatFormat.For(Family, s), _qformer));
 
     /// <summary>The opened model folder (configs, weight files).</summary>
     public ModelDirectory Directory { get; }
@@ -123,7 +132,9 @@ public sealed class SafeCoDeEngine : IDisposable
     {
         Directory = dir; Model = model; Tokenizer = tokenizer; Images = images; _options = o;
         Format = ChatFormat.For(dir.Config.ModelType, o.PromptStyle);
+        _qformer = qformer;
         _prompts = new PromptBuilder(dir.Config, tokenizer, Format, qformer);
+        _builders[o.PromptStyle] = _prompts;
         _codec = new TokenizerCodec(tokenizer);
         Refusal = new RefusalTokens(RefusalTokens.ReferencePhrases, _codec, model.VocabSize);
         var extra = new[] { "<image>", "<fake_token_around_image>", "<|image_pad|>", "<|video_pad|>", "<global-img>" }
@@ -206,7 +217,7 @@ public sealed class SafeCoDeEngine : IDisposable
     private (RgbImage? image, byte[]? bytes, string media) ReadImage(SafeCoDeRequest r)
     {
         if (r.Image is not null) return (r.Image, null, "image/png");
-        byte[]? bytes = r.ImageBytes ?? (r.ImagePath is { } p ? File.ReadAllBytes(p) : null);
+        byte[]? bytes = r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null);
         if (bytes is null) return (null, null, "");
         var name = r.ImagePath ?? "image";
         var header = ImageDecoder.Identify(bytes, name, _options.ImageLimits);
@@ -238,7 +249,7 @@ public sealed class SafeCoDeEngine : IDisposable
         {
             var judge = r.Judge ?? new ModelJudge(this);
             var sw = Stopwatch.StartNew();
-            judged = await judge.JudgeAsync(new JudgeRequest(r.Prompt, bytes ?? (image is null ? null : Png(image)), bytes is null ? "image/png" : media), cancel).ConfigureAwait(false);
+            judged = await judge.JudgeAsync(new JudgeRequest(r.Prompt, bytes ?? (image is null ? null : Png(image)), bytes is null ? "image/png" : media) { Image = image }, cancel).ConfigureAwait(false);
             judgeMs = sw.Elapsed.TotalMilliseconds;
             verdict = judged.Verdict;
             r.OnJudged?.Invoke(judged);
@@ -248,8 +259,7 @@ public sealed class SafeCoDeEngine : IDisposable
         var prep = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var style = r.PromptStyle ?? _options.PromptStyle;
-        var format = style == _options.PromptStyle ? Format : ChatFormat.For(Family, style);
-        var builder = format == Format ? _prompts : new PromptBuilder(Directory.Config, Tokenizer, format, null);
+        var builder = Builder(style);
         var turns = new List<ChatTurn>();
         if (r.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
         turns.Add(ChatTurn.User(r.Prompt, image is null ? 0 : 1));
@@ -257,6 +267,7 @@ public sealed class SafeCoDeEngine : IDisposable
         var encoded = builder.Encode(turns, realPixels?.Images ?? []);
         var realInputs = builder.Inputs(encoded, realPixels, Model.DType);
         BackboneInputs? noisedInputs = null;
+        using var noisedHolder = new DisposableSlot<ProcessedImages>();
         ProcessedImages? noisedPixels = null;
         long seed = o.Seed ?? Random.Shared.NextInt64(1, long.MaxValue);
         if (o.Mode != DecodeMode.Vanilla)
@@ -264,7 +275,7 @@ public sealed class SafeCoDeEngine : IDisposable
             if (realPixels is null) throw new ArgumentException($"{o.Mode} decoding contrasts the image with a noised copy: the request needs an image");
             if (o.Noise == NoiseKind.Pixel)
             {
-                noisedPixels = Images.Process([PixelNoise.Apply(image!, o.NoiseStd, seed)]);
+                noisedPixels = noisedHolder.Value = Images.Process([PixelNoise.Apply(image!, o.NoiseStd, seed)]);
                 noisedInputs = builder.Inputs(encoded, noisedPixels, Model.DType);
             }
             else
@@ -287,7 +298,6 @@ public sealed class SafeCoDeEngine : IDisposable
             onToken: stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); },
             cancel: cancel, bannedIds: _banned);
         if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
-        noisedPixels?.Dispose();
 
         var answerIds = g.Tokens.Where(t => !_eos.Contains(t)).Select(t => (int)t).ToList();
         var answer = Tokenizer.Decode(answerIds, skipSpecialTokens: true).Trim();
@@ -323,6 +333,13 @@ public sealed class SafeCoDeEngine : IDisposable
     {
         Model.Dispose();
         _gate.Dispose();
+    }
+
+    /// <summary>Holds an optional disposable so a <c>using</c> covers it on every path.</summary>
+    private sealed class DisposableSlot<T> : IDisposable where T : class, IDisposable
+    {
+        public T? Value { get; set; }
+        public void Dispose() => Value?.Dispose();
     }
 
     /// <summary>The engine's tokenizer as the decoder's codec.</summary>

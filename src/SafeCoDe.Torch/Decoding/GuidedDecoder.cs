@@ -52,7 +52,7 @@ public sealed class BatchedBranches : IBranches
     /// <inheritdoc/>
     public void Step(long token)
     {
-        using var t = full(_state.BatchSize, token, ScalarType.Int64);
+        using var t = full(_state.BatchSize, token, ScalarType.Int64, _model.Device);
         var next = _model.Step(_state, t);
         _logits.Dispose();
         _logits = next;
@@ -99,7 +99,7 @@ public sealed class SeparateBranches : IBranches
     }
 
     /// <inheritdoc/>
-    public Tensor Logits => _both ??= _noised is null ? _lr.alias() : cat([_lr, _ln], 0);
+    public Tensor Logits => _both ??= (_noised is null ? _lr.alias() : cat([_lr, _ln], 0)).DetachFromDisposeScope();
     /// <inheritdoc/>
     public bool HasNoised => _noised is not null;
     /// <inheritdoc/>
@@ -108,7 +108,7 @@ public sealed class SeparateBranches : IBranches
     /// <inheritdoc/>
     public void Step(long token)
     {
-        using var t = full(1, token, ScalarType.Int64);
+        using var t = full(1, token, ScalarType.Int64, _model.Device);
         Reset();
         var r = _model.Step(_real, t); _lr.Dispose(); _lr = r;
         if (_noised is not null) { var n = _model.Step(_noised, t); _ln.Dispose(); _ln = n; }
@@ -172,20 +172,22 @@ public static class GuidedDecoder
         string? forced = null;
         bool rolledBack = false;
         int guided = 0;
-        using var refusalIds = tensor(refusal.Union, ScalarType.Int64, model.Device);
+        // index tensors built once per request (a per-step upload would be a host sync on CUDA)
+        using var refusalIds = Sampler.Index(refusal.Union, model.Device) ?? empty(0, ScalarType.Int64, model.Device).DetachFromDisposeScope();
+        using var bannedIdx = Sampler.Index(banned, model.Device);
 
         void Emit(long t) { tokens.Add(t); onToken?.Invoke(t); }
         void Guide(long t) { tokens.Add(t); guided++; } // streamed after the rollback check
 
         if (o.Mode == DecodeMode.Vcd)
         {
-            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: true, banned);
+            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: true, bannedIdx);
             return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, o.Alpha, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
         }
         if (o.Mode == DecodeMode.Vanilla)
         {
             branches.DropNoised();
-            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: false, banned);
+            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: false, bannedIdx);
             return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, 0, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
         }
 
@@ -201,7 +203,7 @@ public static class GuidedDecoder
         {
             float[] probs;
             using (var scope = NewDisposeScope())
-                probs = Sampler.Suppress(Contrast(branches.Logits, alpha), banned).softmax(-1).cpu().data<float>().ToArray();
+                probs = Sampler.Suppress(Contrast(branches.Logits, alpha), bannedIdx).softmax(-1).cpu().data<float>().ToArray();
             int pick = refusal.ChoosePhrase(probs, o.TopK, o.PreferredKeywords);
             if (pick >= 0)
             {
@@ -224,11 +226,11 @@ public static class GuidedDecoder
                 long tok;
                 using (var scope = NewDisposeScope())
                 {
-                    var p = Sampler.Suppress(Contrast(branches.Logits, alpha), banned).softmax(-1);
+                    var p = Sampler.Suppress(Contrast(branches.Logits, alpha), bannedIdx).softmax(-1);
                     p = unsafePath ? LogitsOps.BoostRefusals(p, refusalIds, o.LambdaBoost) : LogitsOps.SuppressRefusals(p, refusalIds, o.LambdaSupp);
                     if (step == 0 || o.Greedy)
                     {
-                        var top = p.topk(Math.Min(Math.Max(2, o.TopK), (int)p.shape[0])).indexes.cpu().data<long>().ToArray();
+                        var top = p.topk(Math.Min(2, (int)p.shape[0])).indexes.cpu().data<long>().ToArray(); // the reference looks at the best two
                         tok = top[0];
                         if (step == 0 && !unsafePath && o.QuoteSkip && top.Length > 1 && QuoteTokens.Contains(codec.Decode([top[0]]).Trim()))
                             tok = top[1];
@@ -259,7 +261,7 @@ public static class GuidedDecoder
         foreach (var t in tokens) onToken?.Invoke(t);
 
         if (tokens.Count > 0) branches.Step(tokens[^1]);
-        var c = Continue(model, branches, o, verdict, Math.Min(budget, cap - tokens.Count), eos, gen, Emit, cancel, vcd: false, banned);
+        var c = Continue(model, branches, o, verdict, Math.Min(budget, cap - tokens.Count), eos, gen, Emit, cancel, vcd: false, bannedIdx);
         return new GuidedResult(tokens.ToArray(), guided, forced, c.eos, alpha, budget, rolledBack, 0, guidedMs,
             sw.Elapsed.TotalMilliseconds - guidedMs, c.count);
     }
@@ -288,7 +290,7 @@ public static class GuidedDecoder
 
     /// <summary>Plain sampling (or VCD contrast) on the live branches until EOS or the budget.</summary>
     private static (bool eos, int count) Continue(IBackbone model, IBranches branches, SafeCoDeOptions o, Verdict verdict, int budget,
-        HashSet<long> eos, torch.Generator? gen, Action<long> emit, CancellationToken cancel, bool vcd, long[] banned)
+        HashSet<long> eos, torch.Generator? gen, Action<long> emit, CancellationToken cancel, bool vcd, Tensor? banned)
     {
         var sampling = new SamplingOptions
         {

@@ -25,6 +25,7 @@ public static class TokenGenerator
         o.Validate();
         // a CPU generator (draws happen on the host: the same seed gives the same tokens on every device)
         using var gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
+        using var eosIndex = Sampler.Index(o.EosTokenIds, model.Device);
         var sw = Stopwatch.StartNew();
         var (state, first) = model.Prefill(inputs, o.MaxNewTokens);
         using var _ = state;
@@ -44,7 +45,7 @@ public static class TokenGenerator
                 long[] chosen;
                 using (var scope = NewDisposeScope())
                 {
-                    var l = step < o.MinNewTokens ? Sampler.Suppress(logits, o.EosTokenIds) : logits;
+                    var l = step < o.MinNewTokens ? Sampler.Suppress(logits, eosIndex) : logits;
                     var next = Sampler.Choose(l, o, gen);
                     chosen = next.cpu().data<long>().ToArray(); // the one host sync of this step
                 }
@@ -61,7 +62,8 @@ public static class TokenGenerator
                 onStep?.Invoke(report);
                 if (done.All(d => d) || step == o.MaxNewTokens - 1) break;
                 logits.Dispose();
-                using var feed = tensor(chosen, ScalarType.Int64, model.Device);
+                using var cpuFeed = tensor(chosen, ScalarType.Int64);
+                using var feed = cpuFeed.to(model.Device);
                 logits = model.Step(state, feed);
             }
         }

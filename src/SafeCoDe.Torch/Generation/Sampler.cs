@@ -41,11 +41,24 @@ public sealed record SamplingOptions
 /// <summary>Pure steps on float32 [batch, vocab] logits, all on the logits' device (no host synchronisation).</summary>
 public static class Sampler
 {
-    /// <summary>Sets the given token ids to −∞ (e.g. EOS before min_new_tokens).</summary>
+    /// <summary>Sets the ids in <paramref name="index"/> (int64, on the logits' device, built once per request) to −∞.</summary>
+    public static Tensor Suppress(Tensor logits, Tensor? index) =>
+        index is null || index.numel() == 0 ? logits.alias() : logits.index_fill(logits.dim() - 1, index, double.NegativeInfinity);
+
+    /// <summary>An int64 index of <paramref name="ids"/> on <paramref name="device"/> for <see cref="Suppress(Tensor, Tensor?)"/> (null when empty).</summary>
+    public static Tensor? Index(IReadOnlyList<long> ids, Device device)
+    {
+        if (ids.Count == 0) return null;
+        using var cpu = tensor(ids.ToArray(), ScalarType.Int64);
+        return cpu.to(device).DetachFromDisposeScope();
+    }
+
+    /// <summary>Sets the given token ids to −∞ (uploads the ids; in loops prefer an <see cref="Index"/> built once).</summary>
     public static Tensor Suppress(Tensor logits, IReadOnlyList<long> ids)
     {
         if (ids.Count == 0) return logits.alias();
-        using var idx = tensor(ids.ToArray(), ScalarType.Int64, logits.device);
+        using var cpu = tensor(ids.ToArray(), ScalarType.Int64);
+        using var idx = cpu.to(logits.device);
         return logits.index_fill(logits.dim() - 1, idx, double.NegativeInfinity);
     }
 

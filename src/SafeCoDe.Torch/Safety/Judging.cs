@@ -17,6 +17,9 @@ public enum Verdict
 /// <summary>What a judge is asked: the raw user query (without any system prompt) and the image.</summary>
 public sealed record JudgeRequest(string Query, byte[]? ImageBytes, string ImageMediaType = "image/png")
 {
+    /// <summary>The image already decoded by the caller (the engine), so model-based judges see exactly its pixels.</summary>
+    public SafeCoDe.Torch.Processing.Images.RgbImage? Image { get; init; }
+
     /// <summary>SHA-256 of the image bytes (hex), the cache key's image part; "none" without an image.</summary>
     public string ImageHash => ImageBytes is null ? "none" : Convert.ToHexString(SHA256.HashData(ImageBytes)).ToLowerInvariant();
 }

@@ -22,7 +22,7 @@ public sealed class ModelJudge(SafeCoDeEngine engine, string? name = null, bool 
     public static ModelJudge Local(string modelDir, EngineOptions? options = null) =>
         new(SafeCoDeEngine.Load(modelDir, options), "local:" + modelDir, ownsEngine: true);
 
-    private static RgbImage? Image(JudgeRequest r) => r.ImageBytes is null ? null : ImageDecoder.Decode(r.ImageBytes, "judge image");
+    private RgbImage? Image(JudgeRequest r) => r.Image ?? (r.ImageBytes is null ? null : ImageDecoder.Decode(r.ImageBytes, "judge image", engine.ImageLimits));
 
     /// <summary>Decodes the image and captions it with the engine; "(no image)" without one.</summary>
     protected override Task<string> CaptionAsync(JudgeRequest request, CancellationToken cancel) =>

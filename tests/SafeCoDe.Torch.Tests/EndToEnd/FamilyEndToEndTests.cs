@@ -54,6 +54,18 @@ public sealed class FamilyEndToEndTests(string family)
     }
 
     [Test]
+    public async Task ThePromptStyleOfOneRequest_CanDifferFromTheEngines()
+    {
+        // the reference style (e.g. Qwen's extra "\nassistant:", InstructBLIP's answer marker) per request; InstructBLIP
+        // must keep its Q-Former ids on that path too
+        var official = await Run(Opts(DecodeMode.Vanilla));
+        var reference = await _engine.GenerateAsync(new SafeCoDeRequest { Prompt = Prompt, Image = _image, Options = Opts(DecodeMode.Vanilla), PromptStyle = PromptStyle.Reference });
+        AssertConsistent(reference);
+        if (family is ModelFamilies.Qwen2VL or ModelFamilies.Qwen25VL or ModelFamilies.InstructBlip or ModelFamilies.Idefics)
+            Assert.That(reference.PromptTokens, Is.Not.EqualTo(official.PromptTokens), "the reference prompt differs from the official one");
+    }
+
+    [Test]
     public void Prompt_HasExactlyTheImageTokensOfTheLayout()
     {
         using var processed = _engine.Images.Process([_image]);

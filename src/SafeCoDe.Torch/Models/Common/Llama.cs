@@ -54,9 +54,18 @@ public static class Attention
         long rep = h / kv;
         using var scope = NewDisposeScope();
         var qg = q.reshape(b, kv, rep * t, d);
-        Tensor? mg = mask is null ? null : mask.unsqueeze(2).expand(mask.shape[0], 1, rep, t, mask.shape[3]).reshape(mask.shape[0], 1, rep * t, mask.shape[3]);
+        // a mask already folded by the caller ([B,1,rep·T,L], once per forward for all layers) is used as is
+        Tensor? mg = mask is null ? null : mask.shape[2] == rep * t && rep > 1 ? mask : FoldMask(mask, rep);
         var o = F.scaled_dot_product_attention(qg, k, v, mg, 0.0, false);
         return o.reshape(b, h, t, d).MoveToOuterDisposeScope(); // CUDA kernels may return a non-contiguous layout
+    }
+
+    /// <summary>Repeats a [B,1,T,L] mask for the query heads folded into each KV group: [B,1,rep·T,L].</summary>
+    public static Tensor FoldMask(Tensor mask, long rep)
+    {
+        long b = mask.shape[0], t = mask.shape[2], l = mask.shape[3];
+        using var e = mask.unsqueeze(2).expand(b, 1, rep, t, l);
+        return e.reshape(b, 1, rep * t, l);
     }
 
     /// <summary>
@@ -239,6 +248,8 @@ public sealed class LlamaModel : Block
     {
         using var scope = NewDisposeScope();
         var h = x;
+        long rep = Config.NumHeads / Config.NumKvHeads;
+        if (rep > 1) mask = Attention.FoldMask(mask, rep); // once for all layers
         for (int i = 0; i < layers.Count; i++) h = layers[i].Forward(h, cos, sin, caches[i], start, mask);
         return norm.Forward(h).MoveToOuterDisposeScope();
     }

@@ -72,6 +72,9 @@ public static class ImageDecoder
     public static ImageHeader Identify(byte[] data, string source, ImageDecodeOptions? options = null)
         => ReadHeader(data, source, options ?? ImageDecodeOptions.Default);
 
+    /// <summary>Reads an image file's bytes within the size limit (typed errors for missing, unreadable or oversized files).</summary>
+    public static byte[] ReadBytes(string path, ImageDecodeOptions? options = null) => ReadFile(path, options ?? ImageDecodeOptions.Default);
+
     private static byte[] ReadFile(string path, ImageDecodeOptions options)
     {
         options.Validate();
