@@ -22,7 +22,7 @@ public abstract class Block : nn.Module
 public sealed class Linear : Block
 {
 #pragma warning disable IDE1006 // names follow the checkpoint
-    public readonly Parameter weight;
+    public Parameter weight;
     public readonly Parameter? bias;
 #pragma warning restore IDE1006
 
@@ -34,6 +34,21 @@ public sealed class Linear : Block
     }
 
     public Tensor Forward(Tensor x) => F.linear(x, weight, bias);
+
+    /// <summary>
+    /// Uses <paramref name="shared"/> as this layer's weight (tied embeddings: the lm_head reads the embedding table)
+    /// instead of holding a second copy; the layer's own, never-loaded weight is freed.
+    /// </summary>
+    public void ShareWeight(Parameter shared)
+    {
+        if (!shared.shape.SequenceEqual(weight.shape))
+            throw new ArgumentException($"cannot tie a [{string.Join(",", shared.shape)}] tensor to a [{string.Join(",", weight.shape)}] weight");
+        var own = weight;
+        _internal_params.Remove("weight");
+        register_parameter("weight", shared);
+        weight = shared;
+        own.Dispose();
+    }
 }
 
 /// <summary>Llama/Qwen RMSNorm: computed in float32, weight applied after casting back (as HF does).</summary>

@@ -49,6 +49,13 @@ public static class WeightLoader
         if (missing.Count > 0 || unexpected.Count > 0 || wrongShape.Count > 0)
             throw new TensorMismatchException(dir.IndexPath ?? dir.Files[0].Path, missing, unexpected, wrongShape);
         var byName = parameters.ToDictionary(x => x.name, x => x.parameter);
-        foreach (var (target, p, source) in deferred) p.copy_(byName[source]);
+        var modules = module.named_modules().ToDictionary(m => m.name, m => m.module);
+        foreach (var (target, p, source) in deferred)
+        {
+            int dot = target.LastIndexOf('.');
+            if (dot > 0 && target[(dot + 1)..] == "weight" && modules.TryGetValue(target[..dot], out var owner) && owner is Linear linear)
+                linear.ShareWeight(byName[source]); // one tensor for both (no second vocab × hidden copy)
+            else p.copy_(byName[source]);
+        }
     }
 }
