@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Checkpoints;
 using System.Text;
 using Microsoft.Extensions.AI;
 using NUnit.Framework;
@@ -127,6 +128,23 @@ public sealed class ChatClientAndJudgeTests
             others.Add((await client.GetResponseAsync(Messages(), new ChatOptions { Temperature = 1.5f, TopP = 1, MaxOutputTokens = 8, Seed = seed })).Text);
         Assert.That(others.Append(s1.Text).Distinct().Count(), Is.GreaterThan(1), "sampling with different seeds differs");
         Assert.That(others.Append(greedy.Answer).Any(t => t != greedy.Answer), Is.True, "temperature 1.5 is not greedy");
+    }
+
+    [Test]
+    public async Task LocalJudge_ASecondCheckpoint_JudgesForTheTargetModel()
+    {
+        // e.g. a Qwen2.5-VL-3B judging for a LLaVA-NeXT target: here random-weight Qwen2.5-VL with the real Qwen tokenizer
+        var judgeDir = EndToEndCheckpoints.For(ModelFamilies.Qwen25VL);
+        using var judge = ModelJudge.Local(judgeDir, new EngineOptions { Device = DeviceRequest.Cpu });
+        Assert.That(judge.Name, Is.EqualTo("local:" + judgeDir));
+        using var judgeEngine = SafeCoDeEngine.Load(judgeDir, new EngineOptions { Device = DeviceRequest.Cpu });
+        var expectedCaption = await judgeEngine.CompleteAsync(JudgePrompts.CaptionInstruction, _image, judge.CaptionTokens);
+        var r = await _engine.GenerateAsync(new SafeCoDeRequest { Prompt = Query, Image = _image, Options = Greedy(3), Judge = judge });
+        Assert.That(r.Judge, Is.EqualTo(judge.Name));
+        Assert.That(r.Caption, Is.EqualTo(expectedCaption), "the caption comes from the judge's model, not the target's");
+        var own = await _engine.CompleteAsync(JudgePrompts.CaptionInstruction, _image, judge.CaptionTokens);
+        Assert.That(r.Caption, Is.Not.EqualTo(own));
+        Assert.That(r.Family, Is.EqualTo(ModelFamilies.LlavaNext));
     }
 
     [Test]
