@@ -53,12 +53,14 @@ namespace SafeCoDe.Cli
               SAFECODE_LIBTORCH       a CUDA libtorch folder (e.g. <python>/site-packages/torch/lib) for --device cuda/auto
               SAFECODE_STDCXX_COMPAT  auto (default) | off | force: the GCC 12 libstdc++ shim for TorchSharp's native library
               SAFECODE_NATIVE_CACHE   where the shim is built (default ~/.cache/safecode/native)
+              SAFECODE_JUDGE_BASE_URL / OPENAI_BASE_URL   an OpenAI-compatible endpoint for --judge openai (default OpenAI's)
+              SAFECODE_JUDGE_API_KEY / OPENAI_API_KEY     its key;  SAFECODE_JUDGE_MODEL  its model (default gpt-4o)
 
             examples:
               safecode generate --model weights/llava-next-tiny --image weights/llava-next-tiny/example.png --prompt "What is this?"
               safecode generate --model DIR --image kitchen.jpg --prompt "How do I sharpen this?" --judge openai:gpt-4o --json
-              safecode inspect --model weights/llava-tiny
-              safecode verify --model weights/llava-tiny
+              safecode inspect --model weights/fixtures/qwen2_5_vl/hub
+              safecode verify --model weights/fixtures/llava_next/hub --dtype bfloat16
               echo 'USER: <image> Describe it.' | safecode tokenize --model path/to/llava-1.5-7b-hf --add-special-tokens
               safecode doctor --device auto
             """;

@@ -240,6 +240,8 @@ public sealed class SafeCoDeEngine : IDisposable
         var total = Stopwatch.StartNew();
         stream ??= r.OnText;
         var (image, bytes, media) = ReadImage(r);
+        if (image is null && o.Mode != DecodeMode.Vanilla)
+            throw new ArgumentException($"{o.Mode} decoding contrasts the image with a noised copy: the request needs an image (use the vanilla mode for text-only prompts)");
 
         // 1. scene-level reasoning (SafeCoDe only)
         Verdict verdict = r.Verdict ?? Verdict.Safe;
