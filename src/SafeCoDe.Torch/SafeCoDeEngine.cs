@@ -97,6 +97,7 @@ public sealed record SafeCoDeResult(
 public sealed class SafeCoDeEngine : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _nested = new(1, 1);
     private static readonly AsyncLocal<SafeCoDeEngine?> Holder = new();
     private readonly PromptBuilder _prompts;
     private readonly EngineOptions _options;
@@ -200,7 +201,13 @@ public sealed class SafeCoDeEngine : IDisposable
 
     private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
     {
-        if (Holder.Value == this) return await body().ConfigureAwait(false); // a judge using this same engine, inside a request
+        if (Holder.Value == this)
+        {
+            // a judge (or callback) using this same engine inside a request: nested calls run one at a time too
+            await _nested.WaitAsync(cancel).ConfigureAwait(false);
+            try { return await body().ConfigureAwait(false); }
+            finally { _nested.Release(); }
+        }
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
         try
         {
@@ -335,6 +342,7 @@ public sealed class SafeCoDeEngine : IDisposable
     {
         Model.Dispose();
         _gate.Dispose();
+        _nested.Dispose();
     }
 
     /// <summary>Holds an optional disposable so a <c>using</c> covers it on every path.</summary>
