@@ -126,7 +126,7 @@ public sealed class SafeCoDeEngine : IDisposable
     /// <summary>The checkpoint's <c>model_type</c> (see <see cref="ModelFamilies"/>).</summary>
     public string Family => Model.Family;
     /// <summary>The refusal token space, built from <see cref="RefusalTokens.ReferencePhrases"/> with this tokenizer at load time.</summary>
-    public RefusalTokens Refusal { get; private set; }
+    public RefusalTokens Refusal { get; }
     private readonly ITokenCodec _codec;
 
     private SafeCoDeEngine(ModelDirectory dir, IBackbone model, ITokenizer tokenizer, ITokenizer? qformer, IImageProcessor images, EngineOptions o)

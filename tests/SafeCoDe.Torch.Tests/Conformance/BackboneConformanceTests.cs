@@ -5,6 +5,7 @@ using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Verification;
 using TorchSharp;
 using static TorchSharp.torch;
+using static SafeCoDe.Torch.Tests.TestMath;
 
 namespace SafeCoDe.Torch.Tests.Conformance;
 
@@ -62,13 +63,6 @@ public class BackboneConformanceTests(string family, string[] variants)
         return (real, new BackboneInputs(ids, mask, noisedImages));
     }
 
-    private static double RelErr(Tensor a, Tensor b)
-    {
-        using var d = a - b;
-        using var n = d.norm();
-        using var m = b.norm();
-        return (n / m).item<float>();
-    }
 
     [Test]
     public void FixtureParity_EveryVariant()

@@ -99,15 +99,17 @@ public sealed class Rotary
     public Tensor InvFreq(Device device)
     {
         var key = device.ToString();
-        if (!_invFreq.TryGetValue(key, out var t))
+        lock (_invFreq)
         {
-            using var idx = arange(0, Dim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32).div(Dim);
-            using var baseT = tensor((float)_theta);
-            using var p = baseT.pow(idx);
-            t = p.reciprocal().to(device).DetachFromDisposeScope();
-            _invFreq[key] = t;
+            if (!_invFreq.TryGetValue(key, out var t))
+            {
+                using var scope = NewDisposeScope(); // every intermediate freed; only the cached table survives
+                var idx = arange(0, Dim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32).div(Dim);
+                t = tensor((float)_theta).pow(idx).reciprocal().to(device).DetachFromDisposeScope();
+                _invFreq[key] = t;
+            }
+            return t;
         }
-        return t;
     }
 
     /// <summary>cos/sin [B, T, D] (float32 math, cast to <paramref name="dtype"/>) for integer positions [B, T].</summary>

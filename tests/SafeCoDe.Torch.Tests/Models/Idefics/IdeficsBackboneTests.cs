@@ -6,6 +6,7 @@ using SafeCoDe.Torch.Models.Idefics;
 using SafeCoDe.Torch.Tests.Conformance;
 using TorchSharp;
 using static TorchSharp.torch;
+using static SafeCoDe.Torch.Tests.TestMath;
 
 namespace SafeCoDe.Torch.Tests.Models.Idefics;
 
@@ -38,11 +39,6 @@ public class IdeficsBackboneTests
         foreach (var d in _tempDirs) if (Directory.Exists(d)) Directory.Delete(d, true);
     }
 
-    private static double RelErr(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        return ((a - b).norm() / b.norm()).item<float>();
-    }
 
     private static Tensor Mask(BackboneInputs b) => b.Images["image_attention_mask"];
 

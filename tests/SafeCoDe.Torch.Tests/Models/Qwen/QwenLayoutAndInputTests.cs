@@ -5,6 +5,7 @@ using SafeCoDe.Torch.Models.Qwen;
 using SafeCoDe.Torch.Tests.Conformance;
 using TorchSharp;
 using static TorchSharp.torch;
+using static SafeCoDe.Torch.Tests.TestMath;
 
 namespace SafeCoDe.Torch.Tests.Models.Qwen;
 
@@ -80,13 +81,6 @@ public class QwenInputTests(string family)
         foreach (var t in _owned) t.Dispose();
     }
 
-    private static double RelErr(Tensor a, Tensor b)
-    {
-        using var d = a - b;
-        using var n = d.norm();
-        using var m = b.norm();
-        return (n / m).item<float>();
-    }
 
     private BackboneInputs WithImages(Action<Dictionary<string, Tensor>> edit)
     {

@@ -6,6 +6,7 @@ using SafeCoDe.Torch.Models.Qwen;
 using SafeCoDe.Torch.Tests.Conformance;
 using TorchSharp;
 using static TorchSharp.torch;
+using static SafeCoDe.Torch.Tests.TestMath;
 
 namespace SafeCoDe.Torch.Tests.Models.Qwen;
 
@@ -61,13 +62,6 @@ public class QwenMultiImageTests(string family)
         foreach (var t in _owned) t.Dispose();
     }
 
-    private static double RelErr(Tensor a, Tensor b)
-    {
-        using var d = a - b;
-        using var n = d.norm();
-        using var m = b.norm();
-        return (n / m).item<float>();
-    }
 
     [Test]
     public void FixtureHasTwoImagesInRowZeroAndDifferentGrids()
