@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -17,7 +18,7 @@ namespace SafeCoDe.Cli;
 /// side by side in one process: prefill, plain decode (one branch), SafeCoDe's two branches as one batch, and the
 /// two branches as two separate passes (what the reference code and VCD do).
 /// </summary>
-internal static class BenchCommand
+public static class BenchCommand
 {
     private const string Llava15_7B = """
         {"model_type": "llava", "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
@@ -108,17 +109,30 @@ internal static class BenchCommand
         return 0;
     }
 
-    public static int Run(Args a, TextWriter o)
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
     {
-        var shape = a.Get("shape") ?? "llava-1.5-7b";
-        var configPath = a.Get("config");
-        var device = RuntimeOptions.ParseDevice(a.Get("device") ?? "auto");
-        var dtype = Backbones.ParseDType(a.Get("dtype") ?? "bfloat16");
-        int steps = int.Parse(a.Get("steps") ?? "128", CultureInfo.InvariantCulture);
-        int textTokens = int.Parse(a.Get("text-tokens") ?? "41", CultureInfo.InvariantCulture);
-        bool json = a.Flag("json");
-        bool request = a.Flag("request");
-        a.RejectUnknown();
+        var shapeO = CliOptions.Choice("--shape", "Model shapes to build with random weights", ["llava-1.5-7b"], "llava-1.5-7b");
+        var configO = new Option<string>("--config") { Description = "Build the shapes of this config.json instead (LLaVA-1.5; LLaVA-NeXT with --request)", HelpName = "FILE" };
+        var deviceO = CliOptions.Device();
+        var dtypeO = CliOptions.DType("bfloat16");
+        var stepsO = new Option<int>("--steps") { Description = "Decode steps per measurement", DefaultValueFactory = _ => 128, HelpName = "N" };
+        var textO = new Option<int>("--text-tokens") { Description = "Text tokens in the prompt besides the image tokens", DefaultValueFactory = _ => 41, HelpName = "N" };
+        var jsonO = CliOptions.Json();
+        var requestO = new Option<bool>("--request") { Description = "Time one whole SafeCoDe request at LLaVA-NeXT-7B shapes (5 tiles, 256-token answer) next to plain greedy decoding" };
+        var cmd = new Command("bench", """
+            Decode speed at real shapes with random weights (no checkpoint needed): prefill, plain decode, SafeCoDe's two
+            branches as one batch, and as two separate passes, measured side by side.
+            """) { shapeO, configO, deviceO, dtypeO, stepsO, textO, jsonO, requestO };
+        Cli.SetExamples(cmd, "safecode bench --device cuda --dtype bfloat16", "safecode bench --request --device cuda --json");
+        cmd.SetHandler((p, io) => Run(io.Out, p.GetValue(shapeO)!, p.GetValue(configO), RuntimeOptions.ParseDevice(p.GetValue(deviceO)!),
+            Backbones.ParseDType(p.GetValue(dtypeO)!), p.GetValue(stepsO), p.GetValue(textO), p.GetValue(jsonO), p.GetValue(requestO)));
+        return cmd;
+    }
+
+    private static int Run(TextWriter o, string shape, string? configPath, DeviceRequest device, ScalarType dtype, int steps, int textTokens, bool json, bool request)
+    {
+        if (steps < 1) throw new UsageException($"--steps {steps}: must be ≥ 1");
         if (request) return Request(o, device, dtype, json, configPath);
 
         string cfgFile = configPath ?? WriteTemp(shape switch
