@@ -39,22 +39,42 @@ public static class GenerateCommand
         if (imagePath is not null && !File.Exists(imagePath)) throw new UsageException($"--image {imagePath}: file not found");
         if (imagePath is not null) SafeCoDe.Torch.Processing.Images.ImageDecoder.Identify(imagePath); // a file that is no image fails before the model loads
 
-        var progress = new Progress<string>(m => { if (!json && !quiet) io.Error.WriteLine("· " + m); });
-        using var engine = SafeCoDeEngine.Load(s.ModelDir, s.Engine, progress);
+        var progress = CliProgress.For(io, json || quiet);
+        using var engine = SafeCoDeEngine.LoadAsync(s.ModelDir, s.Engine, progress.ForLoad()).GetAwaiter().GetResult();
         var judge = s.CreateJudge(engine);
 
+        // between the verdict and the first answer text (prefill + guided steps: minutes for a 7B model on a CPU) a spinner runs
+        IProgressBar? waiting = judge is null ? progress.Start("prefill") : progress.Start("judge");
         bool printedHeader = false;
         var request = new SafeCoDeRequest
         {
             Prompt = prompt, ImagePath = imagePath, Options = s.Decoding, Judge = judge, SystemPrompt = s.SystemPrompt,
-            OnJudged = json ? null : j =>
+            OnJudged = j =>
             {
-                o.WriteLine($"verdict   {(j.Verdict == Verdict.Unsafe ? "UNSAFE" : "safe")}  (judge {j.Judge}, {j.LatencyMs:F0} ms{(j.VerdictParsed ? "" : ", reply not understood: \"" + j.RawVerdictReply.Trim() + "\" → " + (j.Verdict == Verdict.Unsafe ? "unsafe" : "safe"))})");
-                if (j.Caption.Length > 0) o.WriteLine($"caption   {j.Caption}");
+                waiting?.Complete();
+                waiting = null;
+                if (!json)
+                {
+                    o.WriteLine($"verdict   {(j.Verdict == Verdict.Unsafe ? "UNSAFE" : "safe")}  (judge {j.Judge}, {j.LatencyMs:F0} ms{(j.VerdictParsed ? "" : ", reply not understood: \"" + j.RawVerdictReply.Trim() + "\" → " + (j.Verdict == Verdict.Unsafe ? "unsafe" : "safe"))})");
+                    if (j.Caption.Length > 0) o.WriteLine($"caption   {j.Caption}");
+                    o.Flush();
+                }
+                waiting = progress.Start("prefill + guided steps");
             },
-            OnText = json ? null : t => { if (!printedHeader) { o.Write("answer    "); printedHeader = true; } o.Write(t); o.Flush(); },
+            OnText = t =>
+            {
+                waiting?.Complete();
+                waiting = null;
+                if (json) return;
+                if (!printedHeader) { o.Write("answer    "); printedHeader = true; }
+                o.Write(t);
+                o.Flush();
+            },
         };
-        var result = engine.GenerateAsync(request).GetAwaiter().GetResult();
+        var wall = System.Diagnostics.Stopwatch.StartNew();
+        SafeCoDeResult result;
+        try { result = engine.GenerateAsync(request).GetAwaiter().GetResult(); }
+        finally { waiting?.Complete(); }
         if (json)
         {
             o.WriteLine(CliJson.Write(result));
@@ -66,6 +86,8 @@ public static class GenerateCommand
         o.WriteLine($"guided    {result.GuidedTokens} token(s): \"{result.GuidedText}\"{(result.ForcedPhrase is null ? "" : $" (forced from \"{result.ForcedPhrase}\")")}");
         o.WriteLine($"tokens    prompt {result.PromptTokens}, generated {result.GeneratedTokens} = guided {result.GuidedTokens} + {result.GeneratedTokens - result.GuidedTokens} after guidance{(result.StoppedAtEos ? " (EOS)" : " (budget)")}");
         o.WriteLine($"timings   judge {result.Timings.JudgeMs:F0} ms, preprocess {result.Timings.PreprocessMs:F0} ms, prefill {result.Timings.PrefillMs:F0} ms, decode {result.Timings.MsPerToken:F1} ms/token, total {result.Timings.TotalMs:F0} ms");
+        var decodeMs = result.Timings.PrefillMs + result.Timings.GuidedMs + result.Timings.ContinuationMs;
+        o.WriteLine($"speed     {(result.Timings.MsPerToken > 0 ? 1000 / result.Timings.MsPerToken : 0):F1} tokens/s decoding; {result.GeneratedTokens} tokens in {decodeMs / 1000:F1} s with prefill; elapsed {wall.Elapsed.TotalSeconds:F1} s");
         o.WriteLine($"options   mode {CliNames.Name(opts.Mode)}, preset {CliNames.Name(opts.Preset)}, alpha {opts.Alpha}, max-steps {opts.MaxSteps}, seed {opts.Seed?.ToString() ?? "none"}, device {result.Device}");
         return ExitCodes.Ok;
     }

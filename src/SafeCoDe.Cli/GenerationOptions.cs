@@ -196,7 +196,7 @@ public sealed class GenerationOptions
         catch (ArgumentException ex) { throw new UsageException($"invalid decoding options: {ex.Message}"); }
 
         var device = RuntimeOptions.ParseDevice(p.GetValue(Device)!);
-        var dtype = p.GetValue(DType) is { } dt ? Backbones.ParseDType(dt) : (TorchSharp.torch.ScalarType?)null;
+        var dtype = p.GetValue(DType) is { } dt ? SafeCoDeEngine.ParseDType(dt) : (ModelDType?)null;
         var style = CliOptions.ParseChoice<PromptStyle>(p.GetValue(PromptStyle)!, "--prompt-style");
         return new GenerationSettings(
             p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style }, o,

@@ -24,8 +24,12 @@ public static class MakeRandomCommand
             generation/preprocessor configs and the tokenizer files of --tokenizer.
             """) { config, outDir, tokenizer, preprocessor, seed, dtype, shard, initScale };
         Cli.SetExamples(cmd, "safecode make-random --config llava-1.5-7b/config.json --out /tmp/llava-random --tokenizer llava-1.5-7b --dtype bfloat16 --shard-size 4GB");
+        var quiet = CliOptions.Quiet();
+        cmd.Add(quiet);
         cmd.SetHandler((p, io) =>
         {
+            var progress = CliProgress.For(io, p.GetValue(quiet));
+            IProgressBar? bar = null;
             var opts = new RandomCheckpointOptions
             {
                 TokenizerDir = p.GetValue(tokenizer),
@@ -34,11 +38,17 @@ public static class MakeRandomCommand
                 DType = SafeCoDe.Torch.Models.Backbones.ParseDType(p.GetValue(dtype)!),
                 ShardBytes = p.GetValue(shard) is { } s ? CliOptions.ParseBytes(s, "--shard-size") : 0,
                 InitScale = p.GetValue(initScale),
+                Progress = new CliProgress.Inline<(long done, long total)>(x =>
+                {
+                    bar ??= progress.Start("drawing random weights", x.total, "bytes");
+                    bar.Report(x.done);
+                }),
             };
             var dir = p.GetValue(outDir)!;
             NativeRuntime.Initialize(new RuntimeOptions { Device = DeviceRequest.Cpu });
             var sw = Stopwatch.StartNew();
-            RandomCheckpoint.Write(p.GetValue(config)!, dir, opts);
+            try { RandomCheckpoint.Write(p.GetValue(config)!, dir, opts); }
+            finally { bar?.Complete($"{Path.GetFullPath(dir)}"); }
             var report = InspectReport.From(ModelDirectory.Open(dir));
             io.Out.WriteLine($"wrote {report.Family} with {report.ParameterCount:N0} random parameters ({InspectReport.HumanBytes(report.TotalBytes)}, {report.Files.Count} file(s)) to {Path.GetFullPath(dir)} in {sw.Elapsed.TotalSeconds:F1} s");
             return ExitCodes.Ok;
