@@ -10,7 +10,7 @@ namespace SafeCoDe.Torch.Runtime;
 
 /// <summary>
 /// Owns the loading of libtorch and libLibTorchSharp: the libstdc++ compat path on GCC 12 systems
-/// (TORCHSHARP-LINUX.md), bring-your-own CUDA libtorch (GPU.md), and the device choice. TorchSharp's own loader is
+/// (docs/runtime-linux.md), bring-your-own CUDA libtorch (docs/cuda.md), and the device choice. TorchSharp's own loader is
 /// redirected here through a DllImport resolver, so the order below holds whichever code touches torch first.
 /// </summary>
 public static class NativeRuntime
