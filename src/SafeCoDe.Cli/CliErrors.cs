@@ -55,6 +55,7 @@ public static class CliErrors
         FileNotFoundException or DirectoryNotFoundException => ("file not found", ExitCodes.Failed),
         UnauthorizedAccessException or IOException => ("I/O error", ExitCodes.Failed),
         System.Text.Json.JsonException => ("invalid JSON", ExitCodes.Failed),
+        InvalidDataException => ("invalid input", ExitCodes.Failed),
         ArgumentException or InvalidOperationException or NotSupportedException or FormatException or HttpRequestException => ("error", ExitCodes.Failed),
         _ => ("internal error", ExitCodes.Internal),
     };

@@ -15,31 +15,40 @@ public static class GenerateCommand
         var image = new Option<string>("--image", "-i") { Description = "The image file (JPEG, PNG, WebP, BMP, GIF); SafeCoDe mode needs one", HelpName = "FILE" };
         var prompt = new Option<string>("--prompt", "-p") { Description = "The question or instruction", Required = true, HelpName = "TEXT" };
         var json = CliOptions.Json("Print exactly one JSON object: answer, verdict, caption, guided span, token ids, timings and the options used (replayable with --options)");
+        var jsonl = new Option<bool>("--jsonl")
+        {
+            Description = "Stream JSON lines as the run goes: {\"event\":\"verdict\",…}, {\"event\":\"text\",\"text\":…} per piece, then {\"event\":\"result\",…} (the --json object)",
+        };
         var quiet = CliOptions.Quiet();
         var cmd = new Command("generate", """
             Answer a question about an image. SafeCoDe (default): a judge captions the scene and decides safe/unsafe for
             the query; the first tokens contrast the real image with a noised copy (both in one batch) and suppress
             refusals (safe) or start a refusal (unsafe); then the real branch continues alone. The answer streams.
-            """) { image, prompt, json, quiet };
+            """) { image, prompt, json, jsonl, quiet };
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
             "safecode generate --model weights/llava-next-tiny --image weights/llava-next-tiny/example.png --prompt \"What is this?\"",
             "safecode generate -m DIR -i kitchen.jpg -p \"How do I sharpen this?\" --judge openai:gpt-4o --json > run.json",
             "safecode generate -m DIR -i kitchen.jpg -p \"How do I sharpen this?\" --options run.json   # replay run.json's options",
             "safecode generate -m DIR -i scene.png -p \"Describe it.\" --mode vcd --alpha 1 --vcd-beta 0.1 --seed 7");
-        cmd.SetHandler((p, io) => Run(p, io, gen, p.GetValue(image), p.GetValue(prompt)!, p.GetValue(json), p.GetValue(quiet)));
+        cmd.Validators.Add(r =>
+        {
+            if (r.GetResult(json) is { Implicit: false } && r.GetResult(jsonl) is { Implicit: false }) r.AddError("--json and --jsonl: choose one");
+        });
+        cmd.SetHandler((p, io) => Run(p, io, gen, p.GetValue(image), p.GetValue(prompt)!, p.GetValue(json), p.GetValue(jsonl), p.GetValue(quiet)));
         return cmd;
     }
 
-    private static int Run(ParseResult p, CliIO io, GenerationOptions gen, string? imagePath, string prompt, bool json, bool quiet)
+    private static int Run(ParseResult p, CliIO io, GenerationOptions gen, string? imagePath, string prompt, bool json, bool jsonl, bool quiet)
     {
+        bool machine = json || jsonl;
         var s = gen.Read(p);
         s.CheckJudgeSpec();
         var o = io.Out;
         if (imagePath is not null && !File.Exists(imagePath)) throw new UsageException($"--image {imagePath}: file not found");
         if (imagePath is not null) SafeCoDe.Torch.Processing.Images.ImageDecoder.Identify(imagePath); // a file that is no image fails before the model loads
 
-        var progress = CliProgress.For(io, json || quiet);
+        var progress = CliProgress.For(io, machine || quiet);
         using var engine = SafeCoDeEngine.LoadAsync(s.ModelDir, s.Engine, progress.ForLoad()).GetAwaiter().GetResult();
         var judge = s.CreateJudge(engine);
 
@@ -53,7 +62,12 @@ public static class GenerateCommand
             {
                 waiting?.Complete();
                 waiting = null;
-                if (!json)
+                if (jsonl)
+                {
+                    o.WriteLine(CliJson.Write(new { @event = "verdict", verdict = j.Verdict, caption = j.Caption, judge = j.Judge, raw_verdict = j.RawVerdictReply, verdict_parsed = j.VerdictParsed, latency_ms = j.LatencyMs }, line: true));
+                    o.Flush();
+                }
+                else if (!json)
                 {
                     o.WriteLine($"verdict   {(j.Verdict == Verdict.Unsafe ? "UNSAFE" : "safe")}  (judge {j.Judge}, {j.LatencyMs:F0} ms{(j.VerdictParsed ? "" : ", reply not understood: \"" + j.RawVerdictReply.Trim() + "\" → " + (j.Verdict == Verdict.Unsafe ? "unsafe" : "safe"))})");
                     if (j.Caption.Length > 0) o.WriteLine($"caption   {j.Caption}");
@@ -66,6 +80,7 @@ public static class GenerateCommand
                 waiting?.Complete();
                 waiting = null;
                 if (json) return;
+                if (jsonl) { o.WriteLine(CliJson.Write(new { @event = "text", text = t }, line: true)); o.Flush(); return; }
                 if (!printedHeader) { o.Write("answer    "); printedHeader = true; }
                 o.Write(t);
                 o.Flush();
@@ -78,6 +93,13 @@ public static class GenerateCommand
         if (json)
         {
             o.WriteLine(CliJson.Write(result));
+            return ExitCodes.Ok;
+        }
+        if (jsonl)
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(CliJson.Write(result, line: true))!.AsObject();
+            node.Insert(0, "event", "result");
+            o.WriteLine(node.ToJsonString(CliJson.Line));
             return ExitCodes.Ok;
         }
         var opts = result.Options;

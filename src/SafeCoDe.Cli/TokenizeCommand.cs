@@ -28,13 +28,7 @@ public static class TokenizeCommand
     private static int Run(string dir, bool jsonl, bool addSpecial, TextReader input, TextWriter o, TextWriter e)
     {
 
-        ITokenizer tok;
-        try { tok = TokenizerLoader.Load(dir); }
-        catch (Exception ex) when (ex is IOException or FormatException or NotSupportedException or UnauthorizedAccessException or JsonException)
-        {
-            e.WriteLine($"safecode tokenize: error: {ex.Message}");
-            return 1;
-        }
+        var tok = TokenizerLoader.Load(dir); // failures go through the central error mapping (exit 1)
 
         int lineNo = 0;
         while (input.ReadLine() is { } line)
@@ -47,8 +41,7 @@ public static class TokenizeCommand
                 try { text = JsonSerializer.Deserialize<string>(line) ?? throw new JsonException("null is not a string"); }
                 catch (JsonException ex)
                 {
-                    e.WriteLine($"safecode tokenize: line {lineNo}: not a JSON string literal ({ex.Message})");
-                    return 1;
+                    throw new InvalidDataException($"line {lineNo}: not a JSON string literal ({ex.Message})");
                 }
             }
             o.Write('[');

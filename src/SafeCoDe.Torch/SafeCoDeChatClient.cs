@@ -1,87 +1,262 @@
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Microsoft.Extensions.AI;
+using SafeCoDe.Torch.Chat;
 using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Safety;
 
 namespace SafeCoDe.Torch;
 
-/// <summary>
-/// Microsoft.Extensions.AI's <see cref="IChatClient"/> over a local engine, decoding with SafeCoDe. The last user
-/// message's text is the query and its first image (<see cref="DataContent"/> with an image media type) the scene;
-/// system messages become the system prompt. <see cref="ChatOptions"/> maps onto the decode options (temperature,
-/// top-p, max output tokens, seed); <c>AdditionalProperties["safecode.mode"]</c> = safecode|vcd|vanilla and
-/// <c>["safecode.verdict"]</c> = safe|unsafe override per call. The response carries the verdict and caption in
-/// its AdditionalProperties.
-/// </summary>
-public sealed class SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? defaults = null, ISafetyJudge? judge = null) : IChatClient
+/// <summary>What a <see cref="SafeCoDeChatClient"/> does with a conversation that has no image.</summary>
+public enum TextOnlyPolicy
 {
-    private readonly SafeCoDeOptions _defaults = defaults ?? SafeCoDeOptions.For(SafeCoDePreset.Faithful);
+    /// <summary>Refuse it (<see cref="InvalidOperationException"/>): SafeCoDe judges a scene and contrasts its image; without one there is no safety steering.</summary>
+    Reject,
+    /// <summary>Answer with plain (vanilla) decoding: no judge, no verdict, no steering; the response says <c>safecode.mode = vanilla</c> and <c>safecode.fallback</c>.</summary>
+    Vanilla,
+}
 
-    /// <summary>Provider "safecode", no endpoint, the engine's family as the default model id.</summary>
-    public ChatClientMetadata Metadata => new("safecode", null, engine.Family);
+/// <summary>Settings of a <see cref="SafeCoDeChatClient"/>.</summary>
+public sealed record SafeCoDeChatClientOptions
+{
+    /// <summary>Decode settings every call starts from (default: the faithful preset, SafeCoDe mode).</summary>
+    public SafeCoDeOptions Decoding { get; init; } = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
+    /// <summary>The scene judge (default: the model judges itself).</summary>
+    public ISafetyJudge? Judge { get; init; }
+    /// <summary>What to do without an image (default: <see cref="TextOnlyPolicy.Reject"/>).</summary>
+    public TextOnlyPolicy TextOnly { get; init; } = TextOnlyPolicy.Reject;
+    /// <summary>Where images may come from and their size limit (default: data and files up to 20 MiB, no http).</summary>
+    public ImageSourcePolicy Images { get; init; } = new();
+    /// <summary>The model id reported and accepted in <see cref="ChatOptions.ModelId"/> (default: the checkpoint folder's name).</summary>
+    public string? ModelId { get; init; }
+}
 
-    private SafeCoDeRequest Build(IEnumerable<ChatMessage> messages, ChatOptions? options)
+/// <summary>
+/// Microsoft.Extensions.AI's <see cref="IChatClient"/> over a local engine, decoding with SafeCoDe.
+/// <para>The whole conversation goes through the family's chat format (system messages and
+/// <see cref="ChatOptions.Instructions"/> as the system turn, earlier user/assistant turns, the final user message as
+/// the query the judge rules on). The one image may be a <see cref="DataContent"/> or a <see cref="UriContent"/>
+/// (file; http(s) only when <see cref="ImageSourcePolicy.AllowHttp"/>), anywhere in the user messages. Without an
+/// image the call fails unless <see cref="SafeCoDeChatClientOptions.TextOnly"/> allows vanilla decoding.</para>
+/// <para>Honoured <see cref="ChatOptions"/>: Temperature, TopP, TopK, MaxOutputTokens (all generated tokens, the guided
+/// span included), Seed, Instructions, ModelId (must name this model), ResponseFormat text, ToolMode none,
+/// RawRepresentationFactory returning a <see cref="SafeCoDeOptions"/> (used as the base settings), and
+/// AdditionalProperties <c>safecode.mode</c> (safecode|vcd|vanilla) and <c>safecode.verdict</c> (safe|unsafe: skip the
+/// judge). Rejected with <see cref="NotSupportedException"/>: Tools, a JSON ResponseFormat, StopSequences,
+/// Frequency/PresencePenalty, Reasoning, ConversationId, background responses, continuation tokens, other
+/// <c>safecode.*</c> properties.</para>
+/// <para>Responses (and the last streaming update) carry FinishReason, Usage, ModelId and, in AdditionalProperties,
+/// <c>safecode.verdict</c>, <c>safecode.caption</c>, <c>safecode.raw_verdict</c>, <c>safecode.judge</c>,
+/// <c>safecode.mode</c>, <c>safecode.guided_text</c>, <c>safecode.guided_tokens</c>, <c>safecode.total_ms</c>.</para>
+/// </summary>
+public sealed class SafeCoDeChatClient : IChatClient
+{
+    private readonly SafeCoDeEngine _engine;
+    private readonly SafeCoDeChatClientOptions _options;
+    private readonly bool _ownsEngine;
+
+    /// <summary>A client over <paramref name="engine"/> (not owned: dispose the engine yourself).</summary>
+    public SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeChatClientOptions options)
+        : this(engine, options, ownsEngine: false) { }
+
+    /// <summary>A client over <paramref name="engine"/> with default decode settings and judge (not owned).</summary>
+    public SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? defaults = null, ISafetyJudge? judge = null)
+        : this(engine, new SafeCoDeChatClientOptions { Decoding = defaults ?? SafeCoDeOptions.For(SafeCoDePreset.Faithful), Judge = judge }, ownsEngine: false) { }
+
+    private SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeChatClientOptions options, bool ownsEngine)
     {
-        var list = messages.ToList();
-        var user = list.LastOrDefault(m => m.Role == ChatRole.User) ?? throw new ArgumentException("the conversation has no user message");
-        var text = string.Concat(user.Contents.OfType<TextContent>().Select(t => t.Text));
-        var image = user.Contents.OfType<DataContent>().FirstOrDefault(d => d.MediaType.StartsWith("image/", StringComparison.OrdinalIgnoreCase));
-        var system = string.Join("\n", list.Where(m => m.Role == ChatRole.System).Select(m => m.Text));
-        var o = _defaults;
-        if (options?.Temperature is { } t) o = o with { TemperatureSafe = t, TemperatureUnsafe = t, Greedy = t <= 0 };
-        if (options?.TopP is { } p) o = o with { TopPSafe = p, TopPUnsafe = p };
-        if (options?.MaxOutputTokens is { } n) o = o with { MaxNewTokens = n, MaxTotalTokens = n }; // the guided span counts too
-        if (options?.Seed is { } s) o = o with { Seed = s };
-        Verdict? verdict = null;
-        if (options?.AdditionalProperties is { } extra)
-        {
-            if (extra.TryGetValue("safecode.mode", out var mode) && mode is string ms)
-                o = o with { Mode = ms.ToLowerInvariant() switch { "vcd" => DecodeMode.Vcd, "vanilla" => DecodeMode.Vanilla, "safecode" => DecodeMode.SafeCoDe, _ => throw new ArgumentException($"safecode.mode '{ms}': expected safecode, vcd or vanilla") } };
-            if (extra.TryGetValue("safecode.verdict", out var v) && v is string vs)
-                verdict = vs.ToLowerInvariant() switch { "safe" => Verdict.Safe, "unsafe" => Verdict.Unsafe, _ => throw new ArgumentException($"safecode.verdict '{vs}': expected safe or unsafe") };
-        }
-        if (image is null && o.Mode != DecodeMode.Vanilla) o = o with { Mode = DecodeMode.Vanilla }; // nothing to contrast without an image
-        return new SafeCoDeRequest
-        {
-            Prompt = text, ImageBytes = image?.Data.ToArray(), Options = o, Judge = judge, Verdict = verdict,
-            SystemPrompt = system.Length > 0 ? system : null,
-        };
+        _engine = engine ?? throw new ArgumentNullException(nameof(engine));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Decoding.Validate();
+        _ownsEngine = ownsEngine;
+        ModelId = options.ModelId ?? CheckpointName(engine.Directory.Dir);
     }
 
-    /// <summary>Runs the conversation's last user message through <see cref="SafeCoDeEngine.GenerateAsync"/>.</summary>
-    /// <returns>The answer as one assistant message; <c>FinishReason</c> is Stop on EOS, else Length; token usage and the <c>safecode.*</c> verdict, caption, guided text, judge and total time in AdditionalProperties.</returns>
-    /// <exception cref="ArgumentException">No user message, or an unknown <c>safecode.mode</c> / <c>safecode.verdict</c>.</exception>
+    /// <summary>Loads a checkpoint and returns a client that owns (and disposes) its engine.</summary>
+    /// <param name="modelDir">The Hugging Face checkpoint folder.</param>
+    /// <param name="engine">Device, dtype, prompt style.</param>
+    /// <param name="options">Client settings.</param>
+    /// <param name="progress">Told about the load (bytes read, GB/s).</param>
+    /// <param name="cancellationToken">Stops the load between two tensors.</param>
+    public static async Task<SafeCoDeChatClient> LoadAsync(string modelDir, EngineOptions? engine = null, SafeCoDeChatClientOptions? options = null,
+        IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var e = await SafeCoDeEngine.LoadAsync(modelDir, engine, progress, cancellationToken).ConfigureAwait(false);
+        try { return new SafeCoDeChatClient(e, options ?? new SafeCoDeChatClientOptions(), ownsEngine: true); }
+        catch { e.Dispose(); throw; }
+    }
+
+    /// <summary>The checkpoint's name (its folder name unless set in the options).</summary>
+    public string ModelId { get; }
+
+    /// <summary>Provider "safecode", the checkpoint folder as the provider URI, <see cref="ModelId"/> as the default model.</summary>
+    public ChatClientMetadata Metadata => new("safecode", new Uri(Path.GetFullPath(_engine.Directory.Dir)), ModelId);
+
+    private static string CheckpointName(string dir)
+    {
+        var full = Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+        var name = Path.GetFileName(full);
+        // Hub snapshot folders (…/models--org--name/snapshots/<hash>) are named by the repository, not the hash
+        var parent = Path.GetFileName(Path.GetDirectoryName(full) ?? "");
+        var grand = Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(full) ?? "") ?? "");
+        if (parent == "snapshots" && grand.StartsWith("models--", StringComparison.Ordinal)) return grand["models--".Length..].Replace("--", "/");
+        return name;
+    }
+
+    private async Task<(SafeCoDeRequest Request, string Mode, string? Fallback)> BuildAsync(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancel)
+    {
+        var o = _options.Decoding;
+        Verdict? verdict = null;
+        if (options is not null)
+        {
+            Reject(options);
+            if (options.RawRepresentationFactory?.Invoke(this) is { } raw)
+                o = raw as SafeCoDeOptions ?? throw new NotSupportedException($"RawRepresentationFactory returned {raw.GetType().Name}; SafeCoDeChatClient takes a SafeCoDeOptions");
+            if (options.Temperature is { } t) o = o with { TemperatureSafe = t, TemperatureUnsafe = t, Greedy = t <= 0 };
+            if (options.TopP is { } p) o = o with { TopPSafe = p, TopPUnsafe = p };
+            if (options.TopK is { } k) o = o with { TopKSampling = k };
+            if (options.MaxOutputTokens is { } n) o = o with { MaxNewTokens = n, MaxTotalTokens = n }; // the guided span counts too
+            if (options.Seed is { } s) o = o with { Seed = s };
+            if (options.AdditionalProperties is { } extra)
+            {
+                foreach (var key in extra.Keys)
+                    if (key.StartsWith("safecode.", StringComparison.Ordinal) && key is not ("safecode.mode" or "safecode.verdict"))
+                        throw new NotSupportedException($"unknown option AdditionalProperties[\"{key}\"]: SafeCoDeChatClient takes safecode.mode and safecode.verdict");
+                if (extra.TryGetValue("safecode.mode", out var mode))
+                    o = o with
+                    {
+                        Mode = (mode?.ToString() ?? "").ToLowerInvariant() switch
+                        {
+                            "vcd" => DecodeMode.Vcd, "vanilla" => DecodeMode.Vanilla, "safecode" => DecodeMode.SafeCoDe,
+                            var ms => throw new ArgumentException($"safecode.mode '{ms}': expected safecode, vcd or vanilla"),
+                        },
+                    };
+                if (extra.TryGetValue("safecode.verdict", out var v))
+                    verdict = (v?.ToString() ?? "").ToLowerInvariant() switch
+                    {
+                        "safe" => Verdict.Safe, "unsafe" => Verdict.Unsafe,
+                        var vs => throw new ArgumentException($"safecode.verdict '{vs}': expected safe or unsafe"),
+                    };
+            }
+        }
+        var c = await ChatConversation.FromMessagesAsync(messages, options?.Instructions, _options.Images, cancel).ConfigureAwait(false);
+        string? fallback = null;
+        if (c.ImageBytes is null && o.Mode != DecodeMode.Vanilla)
+        {
+            if (_options.TextOnly == TextOnlyPolicy.Reject)
+                throw new InvalidOperationException(
+                    $"{ModeName(o.Mode)} decoding needs an image (DataContent or UriContent with an image media type) in a user message; " +
+                    "this conversation has none. Send the scene's image, ask for safecode.mode = vanilla, or set SafeCoDeChatClientOptions.TextOnly = Vanilla.");
+            fallback = "no image: vanilla decoding, no verdict";
+            o = o with { Mode = DecodeMode.Vanilla };
+        }
+        var request = new SafeCoDeRequest
+        {
+            Prompt = c.Prompt, ImageBytes = c.ImageBytes, Options = o, Judge = _options.Judge, Verdict = verdict,
+            SystemPrompt = c.SystemPrompt, History = c.History,
+        };
+        return (request, ModeName(o.Mode), fallback);
+    }
+
+    private void Reject(ChatOptions o)
+    {
+        static NotSupportedException No(string what) => new($"SafeCoDeChatClient does not support {what}");
+        if (o.ModelId is { } id && id != ModelId) throw new NotSupportedException($"ModelId '{id}': this client runs '{ModelId}'");
+        if (o.Tools is { Count: > 0 }) throw No("tools");
+        if (o.ToolMode is not null and not NoneChatToolMode) throw No($"tool mode {o.ToolMode}");
+        if (o.ResponseFormat is not null and not ChatResponseFormatText) throw No("JSON response formats");
+        if (o.StopSequences is { Count: > 0 }) throw No("stop sequences");
+        if (o.FrequencyPenalty is not null) throw No("a frequency penalty");
+        if (o.PresencePenalty is not null) throw No("a presence penalty");
+        if (o.Reasoning is not null) throw No("reasoning options");
+        if (o.ConversationId is not null) throw No("server-side conversations (ConversationId): send the whole conversation");
+        if (o.AllowBackgroundResponses is true) throw No("background responses");
+        if (o.ContinuationToken is not null) throw No("continuation tokens");
+    }
+
+    private static string ModeName(DecodeMode m) => m switch { DecodeMode.SafeCoDe => "safecode", DecodeMode.Vcd => "vcd", _ => "vanilla" };
+
+    private AdditionalPropertiesDictionary Properties(SafeCoDeResult r, string mode, string? fallback)
+    {
+        var d = new AdditionalPropertiesDictionary
+        {
+            ["safecode.mode"] = mode, ["safecode.verdict"] = r.Verdict, ["safecode.caption"] = r.Caption, ["safecode.raw_verdict"] = r.RawVerdict,
+            ["safecode.judge"] = r.Judge, ["safecode.guided_text"] = r.GuidedText, ["safecode.guided_tokens"] = r.GuidedTokens,
+            ["safecode.total_ms"] = r.Timings.TotalMs,
+        };
+        if (fallback is not null) d["safecode.fallback"] = fallback;
+        return d;
+    }
+
+    private static UsageDetails Usage(SafeCoDeResult r) =>
+        new() { InputTokenCount = r.PromptTokens, OutputTokenCount = r.GeneratedTokens, TotalTokenCount = r.PromptTokens + r.GeneratedTokens };
+
+    private static ChatFinishReason Finish(SafeCoDeResult r) => r.StoppedAtEos ? ChatFinishReason.Stop : ChatFinishReason.Length;
+
+    /// <summary>Runs the conversation through <see cref="SafeCoDeEngine.GenerateAsync"/>.</summary>
+    /// <returns>One assistant message; FinishReason Stop on EOS, else Length; usage; the <c>safecode.*</c> properties.</returns>
+    /// <exception cref="ArgumentException">The conversation does not end with a user message, has several images, or a <c>safecode.*</c> value is wrong.</exception>
+    /// <exception cref="InvalidOperationException">No image and <see cref="TextOnlyPolicy.Reject"/>.</exception>
+    /// <exception cref="NotSupportedException">An option or content this client rejects.</exception>
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var r = await engine.GenerateAsync(Build(messages, options), cancellationToken).ConfigureAwait(false);
-        var msg = new ChatMessage(ChatRole.Assistant, r.Answer);
-        return new ChatResponse(msg)
+        var (request, mode, fallback) = await BuildAsync(messages, options, cancellationToken).ConfigureAwait(false);
+        var r = await _engine.GenerateAsync(request, cancellationToken).ConfigureAwait(false);
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, r.Answer))
         {
-            ModelId = engine.Family,
-            FinishReason = r.StoppedAtEos ? ChatFinishReason.Stop : ChatFinishReason.Length,
-            Usage = new UsageDetails { InputTokenCount = r.PromptTokens, OutputTokenCount = r.GeneratedTokens, TotalTokenCount = r.PromptTokens + r.GeneratedTokens },
-            AdditionalProperties = new AdditionalPropertiesDictionary
-            {
-                ["safecode.verdict"] = r.Verdict, ["safecode.caption"] = r.Caption, ["safecode.guided_text"] = r.GuidedText,
-                ["safecode.judge"] = r.Judge, ["safecode.total_ms"] = r.Timings.TotalMs,
-            },
+            ModelId = ModelId, FinishReason = Finish(r), Usage = Usage(r), AdditionalProperties = Properties(r, mode, fallback),
+            CreatedAt = DateTimeOffset.UtcNow,
         };
     }
 
-    /// <summary>As <see cref="GetResponseAsync"/>, streaming the answer text as it is generated; the updates carry text only (no verdict or usage).</summary>
+    /// <summary>
+    /// As <see cref="GetResponseAsync"/>, streaming the answer text as it is generated; a last update (no text) carries
+    /// FinishReason, a <see cref="UsageContent"/> and the <c>safecode.*</c> properties, so <c>ToChatResponse()</c> has them.
+    /// </summary>
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await foreach (var piece in engine.StreamAsync(Build(messages, options), cancellationToken).ConfigureAwait(false))
-            yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = engine.Family };
+        var (request, mode, fallback) = await BuildAsync(messages, options, cancellationToken).ConfigureAwait(false);
+        var responseId = Guid.NewGuid().ToString("N");
+        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var work = Task.Run(async () =>
+        {
+            try { return await _engine.GenerateAsync(request with { OnText = s => channel.Writer.TryWrite(s) }, stop.Token).ConfigureAwait(false); }
+            finally { channel.Writer.TryComplete(); }
+        }, stop.Token);
+        bool finished = false;
+        try
+        {
+            await foreach (var piece in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId, ResponseId = responseId, MessageId = responseId };
+            var r = await work.ConfigureAwait(false); // surfaces errors
+            finished = true;
+            yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(r))])
+            {
+                ModelId = ModelId, ResponseId = responseId, MessageId = responseId, FinishReason = Finish(r),
+                AdditionalProperties = Properties(r, mode, fallback), CreatedAt = DateTimeOffset.UtcNow,
+            };
+        }
+        finally
+        {
+            if (!finished)
+            {
+                stop.Cancel();
+                try { await work.ConfigureAwait(false); } catch (OperationCanceledException) { } catch (Exception) when (cancellationToken.IsCancellationRequested) { }
+            }
+        }
     }
 
     /// <summary>Returns this client, the underlying <see cref="SafeCoDeEngine"/>, or <see cref="Metadata"/> for an unkeyed request of that type; otherwise null.</summary>
     public object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is null && serviceType.IsInstanceOfType(this) ? this
-        : serviceKey is null && serviceType == typeof(SafeCoDeEngine) ? engine
+        : serviceKey is null && serviceType == typeof(SafeCoDeEngine) ? _engine
         : serviceKey is null && serviceType == typeof(ChatClientMetadata) ? Metadata : null;
 
-    /// <summary>Does nothing: the client does not own the engine (dispose the engine yourself).</summary>
-    public void Dispose() { }
+    /// <summary>Disposes the engine when the client loaded it (<see cref="LoadAsync"/>); otherwise nothing.</summary>
+    public void Dispose()
+    {
+        if (_ownsEngine) _engine.Dispose();
+    }
 }

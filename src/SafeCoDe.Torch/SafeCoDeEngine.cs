@@ -53,6 +53,12 @@ public sealed record SafeCoDeRequest
     public PromptStyle? PromptStyle { get; init; }
     /// <summary>A system turn put before the user turn (null or empty: none). The judge does not see it.</summary>
     public string? SystemPrompt { get; init; }
+    /// <summary>
+    /// Earlier turns of the conversation (user / assistant), rendered through the family's chat format between the
+    /// system turn and the current user turn. The image goes into the one history turn with <c>Images = 1</c>, or
+    /// into the current turn when no history turn carries it. The judge sees only <see cref="Prompt"/>.
+    /// </summary>
+    public IReadOnlyList<ChatTurn>? History { get; init; }
     /// <summary>Called with each piece of answer text as it is generated (also without <see cref="SafeCoDeEngine.StreamAsync"/>).</summary>
     [JsonIgnore] public Action<string>? OnText { get; init; }
     /// <summary>Called once the judge has answered, before decoding starts.</summary>
@@ -256,7 +262,11 @@ public sealed partial class SafeCoDeEngine : IDisposable
         var builder = Builder(style);
         var turns = new List<ChatTurn>();
         if (r.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
-        turns.Add(ChatTurn.User(r.Prompt, image is null ? 0 : 1));
+        int historyImages = r.History?.Sum(t => t.Images) ?? 0;
+        if (historyImages > 1 || (historyImages == 1 && image is null))
+            throw new ArgumentException($"the history places {historyImages} image(s) but the request has {(image is null ? "none" : "one")}");
+        if (r.History is { } history) turns.AddRange(history);
+        turns.Add(ChatTurn.User(r.Prompt, image is null || historyImages == 1 ? 0 : 1));
         using var realPixels = image is null ? null : Images.Process([image]);
         var encoded = builder.Encode(turns, realPixels?.Images ?? []);
         var realInputs = builder.Inputs(encoded, realPixels, Model.DType);

@@ -10,7 +10,7 @@ namespace SafeCoDe.Torch.Runtime;
 
 /// <summary>
 /// Owns the loading of libtorch and libLibTorchSharp: the libstdc++ compat path on GCC 12 systems
-/// (TORCHSHARP-LINUX.md), bring-your-own CUDA libtorch (GPU.md), and the device choice. TorchSharp's own loader is
+/// (docs/runtime-linux.md), bring-your-own CUDA libtorch (docs/cuda.md), and the device choice. TorchSharp's own loader is
 /// redirected here through a DllImport resolver, so the order below holds whichever code touches torch first.
 /// </summary>
 public static class NativeRuntime
@@ -311,10 +311,10 @@ public static class NativeRuntime
         string root = cacheDir ?? Environment.GetEnvironmentVariable("SAFECODE_NATIVE_CACHE") ?? DefaultCacheRoot();
         string dir = Path.Combine(root, key);
         Directory.CreateDirectory(dir);
-        string compatLib = Path.Combine(dir, "libsafecode_stdcxx_compat.so");
+        string compatLib = PrebuiltCompatShim() ?? Path.Combine(dir, "libsafecode_stdcxx_compat.so");
         string patched = Path.Combine(dir, "libLibTorchSharp.so");
 
-        if (!File.Exists(compatLib))
+        if (!File.Exists(compatLib)) // no prebuilt shim from the package: compile it once into the cache
         {
             string srcPath = Path.Combine(dir, "ios_base_compat.cpp"), mapPath = Path.Combine(dir, "ios_base_compat.map");
             File.WriteAllText(srcPath, src);
@@ -332,6 +332,25 @@ public static class NativeRuntime
             File.Move(tmp, patched, overwrite: true);
         }
         return (compatLib, patched);
+    }
+
+    /// <summary>File name of the libstdc++ compat shim, prebuilt into the NuGet package by <c>dotnet pack</c>.</summary>
+    public const string CompatShimFileName = "libsafecode_stdcxx_compat.so";
+
+    /// <summary>
+    /// The shim <c>dotnet pack</c> compiled into the package's runtimes/linux-x64/native/, as an app (build output,
+    /// publish folder, or the package folder itself) has it; null when there is none, and the shim is compiled.
+    /// </summary>
+    internal static string? PrebuiltCompatShim()
+    {
+        var dirs = new List<string> { AppContext.BaseDirectory, Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native") };
+        var asm = Path.GetDirectoryName(typeof(NativeRuntime).Assembly.Location);
+        if (!string.IsNullOrEmpty(asm))
+        {
+            dirs.Add(asm);
+            dirs.Add(Path.GetFullPath(Path.Combine(asm, "..", "..", "runtimes", "linux-x64", "native"))); // lib/net10.0 → package root
+        }
+        return dirs.Select(d => Path.Combine(d, CompatShimFileName)).FirstOrDefault(File.Exists);
     }
 
     private static void RunCompiler(IReadOnlyList<string> args)

@@ -11,7 +11,7 @@ public enum DeviceRequest
     Cuda,
 }
 
-/// <summary>What to do about the GCC 13 libstdc++ symbol that libLibTorchSharp.so needs (TORCHSHARP-LINUX.md).</summary>
+/// <summary>What to do about the GCC 13 libstdc++ symbol that libLibTorchSharp.so needs (docs/runtime-linux.md).</summary>
 public enum CompatMode
 {
     /// <summary>Use the shim only when the system libstdc++ lacks GLIBCXX_3.4.32.</summary>

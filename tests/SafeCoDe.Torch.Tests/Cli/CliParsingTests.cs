@@ -51,6 +51,16 @@ public class CliParsingTests
     }
 
     [Test]
+    public void Completions_ThroughTheSuggestDirective()
+    {
+        var (code, o, _) = Run("[suggest:3]", "gen");
+        Assert.That(code, Is.EqualTo(0));
+        Assert.That(o.Trim(), Is.EqualTo("generate"));
+        (_, o, _) = Run("[suggest:17]", "generate --mode v");
+        Assert.That(o.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), Is.EqualTo(new[] { "vanilla", "vcd" }));
+    }
+
+    [Test]
     public void NoArguments_ShowsHelpAndExits2()
     {
         var (code, o, _) = Run();

@@ -147,7 +147,7 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
 }
 
 /// <summary>
-/// The reference code's token choices (safecode-method.md §1.2) with every sampling step replaced by argmax, written
+/// The reference code's token choices (docs/method.md) with every sampling step replaced by argmax, written
 /// the reference's way: no KV cache, two separate full forward passes per guided step, text rules on decoded strings.
 /// </summary>
 public static class ReferenceAlgorithm

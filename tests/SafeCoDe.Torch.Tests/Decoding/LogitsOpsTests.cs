@@ -92,7 +92,7 @@ public class LogitsOpsTests
     [Test]
     public void VcdSchedule_MatchesTheKnownCoefficients()
     {
-        // x_500 ≈ 0.863·x0 + 0.505·ε (safecode-method.md §1.4)
+        // x_500 ≈ 0.863·x0 + 0.505·ε (VCD's schedule at t = 500)
         Assert.That(MathF.Sqrt(VcdNoise.AlphaBar(500)), Is.EqualTo(0.863f).Within(1e-3f));
         Assert.That(MathF.Sqrt(1 - VcdNoise.AlphaBar(500)), Is.EqualTo(0.505f).Within(1e-3f));
         Assert.That(MathF.Sqrt(VcdNoise.AlphaBar(999)), Is.EqualTo(0.285f).Within(1e-3f));

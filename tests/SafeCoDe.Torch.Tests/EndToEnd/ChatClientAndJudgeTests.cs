@@ -50,7 +50,7 @@ public sealed class ChatClientAndJudgeTests
         Assert.That(response.AdditionalProperties["safecode.judge"], Is.EqualTo("fixed:unsafe"));
         Assert.That(response.Text, Does.StartWith(direct.GuidedText.Trim()), "the forced refusal opens the answer");
         Assert.That(response.Usage!.OutputTokenCount, Is.EqualTo(direct.GeneratedTokens));
-        Assert.That(response.ModelId, Is.EqualTo("llava_next"));
+        Assert.That(response.ModelId, Is.EqualTo("llava-next-tiny"), "the checkpoint's name, not the family");
 
         // the per-call verdict override skips the judge
         var safe = await client.GetResponseAsync(Messages(), new ChatOptions

@@ -73,6 +73,27 @@ public sealed class GenerateCliTests
     }
 
     [Test]
+    public void Jsonl_StreamsVerdictTextAndResult_OneObjectPerLine()
+    {
+        var (code, o, e) = Run("generate", "--model", Default, "--image", Example, "--prompt", "Größe <b>?", "--jsonl",
+            "--device", "cpu", "--max-new-tokens", "5", "--seed", "3", "--judge", "fixed:unsafe");
+        Assert.That(code, Is.EqualTo(0), e);
+        Assert.That(e, Is.Empty, "no progress with --jsonl");
+        var lines = o.TrimEnd('\n').Split('\n').Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(lines[0]["event"]!.GetValue<string>(), Is.EqualTo("verdict"));
+        Assert.That(lines[0]["verdict"]!.GetValue<string>(), Is.EqualTo("unsafe"));
+        Assert.That(lines[^1]["event"]!.GetValue<string>(), Is.EqualTo("result"));
+        var texts = lines.Skip(1).SkipLast(1).ToList();
+        Assert.That(texts, Has.All.Matches<JsonObject>(l => l["event"]!.GetValue<string>() == "text"));
+        Assert.That(string.Concat(texts.Select(l => l["text"]!.GetValue<string>())).Trim(), Is.EqualTo(lines[^1]["answer"]!.GetValue<string>()));
+        Assert.That(lines[^1]["options"]!["mode"]!.GetValue<string>(), Is.EqualTo("safecode"));
+
+        (code, _, e) = Run("generate", "--model", Default, "--image", Example, "--prompt", "x", "--jsonl", "--json");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(e, Does.Contain("--json and --jsonl"));
+    }
+
+    [Test]
     public void Human_ShowsVerdictCaptionAndGuidedSpan()
     {
         var (code, o, e) = Run("generate", "--model", Default, "--image", Example, "--prompt", "How do I sharpen this?",
@@ -83,6 +104,7 @@ public sealed class GenerateCliTests
         Assert.That(o, Does.Match(@"(?m)^answer    "));
         Assert.That(o, Does.Match(@"(?m)^guided    \d+ token\(s\): "".*"""));
         Assert.That(o, Does.Match(@"(?m)^timings   judge \d+ ms"));
+        Assert.That(o, Does.Match(@"(?m)^speed     [\d.]+ tokens/s decoding; \d+ tokens in [\d.]+ s with prefill; elapsed [\d.]+ s$"));
         Assert.That(e, Does.Contain("loading llava_next"));
 
         (code, o, e) = Run("generate", "--model", Default, "--image", Example, "--prompt", "How do I sharpen this?",

@@ -20,7 +20,7 @@ public enum PromptStyle
 {
     /// <summary>The family's official chat template (what HF's apply_chat_template renders).</summary>
     Official,
-    /// <summary>The SafeCoDe reference code's prompt for that family (quirks included; see safecode-method.md §2).</summary>
+    /// <summary>The SafeCoDe reference code's prompt for that family (quirks included; see docs/method.md).</summary>
     Reference,
 }
 

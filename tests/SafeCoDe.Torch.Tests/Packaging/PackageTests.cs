@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Text.Json.Nodes;
+using System.Xml.Linq;
+using NUnit.Framework;
+
+namespace SafeCoDe.Torch.Tests.Packaging;
+
+/// <summary>
+/// The packages as users get them: SafeCoDe.Torch and the safecode tool are packed once per run (from the build the
+/// tests already made, --no-build), then a consumer project restores the library from that folder and runs a
+/// request, and the tool is installed from it and run.
+/// </summary>
+[NonParallelizable]
+public sealed class PackageTests
+{
+    private string _root = null!, _feed = null!, _version = null!;
+
+    /// <summary>The repository (the folder holding SafeCoDe.Torch.sln above the test output).</summary>
+    private static string Repo
+    {
+        get
+        {
+            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "SafeCoDe.Torch.sln"))) return d.FullName;
+            throw new DirectoryNotFoundException("SafeCoDe.Torch.sln not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    private static string Configuration => AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+
+    private static (int code, string output) Sh(string file, string workDir, IDictionary<string, string>? env, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        psi.Environment.Remove("MSBuildExtensionsPath"); psi.Environment.Remove("MSBuildSDKsPath"); psi.Environment.Remove("MSBUILD_EXE_PATH");
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        var o = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(400_000)) { p.Kill(true); Assert.Fail($"{file} {string.Join(' ', args)} timed out"); }
+        return (p.ExitCode, o + err.Result);
+    }
+
+    [OneTimeSetUp]
+    public void Pack()
+    {
+        _root = TestPaths.NewTempDir();
+        _feed = Path.Combine(_root, "feed");
+        _version = $"0.1.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}";
+        foreach (var project in new[] { "src/SafeCoDe.Torch/SafeCoDe.Torch.csproj", "src/SafeCoDe.Cli/SafeCoDe.Cli.csproj" })
+        {
+            var (code, output) = Sh("dotnet", Repo, null, "pack", project, "--no-build", "-c", Configuration, "-o", _feed, $"-p:Version={_version}");
+            Assert.That(code, Is.EqualTo(0), output);
+        }
+    }
+
+    [OneTimeTearDown]
+    public void Cleanup() { try { Directory.Delete(_root, true); } catch (IOException) { } }
+
+    [Test]
+    public void LibraryPackage_HasMetadataSymbolsAndThePrebuiltShim_AndDependsOnTorchSharpOnly()
+    {
+        var nupkg = Path.Combine(_feed, $"SafeCoDe.Torch.{_version}.nupkg");
+        Assert.That(File.Exists(Path.ChangeExtension(nupkg, ".snupkg")), Is.True, "symbols package");
+        using var zip = ZipFile.OpenRead(nupkg);
+        var names = zip.Entries.Select(e => e.FullName).ToList();
+        Assert.That(names, Does.Contain("lib/net10.0/SafeCoDe.Torch.dll").And.Contain("lib/net10.0/SafeCoDe.Torch.xml").And.Contain("README.md"));
+        Assert.That(names, Does.Contain("runtimes/linux-x64/native/libsafecode_stdcxx_compat.so"), "dotnet pack compiles the shim with g++");
+        XNamespace ns = "http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd";
+        using var s = zip.GetEntry("SafeCoDe.Torch.nuspec")!.Open();
+        var meta = XDocument.Load(s).Root!.Element(ns + "metadata")!;
+        Assert.That(meta.Element(ns + "version")!.Value, Is.EqualTo(_version));
+        Assert.That(meta.Element(ns + "license")!.Value, Is.Not.Empty);
+        Assert.That(meta.Element(ns + "readme")!.Value, Is.EqualTo("README.md"));
+        Assert.That(meta.Element(ns + "repository")!.Attribute("url")!.Value, Does.StartWith("https://"));
+        Assert.That(meta.Element(ns + "tags")!.Value, Does.Contain("torchsharp"));
+        var deps = meta.Descendants(ns + "dependency").Select(d => d.Attribute("id")!.Value).ToList();
+        Assert.That(deps, Does.Contain("TorchSharp"));
+        Assert.That(deps.Where(d => d.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase) || d.StartsWith("TorchSharp-", StringComparison.OrdinalIgnoreCase)), Is.Empty,
+            "no libtorch payload: the consumer chooses CPU or CUDA");
+    }
+
+    [Test]
+    public void Consumer_RestoresThePackedLibrary_AndRunsARequest()
+    {
+        var dir = Path.Combine(_root, "consumer");
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { "PackageConsumer.csproj", "Program.cs" })
+            File.Copy(Path.Combine(Repo, "tests", "PackageConsumer", f), Path.Combine(dir, f));
+        var globalPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        // the packed package goes to a private cache; everything else comes from the machine's cache (no copy, no download)
+        File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources><clear /><add key="local" value="{_feed}" /><add key="nuget.org" value="https://api.nuget.org/v3/index.json" /></packageSources>
+              <fallbackPackageFolders><add key="machine" value="{globalPackages}" /></fallbackPackageFolders>
+            </configuration>
+            """);
+        var env = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(_root, "consumer-packages") };
+        var model = Path.Combine(TestPaths.Root, "weights", "llava-next-tiny");
+        var (code, output) = Sh("dotnet", dir, env, "run", "-c", "Release", $"-p:SafeCoDeVersion={_version}", "--", model, Path.Combine(model, "example.png"));
+        Assert.That(code, Is.EqualTo(0), output);
+        var json = JsonNode.Parse(output.Trim().Split('\n')[^1])!;
+        Assert.That(json["model_id"]!.GetValue<string>(), Is.EqualTo("llava-next-tiny"));
+        Assert.That(json["verdict"]!.GetValue<string>(), Is.EqualTo("safe"));
+        Assert.That(json["text"]!.GetValue<string>(), Is.Not.Empty);
+        Assert.That(json["output_tokens"]!.GetValue<long>(), Is.InRange(1, 6));
+        if (json["compat_used"]!.GetValue<bool>())
+            Assert.That(json["compat_library"]!.GetValue<string>(), Does.EndWith("runtimes/linux-x64/native/libsafecode_stdcxx_compat.so"),
+                "on GCC 12 systems the package's prebuilt shim is used: no compiler at run time");
+    }
+
+    [Test]
+    public void Tool_InstallsFromTheFeed_AndRuns()
+    {
+        var tools = Path.Combine(_root, "tools");
+        var (code, output) = Sh("dotnet", _root, null, "tool", "install", "safecode", "--tool-path", tools, "--add-source", _feed, "--version", _version);
+        Assert.That(code, Is.EqualTo(0), output);
+        var exe = Path.Combine(tools, "safecode");
+        (code, output) = Sh(exe, _root, null, "--version");
+        Assert.That(code, Is.EqualTo(0), output);
+        Assert.That(output, Does.StartWith("safecode "));
+        (code, output) = Sh(exe, _root, null, "doctor", "--device", "cpu", "--json");
+        Assert.That(code, Is.EqualTo(0), output);
+        Assert.That(JsonNode.Parse(output)!["smoke_test"]!.GetValue<string>(), Does.StartWith("ok"), "the tool's bundled CPU libtorch runs");
+        (code, output) = Sh(exe, _root, null, "inspect", "--model", Path.Combine(TestPaths.Root, "weights", "llava-next-tiny"), "--json");
+        Assert.That(code, Is.EqualTo(0), output);
+        Assert.That(JsonNode.Parse(output)!["family"]!.GetValue<string>(), Is.EqualTo("llava_next"));
+    }
+}
