@@ -138,16 +138,16 @@ public sealed class SafeCoDeEngine : IDisposable
         _builders[o.PromptStyle] = _prompts;
         _codec = new TokenizerCodec(tokenizer);
         Refusal = new RefusalTokens(RefusalTokens.ReferencePhrases, _codec, model.VocabSize);
-        var extra = new[] { "<image>", "<fake_token_around_image>", "<|image_pad|>", "<|video_pad|>", "<global-img>" }
-            .Select(t => tokenizer.TokenToId(t)).Where(i => i is not null).Select(i => (long)i!.Value);
-        _banned = Backbones.PlaceholderTokenIds(dir.Config).Concat(extra).Distinct().ToArray();
+        var family = ModelFamilies.Of(dir.Config);
+        long[] Known(IEnumerable<string> tokens) => tokens.Select(t => tokenizer.TokenToId(t)).Where(i => i is not null).Select(i => (long)i!.Value).ToArray();
+        _banned = family.PlaceholderTokenIds(dir.Config).Concat(Known(family.PlaceholderTokens)).Distinct().ToArray();
         var eos = new List<long>(SafeCoDe.Torch.Verification.Verifier.EosIds(dir));
         if (tokenizer.Eos is { } e) eos.Add(e.Id);
-        foreach (var t in new[] { "<end_of_utterance>", "<|im_end|>" }) if (tokenizer.TokenToId(t) is { } id) eos.Add(id);
+        eos.AddRange(Known(family.EndOfTurnTokens));
         _eos = eos.Distinct().ToArray();
     }
 
-    /// <summary>Loads a model folder: weights, tokenizer (and InstructBLIP's Q-Former tokenizer), image processor.</summary>
+    /// <summary>Loads a model folder: weights, tokenizer (and a side tokenizer the family needs, e.g. InstructBLIP's Q-Former one), image processor.</summary>
     public static SafeCoDeEngine Load(string modelDir, EngineOptions? options = null, IProgress<string>? progress = null)
     {
         var o = options ?? new EngineOptions();
@@ -157,9 +157,7 @@ public sealed class SafeCoDeEngine : IDisposable
         progress?.Report($"runtime: {runtime.Backend} ({runtime.LibTorchSource})");
         var dir = ModelDirectory.Open(modelDir);
         var tokenizer = TokenizerLoader.Load(dir.Dir);
-        var qformer = dir.Config is InstructBlipConfig && System.IO.Directory.Exists(Path.Combine(dir.Dir, "qformer_tokenizer")) ? TokenizerLoader.LoadQFormer(dir.Dir) : null;
-        if (dir.Config is InstructBlipConfig && qformer is null)
-            throw new CheckpointException(dir.Dir, "qformer_tokenizer", "InstructBLIP needs the Q-Former tokenizer folder qformer_tokenizer/");
+        var qformer = ModelFamilies.Of(dir.Config).LoadSideTokenizer(dir);
         var images = ImageProcessors.For(dir);
         progress?.Report($"loading {dir.Config.ModelType} ({InspectReport.HumanBytes(dir.WeightBytes)}) to {device} as {dtype}");
         var model = Backbones.Load(dir, device, dtype);
@@ -335,7 +333,7 @@ public sealed class SafeCoDeEngine : IDisposable
         }, cancel), cancel);
 
     /// <summary>True when the family can run a prompt without an image (InstructBLIP's Q-Former always needs one).</summary>
-    public bool SupportsTextOnly => Family != ModelFamilies.InstructBlip;
+    public bool SupportsTextOnly => ModelFamilies.Of(Directory.Config).SupportsTextOnly;
 
     /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()

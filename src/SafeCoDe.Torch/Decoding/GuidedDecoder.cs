@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Safety;
@@ -282,7 +283,7 @@ public static class GuidedDecoder
     /// </summary>
     public static bool Corrupt(string family, IReadOnlyList<long> guided, ITokenCodec codec)
     {
-        if (family.StartsWith("qwen"))
+        if (ModelFamilies.TryGet(family)?.RollbackChecksEveryToken == true)
             return guided.Any(t => codec.Decode([t]) is "|" or "$" or "MS");
         var first = codec.Decode([guided[0]], skipSpecialTokens: true).Trim();
         return first.Contains('|') || first.Contains('$') || first.Contains("MS");

@@ -154,7 +154,7 @@ public sealed class LlamaAttention : Block
         k_proj = new Linear(f, c.HiddenSize, _kvHeads * _headDim, c.AttentionBias);
         v_proj = new Linear(f, c.HiddenSize, _kvHeads * _headDim, c.AttentionBias);
         // Llama puts attention_bias on all four projections; Qwen2 has q/k/v biases and a bias-free o_proj.
-        o_proj = new Linear(f, _heads * _headDim, c.HiddenSize, c.AttentionBias && !c.ModelType.StartsWith("qwen"));
+        o_proj = new Linear(f, _heads * _headDim, c.HiddenSize, c.OutputBias);
         RegisterComponents();
     }
 
