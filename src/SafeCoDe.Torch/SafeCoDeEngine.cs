@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Processors;
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Processing;
@@ -327,8 +328,9 @@ public sealed class SafeCoDeEngine : IDisposable
             using var pixels = image is null ? null : Images.Process([image]);
             var encoded = _prompts.Encode(turns, pixels?.Images ?? []);
             var inputs = _prompts.Inputs(encoded, pixels, Model.DType);
-            var result = TokenGenerator.Generate(Model, inputs, new SamplingOptions { MaxNewTokens = maxNewTokens, EosTokenIds = _eos, PadTokenId = Tokenizer.Pad?.Id ?? 0 }, cancel: cancel);
-            var ids = result.Tokens[0].Where(t => !_eos.Contains(t)).Select(t => (int)t).ToList();
+            using var branches = new BatchedBranches(Model, inputs, null, maxNewTokens, Tokenizer.Pad?.Id ?? 0);
+            var result = DecodeLoop.Run(branches, DecodePhase.Greedy, maxNewTokens, _eos.ToHashSet(), null, cancel);
+            var ids = result.Tokens.Where(t => !_eos.Contains(t)).Select(t => (int)t).ToList();
             return Tokenizer.Decode(ids, skipSpecialTokens: true).Trim();
         }, cancel), cancel);
 
