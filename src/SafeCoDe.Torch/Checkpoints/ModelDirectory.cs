@@ -156,6 +156,14 @@ public sealed class ModelDirectory
     public static string Component(string family, string canonical) =>
         ModelFamilies.TryGet(family)?.Component(canonical) ?? ModelComponents.Of(canonical);
 
+    /// <summary>
+    /// The checkpoint's end-of-sequence ids: generation_config.json's <c>eos_token_id</c> when it has one (what HF's
+    /// generate uses), else config.json's.
+    /// </summary>
+    public long[] EosTokenIds => GenerationConfig is { } g && g.Has("eos_token_id")
+        ? g.IntOrIntArray("eos_token_id", []).Select(i => (long)i).ToArray()
+        : Config.Text.EosTokenIds.Select(i => (long)i).ToArray();
+
     /// <summary>Total bytes of the weight files.</summary>
     public long WeightBytes => Files.Sum(f => f.FileLength);
 }

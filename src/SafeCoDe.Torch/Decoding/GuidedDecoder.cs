@@ -182,8 +182,15 @@ public static class GuidedDecoder
         IReadOnlyList<long>? bannedIds = null)
     {
         o.Validate();
+        return Decode(model, branches, verdict, o, codec, refusal, eosIds, o.Budget(model.Family, verdict, promptLength), onToken, cancel, bannedIds);
+    }
+
+    /// <summary><see cref="Run"/> with options already validated and the length budget already worked out (the engine's path).</summary>
+    internal static GuidedResult Decode(IBackbone model, IBranches branches, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec,
+        RefusalTokens refusal, IReadOnlyList<long> eosIds, int budget, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
+    {
         var sw = Stopwatch.StartNew();
-        using var r = Prepare(model, branches, verdict, o, codec, refusal, eosIds, promptLength, onToken, cancel, bannedIds);
+        using var r = Prepare(model, branches, verdict, o, codec, refusal, eosIds, budget, onToken, cancel, bannedIds);
         if (o.Mode != DecodeMode.SafeCoDe)
         {
             // VCD contrasts every token; vanilla decodes the real branch alone
@@ -212,14 +219,14 @@ public static class GuidedDecoder
     }
 
     private static DecodeRun Prepare(IBackbone model, IBranches branches, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec, RefusalTokens refusal,
-        IReadOnlyList<long> eosIds, int promptLength, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
+        IReadOnlyList<long> eosIds, int budget, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
     {
         var banned = (bannedIds ?? []).Where(id => id >= 0 && id < model.VocabSize).Distinct().ToArray();
         int cap = o.MaxTotalTokens ?? int.MaxValue; // all tokens, guided ones included
         return new DecodeRun
         {
             Model = model, Branches = branches, O = o, Verdict = verdict, Codec = codec, Refusal = refusal, Eos = eosIds.ToHashSet(),
-            Budget = o.Budget(model.Family, verdict, promptLength), Cap = cap,
+            Budget = budget, Cap = cap,
             // index tensors built once per request (a per-step upload would be a host sync on CUDA)
             RefusalIds = Sampler.Index(refusal.Union, model.Device) ?? empty(0, ScalarType.Int64, model.Device).DetachFromDisposeScope(),
             BannedIdx = Sampler.Index(banned, model.Device),
