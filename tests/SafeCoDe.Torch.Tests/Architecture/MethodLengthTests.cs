@@ -113,7 +113,7 @@ public class MethodLengthTests
         return null;
     }
 
-    private static string SourceRoot
+    internal static string SourceRoot
     {
         get
         {

@@ -8,7 +8,7 @@ namespace SafeCoDe.Torch.Models.Common;
 /// Per-row tensors a family keeps with a <see cref="CausalDecodeState"/> (first dim = batch), as typed fields of
 /// its own class (e.g. IDEFICS's cross-attention keys and values): selected with the rows, freed with the state.
 /// </summary>
-public interface IFamilyDecodeState : IDisposable
+internal interface IFamilyDecodeState : IDisposable
 {
     /// <summary>Keeps the rows <paramref name="rows"/> (int64 index on the state's device), releasing the old tensors.</summary>
     void KeepRows(Tensor rows);
@@ -17,7 +17,7 @@ public interface IFamilyDecodeState : IDisposable
 }
 
 /// <summary>Decode state of a decoder-only family: per-layer caches, key-padding mask, next position per row, the family's own state.</summary>
-public sealed class CausalDecodeState : DecodeState
+internal sealed class CausalDecodeState : DecodeState
 {
     /// <summary>One preallocated KV cache per decoder layer.</summary>
     public List<LayerCache> Caches { get; }
@@ -88,7 +88,7 @@ public sealed class CausalDecodeState : DecodeState
 /// text+image embeddings (LLaVA, LLaVA-NeXT, InstructBLIP, Idefics3, Qwen-VL). A family supplies the embeddings
 /// (images merged in) and, where it differs, the position ids and rotary cos/sin.
 /// </summary>
-public abstract class DecoderBackbone : Block, IBackbone
+internal abstract class DecoderBackbone : Block, IBackbone
 {
     /// <summary>Sets up the shared rotary embedding from the text config; the family creates its modules.</summary>
     protected DecoderBackbone(string name, ModelConfig config, ParamFactory factory) : base(name)

@@ -12,7 +12,7 @@ namespace SafeCoDe.Torch.Models.Idefics;
 /// embed_tokens: the base table <c>weight</c> [vocab, hidden] plus <c>additional_embedding</c> [additional, hidden]
 /// for ids ≥ vocab (IDEFICS' image and end-of-utterance tokens).
 /// </summary>
-public sealed class DecoupledEmbedding : Block
+internal sealed class DecoupledEmbedding : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -44,7 +44,7 @@ public sealed class DecoupledEmbedding : Block
 }
 
 /// <summary>lm_head: <c>weight</c> [vocab, hidden] and, with an extra vocabulary, <c>additional_fc</c>; logits are concatenated.</summary>
-public sealed class DecoupledLinear : Block
+internal sealed class DecoupledLinear : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -71,7 +71,7 @@ public sealed class DecoupledLinear : Block
 /// cross_attn of a gated layer: queries from the text, keys/values from the image latents (vision width), no biases,
 /// no rotary; optional RMS norms on q and k per head (<c>qk_layer_norms</c>).
 /// </summary>
-public sealed class IdeficsCrossAttention : Block
+internal sealed class IdeficsCrossAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear q_proj, k_proj, v_proj, o_proj;
@@ -122,7 +122,7 @@ public sealed class IdeficsCrossAttention : Block
 /// x + tanh(alpha_cross_attn)·gate·cross_attn(norm(x)), then + tanh(alpha_dense)·mlp(norm(·)). The gate zeroes the
 /// cross-attention output of tokens that see no image; the dense part applies to every token.
 /// </summary>
-public sealed class GatedCrossAttentionLayer : Block
+internal sealed class GatedCrossAttentionLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter alpha_cross_attn, alpha_dense;
@@ -165,7 +165,7 @@ public sealed class GatedCrossAttentionLayer : Block
 /// model: decoupled embed_tokens, the vision tower (CLIP-like; its last hidden state without post_layernorm), the
 /// optional perceiver_resampler, Llama decoder layers, gated_cross_attn_layers and the final norm.
 /// </summary>
-public sealed class IdeficsModel : Block
+internal sealed class IdeficsModel : Block
 {
 #pragma warning disable IDE1006
     public readonly DecoupledEmbedding embed_tokens;
@@ -197,7 +197,7 @@ public sealed class IdeficsModel : Block
 /// sees only the images before it). The latents' cross-attention keys/values are computed once per request at
 /// prefill and kept in the decode state; every generated token uses the prompt's last mask row (HF's generate).
 /// </summary>
-public sealed class IdeficsBackbone : DecoderBackbone
+internal sealed class IdeficsBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly IdeficsModel model;
@@ -326,7 +326,7 @@ public sealed class IdeficsBackbone : DecoderBackbone
 /// IDEFICS's per-request decode data: the cross-attention keys and values of every gated layer (computed once from
 /// the image latents at prefill) and which latents the tokens may attend to.
 /// </summary>
-public sealed class IdeficsCrossState : IFamilyDecodeState
+internal sealed class IdeficsCrossState : IFamilyDecodeState
 {
     /// <summary>Gated layer g's cross-attention keys [B, heads, L, head_dim].</summary>
     public Tensor[] Keys { get; private set; }

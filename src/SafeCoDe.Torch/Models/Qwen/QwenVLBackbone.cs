@@ -13,7 +13,7 @@ namespace SafeCoDe.Torch.Models.Qwen;
 /// processor makes them: <c>pixel_values</c> [patches, C·T·P·P] and <c>image_grid_thw</c> [images, 3] of all rows in row
 /// order, optional <c>mm_token_type_ids</c> [B, T] (1 = image token). Images only: video inputs are rejected.
 /// </summary>
-public sealed class QwenVLBackbone : DecoderBackbone
+internal sealed class QwenVLBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly LlamaModel model;
