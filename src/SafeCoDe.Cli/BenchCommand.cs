@@ -59,8 +59,9 @@ public static class BenchCommand
         int tiles = AnyRes.NumPatches(672, 672, cfg.ImageGridPinpoints!, cfg.Vision.ImageSize), side = cfg.Vision.ImageSize;
         int vocab = (int)Math.Min(cfg.Text.VocabSize, cfg.ImageTokenId);
         var dev = NativeRuntime.SelectDevice(device);
-        using var model = new LlavaBackbone(cfg, new ParamFactory(dev, dtype));
-        Randomize(model);
+        using var module = Backbones.Create(cfg, new ParamFactory(dev, dtype)).module;
+        var model = (IBackbone)module;
+        Randomize(module);
         int n = SafeCoDe.Torch.Processing.Images.ImageProcessors.For(cfg, SafeCoDe.Torch.Checkpoints.JsonConfig.FromJson(
             SafeCoDe.Torch.Checkpoints.RandomCheckpoint.DefaultPreprocessorConfig(cfg).ToJsonString())).Layout(672, 672).NumImageTokens;
         var gen = new torch.Generator(1234);
@@ -152,12 +153,13 @@ public static class BenchCommand
         using var bar = progress.Start($"bench {configPath ?? shape}: build, 2 warm-ups, 2 measured rounds", 1 + 2 + 2 * 5, "steps");
         int stepNo = 0;
         var sw = Stopwatch.StartNew();
-        using var model = new LlavaBackbone(cfg, f);
-        Randomize(model);
+        using var module = Backbones.Create(cfg, f).module;
+        var model = (IBackbone)module;
+        Randomize(module);
         Sync(dev);
         double buildMs = sw.Elapsed.TotalMilliseconds;
         bar.Report(++stepNo, "(built)");
-        long paramCount = model.parameters().Sum(p => p.numel());
+        long paramCount = module.parameters().Sum(p => p.numel());
 
         // prompt: BOS, text, image tokens, text (LLaVA-1.5: 576 image tokens at 336 px)
         int nImg = cfg.Vision.NumPatches + (cfg.VisionFeatureSelectStrategy == "full" ? 1 : 0);

@@ -78,9 +78,7 @@ public sealed partial class SafeCoDeEngine
         Say("runtime", 0, 0, 0, 0, $"runtime: {runtime.Backend} ({runtime.LibTorchSource})");
         var dir = ModelDirectory.Open(modelDir);
         var tokenizer = TokenizerLoader.Load(dir.Dir);
-        var qformer = dir.Config is InstructBlipConfig && System.IO.Directory.Exists(Path.Combine(dir.Dir, "qformer_tokenizer")) ? TokenizerLoader.LoadQFormer(dir.Dir) : null;
-        if (dir.Config is InstructBlipConfig && qformer is null)
-            throw new CheckpointException(dir.Dir, "qformer_tokenizer", "InstructBLIP needs the Q-Former tokenizer folder qformer_tokenizer/");
+        var qformer = ModelFamilies.Of(dir.Config).LoadSideTokenizer(dir);
         var images = ImageProcessors.For(dir);
         cancel.ThrowIfCancellationRequested();
         var bytesAfter = detail is null ? null : CumulativeBytes(dir, dtype);

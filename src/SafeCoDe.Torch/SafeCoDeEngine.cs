@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Processors;
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Processing;
@@ -98,17 +99,19 @@ public sealed record SafeCoDeResult(
 /// A loaded multimodal model with its tokenizer, image processor and chat format, decoding with SafeCoDe (or VCD /
 /// plain decoding). Load once, then call <see cref="GenerateAsync"/> or <see cref="StreamAsync"/>.
 /// <para>Thread safety: every public member may be called from any thread; requests run one at a time on the model
-/// (a request waits for the one before it). Disposing while a request runs is not allowed.</para>
+/// (a request waits for the one before it). A request's callbacks (<see cref="SafeCoDeRequest.OnText"/>,
+/// <see cref="SafeCoDeRequest.OnJudged"/>) run while it holds the model and must not call this engine; a
+/// <see cref="ModelJudge"/> on this engine is handed a completion that runs inside the request. Disposing while a
+/// request runs is not allowed.</para>
 /// </summary>
 public sealed partial class SafeCoDeEngine : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly SemaphoreSlim _nested = new(1, 1);
-    private static readonly AsyncLocal<SafeCoDeEngine?> Holder = new();
     private readonly PromptBuilder _prompts;
     private readonly EngineOptions _options;
     private readonly long[] _banned;
     private readonly long[] _eos;
+    private readonly HashSet<long> _eosSet;
     private readonly ITokenizer? _qformer;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<PromptStyle, PromptBuilder> _builders = new();
 
@@ -144,13 +147,14 @@ public sealed partial class SafeCoDeEngine : IDisposable
         _builders[o.PromptStyle] = _prompts;
         _codec = new TokenizerCodec(tokenizer);
         Refusal = new RefusalTokens(RefusalTokens.ReferencePhrases, _codec, model.VocabSize);
-        var extra = new[] { "<image>", "<fake_token_around_image>", "<|image_pad|>", "<|video_pad|>", "<global-img>" }
-            .Select(t => tokenizer.TokenToId(t)).Where(i => i is not null).Select(i => (long)i!.Value);
-        _banned = Backbones.PlaceholderTokenIds(dir.Config).Concat(extra).Distinct().ToArray();
-        var eos = new List<long>(SafeCoDe.Torch.Verification.Verifier.EosIds(dir));
+        var family = ModelFamilies.Of(dir.Config);
+        long[] Known(IEnumerable<string> tokens) => tokens.Select(t => tokenizer.TokenToId(t)).Where(i => i is not null).Select(i => (long)i!.Value).ToArray();
+        _banned = family.PlaceholderTokenIds(dir.Config).Concat(Known(family.PlaceholderTokens)).Distinct().ToArray();
+        var eos = new List<long>(dir.EosTokenIds);
         if (tokenizer.Eos is { } e) eos.Add(e.Id);
-        foreach (var t in new[] { "<end_of_utterance>", "<|im_end|>" }) if (tokenizer.TokenToId(t) is { } id) eos.Add(id);
+        eos.AddRange(Known(family.EndOfTurnTokens));
         _eos = eos.Distinct().ToArray();
+        _eosSet = _eos.ToHashSet();
     }
 
     /// <summary>Loads a model folder: weights, tokenizer (and InstructBLIP's Q-Former tokenizer), image processor.</summary>
@@ -190,37 +194,12 @@ public sealed partial class SafeCoDeEngine : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="body"/> while holding the model (requests run one at a time).</summary>
     private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
     {
-        if (Holder.Value == this)
-        {
-            // a judge (or callback) using this same engine inside a request: nested calls run one at a time too
-            await _nested.WaitAsync(cancel).ConfigureAwait(false);
-            try { return await body().ConfigureAwait(false); }
-            finally { _nested.Release(); }
-        }
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
-        try
-        {
-            Holder.Value = this;
-            return await body().ConfigureAwait(false);
-        }
-        finally
-        {
-            Holder.Value = null;
-            _gate.Release();
-        }
-    }
-
-    private (RgbImage? image, byte[]? bytes, string media) ReadImage(SafeCoDeRequest r)
-    {
-        if (r.Image is not null) return (r.Image, null, "image/png");
-        byte[]? bytes = r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null);
-        if (bytes is null) return (null, null, "");
-        var name = r.ImagePath ?? "image";
-        var header = ImageDecoder.Identify(bytes, name, _options.ImageLimits);
-        var img = ImageDecoder.Decode(bytes, name, _options.ImageLimits);
-        return (img, bytes, "image/" + header.Format.ToString().ToLowerInvariant().Replace("jpg", "jpeg"));
+        try { return await body().ConfigureAwait(false); }
+        finally { _gate.Release(); }
     }
 
     internal static byte[] Png(RgbImage img)
@@ -231,113 +210,38 @@ public sealed partial class SafeCoDeEngine : IDisposable
         return ms.ToArray();
     }
 
-    private async Task<SafeCoDeResult> RunAsync(SafeCoDeRequest r, Action<string>? stream, CancellationToken cancel)
-    {
-        var o = r.Options;
-        o.Validate();
-        var total = Stopwatch.StartNew();
-        stream ??= r.OnText;
-        var (image, bytes, media) = ReadImage(r);
-        if (image is null && o.Mode != DecodeMode.Vanilla)
-            throw new ArgumentException($"{o.Mode} decoding contrasts the image with a noised copy: the request needs an image (use the vanilla mode for text-only prompts)");
-
-        // 1. scene-level reasoning (SafeCoDe only)
-        Verdict verdict = r.Verdict ?? Verdict.Safe;
-        JudgeResult? judged = null;
-        double judgeMs = 0;
-        if (o.Mode == DecodeMode.SafeCoDe && r.Verdict is null)
-        {
-            var judge = r.Judge ?? new ModelJudge(this);
-            var sw = Stopwatch.StartNew();
-            judged = await judge.JudgeAsync(new JudgeRequest(r.Prompt, bytes ?? (image is null ? null : Png(image)), bytes is null ? "image/png" : media) { Image = image }, cancel).ConfigureAwait(false);
-            judgeMs = sw.Elapsed.TotalMilliseconds;
-            verdict = judged.Verdict;
-            r.OnJudged?.Invoke(judged);
-        }
-
-        // 2. prompt, real and noised pixels
-        var prep = Stopwatch.StartNew();
-        using var scope = NewDisposeScope();
-        var style = r.PromptStyle ?? _options.PromptStyle;
-        var builder = Builder(style);
-        var turns = new List<ChatTurn>();
-        if (r.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
-        int historyImages = r.History?.Sum(t => t.Images) ?? 0;
-        if (historyImages > 1 || (historyImages == 1 && image is null))
-            throw new ArgumentException($"the history places {historyImages} image(s) but the request has {(image is null ? "none" : "one")}");
-        if (r.History is { } history) turns.AddRange(history);
-        turns.Add(ChatTurn.User(r.Prompt, image is null || historyImages == 1 ? 0 : 1));
-        using var realPixels = image is null ? null : Images.Process([image]);
-        var encoded = builder.Encode(turns, realPixels?.Images ?? []);
-        var realInputs = builder.Inputs(encoded, realPixels, Model.DType);
-        BackboneInputs? noisedInputs = null;
-        using var noisedHolder = new DisposableSlot<ProcessedImages>();
-        ProcessedImages? noisedPixels = null;
-        long seed = o.Seed ?? Random.Shared.NextInt64(1, long.MaxValue);
-        if (o.Mode != DecodeMode.Vanilla)
-        {
-            if (realPixels is null) throw new ArgumentException($"{o.Mode} decoding contrasts the image with a noised copy: the request needs an image");
-            if (o.Noise == NoiseKind.Pixel)
-            {
-                noisedPixels = noisedHolder.Value = Images.Process([PixelNoise.Apply(image!, o.NoiseStd, seed)]);
-                noisedInputs = builder.Inputs(encoded, noisedPixels, Model.DType);
-            }
-            else
-            {
-                var images = new Dictionary<string, Tensor>(realInputs.Images) { ["pixel_values"] = VcdNoise.Apply(realInputs.Images["pixel_values"], o.VcdNoiseStep, seed) };
-                noisedInputs = realInputs with { Images = images };
-            }
-        }
-        double prepMs = prep.Elapsed.TotalMilliseconds;
-
-        // 3. decode: both branches in one batch, guidance, then the real branch alone
-        var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
-        var pre = Stopwatch.StartNew();
-        int budget = o.Budget(Family, verdict, encoded.Length);
-        using var branches = new BatchedBranches(Model, realInputs, noisedInputs, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0);
-        double prefillMs = pre.Elapsed.TotalMilliseconds;
-        var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)
-            ? Refusal : new RefusalTokens(o.RefusalPhrases, _codec, Model.VocabSize);
-        var g = GuidedDecoder.Run(Model, branches, verdict, o with { Seed = seed }, _codec, refusal, _eos, encoded.Length,
-            onToken: stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); },
-            cancel: cancel, bannedIds: _banned);
-        if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
-
-        var answerIds = g.Tokens.Where(t => !_eos.Contains(t)).Select(t => (int)t).ToList();
-        var answer = Tokenizer.Decode(answerIds, skipSpecialTokens: true).Trim();
-        var guidedText = Tokenizer.Decode(g.Tokens.Take(g.GuidedTokens).Select(t => (int)t).ToList(), skipSpecialTokens: true);
-        double totalMs = total.Elapsed.TotalMilliseconds;
-        double decodeMs = g.GuidedMs + g.ContinuationMs;
-        return new SafeCoDeResult(answer, o.Mode == DecodeMode.SafeCoDe ? (verdict == Verdict.Unsafe ? "unsafe" : "safe") : null,
-            judged?.Caption, judged?.RawVerdictReply, judged?.Judge ?? (r.Verdict is null ? null : "given"), guidedText, g.GuidedTokens, g.ForcedPhrase,
-            encoded.Length, g.Tokens.Length, g.StoppedAtEos, g.Tokens,
-            new SafeCoDeTimings(judgeMs, prepMs, prefillMs, g.GuidedMs, g.ContinuationMs, totalMs, g.Tokens.Length == 0 ? 0 : decodeMs / g.Tokens.Length),
-            o with { Seed = seed }, Family, Model.Device.ToString());
-    }
-
     /// <summary>Plain greedy generation for a prompt (and optional image) — what the model-based judge uses.</summary>
     public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel = default) =>
-        RunLockedAsync(() => Task.Run(() =>
-        {
-            using var scope = NewDisposeScope();
-            var turns = new List<ChatTurn> { ChatTurn.User(prompt, image is null ? 0 : 1) };
-            using var pixels = image is null ? null : Images.Process([image]);
-            var encoded = _prompts.Encode(turns, pixels?.Images ?? []);
-            var inputs = _prompts.Inputs(encoded, pixels, Model.DType);
-            var result = TokenGenerator.Generate(Model, inputs, new SamplingOptions { MaxNewTokens = maxNewTokens, EosTokenIds = _eos, PadTokenId = Tokenizer.Pad?.Id ?? 0 }, cancel: cancel);
-            var ids = result.Tokens[0].Where(t => !_eos.Contains(t)).Select(t => (int)t).ToList();
-            return Tokenizer.Decode(ids, skipSpecialTokens: true).Trim();
-        }, cancel), cancel);
+        RunLockedAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
+
+    /// <summary>
+    /// <see cref="CompleteAsync"/> for a caller that already holds the model (a judge inside a request): the
+    /// completion function the engine hands to its judges.
+    /// </summary>
+    private Task<string> CompleteHeld(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel) =>
+        Task.FromResult(Complete(prompt, image, maxNewTokens, cancel));
+
+    private string Complete(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel)
+    {
+        using var scope = NewDisposeScope();
+        var turns = new List<ChatTurn> { ChatTurn.User(prompt, image is null ? 0 : 1) };
+        using var pixels = image is null ? null : Images.Process([image]);
+        var encoded = _prompts.Encode(turns, pixels?.Images ?? []);
+        var inputs = _prompts.Inputs(encoded, pixels, Model.DType);
+        using var branches = new BatchedBranches(Model, inputs, null, maxNewTokens, Tokenizer.Pad?.Id ?? 0);
+        var result = DecodeLoop.Run(branches, DecodePhase.Greedy, maxNewTokens, _eosSet, null, cancel);
+        var ids = result.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList();
+        return Tokenizer.Decode(ids, skipSpecialTokens: true).Trim();
+    }
 
     /// <summary>True when the family can run a prompt without an image (InstructBLIP's Q-Former always needs one).</summary>
-    public bool SupportsTextOnly => Family != ModelFamilies.InstructBlip;
+    public bool SupportsTextOnly => ModelFamilies.Of(Directory.Config).SupportsTextOnly;
 
     /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()
     {
         Model.Dispose();
         _gate.Dispose();
-        _nested.Dispose();
     }
 
     /// <summary>Holds an optional disposable so a <c>using</c> covers it on every path.</summary>

@@ -34,41 +34,7 @@ public sealed record InspectReport(
             ["rms_norm_eps"] = c.Text.RmsNormEps, ["tie_word_embeddings"] = c.Text.TieWordEmbeddings,
         };
         var vision = new Dictionary<string, object>();
-        switch (c)
-        {
-            case LlavaConfig l:
-                AddVit(vision, l.Vision);
-                vision["feature_layers"] = string.Join(",", l.VisionFeatureLayers);
-                vision["select_strategy"] = l.VisionFeatureSelectStrategy;
-                vision["image_token_id"] = l.ImageTokenId;
-                vision["projector_act"] = l.ProjectorHiddenAct;
-                if (l.ImageGridPinpoints is { } p) vision["grid_pinpoints"] = string.Join(" ", p.Select(x => $"{x[0]}x{x[1]}"));
-                break;
-            case QwenVLConfig q:
-                vision["depth"] = q.Vision.Depth; vision["embed_dim"] = q.Vision.EmbedDim; vision["heads"] = q.Vision.NumHeads;
-                vision["intermediate_size"] = q.Vision.IntermediateSize; vision["out_hidden_size"] = q.Vision.OutHiddenSize;
-                vision["patch_size"] = q.Vision.PatchSize; vision["temporal_patch_size"] = q.Vision.TemporalPatchSize;
-                vision["spatial_merge_size"] = q.Vision.SpatialMergeSize; vision["act"] = q.Vision.HiddenAct;
-                if (q.IsQwen25) { vision["window_size"] = q.Vision.WindowSize; vision["fullatt_blocks"] = string.Join(",", q.Vision.FullAttBlockIndexes); }
-                vision["image_token_id"] = q.ImageTokenId;
-                break;
-            case InstructBlipConfig b:
-                AddVit(vision, b.Vision);
-                vision["qformer_layers"] = b.QFormer.NumLayers; vision["qformer_hidden"] = b.QFormer.HiddenSize;
-                vision["cross_attention_frequency"] = b.QFormer.CrossAttentionFrequency; vision["query_tokens"] = b.NumQueryTokens;
-                if (b.ImageTokenId is { } it) vision["image_token_id"] = it;
-                break;
-            case IdeficsConfig i:
-                AddVit(vision, i.Vision);
-                vision["resampler"] = i.Perceiver.UseResampler ? $"{i.Perceiver.NumLatents} latents, depth {i.Perceiver.Depth}, {i.Perceiver.NumHeads}x{i.Perceiver.HeadDim}" : "off";
-                vision["cross_layer_interval"] = i.CrossLayerInterval; vision["additional_vocab_size"] = i.AdditionalVocabSize;
-                break;
-            case Idefics3Config s3:
-                AddVit(vision, s3.Vision);
-                vision["scale_factor"] = s3.ScaleFactor; vision["image_token_id"] = s3.ImageTokenId;
-                vision["tokens_per_tile"] = s3.Vision.NumPatches / (s3.ScaleFactor * s3.ScaleFactor);
-                break;
-        }
+        ModelFamilies.TryGet(c.ModelType)?.DescribeVision(c, vision);
         bool tied = c.Text.TieWordEmbeddings && !byComp.ContainsKey("lm_head");
         return new InspectReport(m.Dir, c.ModelType, c.Architectures, c.ConfigLayout, c.TransformersVersion, c.DType, text, vision,
             m.Tensors.Count, byComp.Values.Sum(), byComp, byType,
@@ -76,7 +42,7 @@ public sealed record InspectReport(
             m.PreprocessorConfig?.StringOrNull("image_processor_type"));
     }
 
-    private static void AddVit(Dictionary<string, object> v, VitConfig c)
+    internal static void AddVit(IDictionary<string, object> v, VitConfig c)
     {
         v["model_type"] = c.ModelType; v["layers"] = c.NumLayers; v["hidden_size"] = c.HiddenSize; v["heads"] = c.NumHeads;
         v["intermediate_size"] = c.IntermediateSize; v["image_size"] = c.ImageSize; v["patch_size"] = c.PatchSize; v["act"] = c.HiddenAct;

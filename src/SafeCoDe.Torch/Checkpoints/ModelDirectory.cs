@@ -1,5 +1,5 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using SafeCoDe.Torch.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,7 +62,7 @@ public sealed class ModelDirectory
         dir = Path.GetFullPath(dir);
         var config = ModelConfig.Load(dir);
         var (files, index) = OpenWeights(dir);
-        var tensors = MapNames(config.ModelType, files);
+        var tensors = MapNames(ModelFamilies.Of(config), files);
         var gen = File.Exists(Path.Combine(dir, "generation_config.json")) ? JsonConfig.Load(Path.Combine(dir, "generation_config.json")) : null;
         var pre = File.Exists(Path.Combine(dir, "preprocessor_config.json")) ? JsonConfig.Load(Path.Combine(dir, "preprocessor_config.json")) : null;
         return new ModelDirectory(dir, config, files, tensors, gen, pre, index);
@@ -103,50 +103,18 @@ public sealed class ModelDirectory
         return (any.Select(SafetensorsFile.Open).ToList(), null);
     }
 
-    /// <summary>File tensor name → canonical name rules, per family (first matching rule applies; applied repeatedly is not needed).</summary>
-    private static readonly Dictionary<string, (Regex pattern, string replacement)[]> Renames = new()
-    {
-        [ModelFamilies.Llava] = LlavaRules(),
-        [ModelFamilies.LlavaNext] = LlavaRules(),
-        [ModelFamilies.Qwen2VL] = QwenRules(),
-        [ModelFamilies.Qwen25VL] = QwenRules(),
-        [ModelFamilies.InstructBlip] =
-        [
-            (new Regex(@"^model\.language_model\.(model\.)?"), "language_model.model."),
-            (new Regex(@"^language_model\.(?!model\.|lm_head\.)"), "language_model.model."),
-            (new Regex(@"^lm_head\."), "language_model.lm_head."),
-            (new Regex(@"^model\.(vision_model|qformer|language_projection|query_tokens)"), "$1"),
-        ],
-        [ModelFamilies.Idefics] = [],
-        [ModelFamilies.Idefics3] = [],
-    };
-
-    private static (Regex, string)[] LlavaRules() =>
-    [
-        (new Regex(@"^vision_tower\.vision_model\."), "vision_tower."),
-        (new Regex(@"^model\.vision_tower\.(vision_model\.)?"), "vision_tower."),
-        (new Regex(@"^model\.language_model\."), "language_model.model."),
-        (new Regex(@"^model\.multi_modal_projector\."), "multi_modal_projector."),
-        (new Regex(@"^model\.image_newline$"), "image_newline"),
-        (new Regex(@"^lm_head\."), "language_model.lm_head."),
-    ];
-
-    private static (Regex, string)[] QwenRules() =>
-    [
-        (new Regex(@"^model\.visual\."), "visual."),
-        (new Regex(@"^model\.language_model\."), "model."),
-    ];
-
     /// <summary>Maps a file's tensor name to this engine's canonical name for <paramref name="family"/>.</summary>
-    public static string Canonical(string family, string name)
+    public static string Canonical(string family, string name) =>
+        ModelFamilies.TryGet(family) is { } f ? Canonical(f, name) : name;
+
+    private static string Canonical(IModelFamily family, string name)
     {
-        if (Renames.TryGetValue(family, out var rules))
-            foreach (var (p, r) in rules)
-                if (p.IsMatch(name)) return p.Replace(name, r, 1);
+        foreach (var rule in family.TensorRenames)
+            if (rule.Pattern.IsMatch(name)) return rule.Pattern.Replace(name, rule.Replacement, 1);
         return name;
     }
 
-    private static Dictionary<string, TensorSource> MapNames(string family, List<SafetensorsFile> files)
+    private static Dictionary<string, TensorSource> MapNames(IModelFamily family, List<SafetensorsFile> files)
     {
         var result = new Dictionary<string, TensorSource>(StringComparer.Ordinal);
         var origin = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -155,7 +123,7 @@ public sealed class ModelDirectory
             foreach (var e in f.Entries.Values)
             {
                 var canon = Canonical(family, e.Name);
-                if (family == ModelFamilies.InstructBlip && (canon.EndsWith(".self_attn.q_bias") || canon.EndsWith(".self_attn.v_bias")))
+                if (family.SplitsQkvBias && (canon.EndsWith(".self_attn.q_bias") || canon.EndsWith(".self_attn.v_bias")))
                 {
                     qv[canon] = (f, e);
                     continue;
@@ -185,17 +153,16 @@ public sealed class ModelDirectory
     }
 
     /// <summary>Which part of the model a canonical tensor belongs to (for reports).</summary>
-    public static string Component(string family, string canonical)
-    {
-        string n = canonical;
-        if (n.StartsWith("visual.merger.") || n.StartsWith("multi_modal_projector.") || n == "image_newline" || n.StartsWith("language_projection")
-            || n.StartsWith("model.connector.")) return "projector";
-        if (n.StartsWith("qformer.") || n == "query_tokens") return "qformer";
-        if (n.StartsWith("model.perceiver_resampler.")) return "resampler";
-        if (n.StartsWith("vision_tower.") || n.StartsWith("visual.") || n.StartsWith("vision_model.") || n.StartsWith("model.vision_model.")) return "vision";
-        if (n.StartsWith("lm_head.") || n.StartsWith("language_model.lm_head.")) return "lm_head";
-        return "language_model";
-    }
+    public static string Component(string family, string canonical) =>
+        ModelFamilies.TryGet(family)?.Component(canonical) ?? ModelComponents.Of(canonical);
+
+    /// <summary>
+    /// The checkpoint's end-of-sequence ids: generation_config.json's <c>eos_token_id</c> when it has one (what HF's
+    /// generate uses), else config.json's.
+    /// </summary>
+    public long[] EosTokenIds => GenerationConfig is { } g && g.Has("eos_token_id")
+        ? g.IntOrIntArray("eos_token_id", []).Select(i => (long)i).ToArray()
+        : Config.Text.EosTokenIds.Select(i => (long)i).ToArray();
 
     /// <summary>Total bytes of the weight files.</summary>
     public long WeightBytes => Files.Sum(f => f.FileLength);

@@ -52,7 +52,7 @@ public static class RandomCheckpoint
         var specs = new List<(TensorSpec spec, Func<Tensor> make)>();
         foreach (var (name, shape) in parameters)
         {
-            foreach (var (hubName, hubShape, part) in HubTensors(config.ModelType, name, shape))
+            foreach (var (hubName, hubShape, part) in ModelFamilies.Of(config).HubTensors(name, shape))
             {
                 string n = name; int which = part;
                 specs.Add((new TensorSpec(hubName, o.DType, hubShape), () => Draw(n, shape, which, o)));
@@ -65,20 +65,6 @@ public static class RandomCheckpoint
         if (o.PreprocessorConfig is not null) File.Copy(o.PreprocessorConfig, Path.Combine(outDir, "preprocessor_config.json"), overwrite: true);
         else File.WriteAllText(Path.Combine(outDir, "preprocessor_config.json"), DefaultPreprocessorConfig(config).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (o.TokenizerDir is not null) CopyTokenizer(o.TokenizerDir, outDir);
-    }
-
-    /// <summary>The Hub layout's tensors for one canonical parameter: (name, shape, part index; −1 = the whole tensor).</summary>
-    private static IEnumerable<(string name, long[] shape, int part)> HubTensors(string family, string canonical, long[] shape)
-    {
-        if (family is ModelFamilies.Llava or ModelFamilies.LlavaNext && canonical.StartsWith("vision_tower."))
-            yield return ("vision_tower.vision_model." + canonical["vision_tower.".Length..], shape, -1);
-        else if (family == ModelFamilies.InstructBlip && canonical.EndsWith(".self_attn.qkv.bias"))
-        {
-            var stem = canonical[..^"qkv.bias".Length];
-            yield return (stem + "q_bias", [shape[0] / 3], 0);
-            yield return (stem + "v_bias", [shape[0] / 3], 2);
-        }
-        else yield return (canonical, shape, -1);
     }
 
     /// <summary>The fixtures' scheme: gates 0.5+U, latents/queries 0.5·N, matrices N·scale/√fan_in, biases 0.1·N, norm weights 1+0.2·N.</summary>
@@ -154,57 +140,15 @@ public static class RandomCheckpoint
         File.WriteAllText(path, g.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static readonly double[] ClipMean = [0.48145466, 0.4578275, 0.40821073];
-    private static readonly double[] ClipStd = [0.26862954, 0.26130258, 0.27577711];
+    internal static readonly double[] ClipMean = [0.48145466, 0.4578275, 0.40821073];
+    internal static readonly double[] ClipStd = [0.26862954, 0.26130258, 0.27577711];
+
+    /// <summary>A JSON array of numbers (preprocessor configs).</summary>
+    internal static JsonArray Floats(params double[] v) => new(v.Select(x => (JsonNode)x).ToArray());
 
     /// <summary>The family's default image-processor settings for the config's vision geometry.</summary>
-    public static JsonObject DefaultPreprocessorConfig(ModelConfig c)
-    {
-        JsonArray A(params double[] v) => new(v.Select(x => (JsonNode)x).ToArray());
-        return c switch
-        {
-            LlavaConfig l when l.ImageGridPinpoints is { } pins => new JsonObject
-            {
-                ["image_processor_type"] = "LlavaNextImageProcessor", ["do_resize"] = true, ["size"] = new JsonObject { ["shortest_edge"] = l.Vision.ImageSize },
-                ["do_center_crop"] = true, ["crop_size"] = new JsonObject { ["height"] = l.Vision.ImageSize, ["width"] = l.Vision.ImageSize },
-                ["resample"] = 3, ["do_rescale"] = true, ["rescale_factor"] = 1 / 255.0, ["do_normalize"] = true, ["image_mean"] = A(ClipMean), ["image_std"] = A(ClipStd),
-                ["do_convert_rgb"] = true, ["do_pad"] = true,
-                ["image_grid_pinpoints"] = new JsonArray(pins.Select(p => (JsonNode)new JsonArray(p[0], p[1])).ToArray()),
-            },
-            LlavaConfig l => new JsonObject
-            {
-                ["image_processor_type"] = "CLIPImageProcessor", ["do_resize"] = true, ["size"] = new JsonObject { ["shortest_edge"] = l.Vision.ImageSize },
-                ["do_center_crop"] = true, ["crop_size"] = new JsonObject { ["height"] = l.Vision.ImageSize, ["width"] = l.Vision.ImageSize },
-                ["resample"] = 3, ["do_rescale"] = true, ["rescale_factor"] = 1 / 255.0, ["do_normalize"] = true, ["image_mean"] = A(ClipMean), ["image_std"] = A(ClipStd),
-                ["do_convert_rgb"] = true,
-            },
-            QwenVLConfig q => new JsonObject
-            {
-                ["image_processor_type"] = "Qwen2VLImageProcessor", ["do_resize"] = true, ["resample"] = 3, ["do_rescale"] = true, ["rescale_factor"] = 1 / 255.0,
-                ["do_normalize"] = true, ["image_mean"] = A(ClipMean), ["image_std"] = A(ClipStd), ["do_convert_rgb"] = true,
-                ["min_pixels"] = 56 * 56, ["max_pixels"] = 28 * 28 * 1280, ["patch_size"] = q.Vision.PatchSize, ["temporal_patch_size"] = q.Vision.TemporalPatchSize,
-                ["merge_size"] = q.Vision.SpatialMergeSize,
-            },
-            InstructBlipConfig b => new JsonObject
-            {
-                ["image_processor_type"] = "BlipImageProcessor", ["do_resize"] = true, ["size"] = new JsonObject { ["height"] = b.Vision.ImageSize, ["width"] = b.Vision.ImageSize },
-                ["resample"] = 3, ["do_rescale"] = true, ["rescale_factor"] = 1 / 255.0, ["do_normalize"] = true, ["image_mean"] = A(ClipMean), ["image_std"] = A(ClipStd),
-                ["do_convert_rgb"] = true,
-            },
-            IdeficsConfig i => new JsonObject
-            {
-                ["image_processor_type"] = "IdeficsImageProcessor", ["image_size"] = i.Vision.ImageSize, ["image_mean"] = A(ClipMean), ["image_std"] = A(ClipStd),
-                ["image_num_channels"] = 3,
-            },
-            Idefics3Config s => new JsonObject
-            {
-                ["image_processor_type"] = "Idefics3ImageProcessor", ["do_resize"] = true, ["size"] = new JsonObject { ["longest_edge"] = s.Vision.ImageSize * 4 },
-                ["resample"] = 1, ["do_rescale"] = true, ["rescale_factor"] = 1 / 255.0, ["do_normalize"] = true, ["image_mean"] = A(0.5, 0.5, 0.5), ["image_std"] = A(0.5, 0.5, 0.5),
-                ["do_convert_rgb"] = true, ["do_image_splitting"] = true, ["max_image_size"] = new JsonObject { ["longest_edge"] = s.Vision.ImageSize }, ["do_pad"] = true,
-            },
-            _ => throw new NotSupportedException($"no default preprocessor config for {c.ModelType}"),
-        };
-    }
+    public static JsonObject DefaultPreprocessorConfig(ModelConfig c) => ModelFamilies.TryGet(c.ModelType)?.DefaultPreprocessorConfig(c)
+        ?? throw new NotSupportedException($"no default preprocessor config for {c.ModelType}");
 
     private static void CopyTokenizer(string from, string outDir)
     {

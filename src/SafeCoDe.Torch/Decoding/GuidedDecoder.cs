@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Decoding.Processors;
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Safety;
@@ -145,12 +147,33 @@ public sealed record GuidedResult(
 /// <summary>
 /// SafeCoDe decoding (and VCD / vanilla) over any backbone. Guided steps contrast the real and noised branch and
 /// modulate refusal tokens by the verdict; then the noised branch is dropped and the real branch continues from
-/// its cache. Host synchronisation: one per guided step (the phrase, quote and early-exit rules read text) and one
-/// per continuation token.
+/// its cache. Every phase is a logits chain (<see cref="Processors"/>) run by the one <see cref="DecodeLoop"/>.
+/// Host synchronisation: one per guided step (the phrase, quote and early-exit rules read text) and one per
+/// continuation token.
 /// </summary>
 public static class GuidedDecoder
 {
-    private static readonly HashSet<string> QuoteTokens = ["\"", "'", "\u201C", "\u201D", "\u2018", "\u2019", "`", "\u00B4"];
+    /// <summary>Everything one decode needs, built once per request.</summary>
+    private sealed class DecodeRun : IDisposable
+    {
+        public required IBackbone Model { get; init; }
+        public required IBranches Branches { get; init; }
+        public required SafeCoDeOptions O { get; init; }
+        public required Verdict Verdict { get; init; }
+        public required ITokenCodec Codec { get; init; }
+        public required RefusalTokens Refusal { get; init; }
+        public required IReadOnlySet<long> Eos { get; init; }
+        public required int Budget { get; init; }
+        public required int Cap { get; init; }
+        public required Tensor RefusalIds { get; init; }
+        public required Tensor? BannedIdx { get; init; }
+        public required torch.Generator? Gen { get; init; }
+        public Action<long>? OnToken { get; init; }
+        public CancellationToken Cancel { get; init; }
+        public readonly List<long> Tokens = [];
+
+        public void Dispose() { RefusalIds.Dispose(); BannedIdx?.Dispose(); Gen?.Dispose(); }
+    }
 
     /// <param name="branches">Prefilled branches ([real, noised]; for vanilla only the real row is used).</param>
     /// <param name="onToken">Called with each new token as soon as it is chosen (guided ones included).</param>
@@ -159,114 +182,126 @@ public static class GuidedDecoder
         IReadOnlyList<long>? bannedIds = null)
     {
         o.Validate();
-        var banned = (bannedIds ?? []).Where(id => id >= 0 && id < model.VocabSize).Distinct().ToArray();
-        var sw = Stopwatch.StartNew();
-        // a CPU generator and CPU draws: the same seed gives the same tokens on every device
-        using var gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
-        var eos = eosIds.ToHashSet();
-        var tokens = new List<long>();
-        int budget = o.Budget(model.Family, verdict, promptLength);
-        int cap = o.MaxTotalTokens ?? int.MaxValue; // all tokens, guided ones included
-        int maxSteps = Math.Min(o.MaxSteps, cap);
-        double alpha = o.Alpha;
-        string? forced = null;
-        bool rolledBack = false;
-        int guided = 0;
-        // index tensors built once per request (a per-step upload would be a host sync on CUDA)
-        using var refusalIds = Sampler.Index(refusal.Union, model.Device) ?? empty(0, ScalarType.Int64, model.Device).DetachFromDisposeScope();
-        using var bannedIdx = Sampler.Index(banned, model.Device);
-
-        void Emit(long t) { tokens.Add(t); onToken?.Invoke(t); }
-        void Guide(long t) { tokens.Add(t); guided++; } // streamed after the rollback check
-
-        if (o.Mode == DecodeMode.Vcd)
-        {
-            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: true, bannedIdx);
-            return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, o.Alpha, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
-        }
-        if (o.Mode == DecodeMode.Vanilla)
-        {
-            branches.DropNoised();
-            var vr = Continue(model, branches, o, verdict, Math.Min(budget, cap), eos, gen, Emit, cancel, vcd: false, bannedIdx);
-            return new GuidedResult(tokens.ToArray(), 0, null, vr.eos, 0, budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, vr.count);
-        }
-
-        // --- SafeCoDe guided steps ---
-        bool unsafePath = verdict == Verdict.Unsafe && (!o.UnsafeNeedsTwoSteps || o.MaxSteps >= 2);
-        if (!unsafePath && o.HalveAlphaOnSafe) alpha *= 0.5;
-        long lengthBeforeGuidance = branches.Length;
-        Tensor firstLogits;
-        using (var row = branches.Logits.narrow(0, 0, 1)) firstLogits = row.clone();
-        using var _first = firstLogits;
-
-        if (unsafePath && o.Unsafe == UnsafeStrategy.ForcePhrase && maxSteps > 0)
-        {
-            float[] probs;
-            using (var scope = NewDisposeScope())
-                probs = Sampler.Suppress(Contrast(branches.Logits, alpha), bannedIdx).softmax(-1).cpu().data<float>().ToArray();
-            int pick = refusal.ChoosePhrase(probs, o.TopK, o.PreferredKeywords);
-            if (pick >= 0)
-            {
-                forced = refusal.Phrases[pick];
-                var ids = refusal.PhraseIds[pick].Take(maxSteps).ToArray();
-                branches.DropNoised(); // the contrast chose the phrase; nothing more to contrast
-                for (int i = 0; i < ids.Length; i++)
-                {
-                    Guide(ids[i]);
-                    if (i < ids.Length - 1) branches.Step(ids[i]);
-                }
-            }
-        }
-        if (forced is null && maxSteps > 0)
-        {
-            for (int step = 0; step < maxSteps; step++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                if (step > 0) branches.Step(tokens[^1]);
-                long tok;
-                using (var scope = NewDisposeScope())
-                {
-                    var p = Sampler.Suppress(Contrast(branches.Logits, alpha), bannedIdx).softmax(-1);
-                    p = unsafePath ? LogitsOps.BoostRefusals(p, refusalIds, o.LambdaBoost) : LogitsOps.SuppressRefusals(p, refusalIds, o.LambdaSupp);
-                    if (step == 0 || o.Greedy)
-                    {
-                        var top = p.topk(Math.Min(2, (int)p.shape[0])).indexes.cpu().data<long>().ToArray(); // the reference looks at the best two
-                        tok = top[0];
-                        if (step == 0 && !unsafePath && o.QuoteSkip && top.Length > 1 && QuoteTokens.Contains(codec.Decode([top[0]]).Trim()))
-                            tok = top[1];
-                    }
-                    else
-                    {
-                        var q = LogitsOps.TemperedDistribution(p, unsafePath ? o.GuidedTemperatureUnsafe : o.GuidedTemperatureSafe);
-                        tok = multinomial(q.cpu(), 1, false, gen).item<long>();
-                    }
-                }
-                Guide(tok);
-                if (o.EarlyExit && step >= 1 && NaturalStart(codec.Decode(tokens)))
-                    break;
-            }
-        }
-        branches.DropNoised();
-        double guidedMs = sw.Elapsed.TotalMilliseconds;
-
-        if (o.CorruptionRollback && guided > 0 && Corrupt(model.Family, tokens, codec))
-        {
-            // keep the first guided token if it is clean, else none (the reference's intent)
-            int keep = codec.Decode([tokens[0]], skipSpecialTokens: true).Contains('|') ? 0 : 1;
-            branches.Truncate(lengthBeforeGuidance, firstLogits);
-            tokens.RemoveRange(keep, tokens.Count - keep);
-            guided = keep;
-            rolledBack = true;
-        }
-        foreach (var t in tokens) onToken?.Invoke(t);
-
-        if (tokens.Count > 0) branches.Step(tokens[^1]);
-        var c = Continue(model, branches, o, verdict, Math.Min(budget, cap - tokens.Count), eos, gen, Emit, cancel, vcd: false, bannedIdx);
-        return new GuidedResult(tokens.ToArray(), guided, forced, c.eos, alpha, budget, rolledBack, 0, guidedMs,
-            sw.Elapsed.TotalMilliseconds - guidedMs, c.count);
+        return Decode(model, branches, verdict, o, codec, refusal, eosIds, o.Budget(model.Family, verdict, promptLength), onToken, cancel, bannedIds);
     }
 
-    private static Tensor Contrast(Tensor logits, double alpha) => LogitsOps.SafeCoDeContrast(logits[0], logits[1], alpha);
+    /// <summary><see cref="Run"/> with options already validated and the length budget already worked out (the engine's path).</summary>
+    internal static GuidedResult Decode(IBackbone model, IBranches branches, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec,
+        RefusalTokens refusal, IReadOnlyList<long> eosIds, int budget, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
+    {
+        var sw = Stopwatch.StartNew();
+        using var r = Prepare(model, branches, verdict, o, codec, refusal, eosIds, budget, onToken, cancel, bannedIds);
+        if (o.Mode != DecodeMode.SafeCoDe)
+        {
+            // VCD contrasts every token; vanilla decodes the real branch alone
+            if (o.Mode == DecodeMode.Vanilla) branches.DropNoised();
+            var c = Continue(r, Math.Min(r.Budget, r.Cap));
+            double alphaUsed = o.Mode == DecodeMode.Vcd ? o.Alpha : 0;
+            return new GuidedResult(r.Tokens.ToArray(), 0, null, c.StoppedAtEos, alphaUsed, r.Budget, false, 0, 0, sw.Elapsed.TotalMilliseconds, c.Tokens.Count);
+        }
+        // SafeCoDe: guided steps (a forced phrase, or contrast + refusal modulation), rollback, then the continuation
+        bool unsafePath = verdict == Verdict.Unsafe && (!o.UnsafeNeedsTwoSteps || o.MaxSteps >= 2);
+        double alpha = !unsafePath && o.HalveAlphaOnSafe ? o.Alpha * 0.5 : o.Alpha;
+        long lengthBeforeGuidance = branches.Length;
+        using var firstLogits = RealRowCopy(branches.Logits);
+        var forced = unsafePath && o.Unsafe == UnsafeStrategy.ForcePhrase ? ForcePhrase(r, alpha) : null;
+        if (forced is null) Guide(r, alpha, unsafePath);
+        branches.DropNoised();
+        double guidedMs = sw.Elapsed.TotalMilliseconds;
+        int guided = r.Tokens.Count;
+        bool rolledBack = o.CorruptionRollback && guided > 0 && Corrupt(model.Family, r.Tokens, codec);
+        if (rolledBack) guided = RollBack(r, lengthBeforeGuidance, firstLogits);
+        foreach (var t in r.Tokens) onToken?.Invoke(t);
+        if (r.Tokens.Count > 0) branches.Step(r.Tokens[^1]);
+        var cont = Continue(r, Math.Min(r.Budget, r.Cap - r.Tokens.Count));
+        return new GuidedResult(r.Tokens.ToArray(), guided, forced, cont.StoppedAtEos, alpha, r.Budget, rolledBack, 0, guidedMs,
+            sw.Elapsed.TotalMilliseconds - guidedMs, cont.Tokens.Count);
+    }
+
+    private static DecodeRun Prepare(IBackbone model, IBranches branches, Verdict verdict, SafeCoDeOptions o, ITokenCodec codec, RefusalTokens refusal,
+        IReadOnlyList<long> eosIds, int budget, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
+    {
+        var banned = (bannedIds ?? []).Where(id => id >= 0 && id < model.VocabSize).Distinct().ToArray();
+        int cap = o.MaxTotalTokens ?? int.MaxValue; // all tokens, guided ones included
+        return new DecodeRun
+        {
+            Model = model, Branches = branches, O = o, Verdict = verdict, Codec = codec, Refusal = refusal, Eos = eosIds.ToHashSet(),
+            Budget = budget, Cap = cap,
+            // index tensors built once per request (a per-step upload would be a host sync on CUDA)
+            RefusalIds = Sampler.Index(refusal.Union, model.Device) ?? empty(0, ScalarType.Int64, model.Device).DetachFromDisposeScope(),
+            BannedIdx = Sampler.Index(banned, model.Device),
+            // a CPU generator and CPU draws: the same seed gives the same tokens on every device
+            Gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64()),
+            OnToken = onToken, Cancel = cancel,
+        };
+    }
+
+    private static Tensor RealRowCopy(Tensor logits)
+    {
+        using var row = logits.narrow(0, 0, 1);
+        return row.clone();
+    }
+
+    /// <summary>The contrast's distribution over the vocabulary (placeholders banned): what the guided rules start from.</summary>
+    private static LogitsChain ContrastChain(DecodeRun r, double alpha) => new(new SafeCoDeContrast(alpha), new BanTokens(r.BannedIdx), new Softmax());
+
+    /// <summary>Unsafe, reference form: the contrast ranks the refusal phrases and the best one is emitted as the guided tokens.</summary>
+    private static string? ForcePhrase(DecodeRun r, double alpha)
+    {
+        int maxSteps = Math.Min(r.O.MaxSteps, r.Cap);
+        if (maxSteps <= 0) return null;
+        float[] probs;
+        using (var scope = NewDisposeScope())
+            probs = ContrastChain(r, alpha).Process(r.Branches.Logits).cpu().data<float>().ToArray();
+        int pick = r.Refusal.ChoosePhrase(probs, r.O.TopK, r.O.PreferredKeywords);
+        if (pick < 0) return null;
+        var ids = r.Refusal.PhraseIds[pick].Take(maxSteps).ToArray();
+        r.Branches.DropNoised(); // the contrast chose the phrase; nothing more to contrast
+        var phase = new DecodePhase(new LogitsChain(), new Forced(ids));
+        r.Tokens.AddRange(DecodeLoop.Run(r.Branches, phase, ids.Length, new HashSet<long>(), null, r.Cancel).Tokens);
+        return r.Refusal.Phrases[pick];
+    }
+
+    /// <summary>Guided steps: contrast, refusal suppression (safe) or boost (unsafe), greedy first token with the quote skip, early exit.</summary>
+    private static void Guide(DecodeRun r, double alpha, bool unsafePath)
+    {
+        var o = r.O;
+        int maxSteps = Math.Min(o.MaxSteps, r.Cap);
+        if (maxSteps <= 0) return;
+        var chain = ContrastChain(r, alpha).Then(unsafePath ? RefusalScale.Boost(r.RefusalIds, o.LambdaBoost) : RefusalScale.Suppress(r.RefusalIds, o.LambdaSupp));
+        var greedy = new TopTwo(r.Codec, quoteSkip: !unsafePath && o.QuoteSkip);
+        ITokenSelector rest = o.Greedy ? greedy
+            : new After(new TemperedDistribution(unsafePath ? o.GuidedTemperatureUnsafe : o.GuidedTemperatureSafe), new Multinomial(r.Gen));
+        var phase = new DecodePhase(chain, new FirstThen(greedy, rest),
+            o.EarlyExit ? (tokens, step) => step >= 1 && NaturalStart(r.Codec.Decode(tokens)) : null);
+        // streamed after the rollback check
+        r.Tokens.AddRange(DecodeLoop.Run(r.Branches, phase, maxSteps, new HashSet<long>(), null, r.Cancel).Tokens);
+    }
+
+    /// <summary>Drops the corrupt guided tokens, keeping the first one when it is clean (the reference's intent); returns how many stay.</summary>
+    private static int RollBack(DecodeRun r, long lengthBeforeGuidance, Tensor firstLogits)
+    {
+        int keep = r.Codec.Decode([r.Tokens[0]], skipSpecialTokens: true).Contains('|') ? 0 : 1;
+        r.Branches.Truncate(lengthBeforeGuidance, firstLogits);
+        r.Tokens.RemoveRange(keep, r.Tokens.Count - keep);
+        return keep;
+    }
+
+    /// <summary>Plain sampling (or VCD's contrast while the noised branch lives) on the live branches until EOS or the budget.</summary>
+    private static PhaseResult Continue(DecodeRun r, int budget)
+    {
+        var o = r.O;
+        bool unsafeSampling = r.Verdict == Verdict.Unsafe && o.Mode == DecodeMode.SafeCoDe;
+        double temperature = o.Greedy ? 0 : unsafeSampling ? o.TemperatureUnsafe : o.TemperatureSafe;
+        ILogitsProcessor first = o.Mode == DecodeMode.Vcd ? new VcdContrast(o.Alpha, o.VcdBeta) : new RealRow();
+        var chain = new LogitsChain(first, new BanTokens(r.BannedIdx));
+        var phase = temperature <= 0
+            ? new DecodePhase(chain, new Argmax())
+            : new DecodePhase(chain.Then(new Temperature(temperature), new TopK(o.TopKSampling), new TopP(unsafeSampling ? o.TopPUnsafe : o.TopPSafe), new Softmax()),
+                new Multinomial(r.Gen));
+        var result = DecodeLoop.Run(r.Branches, phase, budget, r.Eos, t => { r.Tokens.Add(t); r.OnToken?.Invoke(t); }, r.Cancel);
+        return result;
+    }
 
     /// <summary>The reference's early exit: ≥ 2 words and a first word of ≥ 2 characters starting with an upper-case letter.</summary>
     public static bool NaturalStart(string prefix)
@@ -282,38 +317,9 @@ public static class GuidedDecoder
     /// </summary>
     public static bool Corrupt(string family, IReadOnlyList<long> guided, ITokenCodec codec)
     {
-        if (family.StartsWith("qwen"))
+        if (ModelFamilies.TryGet(family)?.RollbackChecksEveryToken == true)
             return guided.Any(t => codec.Decode([t]) is "|" or "$" or "MS");
         var first = codec.Decode([guided[0]], skipSpecialTokens: true).Trim();
         return first.Contains('|') || first.Contains('$') || first.Contains("MS");
-    }
-
-    /// <summary>Plain sampling (or VCD contrast) on the live branches until EOS or the budget.</summary>
-    private static (bool eos, int count) Continue(IBackbone model, IBranches branches, SafeCoDeOptions o, Verdict verdict, int budget,
-        HashSet<long> eos, torch.Generator? gen, Action<long> emit, CancellationToken cancel, bool vcd, Tensor? banned)
-    {
-        var sampling = new SamplingOptions
-        {
-            MaxNewTokens = Math.Max(budget, 0),
-            Temperature = o.Greedy ? 0 : verdict == Verdict.Unsafe && o.Mode == DecodeMode.SafeCoDe ? o.TemperatureUnsafe : o.TemperatureSafe,
-            TopP = verdict == Verdict.Unsafe && o.Mode == DecodeMode.SafeCoDe ? o.TopPUnsafe : o.TopPSafe,
-            TopK = o.TopKSampling,
-        };
-        for (int i = 0; i < budget; i++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            long tok;
-            using (var scope = NewDisposeScope())
-            {
-                var l = vcd && branches.HasNoised
-                    ? LogitsOps.VcdContrast(branches.Logits.narrow(0, 0, 1), branches.Logits.narrow(0, 1, 1), o.Alpha, o.VcdBeta)
-                    : branches.Logits.narrow(0, 0, 1);
-                tok = Sampler.Choose(Sampler.Suppress(l, banned), sampling, gen).item<long>(); // the one host sync of this token
-            }
-            emit(tok);
-            if (eos.Contains(tok)) return (true, i + 1);
-            if (i < budget - 1) branches.Step(tok);
-        }
-        return (false, budget);
     }
 }

@@ -181,14 +181,6 @@ public sealed record SafeCoDeOptions
     {
         if (MaxNewTokens is { } n) return n;
         if (Preset != SafeCoDePreset.Faithful || Mode != DecodeMode.SafeCoDe) return UniformMaxNewTokens;
-        bool unsafeV = verdict == Verdict.Unsafe;
-        return family switch
-        {
-            ModelFamilies.Llava or ModelFamilies.LlavaNext => unsafeV ? 20 : 256,
-            ModelFamilies.Qwen2VL or ModelFamilies.Qwen25VL => unsafeV ? 30 : 256,
-            ModelFamilies.InstructBlip => 1024,
-            ModelFamilies.Idefics or ModelFamilies.Idefics3 => Math.Max(0, 1024 - promptLength),
-            _ => UniformMaxNewTokens,
-        };
+        return ModelFamilies.TryGet(family)?.FaithfulBudget(verdict, promptLength) ?? UniformMaxNewTokens;
     }
 }

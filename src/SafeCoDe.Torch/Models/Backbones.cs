@@ -1,37 +1,21 @@
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
-using SafeCoDe.Torch.Models.Idefics;
-using SafeCoDe.Torch.Models.Idefics3;
-using SafeCoDe.Torch.Models.InstructBlip;
-using SafeCoDe.Torch.Models.Llava;
-using SafeCoDe.Torch.Models.Qwen;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Models;
 
-/// <summary>Builds the backbone of a checkpoint folder. Adding a family = one case here + its folder.</summary>
+/// <summary>Builds the backbone of a checkpoint folder. The family comes from <see cref="ModelFamilies"/>.</summary>
 public static class Backbones
 {
-    /// <summary>Families with a backbone implementation.</summary>
-    public static readonly IReadOnlySet<string> Supported = new HashSet<string>
-    {
-        ModelFamilies.Llava, ModelFamilies.LlavaNext, ModelFamilies.Qwen2VL, ModelFamilies.Qwen25VL,
-        ModelFamilies.InstructBlip, ModelFamilies.Idefics, ModelFamilies.Idefics3,
-    };
+    /// <summary>Families with a backbone implementation: every registered family.</summary>
+    public static IReadOnlySet<string> Supported => ModelFamilies.Registered.ToHashSet();
 
     /// <summary>
     /// Ids that only mark where images go (image/video placeholders known from the config). A model never needs to
     /// emit them; decoding bans them so a generated id is never mistaken for a placeholder.
     /// </summary>
-    public static long[] PlaceholderTokenIds(ModelConfig config) => config switch
-    {
-        LlavaConfig l => [l.ImageTokenId],
-        QwenVLConfig q => [q.ImageTokenId, q.VideoTokenId],
-        InstructBlipConfig b when b.ImageTokenId is { } id => [id],
-        Idefics3Config s => [s.ImageTokenId],
-        _ => [],
-    };
+    public static long[] PlaceholderTokenIds(ModelConfig config) => ModelFamilies.TryGet(config.ModelType)?.PlaceholderTokenIds(config) ?? [];
 
     /// <summary>Parses "float32|bfloat16|float16" (aliases fp32, bf16, fp16).</summary>
     public static ScalarType ParseDType(string text) => text.Trim().ToLowerInvariant() switch
@@ -71,15 +55,8 @@ public static class Backbones
     /// </summary>
     public static (nn.Module module, IReadOnlyDictionary<string, string> tied) Create(ModelConfig config, ParamFactory f)
     {
-        return config switch
-        {
-            LlavaConfig c => (new LlavaBackbone(c, f), LlavaBackbone.Tied(c)),
-            QwenVLConfig c => (new QwenVLBackbone(c, f), QwenVLBackbone.Tied(c)),
-            InstructBlipConfig c => (new InstructBlipBackbone(c, f), InstructBlipBackbone.Tied(c)),
-            IdeficsConfig c => (new IdeficsBackbone(c, f), IdeficsBackbone.Tied(c)),
-            Idefics3Config c => (new Idefics3Backbone(c, f), Idefics3Backbone.Tied(c)),
-            _ => throw new NotSupportedException(
-                $"model_type '{config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}"),
-        };
+        var family = ModelFamilies.TryGet(config.ModelType) ?? throw new NotSupportedException(
+            $"model_type '{config.ModelType}' has no backbone yet; supported: {string.Join(", ", Supported.Order())}");
+        return family.CreateBackbone(config, f);
     }
 }

@@ -29,45 +29,30 @@ public sealed class PromptBuilder(ModelConfig config, ITokenizer tokenizer, Chat
     /// <summary>The chat format the prompts are rendered with.</summary>
     public ChatFormat Format { get; } = format;
 
+    /// <summary>The second tokenizer the family's prompts need (InstructBLIP's Q-Former tokenizer), or null.</summary>
+    public ITokenizer? SideTokenizer { get; } = qformerTokenizer;
+
+    private readonly IModelFamily _family = ModelFamilies.Of(config);
+
     /// <summary>Renders and tokenises a conversation; images are described by their layouts (pixels not needed).</summary>
     public EncodedPrompt Encode(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts)
     {
-        string text;
-        long[] ids;
-        long[]? qformer = null;
-        if (Format is InstructBlipFormat)
+        var encoded = _family.Encode(this, turns, layouts);
+        if (encoded is null)
         {
-            // query-token placeholders go before everything, BOS included (HF's InstructBlipProcessor)
-            var plain = Format.Render(turns.Select(t => t with { Images = 0 }).ToList(), addGenerationPrompt: true);
-            var imageId = ((InstructBlipConfig)Config).ImageTokenId
-                ?? throw new NotSupportedException("this InstructBLIP config has no image_token_index (older checkpoints put the queries before the text differently)");
-            var n = layouts.Sum(l => l.NumImageTokens);
-            ids = [.. Enumerable.Repeat((long)imageId, n), .. Tokenizer.Encode(plain, true).Select(i => (long)i)];
-            text = plain;
-            if (qformerTokenizer is not null)
-                qformer = qformerTokenizer.Encode(string.Join("\n", turns.Where(t => t.Role == "user").Select(t => t.Text)), true).Select(i => (long)i).ToArray();
+            var text = Format.ExpandImages(Format.Render(turns, addGenerationPrompt: true), layouts);
+            encoded = new EncodedPrompt(Tokenizer.Encode(text, true).Select(i => (long)i).ToArray(), text, layouts, null);
         }
-        else
-        {
-            var rendered = Format.Render(turns, addGenerationPrompt: true);
-            text = Format.ExpandImages(rendered, layouts);
-            if (Format is IdeficsFormat) text = IdeficsFormat.CollapseFakes(text);
-            ids = Tokenizer.Encode(text, true).Select(i => (long)i).ToArray();
-        }
-        CheckImageTokens(ids, layouts);
-        return new EncodedPrompt(ids, text, layouts, qformer);
+        CheckImageTokens(encoded.Ids, layouts);
+        return encoded;
     }
 
     /// <summary>The tokenizer must map the placeholder text to the config's image id, as many times as the images need.</summary>
     private void CheckImageTokens(long[] ids, IReadOnlyList<ImageLayout> layouts)
     {
-        long? imageId = Config switch
-        {
-            LlavaConfig l => l.ImageTokenId, QwenVLConfig q => q.ImageTokenId, Idefics3Config s => s.ImageTokenId,
-            InstructBlipConfig b => b.ImageTokenId, _ => Tokenizer.TokenToId("<image>"),
-        };
+        long? imageId = _family.ImageTokenId(Config, Tokenizer);
         if (imageId is null) return;
-        long want = Config is IdeficsConfig ? layouts.Count : layouts.Sum(l => (long)l.NumImageTokens);
+        long want = _family.ImageTokenCount(layouts);
         long have = ids.LongCount(i => i == imageId);
         if (have != want)
             throw new InvalidOperationException(
@@ -83,33 +68,7 @@ public sealed class PromptBuilder(ModelConfig config, ITokenizer tokenizer, Chat
         if (pixels is not null)
             foreach (var (k, v) in pixels.Tensors)
                 images[k] = k == "pixel_values" ? v.to(pixelDType) : v.alias();
-        switch (Config)
-        {
-            case QwenVLConfig q:
-                images["mm_token_type_ids"] = ids.eq(q.ImageTokenId).to(ScalarType.Int64);
-                break;
-            case InstructBlipConfig when p.QFormerIds is { } qf:
-                images["qformer_input_ids"] = tensor(qf, ScalarType.Int64).view(1, -1);
-                images["qformer_attention_mask"] = ones(1, qf.Length, ScalarType.Int64);
-                break;
-            case IdeficsConfig when pixels is not null:
-                images["image_attention_mask"] = IdeficsImageAttention(p.Ids, p.Layouts.Count);
-                break;
-        }
+        _family.AddInputs(this, p, pixels, ids, images);
         return new BackboneInputs(ids, mask, images);
-    }
-
-    /// <summary>IDEFICS: each token attends to the most recent image at or before it (tokens before any image see none).</summary>
-    private Tensor IdeficsImageAttention(long[] ids, int nImages)
-    {
-        var imageId = Tokenizer.TokenToId("<image>") ?? throw new InvalidOperationException("the IDEFICS tokenizer has no <image> token");
-        var m = new long[ids.Length * nImages];
-        int current = -1;
-        for (int t = 0; t < ids.Length; t++)
-        {
-            if (ids[t] == imageId) current++;
-            if (current >= 0 && current < nImages) m[t * nImages + current] = 1;
-        }
-        return tensor(m, ScalarType.Int64).view(1, ids.Length, nImages);
     }
 }

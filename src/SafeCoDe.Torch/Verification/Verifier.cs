@@ -113,12 +113,7 @@ public static class Verifier
     }
 
     /// <summary>EOS ids from generation_config.json, else from the text config.</summary>
-    public static long[] EosIds(ModelDirectory dir)
-    {
-        var g = dir.GenerationConfig;
-        if (g is not null && g.Has("eos_token_id")) return g.IntOrIntArray("eos_token_id", []).Select(i => (long)i).ToArray();
-        return dir.Config.Text.EosTokenIds.Select(i => (long)i).ToArray();
-    }
+    public static long[] EosIds(ModelDirectory dir) => dir.EosTokenIds;
 
     /// <summary>The PyTorch-style name of a dtype ("float32", "bfloat16", "float16", else the lower-cased enum name).</summary>
     public static string DTypeName(ScalarType t) => t switch

@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace SafeCoDe.Torch.Models.Common;
 
 /// <summary>A 2-D convolution holder named like torch.nn.Conv2d (weight [out, in, k, k], optional bias), used for patch embeddings.</summary>
-public sealed class PatchConv : Block
+internal sealed class PatchConv : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -40,7 +40,7 @@ public sealed class PatchConv : Block
 }
 
 /// <summary>ViT self-attention with q/k/v/out projections (CLIP, SigLIP, IDEFICS vision).</summary>
-public sealed class VitAttention : Block
+internal sealed class VitAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear q_proj, k_proj, v_proj, out_proj;
@@ -71,7 +71,7 @@ public sealed class VitAttention : Block
 }
 
 /// <summary>fc1 → act → fc2.</summary>
-public sealed class VitMlp : Block
+internal sealed class VitMlp : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear fc1, fc2;
@@ -94,7 +94,7 @@ public sealed class VitMlp : Block
 }
 
 /// <summary>Pre-norm ViT encoder layer: layer_norm1, self_attn, layer_norm2, mlp.</summary>
-public sealed class VitEncoderLayer : Block
+internal sealed class VitEncoderLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly VitAttention self_attn;
@@ -120,7 +120,7 @@ public sealed class VitEncoderLayer : Block
 }
 
 /// <summary>encoder.layers.N.</summary>
-public sealed class VitEncoder : Block
+internal sealed class VitEncoder : Block
 {
 #pragma warning disable IDE1006
     public readonly ModuleList<VitEncoderLayer> layers;
@@ -134,7 +134,7 @@ public sealed class VitEncoder : Block
 }
 
 /// <summary>CLIP embeddings: class token + conv patches + learned absolute positions.</summary>
-public sealed class ClipEmbeddings : Block
+internal sealed class ClipEmbeddings : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter class_embedding;
@@ -162,7 +162,7 @@ public sealed class ClipEmbeddings : Block
 }
 
 /// <summary>CLIP vision transformer (LLaVA's tower): embeddings, pre_layrnorm (sic), encoder, post_layernorm.</summary>
-public sealed class ClipVisionTower : Block
+internal sealed class ClipVisionTower : Block
 {
 #pragma warning disable IDE1006
     public readonly ClipEmbeddings embeddings;

@@ -4,8 +4,20 @@ using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Models.Common;
 
-/// <summary>Decode state of a decoder-only family: per-layer caches, key-padding mask, next position per row, extras.</summary>
-public sealed class CausalDecodeState : DecodeState
+/// <summary>
+/// Per-row tensors a family keeps with a <see cref="CausalDecodeState"/> (first dim = batch), as typed fields of
+/// its own class (e.g. IDEFICS's cross-attention keys and values): selected with the rows, freed with the state.
+/// </summary>
+internal interface IFamilyDecodeState : IDisposable
+{
+    /// <summary>Keeps the rows <paramref name="rows"/> (int64 index on the state's device), releasing the old tensors.</summary>
+    void KeepRows(Tensor rows);
+    /// <summary>Moves every tensor out of the current dispose scope (the state outlives the prefill's scope).</summary>
+    void DetachFromDisposeScope();
+}
+
+/// <summary>Decode state of a decoder-only family: per-layer caches, key-padding mask, next position per row, the family's own state.</summary>
+internal sealed class CausalDecodeState : DecodeState
 {
     /// <summary>One preallocated KV cache per decoder layer.</summary>
     public List<LayerCache> Caches { get; }
@@ -13,8 +25,8 @@ public sealed class CausalDecodeState : DecodeState
     public Tensor KeyValid { get; private set; }
     /// <summary>[B] int64: the position id the next token of each row gets.</summary>
     public Tensor NextPosition { get; private set; }
-    /// <summary>Per-row tensors a family keeps with the state (first dim = batch), selected with the rows.</summary>
-    public Dictionary<string, Tensor> Extras { get; } = new();
+    /// <summary>The family's typed per-row data (null when it keeps none), selected with the rows and freed with the state.</summary>
+    public IFamilyDecodeState? FamilyState { get; set; }
     private long _length;
     private readonly long _capacity;
 
@@ -56,7 +68,7 @@ public sealed class CausalDecodeState : DecodeState
         foreach (var c in Caches) c.KeepRows(idx);
         KeyValid = Replace(KeyValid, KeyValid.index_select(0, idx));
         NextPosition = Replace(NextPosition, NextPosition.index_select(0, idx));
-        foreach (var k in Extras.Keys.ToList()) Extras[k] = Replace(Extras[k], Extras[k].index_select(0, idx));
+        FamilyState?.KeepRows(idx);
     }
 
     private static Tensor Replace(Tensor old, Tensor fresh) { old.Dispose(); return fresh.DetachFromDisposeScope(); }
@@ -66,8 +78,8 @@ public sealed class CausalDecodeState : DecodeState
     {
         foreach (var c in Caches) c.Dispose();
         KeyValid.Dispose(); NextPosition.Dispose();
-        foreach (var t in Extras.Values) t.Dispose();
-        Extras.Clear();
+        FamilyState?.Dispose();
+        FamilyState = null;
     }
 }
 
@@ -76,7 +88,7 @@ public sealed class CausalDecodeState : DecodeState
 /// text+image embeddings (LLaVA, LLaVA-NeXT, InstructBLIP, Idefics3, Qwen-VL). A family supplies the embeddings
 /// (images merged in) and, where it differs, the position ids and rotary cos/sin.
 /// </summary>
-public abstract class DecoderBackbone : Block, IBackbone
+internal abstract class DecoderBackbone : Block, IBackbone
 {
     /// <summary>Sets up the shared rotary embedding from the text config; the family creates its modules.</summary>
     protected DecoderBackbone(string name, ModelConfig config, ParamFactory factory) : base(name)
@@ -114,7 +126,7 @@ public abstract class DecoderBackbone : Block, IBackbone
 
     /// <summary>
     /// Token embeddings with every image's features written at its placeholder positions: [B, T, hidden]. Per-request
-    /// tensors a family needs while decoding (first dim = batch) go into <paramref name="state"/>.Extras.
+    /// tensors a family needs while decoding (first dim = batch) go into <paramref name="state"/>'s <see cref="CausalDecodeState.FamilyState"/>.
     /// </summary>
     protected abstract Tensor PromptEmbeddings(BackboneInputs inputs, CausalDecodeState state);
 
@@ -208,7 +220,7 @@ public abstract class DecoderBackbone : Block, IBackbone
     /// <summary>
     /// Runs the decoder over [B, T, hidden] embeddings whose queries sit at cache positions [start, start+T) and
     /// returns the final normed hidden states. Families with extra layers (IDEFICS gated cross-attention) override
-    /// it and keep their per-request tensors in <see cref="CausalDecodeState.Extras"/>.
+    /// it and keep their per-request tensors in <see cref="CausalDecodeState.FamilyState"/>.
     /// </summary>
     protected virtual Tensor RunDecoder(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
         => TextModel.Forward(embeds, cos, sin, state.Caches, start, mask);
@@ -218,7 +230,7 @@ public abstract class DecoderBackbone : Block, IBackbone
         foreach (var c in state.Caches) { c.K.DetachFromDisposeScope(); c.V.DetachFromDisposeScope(); }
         state.KeyValid.DetachFromDisposeScope();
         state.NextPosition.DetachFromDisposeScope();
-        foreach (var t in state.Extras.Values) t.DetachFromDisposeScope();
+        state.FamilyState?.DetachFromDisposeScope();
     }
 
     /// <summary>Writes <paramref name="features"/> ([N, hidden], in order) at the positions of <paramref name="tokenId"/>; counts must match.</summary>

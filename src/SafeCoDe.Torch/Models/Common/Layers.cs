@@ -13,13 +13,13 @@ public sealed record ParamFactory(Device Device, ScalarType DType)
 }
 
 /// <summary>Base for this engine's modules: parameters are created empty on the target device (no CPU init, no fp32 copy).</summary>
-public abstract class Block : nn.Module
+internal abstract class Block : nn.Module
 {
     protected Block(string name) : base(name) { }
 }
 
 /// <summary>y = x·Wᵀ + b, named like torch.nn.Linear (weight [out, in], bias [out]).</summary>
-public sealed class Linear : Block
+internal sealed class Linear : Block
 {
 #pragma warning disable IDE1006 // names follow the checkpoint
     public Parameter weight;
@@ -52,7 +52,7 @@ public sealed class Linear : Block
 }
 
 /// <summary>Llama/Qwen RMSNorm: computed in float32, weight applied after casting back (as HF does).</summary>
-public sealed class RmsNorm : Block
+internal sealed class RmsNorm : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -78,7 +78,7 @@ public sealed class RmsNorm : Block
 }
 
 /// <summary>torch.nn.LayerNorm over the last dimension, with weight and bias.</summary>
-public sealed class LayerNorm : Block
+internal sealed class LayerNorm : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -100,7 +100,7 @@ public sealed class LayerNorm : Block
 }
 
 /// <summary>Activation functions by their HF config names.</summary>
-public static class Activations
+internal static class Activations
 {
     public static Func<Tensor, Tensor> Get(string name) => name switch
     {

@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace SafeCoDe.Torch.Models.Common;
 
 /// <summary>One layer's pre-allocated key/value cache, [batch, kv_heads, capacity, head_dim], written in place.</summary>
-public sealed class LayerCache : IDisposable
+internal sealed class LayerCache : IDisposable
 {
     public Tensor K { get; private set; }
     public Tensor V { get; private set; }
@@ -43,7 +43,7 @@ public sealed class LayerCache : IDisposable
 /// Attention helpers. TorchSharp 0.107's scaled_dot_product_attention has no enable_gqa: grouped-query attention is
 /// done by folding the query heads of each KV group into the query-length axis, so the cache is never repeated.
 /// </summary>
-public static class Attention
+internal static class Attention
 {
     /// <summary>q [B,H,T,D], k/v [B,KV,L,D], mask bool [B,1,T,L] (true = attend) or null → [B,H,T,D].</summary>
     public static Tensor Sdpa(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal = false)
@@ -88,7 +88,7 @@ public static class Attention
 }
 
 /// <summary>Rotary embedding (rotate-half layout) with HF's float32 inverse frequencies.</summary>
-public sealed class Rotary
+internal sealed class Rotary
 {
     public long Dim { get; }
     private readonly double _theta;
@@ -140,7 +140,7 @@ public sealed class Rotary
 }
 
 /// <summary>Llama / Qwen2 self-attention (q/k/v biases optional), named like HF (self_attn.q_proj …).</summary>
-public sealed class LlamaAttention : Block
+internal sealed class LlamaAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear q_proj, k_proj, v_proj, o_proj;
@@ -154,7 +154,7 @@ public sealed class LlamaAttention : Block
         k_proj = new Linear(f, c.HiddenSize, _kvHeads * _headDim, c.AttentionBias);
         v_proj = new Linear(f, c.HiddenSize, _kvHeads * _headDim, c.AttentionBias);
         // Llama puts attention_bias on all four projections; Qwen2 has q/k/v biases and a bias-free o_proj.
-        o_proj = new Linear(f, _heads * _headDim, c.HiddenSize, c.AttentionBias && !c.ModelType.StartsWith("qwen"));
+        o_proj = new Linear(f, _heads * _headDim, c.HiddenSize, c.OutputBias);
         RegisterComponents();
     }
 
@@ -175,7 +175,7 @@ public sealed class LlamaAttention : Block
 }
 
 /// <summary>SwiGLU MLP: down(act(gate(x)) * up(x)).</summary>
-public sealed class GatedMlp : Block
+internal sealed class GatedMlp : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear gate_proj, up_proj, down_proj;
@@ -199,7 +199,7 @@ public sealed class GatedMlp : Block
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(·)).</summary>
-public sealed class LlamaDecoderLayer : Block
+internal sealed class LlamaDecoderLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly LlamaAttention self_attn;
@@ -225,7 +225,7 @@ public sealed class LlamaDecoderLayer : Block
 }
 
 /// <summary>The Llama text model (embed_tokens, layers, norm), shared by LLaVA, InstructBLIP, Idefics3 and Qwen2 (with biases).</summary>
-public sealed class LlamaModel : Block
+internal sealed class LlamaModel : Block
 {
 #pragma warning disable IDE1006
     public readonly EmbeddingHolder embed_tokens;
@@ -258,7 +258,7 @@ public sealed class LlamaModel : Block
 }
 
 /// <summary>A token embedding table named like torch.nn.Embedding (weight [vocab, dim]).</summary>
-public sealed class EmbeddingHolder : Block
+internal sealed class EmbeddingHolder : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;

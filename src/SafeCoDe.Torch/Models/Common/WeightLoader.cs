@@ -11,7 +11,7 @@ namespace SafeCoDe.Torch.Models.Common;
 /// so loading is a lookup. Strict: any missing, unexpected or mis-shaped tensor is an error listing all of them.
 /// Tensors are read one at a time and converted on the way (host memory bounded by one tensor).
 /// </summary>
-public static class WeightLoader
+internal static class WeightLoader
 {
     /// <summary>Tensors some checkpoints carry that no model computes with (buffers saved by old code).</summary>
     private static readonly Regex Ignorable = new(@"(\.rotary_emb\.inv_freq|\.position_ids|\.num_batches_tracked)$");

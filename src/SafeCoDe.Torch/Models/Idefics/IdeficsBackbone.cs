@@ -12,7 +12,7 @@ namespace SafeCoDe.Torch.Models.Idefics;
 /// embed_tokens: the base table <c>weight</c> [vocab, hidden] plus <c>additional_embedding</c> [additional, hidden]
 /// for ids ≥ vocab (IDEFICS' image and end-of-utterance tokens).
 /// </summary>
-public sealed class DecoupledEmbedding : Block
+internal sealed class DecoupledEmbedding : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -44,7 +44,7 @@ public sealed class DecoupledEmbedding : Block
 }
 
 /// <summary>lm_head: <c>weight</c> [vocab, hidden] and, with an extra vocabulary, <c>additional_fc</c>; logits are concatenated.</summary>
-public sealed class DecoupledLinear : Block
+internal sealed class DecoupledLinear : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -71,7 +71,7 @@ public sealed class DecoupledLinear : Block
 /// cross_attn of a gated layer: queries from the text, keys/values from the image latents (vision width), no biases,
 /// no rotary; optional RMS norms on q and k per head (<c>qk_layer_norms</c>).
 /// </summary>
-public sealed class IdeficsCrossAttention : Block
+internal sealed class IdeficsCrossAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear q_proj, k_proj, v_proj, o_proj;
@@ -122,7 +122,7 @@ public sealed class IdeficsCrossAttention : Block
 /// x + tanh(alpha_cross_attn)·gate·cross_attn(norm(x)), then + tanh(alpha_dense)·mlp(norm(·)). The gate zeroes the
 /// cross-attention output of tokens that see no image; the dense part applies to every token.
 /// </summary>
-public sealed class GatedCrossAttentionLayer : Block
+internal sealed class GatedCrossAttentionLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter alpha_cross_attn, alpha_dense;
@@ -165,7 +165,7 @@ public sealed class GatedCrossAttentionLayer : Block
 /// model: decoupled embed_tokens, the vision tower (CLIP-like; its last hidden state without post_layernorm), the
 /// optional perceiver_resampler, Llama decoder layers, gated_cross_attn_layers and the final norm.
 /// </summary>
-public sealed class IdeficsModel : Block
+internal sealed class IdeficsModel : Block
 {
 #pragma warning disable IDE1006
     public readonly DecoupledEmbedding embed_tokens;
@@ -197,22 +197,13 @@ public sealed class IdeficsModel : Block
 /// sees only the images before it). The latents' cross-attention keys/values are computed once per request at
 /// prefill and kept in the decode state; every generated token uses the prompt's last mask row (HF's generate).
 /// </summary>
-public sealed class IdeficsBackbone : DecoderBackbone
+internal sealed class IdeficsBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly IdeficsModel model;
     public readonly DecoupledLinear lm_head;
 #pragma warning restore IDE1006
     private readonly IdeficsConfig _cfg;
-
-    /// <summary>Extras keys: layer i's cross-attention keys/values [B, heads, L, head_dim].</summary>
-    public static string CrossKeyName(int i) => $"cross_k.{i}";
-    /// <summary>Extras key: layer i's cross-attention values (see <see cref="CrossKeyName"/>).</summary>
-    public static string CrossValueName(int i) => $"cross_v.{i}";
-    /// <summary>Extras key: [B, L] bool, which latents a generated token may attend to (the prompt's last mask row).</summary>
-    public const string StepImageMaskName = "image_mask";
-    /// <summary>Extras key: [B, T, L] bool prompt mask, consumed by the prefill's decoder pass.</summary>
-    private const string PromptImageMaskName = "image_mask_prompt";
 
     /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public IdeficsBackbone(IdeficsConfig cfg, ParamFactory f) : base(nameof(IdeficsBackbone), cfg, f)
@@ -289,40 +280,27 @@ public sealed class IdeficsBackbone : DecoderBackbone
 
         var latents = ImageLatents(pixels); // [B, n·latents, vision_dim]
         long perImage = latents.shape[1] / nImages;
-        for (int i = 0; i < model.gated_cross_attn_layers.Count; i++)
-        {
-            var (k, v) = model.gated_cross_attn_layers[i].cross_attn.KeyValues(latents);
-            Keep(state, CrossKeyName(i), k);
-            Keep(state, CrossValueName(i), v);
-        }
+        var kv = model.gated_cross_attn_layers.Select(l => l.cross_attn.KeyValues(latents)).ToArray();
         // each image's flag covers all of its latents: [B, T, n] → [B, T, n·latents]
         var sees = iam.to(Device).ne(0);
         var mask = sees.unsqueeze(-1).expand(b, t, nImages, perImage).reshape(b, t, nImages * perImage);
-        Keep(state, PromptImageMaskName, mask);
-        Keep(state, StepImageMaskName, mask.select(1, t - 1));
+        state.FamilyState?.Dispose();
+        state.FamilyState = new IdeficsCrossState(kv.Select(x => x.Item1).ToArray(), kv.Select(x => x.Item2).ToArray(), mask.select(1, t - 1), mask);
         return embeds.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Hands a tensor to the state (a fresh copy owned by it, outside every dispose scope).</summary>
-    private static void Keep(CausalDecodeState state, string name, Tensor t)
-    {
-        if (state.Extras.Remove(name, out var old)) old.Dispose();
-        state.Extras[name] = t.clone().DetachFromDisposeScope();
     }
 
     /// <inheritdoc/>
     protected override Tensor RunDecoder(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
     {
-        // the prefill's prompt mask is used once, here, and released with this pass
-        state.Extras.Remove(PromptImageMaskName, out var promptMask);
-        using var promptOwned = promptMask;
+        var cross = state.FamilyState as IdeficsCrossState;
+        // the prompt pass (cache position 0) uses the prompt-wide mask and releases it; decode steps use the last row
+        using var promptMask = start == 0 ? cross?.TakePromptImageMask() : null;
         using var scope = NewDisposeScope();
         long b = embeds.shape[0], t = embeds.shape[1];
         Tensor? imageMask = null, seesImage = null;
-        bool hasImages = state.Extras.ContainsKey(CrossKeyName(0));
-        if (hasImages)
+        if (cross is not null)
         {
-            var m = promptMask ?? state.Extras[StepImageMaskName].unsqueeze(1).expand(b, t, -1);
+            var m = promptMask ?? cross.StepImageMask.unsqueeze(1).expand(b, t, -1);
             if (m.shape[1] != t) throw new InvalidOperationException($"image mask covers {m.shape[1]} positions, the decoder got {t}");
             seesImage = m.any(-1, keepdim: true); // [B, T, 1]
             // a token that sees no image attends to all latents (finite softmax); the gate zeroes its output, as in HF
@@ -335,11 +313,72 @@ public sealed class IdeficsBackbone : DecoderBackbone
             if (i % interval == 0)
             {
                 int g = i / interval;
-                (Tensor, Tensor)? kv = hasImages ? (state.Extras[CrossKeyName(g)], state.Extras[CrossValueName(g)]) : null;
+                (Tensor, Tensor)? kv = cross is null ? null : (cross.Keys[g], cross.Values[g]);
                 h = model.gated_cross_attn_layers[g].Forward(h, kv, imageMask, seesImage);
             }
             h = model.layers[i].Forward(h, cos, sin, state.Caches[i], start, mask);
         }
         return model.norm.Forward(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// IDEFICS's per-request decode data: the cross-attention keys and values of every gated layer (computed once from
+/// the image latents at prefill) and which latents the tokens may attend to.
+/// </summary>
+internal sealed class IdeficsCrossState : IFamilyDecodeState
+{
+    /// <summary>Gated layer g's cross-attention keys [B, heads, L, head_dim].</summary>
+    public Tensor[] Keys { get; private set; }
+    /// <summary>Gated layer g's cross-attention values [B, heads, L, head_dim].</summary>
+    public Tensor[] Values { get; private set; }
+    /// <summary>[B, L] bool: which latents a generated token may attend to (the prompt's last mask row).</summary>
+    public Tensor StepImageMask { get; private set; }
+    /// <summary>[B, T, L] bool prompt mask, for the prefill's decoder pass only (null once that pass took it).</summary>
+    public Tensor? PromptImageMask { get; private set; }
+
+    /// <summary>Keeps copies of the given tensors (owned by the state).</summary>
+    public IdeficsCrossState(Tensor[] keys, Tensor[] values, Tensor stepImageMask, Tensor promptImageMask)
+    {
+        Keys = keys.Select(Own).ToArray();
+        Values = values.Select(Own).ToArray();
+        StepImageMask = Own(stepImageMask);
+        PromptImageMask = Own(promptImageMask);
+    }
+
+    private static Tensor Own(Tensor t) => t.clone().DetachFromDisposeScope();
+
+    /// <summary>Hands the prompt mask to the prefill's decoder pass (which disposes it); the state no longer holds it.</summary>
+    public Tensor? TakePromptImageMask()
+    {
+        var m = PromptImageMask;
+        PromptImageMask = null;
+        return m;
+    }
+
+    /// <inheritdoc/>
+    public void KeepRows(Tensor rows)
+    {
+        static Tensor Select(Tensor old, Tensor rows) { var fresh = old.index_select(0, rows).DetachFromDisposeScope(); old.Dispose(); return fresh; }
+        Keys = Keys.Select(k => Select(k, rows)).ToArray();
+        Values = Values.Select(v => Select(v, rows)).ToArray();
+        StepImageMask = Select(StepImageMask, rows);
+        if (PromptImageMask is { } p) PromptImageMask = Select(p, rows);
+    }
+
+    /// <inheritdoc/>
+    public void DetachFromDisposeScope()
+    {
+        foreach (var t in Keys.Concat(Values)) t.DetachFromDisposeScope();
+        StepImageMask.DetachFromDisposeScope();
+        PromptImageMask?.DetachFromDisposeScope();
+    }
+
+    /// <summary>Frees every tensor.</summary>
+    public void Dispose()
+    {
+        foreach (var t in Keys.Concat(Values)) t.Dispose();
+        StepImageMask.Dispose();
+        PromptImageMask?.Dispose();
     }
 }

@@ -14,7 +14,7 @@ namespace SafeCoDe.Torch.Models.Idefics;
 /// Perceiver cross-attention (Flamingo style): the latents query the layer-normed image context concatenated with
 /// the latents themselves. Projections carry no bias; optional layer norms on q and k per head.
 /// </summary>
-public sealed class PerceiverAttention : Block
+internal sealed class PerceiverAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly LayerNorm context_layer_norm, latents_layer_norm;
@@ -63,7 +63,7 @@ public sealed class PerceiverAttention : Block
 }
 
 /// <summary>The resampler's feed-forward: ln → fc → ReLU → c_proj (no biases).</summary>
-public sealed class PerceiverMlp : Block
+internal sealed class PerceiverMlp : Block
 {
 #pragma warning disable IDE1006
     public readonly LayerNorm ln;
@@ -90,7 +90,7 @@ public sealed class PerceiverMlp : Block
 /// with a residual) over the vision tower's last hidden states, then a final layer_norm. Parameter paths follow the
 /// checkpoint: <c>blocks.N.0.*</c> (attention) and <c>blocks.N.1.*</c> (MLP).
 /// </summary>
-public sealed class PerceiverResampler : Block
+internal sealed class PerceiverResampler : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter latents;

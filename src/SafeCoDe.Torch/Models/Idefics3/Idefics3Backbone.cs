@@ -14,7 +14,7 @@ namespace SafeCoDe.Torch.Models.Idefics3;
 /// bucketised fractional patch coordinates, so a tile whose valid region is smaller than the full grid (padding at
 /// the bottom/right) still spans the whole table. No class token.
 /// </summary>
-public sealed class Idefics3VisionEmbeddings : Block
+internal sealed class Idefics3VisionEmbeddings : Block
 {
 #pragma warning disable IDE1006
     public readonly PatchConv patch_embedding;
@@ -84,7 +84,7 @@ public sealed class Idefics3VisionEmbeddings : Block
 }
 
 /// <summary>The Idefics3 vision transformer (<c>model.vision_model</c>): embeddings, encoder, post_layernorm.</summary>
-public sealed class Idefics3VisionTransformer : Block
+internal sealed class Idefics3VisionTransformer : Block
 {
 #pragma warning disable IDE1006
     public readonly Idefics3VisionEmbeddings embeddings;
@@ -113,7 +113,7 @@ public sealed class Idefics3VisionTransformer : Block
 }
 
 /// <summary><c>modality_projection.proj</c>: a bias-free linear from the shuffled vision width to the text width.</summary>
-public sealed class Idefics3SimpleMlp : Block
+internal sealed class Idefics3SimpleMlp : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear proj;
@@ -130,7 +130,7 @@ public sealed class Idefics3SimpleMlp : Block
 /// <c>model.connector</c>: pixel shuffle (space-to-depth) by <c>scale_factor</c> — [N, side², D] →
 /// [N, (side/s)², D·s²] — then the bias-free projection.
 /// </summary>
-public sealed class Idefics3Connector : Block
+internal sealed class Idefics3Connector : Block
 {
 #pragma warning disable IDE1006
     public readonly Idefics3SimpleMlp modality_projection;
@@ -166,7 +166,7 @@ public sealed class Idefics3Connector : Block
 }
 
 /// <summary><c>model</c>: vision_model, connector, text_model.</summary>
-public sealed class Idefics3Model : Block
+internal sealed class Idefics3Model : Block
 {
 #pragma warning disable IDE1006
     public readonly Idefics3VisionTransformer vision_model;
@@ -189,7 +189,7 @@ public sealed class Idefics3Model : Block
 /// to image_seq_len tokens per tile, written in order at the <c>image_token_id</c> positions of a Llama decoder.
 /// As in HF, tiles that are entirely zero are batch padding and are dropped before the tower.
 /// </summary>
-public sealed class Idefics3Backbone : DecoderBackbone
+internal sealed class Idefics3Backbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly Idefics3Model model;

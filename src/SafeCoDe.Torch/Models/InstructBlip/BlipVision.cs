@@ -15,7 +15,7 @@ namespace SafeCoDe.Torch.Models.InstructBlip;
 /// q | 0 | v — the Hub's separate q_bias/v_bias are fused into it by the checkpoint mapping) and an output
 /// <c>projection</c>. No mask: every image token attends to every other.
 /// </summary>
-public sealed class BlipAttention : Block
+internal sealed class BlipAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear qkv, projection;
@@ -45,7 +45,7 @@ public sealed class BlipAttention : Block
 }
 
 /// <summary>Pre-norm BLIP encoder layer: layer_norm1, self_attn, layer_norm2, mlp (fc1 → act → fc2).</summary>
-public sealed class BlipEncoderLayer : Block
+internal sealed class BlipEncoderLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly BlipAttention self_attn;
@@ -71,7 +71,7 @@ public sealed class BlipEncoderLayer : Block
 }
 
 /// <summary>encoder.layers.N of the BLIP ViT.</summary>
-public sealed class BlipEncoder : Block
+internal sealed class BlipEncoder : Block
 {
 #pragma warning disable IDE1006
     public readonly ModuleList<BlipEncoderLayer> layers;
@@ -88,7 +88,7 @@ public sealed class BlipEncoder : Block
 /// BLIP embeddings: a class token and the conv patches (with bias) plus a learned absolute position table. Unlike
 /// CLIP, class_embedding is [1, 1, hidden] and position_embedding a plain [1, patches + 1, hidden] parameter.
 /// </summary>
-public sealed class BlipVisionEmbeddings : Block
+internal sealed class BlipVisionEmbeddings : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter class_embedding;
@@ -123,7 +123,7 @@ public sealed class BlipVisionEmbeddings : Block
 }
 
 /// <summary>The BLIP-2 / InstructBLIP vision model (<c>vision_model</c>): embeddings, encoder, post_layernorm.</summary>
-public sealed class BlipVisionModel : Block
+internal sealed class BlipVisionModel : Block
 {
 #pragma warning disable IDE1006
     public readonly BlipVisionEmbeddings embeddings;

@@ -15,7 +15,7 @@ namespace SafeCoDe.Torch.Models.InstructBlip;
 /// query outputs written at the image-token positions of the decoder's input. Needs <c>image_token_index</c> in the
 /// config (the 2024 Hub re-upload has it); the legacy "prepend the queries" layout is not supported.
 /// </summary>
-public sealed class InstructBlipBackbone : DecoderBackbone
+internal sealed class InstructBlipBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly BlipVisionModel vision_model;

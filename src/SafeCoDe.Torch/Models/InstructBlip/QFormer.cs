@@ -11,7 +11,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace SafeCoDe.Torch.Models.InstructBlip;
 
 /// <summary>BERT-style multi-head attention (<c>query</c>/<c>key</c>/<c>value</c>); keys and values come from the encoder for cross-attention.</summary>
-public sealed class QFormerMultiHeadAttention : Block
+internal sealed class QFormerMultiHeadAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear query, key, value;
@@ -45,7 +45,7 @@ public sealed class QFormerMultiHeadAttention : Block
 }
 
 /// <summary>dense → LayerNorm(· + residual): BERT's SelfOutput and Output.</summary>
-public sealed class QFormerResidualOutput : Block
+internal sealed class QFormerResidualOutput : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear dense;
@@ -67,7 +67,7 @@ public sealed class QFormerResidualOutput : Block
 }
 
 /// <summary><c>attention</c> (multi-head) + <c>output</c> (dense, residual LayerNorm).</summary>
-public sealed class QFormerAttention : Block
+internal sealed class QFormerAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly QFormerMultiHeadAttention attention;
@@ -89,7 +89,7 @@ public sealed class QFormerAttention : Block
 }
 
 /// <summary>dense → act (BERT's Intermediate).</summary>
-public sealed class QFormerIntermediate : Block
+internal sealed class QFormerIntermediate : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear dense;
@@ -115,7 +115,7 @@ public sealed class QFormerIntermediate : Block
 /// then cross-attend to the image (on layers with <c>crossattention</c>) and go through the query feed-forward
 /// (<c>intermediate_query</c>/<c>output_query</c>); the instruction positions use <c>intermediate</c>/<c>output</c>.
 /// </summary>
-public sealed class QFormerLayer : Block
+internal sealed class QFormerLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly QFormerAttention attention;
@@ -155,7 +155,7 @@ public sealed class QFormerLayer : Block
 }
 
 /// <summary>encoder.layer.N.</summary>
-public sealed class QFormerEncoder : Block
+internal sealed class QFormerEncoder : Block
 {
 #pragma warning disable IDE1006
     public readonly ModuleList<QFormerLayer> layer;
@@ -169,7 +169,7 @@ public sealed class QFormerEncoder : Block
 }
 
 /// <summary>Word + absolute position embeddings of the instruction, prefixed by the query embeddings, then layernorm.</summary>
-public sealed class QFormerEmbeddings : Block
+internal sealed class QFormerEmbeddings : Block
 {
 #pragma warning disable IDE1006
     public readonly EmbeddingHolder word_embeddings, position_embeddings;
@@ -209,7 +209,7 @@ public sealed class QFormerEmbeddings : Block
 }
 
 /// <summary>The InstructBLIP Q-Former (<c>qformer</c>): embeddings and encoder.</summary>
-public sealed class QFormerModel : Block
+internal sealed class QFormerModel : Block
 {
 #pragma warning disable IDE1006
     public readonly QFormerEmbeddings embeddings;

@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace SafeCoDe.Torch.Models.Llava;
 
 /// <summary>multi_modal_projector: linear_1 → act → linear_2.</summary>
-public sealed class LlavaProjector : Block
+internal sealed class LlavaProjector : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear linear_1, linear_2;
@@ -33,7 +33,7 @@ public sealed class LlavaProjector : Block
 }
 
 /// <summary>language_model: the decoder under <c>model</c> and the <c>lm_head</c>.</summary>
-public sealed class CausalLm : Block
+internal sealed class CausalLm : Block
 {
 #pragma warning disable IDE1006
     public readonly LlamaModel model;
@@ -52,7 +52,7 @@ public sealed class CausalLm : Block
 /// LLaVA-1.5 (<c>llava</c>) and LLaVA-NeXT (<c>llava_next</c>): CLIP tower → selected hidden layer(s) → projector →
 /// features at the image-token positions of a Llama decoder. NeXT adds anyres tiles, unpadding and image_newline.
 /// </summary>
-public sealed class LlavaBackbone : DecoderBackbone
+internal sealed class LlavaBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly ClipVisionTower vision_tower;

@@ -7,7 +7,7 @@ namespace SafeCoDe.Torch.Models.Qwen;
 /// grid, and the text after it resumes one past the largest of them. A row's next position (what its first generated
 /// token gets) is one past its largest position: HF's rope delta plus the cache length, carried per row in the decode state.
 /// </summary>
-public static class MRopeIndex
+internal static class MRopeIndex
 {
     /// <param name="valid">[B·T] attention mask, row-major.</param>
     /// <param name="isImage">[B·T] image placeholder tokens, row-major.</param>

@@ -13,7 +13,7 @@ namespace SafeCoDe.Torch.Models.Qwen;
 /// processor makes them: <c>pixel_values</c> [patches, C·T·P·P] and <c>image_grid_thw</c> [images, 3] of all rows in row
 /// order, optional <c>mm_token_type_ids</c> [B, T] (1 = image token). Images only: video inputs are rejected.
 /// </summary>
-public sealed class QwenVLBackbone : DecoderBackbone
+internal sealed class QwenVLBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly LlamaModel model;
@@ -24,9 +24,13 @@ public sealed class QwenVLBackbone : DecoderBackbone
     private readonly int[] _section;
 
     /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
-    public QwenVLBackbone(QwenVLConfig cfg, ParamFactory f) : base(nameof(QwenVLBackbone), cfg, f)
+    /// <param name="cfg">The checkpoint's config.</param>
+    /// <param name="f">Device and dtype of the parameters.</param>
+    /// <param name="derivePositionsWithoutTokenTypes">See <see cref="DerivePositionsWithoutTokenTypes"/>.</param>
+    public QwenVLBackbone(QwenVLConfig cfg, ParamFactory f, bool derivePositionsWithoutTokenTypes = false) : base(nameof(QwenVLBackbone), cfg, f)
     {
         _cfg = cfg;
+        DerivePositionsWithoutTokenTypes = derivePositionsWithoutTokenTypes;
         _section = cfg.Text.Rope.MropeSection ?? throw new ArgumentException("Qwen-VL needs mrope_section");
         model = new LlamaModel(f, cfg.Text);
         visual = new QwenVisionTower(f, cfg.Vision, cfg.IsQwen25);
@@ -66,8 +70,9 @@ public sealed class QwenVLBackbone : DecoderBackbone
     /// at the image tokens); false (default) reproduces that, so references made by HF from such inputs verify. True
     /// derives the spans from the image-token id (transformers 4 behaviour). The engine's own prompts always carry
     /// token types, so generation gets 3-D positions either way. Qwen2-VL always derives (HF 5.x rejects such inputs).
+    /// Set at construction.
     /// </summary>
-    public bool DerivePositionsWithoutTokenTypes { get; set; }
+    public bool DerivePositionsWithoutTokenTypes { get; }
 
     /// <summary>
     /// Which tokens are image placeholders ([B·T], row-major): <c>mm_token_type_ids</c> == 1 when given (it must agree

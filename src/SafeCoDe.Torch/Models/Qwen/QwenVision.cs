@@ -14,7 +14,7 @@ namespace SafeCoDe.Torch.Models.Qwen;
 /// patch_embed.proj: the Conv3d (kernel = stride = (temporal_patch, patch, patch), no bias) applied to pixel_values rows
 /// that already hold one (C, T, P, P) patch each, so it is a matrix product with the flattened kernel.
 /// </summary>
-public sealed class QwenPatchProj : Block
+internal sealed class QwenPatchProj : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;
@@ -35,7 +35,7 @@ public sealed class QwenPatchProj : Block
 }
 
 /// <summary><c>patch_embed</c>: the Conv3d patch projection (<c>proj</c>) applied to pixel_values rows.</summary>
-public sealed class QwenPatchEmbed : Block
+internal sealed class QwenPatchEmbed : Block
 {
 #pragma warning disable IDE1006
     public readonly QwenPatchProj proj;
@@ -56,7 +56,7 @@ public sealed class QwenPatchEmbed : Block
 /// Built once per vision forward (its index tensors belong to that forward's dispose scope) and shared by the blocks
 /// that use the same segmentation.
 /// </summary>
-public sealed class SegmentAttention
+internal sealed class SegmentAttention
 {
     private readonly long _n, _count, _longest;
     private readonly Tensor? _gather, _keyMask, _valid; // null when all segments have the same length
@@ -104,7 +104,7 @@ public sealed class SegmentAttention
 }
 
 /// <summary>attn: fused qkv projection, 2-D rotary on q and k (in float32), attention within segments, proj.</summary>
-public sealed class QwenVisionAttention : Block
+internal sealed class QwenVisionAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear qkv, proj;
@@ -141,7 +141,7 @@ public sealed class QwenVisionAttention : Block
 }
 
 /// <summary>One ViT block: x + attn(norm1(x)), then + mlp(norm2(·)). Qwen2-VL: LayerNorm and fc1/fc2; Qwen2.5-VL: RMSNorm and SwiGLU with biases.</summary>
-public sealed class QwenVisionBlock : Block
+internal sealed class QwenVisionBlock : Block
 {
 #pragma warning disable IDE1006
     public readonly Block norm1, norm2;
@@ -175,14 +175,14 @@ public sealed class QwenVisionBlock : Block
 }
 
 /// <summary>The merger's exact (erf) GELU between mlp.0 and mlp.2; no parameters.</summary>
-public sealed class GeluModule : Block
+internal sealed class GeluModule : Block
 {
     public GeluModule() : base("GELU") { }
     public Tensor Forward(Tensor x) => F.gelu(x);
 }
 
 /// <summary>merger: ln_q on each patch, the merge-size² patches of a merge unit concatenated, mlp.0 → GELU → mlp.2.</summary>
-public sealed class QwenPatchMerger : Block
+internal sealed class QwenPatchMerger : Block
 {
 #pragma warning disable IDE1006
     public readonly Block ln_q;
@@ -212,7 +212,7 @@ public sealed class QwenPatchMerger : Block
 /// visual: the Qwen2-VL / Qwen2.5-VL vision transformer. pixel_values [patches, C·T·P·P] of all images with their
 /// image_grid_thw → merged features [Σ t·h·w / merge², out_hidden], in image order.
 /// </summary>
-public sealed class QwenVisionTower : Block
+internal sealed class QwenVisionTower : Block
 {
 #pragma warning disable IDE1006
     public readonly QwenPatchEmbed patch_embed;

@@ -8,7 +8,7 @@ namespace SafeCoDe.Torch.Models.Qwen;
 /// permutation of merge units with its inverse. Patch rows arrive in merge-window order: for every frame, 2×2 (merge
 /// size²) blocks row by row, the patches of a block consecutive.
 /// </summary>
-public sealed class VisionLayout
+internal sealed class VisionLayout
 {
     /// <summary>Patch rows in the order the blocks see them (window order for Qwen2.5-VL).</summary>
     public long[] Rows { get; }

@@ -1,4 +1,5 @@
 using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Models;
 
 namespace SafeCoDe.Torch.Processing.Images;
 
@@ -11,16 +12,8 @@ namespace SafeCoDe.Torch.Processing.Images;
 public static class ImageProcessors
 {
     /// <summary>The HF image-processor classes accepted per model_type (the first is the default).</summary>
-    public static readonly IReadOnlyDictionary<string, string[]> Classes = new Dictionary<string, string[]>
-    {
-        [ModelFamilies.Llava] = ["CLIPImageProcessor", "LlavaImageProcessor"],
-        [ModelFamilies.LlavaNext] = ["LlavaNextImageProcessor"],
-        [ModelFamilies.Qwen2VL] = ["Qwen2VLImageProcessor"],
-        [ModelFamilies.Qwen25VL] = ["Qwen2VLImageProcessor"],
-        [ModelFamilies.InstructBlip] = ["BlipImageProcessor"],
-        [ModelFamilies.Idefics] = ["IdeficsImageProcessor"],
-        [ModelFamilies.Idefics3] = ["Idefics3ImageProcessor"],
-    };
+    public static IReadOnlyDictionary<string, string[]> Classes =>
+        ModelFamilies.Registered.ToDictionary(t => t, t => ModelFamilies.Get(t).ImageProcessorClasses.ToArray());
 
     /// <summary>The processor for an opened model folder (its preprocessor_config.json is required).</summary>
     public static IImageProcessor For(ModelDirectory dir)
@@ -42,22 +35,14 @@ public static class ImageProcessors
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(preprocessor);
-        if (!Classes.TryGetValue(config.ModelType, out var accepted))
-            throw new ConfigException(config.ConfigPath, "model_type", $"no image processor for model_type '{config.ModelType}'");
+        var family = ModelFamilies.TryGet(config.ModelType);
+        var accepted = family?.ImageProcessorClasses
+            ?? throw new ConfigException(config.ConfigPath, "model_type", $"no image processor for model_type '{config.ModelType}'");
         var cls = ClassName(preprocessor) ?? accepted[0];
         if (!accepted.Contains(cls))
             throw new ConfigException(preprocessor.File, "image_processor_type",
                 $"'{cls}' is not an image processor for model_type '{config.ModelType}' (expected {string.Join(" or ", accepted)})");
-        return config switch
-        {
-            LlavaConfig l when l.ModelType == ModelFamilies.LlavaNext => new LlavaNextImageProcessor(l, preprocessor),
-            LlavaConfig l => BasicImageProcessor.Llava(l, preprocessor, cls),
-            QwenVLConfig q => new QwenVLImageProcessor(q, preprocessor),
-            InstructBlipConfig b => BasicImageProcessor.InstructBlip(b, preprocessor),
-            IdeficsConfig i => BasicImageProcessor.Idefics(i, preprocessor),
-            Idefics3Config i3 => new Idefics3ImageProcessor(i3, preprocessor),
-            _ => throw new ConfigException(config.ConfigPath, "model_type", $"no image processor for model_type '{config.ModelType}'"),
-        };
+        return family!.CreateImageProcessor(config, preprocessor, cls);
     }
 
     /// <summary>image_processor_type (or the older feature_extractor_type) without the Fast / Pil suffix.</summary>

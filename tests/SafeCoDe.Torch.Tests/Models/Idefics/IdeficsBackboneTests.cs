@@ -83,7 +83,7 @@ public class IdeficsBackboneTests
         {
             Assert.That(RelErr(l2, l1), Is.LessThan(1e-6), "no token sees an image: real and noised images give the same logits");
             Assert.That(RelErr(l3, l1), Is.LessThan(1e-6), "the gated layers' dense part still runs: same as a prompt without images");
-            Assert.That(s3 is CausalDecodeState c3 && !c3.Extras.ContainsKey(IdeficsBackbone.CrossKeyName(0)), "a text-only prompt keeps no cross K/V");
+            Assert.That(s3 is CausalDecodeState { FamilyState: null }, "a text-only prompt keeps no cross K/V");
             var t = tensor(new long[] { 7 });
             var a = _model.Step(s1, t); var b = _model.Step(s2, t); var c = _model.Step(s3, t);
             Assert.That(RelErr(b, a), Is.LessThan(1e-6), "decode steps stay image-independent");
@@ -112,7 +112,7 @@ public class IdeficsBackboneTests
         using (state)
         {
             var cs = (CausalDecodeState)state;
-            Assert.That(cs.Extras[IdeficsBackbone.StepImageMaskName].any().item<bool>(), Is.False, "the kept step mask is the last row");
+            Assert.That(((IdeficsCrossState)cs.FamilyState!).StepImageMask.any().item<bool>(), Is.False, "the kept step mask is the last row");
             step = _model.Step(state, tensor(new[] { next }));
         }
         Tensor Recompute(long row)
@@ -138,20 +138,22 @@ public class IdeficsBackboneTests
         using (both) using (alone)
         {
             var s = (CausalDecodeState)both;
+            var cross = (IdeficsCrossState)s.FamilyState!;
             int layers = _model.model.gated_cross_attn_layers.Count;
             Assert.That(layers, Is.EqualTo(_model.Config.Text.NumLayers / ((IdeficsConfig)_model.Config).CrossLayerInterval));
             for (int i = 0; i < layers; i++)
             {
-                Assert.That(s.Extras[IdeficsBackbone.CrossKeyName(i)].shape[0], Is.EqualTo(2), $"cross_k.{i} is per row");
-                Assert.That(s.Extras[IdeficsBackbone.CrossValueName(i)].shape[0], Is.EqualTo(2), $"cross_v.{i} is per row");
+                Assert.That(cross.Keys[i].shape[0], Is.EqualTo(2), $"cross_k.{i} is per row");
+                Assert.That(cross.Values[i].shape[0], Is.EqualTo(2), $"cross_v.{i} is per row");
             }
-            Assert.That(s.Extras.Keys.Where(k => k.Contains("prompt")), Is.Empty, "the prompt-wide mask is released after the prefill");
+            Assert.That(cross.Keys, Has.Length.EqualTo(layers));
+            Assert.That(cross.PromptImageMask, Is.Null, "the prompt-wide mask is released after the prefill");
             var first = tensor(new long[] { 9, 9 });
             _model.Step(both, first);
             _model.Step(alone, first.narrow(0, 1, 1));
             both.KeepRows([1]); // keep the noised row this time
             for (int i = 0; i < layers; i++)
-                Assert.That(s.Extras[IdeficsBackbone.CrossKeyName(i)].shape[0], Is.EqualTo(1), $"cross_k.{i} shrank with the rows");
+                Assert.That(cross.Keys[i].shape[0], Is.EqualTo(1), $"cross_k.{i} shrank with the rows");
             var l1 = _model.Step(both, tensor(new long[] { 13 }));
             var l2 = _model.Step(alone, tensor(new long[] { 13 }));
             Assert.That(RelErr(l1, l2), Is.LessThan(1e-5), "the kept row decodes with its own image's K/V");

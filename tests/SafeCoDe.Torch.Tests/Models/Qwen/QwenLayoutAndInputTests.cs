@@ -1,6 +1,7 @@
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Models.Qwen;
 using SafeCoDe.Torch.Tests.Conformance;
 using TorchSharp;
@@ -95,16 +96,19 @@ public class QwenInputTests(string family)
         using var scope = NewDisposeScope();
         Assert.That(_real.Images.ContainsKey("mm_token_type_ids"), "the fixture carries mm_token_type_ids");
         var without = WithImages(d => d.Remove("mm_token_type_ids"));
-        var qwen = (QwenVLBackbone)_model;
         var (s1, a) = _model.Prefill(_real, 0, allLogits: true);
-        qwen.DerivePositionsWithoutTokenTypes = true;
-        try
+        // the flag is a constructor option: a second backbone with it, on the same weights
+        var cfg = (QwenVLConfig)_model.Config;
+        using (var deriving = new QwenVLBackbone(cfg, new ParamFactory(CPU, ScalarType.Float32), derivePositionsWithoutTokenTypes: true))
         {
-            var (s2, b) = _model.Prefill(without, 0, allLogits: true);
+            WeightLoader.Load(deriving, ModelDirectory.Open(Path.GetDirectoryName(cfg.ConfigPath)!), QwenVLBackbone.Tied(cfg));
+            deriving.eval();
+            Assert.That(deriving.DerivePositionsWithoutTokenTypes, Is.True);
+            Assert.That(((QwenVLBackbone)_model).DerivePositionsWithoutTokenTypes, Is.False, "the default follows HF 5.x");
+            var (s2, b) = deriving.Prefill(without, 0, allLogits: true);
             s2.Dispose();
             Assert.That(RelErr(b, a), Is.LessThan(1e-6));
         }
-        finally { qwen.DerivePositionsWithoutTokenTypes = false; }
         var (s3, c) = _model.Prefill(without, 0, allLogits: true);
         s1.Dispose(); s3.Dispose();
         if (family == ModelFamilies.Qwen25VL)

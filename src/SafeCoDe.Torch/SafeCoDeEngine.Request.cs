@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Processing;
+using SafeCoDe.Torch.Processing.Chat;
+using SafeCoDe.Torch.Processing.Images;
+using SafeCoDe.Torch.Processing.Tokenizers;
+using SafeCoDe.Torch.Safety;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch;
+
+/// <summary>
+/// One request, as the steps of SafeCoDe: read inputs → judge → build branches → decode → assemble the result.
+/// Every step reads and writes the request's own <see cref="RequestRun"/>; none keeps per-request state on the
+/// engine, so the steps do not assume they own the model alone (several requests can later share one batch).
+/// </summary>
+public sealed partial class SafeCoDeEngine
+{
+    /// <summary>The state of one request as it moves through the steps.</summary>
+    private sealed class RequestRun(SafeCoDeRequest request, Action<string>? stream)
+    {
+        public SafeCoDeRequest Request { get; } = request;
+        /// <summary>The request's options, validated once, with the seed fixed (drawn when the request has none).</summary>
+        public SafeCoDeOptions Options { get; } = Validated(request.Options);
+        public Action<string>? Stream { get; } = stream ?? request.OnText;
+        public Stopwatch Total { get; } = Stopwatch.StartNew();
+        public RgbImage? Image { get; set; }
+        public byte[]? ImageBytes { get; set; }
+        public string MediaType { get; set; } = "";
+        public Verdict Verdict { get; set; } = request.Verdict ?? Verdict.Safe;
+        public JudgeResult? Judged { get; set; }
+        public double JudgeMs { get; set; }
+        public double PrepMs { get; set; }
+        public double PrefillMs { get; set; }
+
+        private static SafeCoDeOptions Validated(SafeCoDeOptions o)
+        {
+            o.Validate();
+            return o with { Seed = o.Seed ?? Random.Shared.NextInt64(1, long.MaxValue) };
+        }
+    }
+
+    /// <summary>The prompt and the model inputs of both branches (real and noised image) of one request.</summary>
+    private sealed class BranchInputs(EncodedPrompt prompt, BackboneInputs real, BackboneInputs? noised, ProcessedImages? realPixels, ProcessedImages? noisedPixels) : IDisposable
+    {
+        public EncodedPrompt Prompt { get; } = prompt;
+        public BackboneInputs Real { get; } = real;
+        public BackboneInputs? Noised { get; } = noised;
+        public void Dispose() { realPixels?.Dispose(); noisedPixels?.Dispose(); }
+    }
+
+    private async Task<SafeCoDeResult> RunAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
+    {
+        var run = new RequestRun(request, stream);
+        ReadInputs(run);
+        await JudgeAsync(run, cancel).ConfigureAwait(false);
+        using var scope = NewDisposeScope();
+        using var inputs = BuildBranches(run);
+        var decoded = Decode(run, inputs, cancel);
+        return Assemble(run, inputs.Prompt, decoded);
+    }
+
+    /// <summary>Step 1: the image (decoded from bytes or a path when needed); contrastive modes need one.</summary>
+    private void ReadInputs(RequestRun run)
+    {
+        var r = run.Request;
+        if (r.Image is not null) (run.Image, run.MediaType) = (r.Image, "image/png");
+        else if ((r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null)) is { } bytes)
+        {
+            var name = r.ImagePath ?? "image";
+            var header = ImageDecoder.Identify(bytes, name, _options.ImageLimits);
+            run.Image = ImageDecoder.Decode(bytes, name, _options.ImageLimits);
+            run.ImageBytes = bytes;
+            run.MediaType = "image/" + header.Format.ToString().ToLowerInvariant().Replace("jpg", "jpeg");
+        }
+        if (run.Image is null && run.Options.Mode != DecodeMode.Vanilla)
+            throw new ArgumentException($"{run.Options.Mode} decoding contrasts the image with a noised copy: the request needs an image (use the vanilla mode for text-only prompts)");
+    }
+
+    /// <summary>Step 2: scene-level reasoning (SafeCoDe mode without a given verdict): caption and verdict from the judge.</summary>
+    private async Task JudgeAsync(RequestRun run, CancellationToken cancel)
+    {
+        var r = run.Request;
+        if (run.Options.Mode != DecodeMode.SafeCoDe || r.Verdict is not null) return;
+        var judge = JudgeFor(r.Judge);
+        var sw = Stopwatch.StartNew();
+        var bytes = run.ImageBytes ?? (run.Image is null ? null : Png(run.Image));
+        var request = new JudgeRequest(r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image };
+        run.Judged = await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
+        run.JudgeMs = sw.Elapsed.TotalMilliseconds;
+        run.Verdict = run.Judged.Verdict;
+        r.OnJudged?.Invoke(run.Judged);
+    }
+
+    /// <summary>
+    /// The request's judge (default: this model judging itself). A model judge on this engine gets a completion
+    /// function that runs inside the held request instead of calling back into the engine.
+    /// </summary>
+    private ISafetyJudge JudgeFor(ISafetyJudge? judge) => judge switch
+    {
+        null => new ModelJudge(CompleteHeld, SupportsTextOnly, ImageLimits),
+        ModelJudge m when m.RunsOn(this) => m.WithCompletion(CompleteHeld),
+        _ => judge,
+    };
+
+    /// <summary>Step 3: the prompt, then the inputs of the real and (SafeCoDe/VCD) the noised branch.</summary>
+    private BranchInputs BuildBranches(RequestRun run)
+    {
+        var prep = Stopwatch.StartNew();
+        var (r, o) = (run.Request, run.Options);
+        var builder = Builder(r.PromptStyle ?? _options.PromptStyle);
+        var turns = new List<ChatTurn>();
+        if (r.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
+        int historyImages = r.History?.Sum(t => t.Images) ?? 0;
+        if (historyImages > 1 || (historyImages == 1 && run.Image is null))
+            throw new ArgumentException($"the history places {historyImages} image(s) but the request has {(run.Image is null ? "none" : "one")}");
+        if (r.History is { } history) turns.AddRange(history);
+        turns.Add(ChatTurn.User(r.Prompt, run.Image is null || historyImages == 1 ? 0 : 1));
+        var realPixels = run.Image is null ? null : Images.Process([run.Image]);
+        ProcessedImages? noisedPixels = null;
+        try
+        {
+            var encoded = builder.Encode(turns, realPixels?.Images ?? []);
+            var real = builder.Inputs(encoded, realPixels, Model.DType);
+            BackboneInputs? noised = null;
+            if (o.Mode != DecodeMode.Vanilla && o.Noise == NoiseKind.Pixel)
+            {
+                noisedPixels = Images.Process([PixelNoise.Apply(run.Image!, o.NoiseStd, o.Seed!.Value)]);
+                noised = builder.Inputs(encoded, noisedPixels, Model.DType);
+            }
+            else if (o.Mode != DecodeMode.Vanilla)
+                noised = real with { Images = new Dictionary<string, Tensor>(real.Images) { ["pixel_values"] = VcdNoise.Apply(real.Images["pixel_values"], o.VcdNoiseStep, o.Seed!.Value) } };
+            run.PrepMs = prep.Elapsed.TotalMilliseconds;
+            return new BranchInputs(encoded, real, noised, realPixels, noisedPixels);
+        }
+        catch
+        {
+            realPixels?.Dispose();
+            noisedPixels?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Step 4: both branches in one batch, guidance, then the real branch alone; the answer streams as it is chosen.</summary>
+    private GuidedResult Decode(RequestRun run, BranchInputs inputs, CancellationToken cancel)
+    {
+        var o = run.Options;
+        var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
+        var pre = Stopwatch.StartNew();
+        int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
+        using var branches = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0);
+        run.PrefillMs = pre.Elapsed.TotalMilliseconds;
+        var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)
+            ? Refusal : new RefusalTokens(o.RefusalPhrases, _codec, Model.VocabSize);
+        var stream = run.Stream;
+        var g = GuidedDecoder.Decode(Model, branches, run.Verdict, o, _codec, refusal, _eos, budget,
+            stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); }, cancel, _banned);
+        if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
+        return g;
+    }
+
+    /// <summary>Step 5: the answer text (EOS dropped), the guided span, the verdict and timings.</summary>
+    private SafeCoDeResult Assemble(RequestRun run, EncodedPrompt prompt, GuidedResult g)
+    {
+        var (r, o) = (run.Request, run.Options);
+        var answerIds = g.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList();
+        var answer = Tokenizer.Decode(answerIds, skipSpecialTokens: true).Trim();
+        var guidedText = Tokenizer.Decode(g.Tokens.Take(g.GuidedTokens).Select(t => (int)t).ToList(), skipSpecialTokens: true);
+        double totalMs = run.Total.Elapsed.TotalMilliseconds;
+        double decodeMs = g.GuidedMs + g.ContinuationMs;
+        var timings = new SafeCoDeTimings(run.JudgeMs, run.PrepMs, run.PrefillMs, g.GuidedMs, g.ContinuationMs, totalMs,
+            g.Tokens.Length == 0 ? 0 : decodeMs / g.Tokens.Length);
+        var j = run.Judged;
+        return new SafeCoDeResult(answer, o.Mode == DecodeMode.SafeCoDe ? (run.Verdict == Verdict.Unsafe ? "unsafe" : "safe") : null,
+            j?.Caption, j?.RawVerdictReply, j?.Judge ?? (r.Verdict is null ? null : "given"), guidedText, g.GuidedTokens, g.ForcedPhrase,
+            prompt.Length, g.Tokens.Length, g.StoppedAtEos, g.Tokens, timings, o, Family, Model.Device.ToString());
+    }
+}
