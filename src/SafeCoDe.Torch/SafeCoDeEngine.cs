@@ -53,6 +53,11 @@ public sealed record SafeCoDeRequest
     public PromptStyle? PromptStyle { get; init; }
     /// <summary>A system turn put before the user turn (null or empty: none). The judge does not see it.</summary>
     public string? SystemPrompt { get; init; }
+    /// <summary>
+    /// Experts only: special-token strings in <see cref="Prompt"/> and <see cref="SystemPrompt"/> become control tokens
+    /// (default false: user text is encoded as plain text, so it cannot end a turn or open a forged one).
+    /// </summary>
+    public bool ParseSpecial { get; init; }
     /// <summary>Called with each piece of answer text as it is generated (also without <see cref="SafeCoDeEngine.StreamAsync"/>).</summary>
     [JsonIgnore] public Action<string>? OnText { get; init; }
     /// <summary>Called once the judge has answered, before decoding starts.</summary>
@@ -244,6 +249,7 @@ public sealed class SafeCoDeEngine : IDisposable
     {
         var o = r.Options;
         o.Validate();
+        OptionChecks.CheckPromptChars(r.Prompt, r.SystemPrompt);
         var total = Stopwatch.StartNew();
         stream ??= r.OnText;
         var (image, bytes, media) = ReadImage(r);
@@ -258,7 +264,7 @@ public sealed class SafeCoDeEngine : IDisposable
         {
             var judge = r.Judge ?? new ModelJudge(this);
             var sw = Stopwatch.StartNew();
-            judged = await judge.JudgeAsync(new JudgeRequest(r.Prompt, bytes ?? (image is null ? null : Png(image)), bytes is null ? "image/png" : media) { Image = image }, cancel).ConfigureAwait(false);
+            judged = await judge.JudgeAsync(new JudgeRequest(r.Prompt, bytes ?? (image is null ? null : Png(image)), bytes is null ? "image/png" : media) { Image = image, UnknownVerdict = o.UnknownVerdict }, cancel).ConfigureAwait(false);
             judgeMs = sw.Elapsed.TotalMilliseconds;
             verdict = judged.Verdict;
             r.OnJudged?.Invoke(judged);
@@ -273,7 +279,8 @@ public sealed class SafeCoDeEngine : IDisposable
         if (r.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
         turns.Add(ChatTurn.User(r.Prompt, image is null ? 0 : 1));
         using var realPixels = image is null ? null : Images.Process([image]);
-        var encoded = builder.Encode(turns, realPixels?.Images ?? []);
+        var encoded = builder.Encode(turns, realPixels?.Images ?? [], r.ParseSpecial);
+        OptionChecks.CheckContext(encoded.Length, o.MaxNewTokens ?? o.MaxTotalTokens, Directory.Config.Text.MaxPositions);
         var realInputs = builder.Inputs(encoded, realPixels, Model.DType);
         BackboneInputs? noisedInputs = null;
         using var noisedHolder = new DisposableSlot<ProcessedImages>();
@@ -322,12 +329,15 @@ public sealed class SafeCoDeEngine : IDisposable
 
     /// <summary>Plain greedy generation for a prompt (and optional image) — what the model-based judge uses.</summary>
     public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel = default) =>
-        RunLockedAsync(() => Task.Run(() =>
+        prompt.Length > InputLimits.Current.MaxPromptChars * 2L
+            ? throw new InputLimitException($"the judge prompt has {prompt.Length:N0} characters, over twice the {InputLimits.Current.MaxPromptChars:N0}-character limit (InputLimits.MaxPromptChars)")
+            : RunLockedAsync(() => Task.Run(() =>
         {
             using var scope = NewDisposeScope();
             var turns = new List<ChatTurn> { ChatTurn.User(prompt, image is null ? 0 : 1) };
             using var pixels = image is null ? null : Images.Process([image]);
             var encoded = _prompts.Encode(turns, pixels?.Images ?? []);
+            OptionChecks.CheckContext(encoded.Length, maxNewTokens, Directory.Config.Text.MaxPositions);
             var inputs = _prompts.Inputs(encoded, pixels, Model.DType);
             var result = TokenGenerator.Generate(Model, inputs, new SamplingOptions { MaxNewTokens = maxNewTokens, EosTokenIds = _eos, PadTokenId = Tokenizer.Pad?.Id ?? 0 }, cancel: cancel);
             var ids = result.Tokens[0].Where(t => !_eos.Contains(t)).Select(t => (int)t).ToList();

@@ -29,30 +29,39 @@ public sealed class PromptBuilder(ModelConfig config, ITokenizer tokenizer, Chat
     /// <summary>The chat format the prompts are rendered with.</summary>
     public ChatFormat Format { get; } = format;
 
-    /// <summary>Renders and tokenises a conversation; images are described by their layouts (pixels not needed).</summary>
-    public EncodedPrompt Encode(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts)
+    /// <summary>
+    /// Renders and tokenises a conversation; images are described by their layouts (pixels not needed). The turns'
+    /// text is user data: special-token strings in it are encoded as plain text unless <paramref name="parseSpecial"/>
+    /// (an expert opt-in), and image placeholders in it are refused either way (see <see cref="UserText"/>).
+    /// </summary>
+    public EncodedPrompt Encode(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts, bool parseSpecial = false)
     {
+        UserText.RefusePlaceholders(turns, Tokenizer);
         string text;
         long[] ids;
         long[]? qformer = null;
+        var marked = UserText.Mark(turns);
         if (Format is InstructBlipFormat)
         {
             // query-token placeholders go before everything, BOS included (HF's InstructBlipProcessor)
-            var plain = Format.Render(turns.Select(t => t with { Images = 0 }).ToList(), addGenerationPrompt: true);
+            var (plain, spans) = marked.Resolve(Format.Render(marked.Turns.Select(t => t with { Images = 0 }).ToList(), addGenerationPrompt: true));
             var imageId = ((InstructBlipConfig)Config).ImageTokenId
                 ?? throw new NotSupportedException("this InstructBLIP config has no image_token_index (older checkpoints put the queries before the text differently)");
             var n = layouts.Sum(l => l.NumImageTokens);
-            ids = [.. Enumerable.Repeat((long)imageId, n), .. Tokenizer.Encode(plain, true).Select(i => (long)i)];
+            ids = [.. Enumerable.Repeat((long)imageId, n), .. Tokenizer.Encode(plain, true, parseSpecial ? [] : spans).Select(i => (long)i)];
             text = plain;
             if (qformerTokenizer is not null)
-                qformer = qformerTokenizer.Encode(string.Join("\n", turns.Where(t => t.Role == "user").Select(t => t.Text)), true).Select(i => (long)i).ToArray();
+            {
+                var q = string.Join("\n", turns.Where(t => t.Role == "user").Select(t => t.Text));
+                qformer = qformerTokenizer.Encode(q, true, parseSpecial ? [] : [Range.All]).Select(i => (long)i).ToArray();
+            }
         }
         else
         {
-            var rendered = Format.Render(turns, addGenerationPrompt: true);
-            text = Format.ExpandImages(rendered, layouts);
-            if (Format is IdeficsFormat) text = IdeficsFormat.CollapseFakes(text);
-            ids = Tokenizer.Encode(text, true).Select(i => (long)i).ToArray();
+            var rendered = Format.ExpandImages(Format.Render(marked.Turns, addGenerationPrompt: true), layouts);
+            if (Format is IdeficsFormat) rendered = IdeficsFormat.CollapseFakes(rendered);
+            (text, var spans) = marked.Resolve(rendered);
+            ids = Tokenizer.Encode(text, true, parseSpecial ? [] : spans).Select(i => (long)i).ToArray();
         }
         CheckImageTokens(ids, layouts);
         return new EncodedPrompt(ids, text, layouts, qformer);
