@@ -68,6 +68,8 @@ public sealed class SafetensorsFile
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new SafetensorsFormatException(path, null, "file not found");
+        try { Runtime.BoundedFile.EnsureRegularFile(path, "safetensors file"); }
+        catch (Runtime.InputFileException e) { throw new SafetensorsFormatException(path, null, e.Reason, e); }
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long length = RandomAccess.GetLength(handle);
         if (length < 8) throw new SafetensorsFormatException(path, null, $"truncated: {length} bytes, fewer than the 8-byte header length");
@@ -75,9 +77,10 @@ public sealed class SafetensorsFile
         RandomAccess.Read(handle, lenBytes, 0);
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
         if (headerLen > MaxHeaderBytes)
-            throw new SafetensorsFormatException(path, null, $"header length {headerLen} exceeds the limit of {MaxHeaderBytes} bytes");
+            // the number is not shown: in a file that is not safetensors at all it would be 8 bytes of its content
+            throw new SafetensorsFormatException(path, null, $"not a safetensors file: the header length field exceeds the limit of {MaxHeaderBytes} bytes");
         if ((long)headerLen > length - 8)
-            throw new SafetensorsFormatException(path, null, $"header length {headerLen} runs past the end of the file ({length} bytes)");
+            throw new SafetensorsFormatException(path, null, $"not a safetensors file, or truncated: the header length field runs past the end of the file ({length} bytes)");
         var header = new byte[headerLen];
         ReadExactly(handle, header, 8, path, null);
         long dataStart = 8 + (long)headerLen;
@@ -103,6 +106,9 @@ public sealed class SafetensorsFile
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new SafetensorsFormatException(path, null, "header is not a JSON object");
+            // the format says JSON with unique keys: System.Text.Json keeps duplicates and lookups would pick one
+            if (JsonStrict.FindDuplicateKey(doc.RootElement) is { } dup)
+                throw new SafetensorsFormatException(path, dup, dup.Contains('.') ? "key appears twice in the header" : "tensor is listed twice in the header");
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             try

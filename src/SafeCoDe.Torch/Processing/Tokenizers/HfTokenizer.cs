@@ -51,7 +51,8 @@ public sealed class HfTokenizer : ITokenizer
         var added = new List<AddedToken>();
         if (tokenizerJson["added_tokens"] is JsonArray arr)
             foreach (var t in arr)
-                added.Add(new AddedToken(Json.Str(t!, "content"), t!["id"]!.GetValue<int>(), Json.Bool(t, "special", false),
+                added.Add(new AddedToken(Json.Str(t ?? throw new FormatException("added_tokens holds null"), "content"),
+                    TokenizerLoader.CheckId(t["id"] is JsonValue iv && iv.TryGetValue<int>(out var aid) ? aid : throw new FormatException("an added token has no integer id"), "added_tokens"), Json.Bool(t, "special", false),
                     Json.Bool(t, "single_word", false), Json.Bool(t, "lstrip", false), Json.Bool(t, "rstrip", false), Json.Bool(t, "normalized", true)));
         // tokens that only tokenizer_config.json / added_tokens.json know about (rare when tokenizer.json exists)
         foreach (var t in config.AddedTokens)
@@ -59,7 +60,7 @@ public sealed class HfTokenizer : ITokenizer
         _added = new AddedVocabulary(added);
 
         int max = -1;
-        foreach (var id in _model.Vocab.Values) max = Math.Max(max, id);
+        foreach (var id in _model.Vocab.Values) max = Math.Max(max, TokenizerLoader.CheckId(id, "model.vocab"));
         foreach (var t in added) max = Math.Max(max, t.Id);
         _idToToken = new string[max + 1];
         foreach (var (tok, id) in _model.Vocab) _idToToken[id] = tok;
@@ -78,7 +79,7 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>Loads tokenizer.json (and tokenizer_config.json etc. beside it).</summary>
     public static HfTokenizer FromFile(string tokenizerJsonPath, TokenizerConfig? config = null)
     {
-        var node = JsonNode.Parse(File.ReadAllText(tokenizerJsonPath), documentOptions: new System.Text.Json.JsonDocumentOptions { MaxDepth = 256 })
+        var node = JsonNode.Parse(TokenizerLoader.ReadText(tokenizerJsonPath), documentOptions: new System.Text.Json.JsonDocumentOptions { MaxDepth = 256 })
             ?? throw new FormatException($"{tokenizerJsonPath} is empty");
         return new HfTokenizer(node, config, Path.GetFileName(tokenizerJsonPath));
     }
