@@ -30,9 +30,11 @@ public static class ConfigLimits
         ["resampler_n_latents"] = (1, () => 4096), ["resampler_depth"] = (1, () => 64), ["resampler_n_heads"] = (1, () => 4096),
         ["resampler_head_dim"] = (1, () => 4096),
         ["image_grid_pinpoints"] = (1, () => 4096), ["mrope_section"] = (0, () => 4096), ["fullatt_block_indexes"] = (0, () => 1024),
-        ["shortest_edge"] = (1, () => 4096), ["longest_edge"] = (1, () => 4096), ["height"] = (1, () => 4096), ["width"] = (1, () => 4096),
-        ["max_height"] = (1, () => 4096), ["max_width"] = (1, () => 4096), ["crop_size"] = (1, () => 4096), ["size"] = (1, () => 4096),
-        ["max_image_size"] = (1, () => 4096), ["min_pixels"] = (1, () => 4096L * 4096), ["max_pixels"] = (1, () => 4096L * 4096),
+        // Qwen's transformers-5 layout stores min/max pixels in shortest_edge/longest_edge, so sizes allow pixel counts
+        // here; what a preprocessor actually resizes to is bounded by InputLimits.MaxProcessedPixels
+        ["shortest_edge"] = (1, () => 1 << 26), ["longest_edge"] = (1, () => 1 << 26), ["height"] = (1, () => 1 << 16), ["width"] = (1, () => 1 << 16),
+        ["max_height"] = (1, () => 1 << 16), ["max_width"] = (1, () => 1 << 16), ["crop_size"] = (1, () => 1 << 16), ["size"] = (1, () => 1 << 26),
+        ["max_image_size"] = (1, () => 1 << 16), ["min_pixels"] = (1, () => 1 << 26), ["max_pixels"] = (1, () => 1 << 26),
         ["image_token_index"] = (-1, () => Vocab), ["image_token_id"] = (-1, () => Vocab), ["video_token_id"] = (-1, () => Vocab),
         ["vision_start_token_id"] = (-1, () => Vocab), ["vision_end_token_id"] = (-1, () => Vocab), ["vision_token_id"] = (-1, () => Vocab),
         ["bos_token_id"] = (-1, () => Vocab), ["eos_token_id"] = (-1, () => Vocab), ["pad_token_id"] = (-1, () => Vocab),

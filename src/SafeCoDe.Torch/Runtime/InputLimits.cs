@@ -35,6 +35,8 @@ public sealed record InputLimits
     public int MaxVocabSize { get; init; } = 1 << 22;
     /// <summary>Time one regular expression from a tokenizer file may take on one input (default 2 s).</summary>
     public TimeSpan RegexTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Largest image a preprocessor may resize to, in pixels (default 16,777,216 = 4096²; Qwen2-VL's default max_pixels is 12,845,056).</summary>
+    public long MaxProcessedPixels { get; init; } = 1L << 24;
     /// <summary>Longest prompt or system prompt in characters, checked before tokenising (default 262,144).</summary>
     public int MaxPromptChars { get; init; } = 1 << 18;
     /// <summary>Largest number of new tokens a request may ask for (also bounded by the model's context; default 65,536).</summary>

@@ -63,8 +63,15 @@ public class MutantTests
         if (field == "image_grid_pinpoints") { var j = JsonNode.Parse(File.ReadAllText(path))!; j["image_grid_pinpoints"] = new JsonArray(new JsonArray(value, value)); File.WriteAllText(path, j.ToJsonString()); }
         else if (field == "image_std") { var j = JsonNode.Parse(File.ReadAllText(path))!; j["image_std"] = new JsonArray(0, 0, 0); File.WriteAllText(path, j.ToJsonString()); }
         else Mutate(path, field, JsonValue.Create(value));
-        var e = Hostile.Run($"preprocessor {field}={value}", () => Load(model));
+        var image = ImageDecoder.Load(Path.Combine(Hostile.DefaultModel, "example.png"));
+        long before = Hostile.PeakRss();
+        var e = Hostile.Run($"preprocessor {field}={value}", () =>
+        {
+            var processor = ImageProcessors.For(ModelDirectory.Open(model));
+            using var p = processor.Process([image]);
+        });
         Assert.That(e, Is.Not.Null, "refused");
+        Assert.That(Hostile.PeakRss() - before, Is.LessThan(512L << 20), "before allocating much");
     }
 
     [Test]
