@@ -213,7 +213,7 @@ public sealed class GenerationOptions
     private static string[] ReadLines(string path, string name)
     {
         if (!File.Exists(path)) throw new UsageException($"{name} {path}: file not found");
-        var lines = File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        var lines = SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, name + " file").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
         return lines.Length > 0 ? lines : throw new UsageException($"{name} {path}: the file has no non-empty line");
     }
 }

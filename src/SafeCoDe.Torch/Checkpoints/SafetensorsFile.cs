@@ -107,7 +107,10 @@ public sealed class SafetensorsFile
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new SafetensorsFormatException(path, null, "header is not a JSON object");
             // the format says JSON with unique keys: System.Text.Json keeps duplicates and lookups would pick one
-            if (JsonStrict.FindDuplicateKey(doc.RootElement) is { } dup)
+            string? dup;
+            try { dup = JsonStrict.FindDuplicateKey(doc.RootElement); }
+            catch (InvalidOperationException e) { throw new SafetensorsFormatException(path, null, $"header holds an invalid string: {e.Message}", e); }
+            if (dup is not null)
                 throw new SafetensorsFormatException(path, dup, dup.Contains('.') ? "key appears twice in the header" : "tensor is listed twice in the header");
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);

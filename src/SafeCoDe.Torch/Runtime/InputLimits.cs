@@ -35,8 +35,11 @@ public sealed record InputLimits
     public int MaxVocabSize { get; init; } = 1 << 22;
     /// <summary>Time one regular expression from a tokenizer file may take on one input (default 2 s).</summary>
     public TimeSpan RegexTimeout { get; init; } = TimeSpan.FromSeconds(2);
-    /// <summary>Largest image a preprocessor may resize to, in pixels (default 16,777,216 = 4096²; Qwen2-VL's default max_pixels is 12,845,056).</summary>
-    public long MaxProcessedPixels { get; init; } = 1L << 24;
+    /// <summary>
+    /// Largest image a preprocessor may resize to, in pixels (default 33,554,432: a 2000×9 strip resized to LLaVA's
+    /// 336 shortest edge is 74,666×336 = 25 M; Qwen2-VL's default max_pixels is 12.8 M).
+    /// </summary>
+    public long MaxProcessedPixels { get; init; } = 1L << 25;
     /// <summary>Longest prompt or system prompt in characters, checked before tokenising (default 262,144).</summary>
     public int MaxPromptChars { get; init; } = 1 << 18;
     /// <summary>Largest number of new tokens a request may ask for (also bounded by the model's context; default 65,536).</summary>
@@ -123,7 +126,7 @@ public static class BoundedFile
 
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    internal static string Human(long bytes) => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.#} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):0.#} MiB" : $"{bytes:N0} bytes";
+    internal static string Human(long bytes) => bytes >= 1L << 40 ? $"{bytes / (double)(1L << 40):0.#} TiB" : bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.#} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):0.#} MiB" : $"{bytes:N0} bytes";
 
     /// <summary>"regular file", "directory", "FIFO", "character device", "block device", "socket"; null when unknown (not Linux).</summary>
     public static string? FileKind(string path)

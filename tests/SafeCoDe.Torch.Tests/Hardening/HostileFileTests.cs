@@ -149,3 +149,35 @@ public class HostileFileTests
         Assert.That(e!.Message, Does.Contain("not valid UTF-8"));
     }
 }
+
+/// <summary>libtorch's own errors reach callers summarised: out of memory says how much and where, no backtrace.</summary>
+public class NativeErrorTests
+{
+    [Test]
+    public void ARealLibtorchAllocationFailure_IsSummarised()
+    {
+        Exception? caught = null;
+        try
+        {
+            using var t = TorchSharp.torch.empty([1L << 50], TorchSharp.torch.ScalarType.Byte);
+        }
+        catch (Exception e) { caught = e; }
+        Assert.That(caught, Is.Not.Null);
+        Assert.That(NativeErrors.IsNative(caught!) || caught is OutOfMemoryException, Is.True, caught!.GetType().FullName);
+        Assert.That(NativeErrors.IsOutOfMemory(caught), Is.True, caught.Message);
+        var line = NativeErrors.Summarize(caught);
+        Assert.That(line, Does.StartWith("out of memory: libtorch asked for ").And.EndWith(" on the CPU"));
+        Assert.That(line, Does.Contain("1024 TiB"), "2^50 bytes");
+        Assert.That(line, Does.Not.Contain("\n").And.Not.Contain("frame #"));
+    }
+
+    [Test]
+    public void CudaOutOfMemoryText_NamesTheSizeAndTheDevice()
+    {
+        var e = new System.Runtime.InteropServices.ExternalException(
+            "CUDA out of memory. Tried to allocate 40.00 GiB. GPU 0 has a total capacity of 139.81 GiB of which 2.00 GiB is free.\nException raised from malloc at c10/cuda/CUDACachingAllocator.cpp:1234 (most recent call first):\nframe #0: ...");
+        Assert.That(NativeErrors.Summarize(e), Is.EqualTo("out of memory: libtorch asked for 40.00 GiB on cuda:0"));
+        var other = new System.Runtime.InteropServices.ExternalException("shape '[2, 3]' is invalid for input of size 7\nException raised from infer_size at x.cpp:1\nframe #0: y");
+        Assert.That(NativeErrors.Summarize(other), Is.EqualTo("shape '[2, 3]' is invalid for input of size 7"));
+    }
+}
