@@ -21,6 +21,8 @@ public sealed record EndpointJudgeOptions
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Time limit of a whole judgement: caption and decision calls, every attempt and back-off together.</summary>
     public TimeSpan TotalDeadline { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Longest wait a Retry-After header can ask for (longer requests are cut to this; at most <see cref="EndpointJudge.MaxBackoff"/>).</summary>
+    public TimeSpan MaxRetryAfter { get; init; } = EndpointJudge.MaxBackoff;
     /// <summary>Largest reply body read from the endpoint; a longer (or endless) body fails the attempt.</summary>
     public long MaxReplyBytes { get; init; } = 1 << 20;
     /// <summary>Retries after a 429, a 5xx, a transport error or a timeout.</summary>
@@ -138,7 +140,7 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
             }
             if (attempt >= _o.MaxRetries)
                 throw new JudgeException($"judge {what} call failed after {attempt + 1} attempt(s): {failure}");
-            var wait = retryAfter ?? delay;
+            var wait = retryAfter is { } ra ? (ra > _o.MaxRetryAfter ? _o.MaxRetryAfter : ra) : delay;
             await Task.Delay(wait, cancel).ConfigureAwait(false);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxBackoff.Ticks));
         }

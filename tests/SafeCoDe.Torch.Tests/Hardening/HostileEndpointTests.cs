@@ -110,10 +110,10 @@ public class HostileEndpointTests
 {
     private static readonly byte[] Png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3, 4];
 
-    private static EndpointJudge Judge(HostileServer s, double deadline = 8, double attempt = 4, int retries = 3) => new(new EndpointJudgeOptions
+    private static EndpointJudge Judge(HostileServer s, double deadline = 8, double attempt = 4, int retries = 3, double maxRetryAfter = 30) => new(new EndpointJudgeOptions
     {
         BaseUrl = s.BaseUrl, ApiKey = "k", Model = "m", Timeout = TimeSpan.FromSeconds(attempt), TotalDeadline = TimeSpan.FromSeconds(deadline),
-        MaxRetries = retries, InitialBackoff = TimeSpan.FromMilliseconds(20),
+        MaxRetries = retries, InitialBackoff = TimeSpan.FromMilliseconds(20), MaxRetryAfter = TimeSpan.FromSeconds(maxRetryAfter),
     });
 
     private static (JudgeResult? r, Exception? e, TimeSpan t) Judge(HostileServer s, JudgeRequest req, EndpointJudge? judge = null)
@@ -242,7 +242,7 @@ public class HostileEndpointTests
         Assert.That(w is null || (w >= TimeSpan.Zero && w <= EndpointJudge.MaxBackoff), $"{value} → {w}");
         using var s = new HostileServer();
         s.Then(HostileServer.Status(429, "{}", $"Retry-After: {value}\r\n"), HostileServer.Reply("A road."), HostileServer.Reply("safe"));
-        var (r, e, _) = Judge(s, new JudgeRequest("q", Png), Judge(s, deadline: 45));
+        var (r, e, _) = Judge(s, new JudgeRequest("q", Png), Judge(s, deadline: 20, maxRetryAfter: 1));
         Assert.That(e, Is.Null, e?.Message);
         Assert.That(r!.Verdict, Is.EqualTo(Verdict.Safe));
     }
