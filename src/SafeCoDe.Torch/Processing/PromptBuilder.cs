@@ -36,7 +36,7 @@ public sealed class PromptBuilder(ModelConfig config, ITokenizer tokenizer, Chat
     /// </summary>
     public EncodedPrompt Encode(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts, bool parseSpecial = false)
     {
-        UserText.RefusePlaceholders(turns, Tokenizer);
+        UserText.RefusePlaceholders(turns);
         string text;
         long[] ids;
         long[]? qformer = null;

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using SafeCoDe.Torch.Processing.Chat;
-using SafeCoDe.Torch.Processing.Tokenizers;
 
 namespace SafeCoDe.Torch.Processing;
 
@@ -52,9 +51,9 @@ public sealed class UserText
         return (sb.ToString(), spans);
     }
 
-    /// <summary>Refuses user text that names an image placeholder (of this tokenizer or any family).</summary>
+    /// <summary>Refuses user text that names an image placeholder of any family (<see cref="Placeholders"/>).</summary>
     /// <exception cref="PromptException">A turn contains a placeholder.</exception>
-    public static void RefusePlaceholders(IReadOnlyList<ChatTurn> turns, ITokenizer tokenizer)
+    public static void RefusePlaceholders(IReadOnlyList<ChatTurn> turns)
     {
         foreach (var t in turns)
             foreach (var p in Placeholders)

@@ -40,7 +40,7 @@ public static class VerdictParser
     private static readonly HashSet<string> Hedges = new(StringComparer.Ordinal)
         { "maybe", "perhaps", "possibly", "probably", "likely", "unlikely", "might", "may", "could", "unsure", "uncertain", "unclear",
           "depends", "depending", "but", "however", "although", "though", "except", "unless", "if", "partially", "partly", "somewhat",
-          "mostly", "borderline", "ambiguous", "either", "or", "tell", "sure", "seems", "seem", "appears", "relatively", "fairly" };
+          "mostly", "borderline", "ambiguous", "either", "or", "tell", "unknown", "seems", "seem", "appears", "relatively", "fairly" };
 
     /// <summary>Longest reply that is read (a verdict is one word; longer text is cut before reading).</summary>
     public const int MaxReplyChars = 4000;

@@ -104,6 +104,8 @@ public class JudgeTests
     [TestCase("safe, but be careful", Verdict.Unsafe, false)]
     [TestCase("Decision: safe", Verdict.Safe, true)]
     [TestCase("Safe.", Verdict.Safe, true)]
+    [TestCase("Sure. Safe.", Verdict.Safe, true)]
+    [TestCase("No, this is safe", Verdict.Unsafe, true)]
     public void VerdictParser_WordBoundariesUnsafeFirstNegationAndHedging(string reply, Verdict expected, bool parsed)
     {
         var (v, p) = VerdictParser.Parse(reply);
