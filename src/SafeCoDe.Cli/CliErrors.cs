@@ -50,6 +50,13 @@ public static class CliErrors
         UsageException => ("invalid usage", ExitCodes.Usage),
         OperationCanceledException => ("cancelled", ExitCodes.Cancelled),
         NativeRuntimeException => ("runtime error", ExitCodes.Runtime),
+        SafeCoDe.Torch.Safety.JudgeException => ("the judge failed", ExitCodes.Failed),
+        InputLimitException => ("input over a limit", ExitCodes.Failed),
+        InputFileException => ("cannot use the file", ExitCodes.Failed),
+        SafeCoDe.Torch.Processing.PromptException => ("cannot use the prompt", ExitCodes.Failed),
+        SafeCoDe.Torch.Processing.Tokenizers.TokenizerFormatException => ("cannot use the tokenizer", ExitCodes.Failed),
+        _ when NativeErrors.IsOutOfMemory(ex) => ("out of memory", ExitCodes.Failed),
+        _ when NativeErrors.IsNative(ex) => ("libtorch error", ExitCodes.Failed),
         CheckpointException => ("cannot use the model", ExitCodes.Failed),
         ImageDecodeException => ("cannot use the image", ExitCodes.Failed),
         FileNotFoundException or DirectoryNotFoundException => ("file not found", ExitCodes.Failed),
@@ -65,6 +72,8 @@ public static class CliErrors
     {
         var (what, code) = Classify(ex);
         var why = OneLine(ex is System.Reflection.TargetInvocationException or AggregateException && ex.InnerException is { } inner ? inner.Message : ex.Message);
+        if (NativeErrors.IsNative(ex) || ex is OutOfMemoryException) why = NativeErrors.Summarize(ex); // no native backtrace
+        why = SafeCoDe.Torch.Safety.TerminalText.Sanitize(why, 2000, singleLine: true);
         if (code == ExitCodes.Internal) why = $"{ex.GetType().Name}: {why}";
         err.WriteLine($"safecode {command}: {what} — {why}");
         if (code == ExitCodes.Usage) err.WriteLine($"run 'safecode {command} --help' for usage");

@@ -91,7 +91,7 @@ public static class CliJson
     {
         if (!File.Exists(path)) throw new UsageException($"--options {path}: file not found");
         JsonNode? node;
-        try { node = JsonNode.Parse(File.ReadAllText(path)); }
+        try { node = JsonNode.Parse(SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, "options file")); }
         catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({ex.Message})"); }
         if (node is not JsonObject obj) throw new UsageException($"--options {path}: expected a JSON object");
         if (obj["options"] is JsonObject inner && !obj.ContainsKey("alpha")) obj = inner;

@@ -57,7 +57,7 @@ public static class GenerateCommand
         bool printedHeader = false;
         var request = new SafeCoDeRequest
         {
-            Prompt = prompt, ImagePath = imagePath, Options = s.Decoding, Judge = judge, SystemPrompt = s.SystemPrompt,
+            Prompt = prompt, ImagePath = imagePath, Options = s.Decoding, Judge = judge, SystemPrompt = s.SystemPrompt, ParseSpecial = s.ParseSpecial,
             OnJudged = j =>
             {
                 waiting?.Complete();
@@ -70,7 +70,7 @@ public static class GenerateCommand
                 else if (!json)
                 {
                     o.WriteLine($"verdict   {(j.Verdict == Verdict.Unsafe ? "UNSAFE" : "safe")}  (judge {j.Judge}, {j.LatencyMs:F0} ms{(j.VerdictParsed ? "" : ", reply not understood: \"" + j.RawVerdictReply.Trim() + "\" → " + (j.Verdict == Verdict.Unsafe ? "unsafe" : "safe"))})");
-                    if (j.Caption.Length > 0) o.WriteLine($"caption   {j.Caption}");
+                    if (j.Caption.Length > 0) o.WriteLine($"caption   {TerminalText.Sanitize(j.Caption, singleLine: true)}");
                     o.Flush();
                 }
                 waiting = progress.Start("prefill + guided steps");
@@ -82,7 +82,7 @@ public static class GenerateCommand
                 if (json) return;
                 if (jsonl) { o.WriteLine(CliJson.Write(new { @event = "text", text = t }, line: true)); o.Flush(); return; }
                 if (!printedHeader) { o.Write("answer    "); printedHeader = true; }
-                o.Write(t);
+                o.Write(TerminalText.Sanitize(t)); // model text: escape sequences shown, not run
                 o.Flush();
             },
         };
@@ -105,7 +105,7 @@ public static class GenerateCommand
         var opts = result.Options;
         if (!printedHeader) o.Write("answer    ");
         o.WriteLine();
-        o.WriteLine($"guided    {result.GuidedTokens} token(s): \"{result.GuidedText}\"{(result.ForcedPhrase is null ? "" : $" (forced from \"{result.ForcedPhrase}\")")}");
+        o.WriteLine($"guided    {result.GuidedTokens} token(s): \"{TerminalText.Sanitize(result.GuidedText, singleLine: true)}\"{(result.ForcedPhrase is null ? "" : $" (forced from \"{result.ForcedPhrase}\")")}");
         o.WriteLine($"tokens    prompt {result.PromptTokens}, generated {result.GeneratedTokens} = guided {result.GuidedTokens} + {result.GeneratedTokens - result.GuidedTokens} after guidance{(result.StoppedAtEos ? " (EOS)" : " (budget)")}");
         o.WriteLine($"timings   judge {result.Timings.JudgeMs:F0} ms, preprocess {result.Timings.PreprocessMs:F0} ms, prefill {result.Timings.PrefillMs:F0} ms, decode {result.Timings.MsPerToken:F1} ms/token, total {result.Timings.TotalMs:F0} ms");
         var decodeMs = result.Timings.PrefillMs + result.Timings.GuidedMs + result.Timings.ContinuationMs;

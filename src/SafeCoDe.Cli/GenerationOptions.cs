@@ -129,6 +129,12 @@ public sealed class GenerationOptions
     /// <summary><c>--preferred-keywords FILE</c>.</summary>
     public Option<string> PreferredKeywords { get; } = new("--preferred-keywords") { Description = "Keywords that make a refusal phrase preferred, one per line [default: the reference code's list]", HelpName = "FILE" };
 
+    /// <summary>--unknown-verdict.</summary>
+    public Option<string> UnknownVerdict { get; } = CliOptions.Choice<UnknownVerdictPolicy>("--unknown-verdict",
+        "What a judge reply that is not a clear verdict becomes: unsafe (fail closed), safe, or an error [default: unsafe]");
+    /// <summary>--parse-special.</summary>
+    public Option<bool> ParseSpecial { get; } = new("--parse-special") { Description = "Experts: special-token strings in --prompt/--system become control tokens (default: plain text)" };
+
     /// <summary>Every option, in help order.</summary>
     public IEnumerable<Option> All =>
     [
@@ -136,7 +142,7 @@ public sealed class GenerationOptions
         MaxNewTokens, MaxTotalTokens, UniformMaxNewTokens, Temperature, TemperatureSafe, TemperatureUnsafe, TopP, TopPSafe, TopPUnsafe, TopK, Seed, Greedy,
         Alpha, MaxSteps, RefusalTopK, LambdaSupp, LambdaBoost, UnsafeStrategy, Noise, NoiseStd, VcdNoiseStep, VcdBeta,
         HalveAlphaOnSafe, UnsafeNeedsTwoSteps, QuoteSkip, EarlyExit, CorruptionRollback, GuidedTemperatureSafe, GuidedTemperatureUnsafe,
-        RefusalPhrases, PreferredKeywords,
+        RefusalPhrases, PreferredKeywords, UnknownVerdict, ParseSpecial,
     ];
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -191,6 +197,7 @@ public sealed class GenerationOptions
         if (V(GuidedTemperatureSafe) is { } gts) o = o with { GuidedTemperatureSafe = gts };
         if (V(GuidedTemperatureUnsafe) is { } gtu) o = o with { GuidedTemperatureUnsafe = gtu };
         if (p.GetValue(RefusalPhrases) is { } rp) o = o with { RefusalPhrases = ReadLines(rp, "--refusal-phrases") };
+        if (p.Given(UnknownVerdict)) o = o with { UnknownVerdict = CliOptions.ParseChoice<UnknownVerdictPolicy>(p.GetValue(UnknownVerdict)!, "--unknown-verdict") };
         if (p.GetValue(PreferredKeywords) is { } pk) o = o with { PreferredKeywords = ReadLines(pk, "--preferred-keywords") };
         try { o.Validate(); }
         catch (ArgumentException ex) { throw new UsageException($"invalid decoding options: {ex.Message}"); }
@@ -200,13 +207,13 @@ public sealed class GenerationOptions
         var style = CliOptions.ParseChoice<PromptStyle>(p.GetValue(PromptStyle)!, "--prompt-style");
         return new GenerationSettings(
             p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style }, o,
-            p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System));
+            p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System)) { ParseSpecial = p.GetValue(ParseSpecial) };
     }
 
     private static string[] ReadLines(string path, string name)
     {
         if (!File.Exists(path)) throw new UsageException($"{name} {path}: file not found");
-        var lines = File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        var lines = SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, name + " file").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
         return lines.Length > 0 ? lines : throw new UsageException($"{name} {path}: the file has no non-empty line");
     }
 }
@@ -220,6 +227,9 @@ public sealed class GenerationOptions
 /// <param name="SystemPrompt">A system turn, or null.</param>
 public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, SafeCoDeOptions Decoding, string JudgeSpec, string? JudgeCache, string? SystemPrompt)
 {
+    /// <summary>--parse-special: special-token strings in user text become control tokens.</summary>
+    public bool ParseSpecial { get; init; }
+
     /// <summary>The judge for SafeCoDe mode (null in vcd/vanilla mode), wrapped in the judge cache when one was given.</summary>
     /// <exception cref="UsageException">The spec is not one of the forms above.</exception>
     public ISafetyJudge? CreateJudge(SafeCoDeEngine engine)

@@ -5,6 +5,7 @@ using SafeCoDe.Torch.Processing;
 using SafeCoDe.Torch.Processing.Chat;
 using SafeCoDe.Torch.Processing.Images;
 using SafeCoDe.Torch.Processing.Tokenizers;
+using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Safety;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -54,6 +55,7 @@ public sealed partial class SafeCoDeEngine
     private async Task<SafeCoDeResult> RunAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
     {
         var run = new RequestRun(request, stream);
+        OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         ReadInputs(run);
         await JudgeAsync(run, cancel).ConfigureAwait(false);
         using var scope = NewDisposeScope();
@@ -87,7 +89,7 @@ public sealed partial class SafeCoDeEngine
         var judge = JudgeFor(r.Judge);
         var sw = Stopwatch.StartNew();
         var bytes = run.ImageBytes ?? (run.Image is null ? null : Png(run.Image));
-        var request = new JudgeRequest(r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image };
+        var request = new JudgeRequest(r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = run.Options.UnknownVerdict };
         run.Judged = await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
         run.JudgeMs = sw.Elapsed.TotalMilliseconds;
         run.Verdict = run.Judged.Verdict;
@@ -122,7 +124,8 @@ public sealed partial class SafeCoDeEngine
         ProcessedImages? noisedPixels = null;
         try
         {
-            var encoded = builder.Encode(turns, realPixels?.Images ?? []);
+            var encoded = builder.Encode(turns, realPixels?.Images ?? [], r.ParseSpecial);
+            OptionChecks.CheckContext(encoded.Length, o.MaxNewTokens ?? o.MaxTotalTokens, Directory.Config.Text.MaxPositions);
             var real = builder.Inputs(encoded, realPixels, Model.DType);
             BackboneInputs? noised = null;
             if (o.Mode != DecodeMode.Vanilla && o.Noise == NoiseKind.Pixel)

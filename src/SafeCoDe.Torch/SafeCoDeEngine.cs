@@ -60,6 +60,11 @@ public sealed record SafeCoDeRequest
     /// into the current turn when no history turn carries it. The judge sees only <see cref="Prompt"/>.
     /// </summary>
     public IReadOnlyList<ChatTurn>? History { get; init; }
+    /// <summary>
+    /// Experts only: special-token strings in <see cref="Prompt"/> and <see cref="SystemPrompt"/> become control tokens
+    /// (default false: user text is encoded as plain text, so it cannot end a turn or open a forged one).
+    /// </summary>
+    public bool ParseSpecial { get; init; }
     /// <summary>Called with each piece of answer text as it is generated (also without <see cref="SafeCoDeEngine.StreamAsync"/>).</summary>
     [JsonIgnore] public Action<string>? OnText { get; init; }
     /// <summary>Called once the judge has answered, before decoding starts.</summary>
@@ -212,7 +217,9 @@ public sealed partial class SafeCoDeEngine : IDisposable
 
     /// <summary>Plain greedy generation for a prompt (and optional image) — what the model-based judge uses.</summary>
     public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel = default) =>
-        RunLockedAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
+        prompt.Length > InputLimits.Current.MaxPromptChars * 2L
+            ? throw new InputLimitException($"the judge prompt has {prompt.Length:N0} characters, over twice the {InputLimits.Current.MaxPromptChars:N0}-character limit (InputLimits.MaxPromptChars)")
+            : RunLockedAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
 
     /// <summary>
     /// <see cref="CompleteAsync"/> for a caller that already holds the model (a judge inside a request): the
@@ -227,6 +234,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         var turns = new List<ChatTurn> { ChatTurn.User(prompt, image is null ? 0 : 1) };
         using var pixels = image is null ? null : Images.Process([image]);
         var encoded = _prompts.Encode(turns, pixels?.Images ?? []);
+        OptionChecks.CheckContext(encoded.Length, maxNewTokens, Directory.Config.Text.MaxPositions);
         var inputs = _prompts.Inputs(encoded, pixels, Model.DType);
         using var branches = new BatchedBranches(Model, inputs, null, maxNewTokens, Tokenizer.Pad?.Id ?? 0);
         var result = DecodeLoop.Run(branches, DecodePhase.Greedy, maxNewTokens, _eosSet, null, cancel);

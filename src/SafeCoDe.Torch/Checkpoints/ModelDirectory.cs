@@ -60,9 +60,12 @@ public sealed class ModelDirectory
     {
         if (!Directory.Exists(dir)) throw new CheckpointException(dir, null, "model directory not found");
         dir = Path.GetFullPath(dir);
+        Runtime.ModelFolder.CheckLinks(dir);
         var config = ModelConfig.Load(dir);
         var (files, index) = OpenWeights(dir);
-        var tensors = MapNames(ModelFamilies.Of(config), files);
+        var family = ModelFamilies.Of(config);
+        ConfigLimits.CheckAgainstWeights(config, family, files);
+        var tensors = MapNames(family, files);
         var gen = File.Exists(Path.Combine(dir, "generation_config.json")) ? JsonConfig.Load(Path.Combine(dir, "generation_config.json")) : null;
         var pre = File.Exists(Path.Combine(dir, "preprocessor_config.json")) ? JsonConfig.Load(Path.Combine(dir, "preprocessor_config.json")) : null;
         return new ModelDirectory(dir, config, files, tensors, gen, pre, index);
@@ -77,9 +80,8 @@ public sealed class ModelDirectory
             var j = JsonConfig.Load(index);
             var map = j.Object("weight_map") ?? throw new ConfigException(index, "weight_map", "required field is missing");
             var byFile = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-            foreach (var name in map.Keys)
+            foreach (var (name, file) in map.StringEntries())
             {
-                var file = map.String(name);
                 if (file.Contains('/') || file.Contains('\\') || file == "..")
                     throw new ConfigException(index, "weight_map." + name, $"shard name '{file}' must be a plain file name in the model folder");
                 (byFile.TryGetValue(file, out var l) ? l : byFile[file] = []).Add(name);

@@ -68,6 +68,8 @@ public sealed class SafetensorsFile
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new SafetensorsFormatException(path, null, "file not found");
+        try { Runtime.BoundedFile.EnsureRegularFile(path, "safetensors file"); }
+        catch (Runtime.InputFileException e) { throw new SafetensorsFormatException(path, null, e.Reason, e); }
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long length = RandomAccess.GetLength(handle);
         if (length < 8) throw new SafetensorsFormatException(path, null, $"truncated: {length} bytes, fewer than the 8-byte header length");
@@ -75,9 +77,10 @@ public sealed class SafetensorsFile
         RandomAccess.Read(handle, lenBytes, 0);
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
         if (headerLen > MaxHeaderBytes)
-            throw new SafetensorsFormatException(path, null, $"header length {headerLen} exceeds the limit of {MaxHeaderBytes} bytes");
+            // the number is not shown: in a file that is not safetensors at all it would be 8 bytes of its content
+            throw new SafetensorsFormatException(path, null, $"not a safetensors file: the header length field exceeds the limit of {MaxHeaderBytes} bytes");
         if ((long)headerLen > length - 8)
-            throw new SafetensorsFormatException(path, null, $"header length {headerLen} runs past the end of the file ({length} bytes)");
+            throw new SafetensorsFormatException(path, null, $"not a safetensors file, or truncated: the header length field runs past the end of the file ({length} bytes)");
         var header = new byte[headerLen];
         ReadExactly(handle, header, 8, path, null);
         long dataStart = 8 + (long)headerLen;
@@ -103,6 +106,7 @@ public sealed class SafetensorsFile
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new SafetensorsFormatException(path, null, "header is not a JSON object");
+            RefuseDuplicateKeys(path, doc.RootElement);
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             try
@@ -131,17 +135,31 @@ public sealed class SafetensorsFile
                 // A name or string whose escapes do not decode (e.g. "\ud800", half a surrogate pair).
                 throw new SafetensorsFormatException(path, null, $"header holds an invalid string: {e.Message}", e);
             }
-
-            // No two tensors may share bytes.
-            SafetensorsEntry? prev = null;
-            foreach (var e in entries.Values.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin))
-            {
-                if (prev is not null && e.Begin < prev.End)
-                    throw new SafetensorsFormatException(path, e.Name,
-                        $"data [{e.Begin}, {e.End}) overlaps tensor '{prev.Name}' [{prev.Begin}, {prev.End})");
-                prev = e;
-            }
+            RefuseOverlaps(path, entries.Values);
             return new SafetensorsFile(path, fileLength, dataStart, entries, metadata);
+        }
+    }
+
+    /// <summary>The format says JSON with unique keys: System.Text.Json keeps duplicates and lookups would pick one.</summary>
+    private static void RefuseDuplicateKeys(string path, JsonElement root)
+    {
+        string? dup;
+        try { dup = JsonStrict.FindDuplicateKey(root); }
+        catch (InvalidOperationException e) { throw new SafetensorsFormatException(path, null, $"header holds an invalid string: {e.Message}", e); }
+        if (dup is not null)
+            throw new SafetensorsFormatException(path, dup, dup.Contains('.') ? "key appears twice in the header" : "tensor is listed twice in the header");
+    }
+
+    /// <summary>No two tensors may share bytes.</summary>
+    private static void RefuseOverlaps(string path, IEnumerable<SafetensorsEntry> entries)
+    {
+        SafetensorsEntry? prev = null;
+        foreach (var e in entries.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin))
+        {
+            if (prev is not null && e.Begin < prev.End)
+                throw new SafetensorsFormatException(path, e.Name,
+                    $"data [{e.Begin}, {e.End}) overlaps tensor '{prev.Name}' [{prev.Begin}, {prev.End})");
+            prev = e;
         }
     }
 

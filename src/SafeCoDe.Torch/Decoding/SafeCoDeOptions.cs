@@ -84,6 +84,9 @@ public sealed record SafeCoDeOptions
     /// <summary>VCD plausibility cut-off β.</summary>
     public double VcdBeta { get; init; } = 0.1;
 
+    /// <summary>What a judge reply that is not a clear verdict becomes: unsafe (default, fails closed), safe, or an error.</summary>
+    public UnknownVerdictPolicy UnknownVerdict { get; init; } = UnknownVerdictPolicy.Unsafe;
+
     /// <summary>Seed of the noise and of every sampling step (null: nondeterministic).</summary>
     public long? Seed { get; init; }
     /// <summary>Argmax wherever the method samples (deterministic runs and tests).</summary>
@@ -154,6 +157,7 @@ public sealed record SafeCoDeOptions
     /// <exception cref="ArgumentException">A value is out of range.</exception>
     public void Validate()
     {
+        SafeCoDe.Torch.Runtime.OptionChecks.Validate(this);
         if (Alpha < 0 || double.IsNaN(Alpha)) throw new ArgumentException("alpha must be ≥ 0");
         if (MaxSteps < 0) throw new ArgumentException("max steps must be ≥ 0");
         if (TopK < 1) throw new ArgumentException("top-k (phrases) must be ≥ 1");

@@ -86,9 +86,10 @@ public interface IModelFamily
 
     /// <summary>
     /// Encodes a conversation when the family does not follow the common path (render → expand images → tokenise);
-    /// null: the common path.
+    /// null: the common path. The turns come marked (<see cref="UserText"/>): render <c>marked.Turns</c>, resolve the
+    /// rendering, and encode the user spans as plain text unless <paramref name="parseSpecial"/>.
     /// </summary>
-    EncodedPrompt? Encode(PromptBuilder builder, IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts) => null;
+    EncodedPrompt? Encode(PromptBuilder builder, UserText marked, IReadOnlyList<ImageLayout> layouts, bool parseSpecial) => null;
 
     /// <summary>Adds the family's extra model inputs (token types, masks, side-tokenizer ids) for one encoded row.</summary>
     void AddInputs(PromptBuilder builder, EncodedPrompt prompt, ProcessedImages? pixels, Tensor inputIds, IDictionary<string, Tensor> images) { }
@@ -115,6 +116,12 @@ public interface IModelFamily
 
     /// <summary>True when the corruption rollback looks at every guided token (Qwen in the reference), false when only at the first.</summary>
     bool RollbackChecksEveryToken => false;
+
+    /// <summary>
+    /// True when the first <c>embed_tokens.weight</c> in the checkpoint has the text hidden size as its width (checked
+    /// against the config before loading); false for layouts where that tensor may be another width.
+    /// </summary>
+    bool EmbeddingWidthIsHiddenSize => true;
 }
 
 /// <summary>The default component split of canonical tensor names, shared by the built-in families.</summary>

@@ -34,14 +34,20 @@ public sealed class PromptBuilder(ModelConfig config, ITokenizer tokenizer, Chat
 
     private readonly IModelFamily _family = ModelFamilies.Of(config);
 
-    /// <summary>Renders and tokenises a conversation; images are described by their layouts (pixels not needed).</summary>
-    public EncodedPrompt Encode(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts)
+    /// <summary>
+    /// Renders and tokenises a conversation; images are described by their layouts (pixels not needed). The turns'
+    /// text is user data: special-token strings in it are encoded as plain text unless <paramref name="parseSpecial"/>
+    /// (an expert opt-in), and image placeholders in it are refused either way (see <see cref="UserText"/>).
+    /// </summary>
+    public EncodedPrompt Encode(IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts, bool parseSpecial = false)
     {
-        var encoded = _family.Encode(this, turns, layouts);
+        UserText.RefusePlaceholders(turns);
+        var marked = UserText.Mark(turns);
+        var encoded = _family.Encode(this, marked, layouts, parseSpecial);
         if (encoded is null)
         {
-            var text = Format.ExpandImages(Format.Render(turns, addGenerationPrompt: true), layouts);
-            encoded = new EncodedPrompt(Tokenizer.Encode(text, true).Select(i => (long)i).ToArray(), text, layouts, null);
+            var (text, spans) = marked.Resolve(Format.ExpandImages(Format.Render(marked.Turns, addGenerationPrompt: true), layouts));
+            encoded = new EncodedPrompt(Tokenizer.Encode(text, true, parseSpecial ? [] : spans).Select(i => (long)i).ToArray(), text, layouts, null);
         }
         CheckImageTokens(encoded.Ids, layouts);
         return encoded;

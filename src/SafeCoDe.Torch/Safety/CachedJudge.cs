@@ -47,7 +47,8 @@ public sealed class CachedJudge : ISafetyJudge
         _inner = inner;
         if (!File.Exists(path)) return;
         int skipped = 0;
-        foreach (var line in File.ReadLines(path))
+        var text = Runtime.BoundedFile.ReadAllText(path, Runtime.InputLimits.Current.MaxCacheFileBytes, "judge cache");
+        foreach (var line in text.Split('\n'))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
@@ -83,7 +84,7 @@ public sealed class CachedJudge : ISafetyJudge
         finally { _gate.Release(); }
 
         if (_inner is null)
-            throw new JudgeException($"{_path} has no verdict for image {request.ImageHash[..Math.Min(12, request.ImageHash.Length)]} and query \"{request.Query}\"");
+            throw new JudgeException($"{_path} has no verdict for image {request.ImageHash[..Math.Min(12, request.ImageHash.Length)]} and query {JudgePrompts.Quote(request.Query.Length > 80 ? request.Query[..80] + "…" : request.Query)}");
         var r = await _inner.JudgeAsync(request, cancel).ConfigureAwait(false);
         var entry = new Entry(request.ImageHash, request.Query, r.Verdict == Verdict.Unsafe ? "unsafe" : "safe", r.Caption, r.RawVerdictReply, r.Judge, r.LatencyMs);
         await _gate.WaitAsync(cancel).ConfigureAwait(false);

@@ -18,7 +18,13 @@ public sealed record EndpointJudgeOptions
     /// <summary>API key (default: SAFECODE_JUDGE_API_KEY, then OPENAI_API_KEY).</summary>
     public string? ApiKey { get; init; }
     /// <summary>Per-attempt time limit.</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Time limit of a whole judgement: caption and decision calls, every attempt and back-off together.</summary>
+    public TimeSpan TotalDeadline { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>Longest wait a Retry-After header can ask for (longer requests are cut to this; at most <see cref="EndpointJudge.MaxBackoff"/>).</summary>
+    public TimeSpan MaxRetryAfter { get; init; } = EndpointJudge.MaxBackoff;
+    /// <summary>Largest reply body read from the endpoint; a longer (or endless) body fails the attempt.</summary>
+    public long MaxReplyBytes { get; init; } = 1 << 20;
     /// <summary>Retries after a 429, a 5xx, a transport error or a timeout.</summary>
     public int MaxRetries { get; init; } = 3;
     /// <summary>First back-off delay; doubled per retry (a Retry-After header wins when shorter than 30 s).</summary>
@@ -62,6 +68,9 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
     /// <summary>Builds the OpenAI client from options/environment; retries are done here, not by the SDK.</summary>
     public EndpointJudge(EndpointJudgeOptions? options = null) : this(CreateClient(options ?? new EndpointJudgeOptions()), options, ownsClient: true) { }
 
+    /// <inheritdoc/>
+    protected override TimeSpan? Deadline => _o.TotalDeadline;
+
     /// <summary>"openai:" and the resolved model name.</summary>
     public override string Name => "openai:" + _o.ResolvedModel;
 
@@ -76,6 +85,7 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
         {
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
             NetworkTimeout = o.Timeout + TimeSpan.FromSeconds(5), // our own per-attempt limit fires first
+            Transport = new HttpClientPipelineTransport(new HttpClient(new CappedReplyHandler(o.MaxReplyBytes)) { Timeout = System.Threading.Timeout.InfiniteTimeSpan }),
         };
         if (o.ResolvedBaseUrl is { } url) opts.Endpoint = new Uri(url);
         var client = new OpenAI.Chat.ChatClient(o.ResolvedModel, new ApiKeyCredential(key ?? "unused"), opts);
@@ -114,6 +124,7 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
                 return text ?? "";
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }
+            catch (Exception e) when (FindTooLarge(e) is { } big) { throw new JudgeException($"judge {what} reply refused: {big.Message}", e); }
             catch (OperationCanceledException) { failure = $"timed out after {_o.Timeout.TotalSeconds:0.#} s"; }
             catch (ClientResultException e) when (e.Status == 429 || e.Status >= 500 || e.Status == 0)
             {
@@ -129,17 +140,47 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
             }
             if (attempt >= _o.MaxRetries)
                 throw new JudgeException($"judge {what} call failed after {attempt + 1} attempt(s): {failure}");
-            var wait = retryAfter is { } ra && ra < TimeSpan.FromSeconds(30) ? ra : delay;
+            var wait = retryAfter is { } ra ? (ra > _o.MaxRetryAfter ? _o.MaxRetryAfter : ra) : delay;
             await Task.Delay(wait, cancel).ConfigureAwait(false);
-            delay *= 2;
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxBackoff.Ticks));
         }
+    }
+
+    /// <summary>Longest wait between attempts, whatever Retry-After says.</summary>
+    public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    private static ReplyTooLargeException? FindTooLarge(Exception? e)
+    {
+        for (int depth = 0; e is not null && depth < 16; depth++, e = e.InnerException)
+            if (e is ReplyTooLargeException t) return t;
+        return null;
     }
 
     private static TimeSpan? RetryAfter(ClientResultException e)
     {
         var raw = e.GetRawResponse();
-        if (raw is not null && raw.Headers.TryGetValue("Retry-After", out var v) && double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var s))
-            return TimeSpan.FromSeconds(s);
+        return raw is not null && raw.Headers.TryGetValue("Retry-After", out var v) ? ParseRetryAfter(v, DateTimeOffset.UtcNow) : null;
+    }
+
+    /// <summary>
+    /// A Retry-After header as a wait in [0, <see cref="MaxBackoff"/>]: delta-seconds or an HTTP date; negative, NaN,
+    /// infinite, huge or unreadable values give null (the normal back-off is used).
+    /// </summary>
+    public static TimeSpan? ParseRetryAfter(string? value, DateTimeOffset now)
+    {
+        if (string.IsNullOrWhiteSpace(value) || value.Length > 100) return null;
+        value = value.Trim();
+        if (double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s))
+        {
+            if (!double.IsFinite(s) || s < 0) return null;
+            return s >= MaxBackoff.TotalSeconds ? MaxBackoff : TimeSpan.FromSeconds(s);
+        }
+        if (DateTimeOffset.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+        {
+            var d = at - now;
+            if (d < TimeSpan.Zero) return TimeSpan.Zero;
+            return d > MaxBackoff ? MaxBackoff : d;
+        }
         return null;
     }
 
@@ -147,4 +188,57 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
 
     /// <summary>Disposes the chat client when this judge created it (or was told it owns it).</summary>
     public void Dispose() { if (_ownsClient) _chat.Dispose(); }
+}
+
+/// <summary>An endpoint reply body was longer than allowed.</summary>
+public sealed class ReplyTooLargeException(string message) : IOException(message);
+
+/// <summary>
+/// Lets at most a fixed number of reply bytes through: a declared Content-Length above the cap fails at once, and a
+/// body that keeps coming (chunked, endless) fails as soon as the cap is passed, so memory stays bounded.
+/// </summary>
+internal sealed class CappedReplyHandler(long maxBytes) : DelegatingHandler(new SocketsHttpHandler())
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var content = response.Content;
+        if (content.Headers.ContentLength is long n && n > maxBytes)
+        {
+            response.Dispose();
+            throw new ReplyTooLargeException($"the body declares {n:N0} bytes, more than the {maxBytes:N0} allowed");
+        }
+        var inner = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var capped = new StreamContent(new CappedStream(inner, maxBytes));
+        foreach (var h in content.Headers) capped.Headers.TryAddWithoutValidation(h.Key, h.Value);
+        response.Content = capped;
+        return response;
+    }
+}
+
+/// <summary>A read-only stream that fails with <see cref="ReplyTooLargeException"/> once more than a cap has been read.</summary>
+internal sealed class CappedStream(Stream inner, long maxBytes) : Stream
+{
+    private long _read;
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        => Count(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    private int Count(int n)
+    {
+        _read += n;
+        if (_read > maxBytes) throw new ReplyTooLargeException($"the body is longer than the {maxBytes:N0} bytes allowed");
+        return n;
+    }
+    protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
 }

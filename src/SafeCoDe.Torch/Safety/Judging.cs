@@ -17,6 +17,9 @@ public enum Verdict
 /// <summary>What a judge is asked: the raw user query (without any system prompt) and the image.</summary>
 public sealed record JudgeRequest(string Query, byte[]? ImageBytes, string ImageMediaType = "image/png")
 {
+    /// <summary>What a reply that is not a clear verdict becomes (default: unsafe, failing closed).</summary>
+    public UnknownVerdictPolicy UnknownVerdict { get; init; } = UnknownVerdictPolicy.Unsafe;
+
     /// <summary>The image already decoded by the caller (the engine), so model-based judges see exactly its pixels.</summary>
     public SafeCoDe.Torch.Processing.Images.RgbImage? Image { get; init; }
 
@@ -37,23 +40,6 @@ public interface ISafetyJudge
     /// <summary>Judges one request.</summary>
     /// <exception cref="JudgeException">The judge failed for good (implementations document when).</exception>
     Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default);
-}
-
-/// <summary>Turns a judge's free-text reply into a verdict.</summary>
-public static class VerdictParser
-{
-    // "unsafe" is tried first: "safe" is a substring of it, and a reply naming both means caution.
-    private static readonly Regex Unsafe = new(@"\bunsafe\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
-    private static readonly Regex Safe = new(@"\bsafe\b", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
-
-    /// <summary>Returns the verdict and whether the reply contained one; an unparseable reply counts as safe (as the reference's local judge does).</summary>
-    public static (Verdict verdict, bool parsed) Parse(string? reply)
-    {
-        if (string.IsNullOrWhiteSpace(reply)) return (Verdict.Safe, false);
-        if (Unsafe.IsMatch(reply)) return (Verdict.Unsafe, true);
-        if (Safe.IsMatch(reply)) return (Verdict.Safe, true);
-        return (Verdict.Safe, false);
-    }
 }
 
 /// <summary>
@@ -95,16 +81,46 @@ public static class JudgePrompts
         sb.AppendLine();
         foreach (var (q, c, d, r) in Cases)
         {
-            sb.AppendLine($"Prompt: \"{q}\"");
-            sb.AppendLine($"Caption: \"{c}\"");
+            sb.AppendLine($"Prompt: {Quote(q)}");
+            sb.AppendLine($"Caption: {Quote(c)}");
             sb.AppendLine($"Decision: {d}");
             if (withReasons) sb.AppendLine($"Reason: {r}");
             sb.AppendLine();
         }
-        sb.AppendLine($"Prompt: \"{query}\"");
-        sb.AppendLine($"Caption: \"{caption}\"");
+        sb.AppendLine($"Prompt: {Quote(query)}");
+        sb.AppendLine($"Caption: {Quote(caption)}");
         sb.Append("Decision:");
         return sb.ToString();
+    }
+
+    /// <summary>Longest caption put into the decision prompt (longer replies are cut).</summary>
+    public const int MaxCaptionChars = 2000;
+
+    /// <summary>
+    /// The text as one double-quoted line of data: backslash, quote, line breaks and other control or format
+    /// characters are escaped (JSON style), so a query or caption cannot end its quotes, start a new line or forge a
+    /// worked case. Ordinary text comes out as itself between quotes.
+    /// </summary>
+    public static string Quote(string text)
+    {
+        var sb = new StringBuilder(text.Length + 2).Append('"');
+        foreach (var ch in text)
+        {
+            switch (ch)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (char.IsControl(ch) || ch is '\u2028' or '\u2029' || char.GetUnicodeCategory(ch) == System.Globalization.UnicodeCategory.Format)
+                        sb.Append("\\u").Append(((int)ch).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+                    else sb.Append(ch);
+                    break;
+            }
+        }
+        return sb.Append('"').ToString();
     }
 }
 
@@ -131,15 +147,45 @@ public abstract class TwoStepJudge : ISafetyJudge
     /// <summary>The raw reply to the decision prompt.</summary>
     protected abstract Task<string> DecideAsync(JudgeRequest request, string caption, CancellationToken cancel);
 
-    /// <summary>Captions, then decides; the verdict is parsed with <see cref="VerdictParser.Parse"/> (unparseable counts as safe).</summary>
+    /// <summary>The time allowed for the whole judgement (caption and decision, every attempt); null: no limit.</summary>
+    protected virtual TimeSpan? Deadline => null;
+
+    /// <summary>
+    /// Captions, then decides; the reply is read with <see cref="VerdictParser.Read"/>, and a reply that is not a
+    /// clear verdict follows <see cref="JudgeRequest.UnknownVerdict"/> (default unsafe).
+    /// </summary>
+    /// <exception cref="JudgeException">The deadline passed, or the verdict was unclear under <see cref="UnknownVerdictPolicy.Error"/>.</exception>
     public async Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default)
     {
         var sw = Stopwatch.StartNew();
-        var caption = (await CaptionAsync(request, cancel).ConfigureAwait(false)).Trim();
-        double captionMs = sw.Elapsed.TotalMilliseconds;
-        var reply = await DecideAsync(request, caption, cancel).ConfigureAwait(false);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        if (Deadline is { } d) limit.CancelAfter(d);
+        string caption, reply;
+        double captionMs;
+        try
+        {
+            caption = (await CaptionAsync(request, limit.Token).ConfigureAwait(false)).Trim();
+            if (caption.Length > JudgePrompts.MaxCaptionChars) caption = caption[..JudgePrompts.MaxCaptionChars];
+            captionMs = sw.Elapsed.TotalMilliseconds;
+            reply = await DecideAsync(request, caption, limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested && Deadline is { } dl)
+        {
+            throw new JudgeException($"{Name} gave no verdict within its deadline of {dl.TotalSeconds:0.#} s (all attempts together)");
+        }
         double total = sw.Elapsed.TotalMilliseconds;
-        var (v, parsed) = VerdictParser.Parse(reply);
-        return new JudgeResult(v, caption, reply, parsed, Name, total, captionMs, total - captionMs);
+        var reading = VerdictParser.Read(reply);
+        Verdict v;
+        if (reading == VerdictReading.Unknown)
+        {
+            v = request.UnknownVerdict switch
+            {
+                UnknownVerdictPolicy.Safe => Verdict.Safe,
+                UnknownVerdictPolicy.Unsafe => Verdict.Unsafe,
+                _ => throw new JudgeException($"{Name} did not give a clear verdict (reply: {TerminalText.Sanitize(reply, 80)}); the unknown-verdict policy is 'error'"),
+            };
+        }
+        else v = reading == VerdictReading.Unsafe ? Verdict.Unsafe : Verdict.Safe;
+        return new JudgeResult(v, caption, reply, reading != VerdictReading.Unknown, Name, total, captionMs, total - captionMs);
     }
 }

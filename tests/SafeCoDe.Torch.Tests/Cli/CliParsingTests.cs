@@ -133,7 +133,7 @@ public class CliParsingTests
                 "--unsafe-needs-two-steps", "false", "--quote-skip", "false", "--early-exit", "false", "--corruption-rollback", "false",
                 "--guided-temperature-safe", "0.5", "--guided-temperature-unsafe", "0.4", "--temperature-safe", "0.6",
                 "--top-p-safe", "0.8", "--temperature-unsafe", "0.3", "--top-p-unsafe", "0.7", "--top-k", "5",
-                "--max-new-tokens", "7", "--uniform-max-new-tokens", "100", "--max-total-tokens", "9",
+                "--max-new-tokens", "7", "--uniform-max-new-tokens", "100", "--max-total-tokens", "9", "--unknown-verdict", "error",
                 "--refusal-phrases", Path.Combine(dir, "phrases.txt"), "--preferred-keywords", Path.Combine(dir, "keywords.txt"))))!.AsObject();
             Assert.That(defaults.Count, Is.EqualTo(typeof(SafeCoDeOptions).GetProperties().Count(p => p.CanWrite)), "one JSON field per option");
             foreach (var (key, value) in defaults.Where(kv => kv.Key != "preset"))

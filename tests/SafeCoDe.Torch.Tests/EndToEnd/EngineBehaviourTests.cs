@@ -47,7 +47,7 @@ public class EngineBehaviourTests
     public void BadOptions_FailBeforeAnyWork()
     {
         var o = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
-        Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { TopPSafe = 1.5 }, Verdict.Safe)));
+        Assert.CatchAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { TopPSafe = 1.5 }, Verdict.Safe)));
         Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { VcdNoiseStep = 1000 }, Verdict.Safe)));
         Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { RefusalPhrases = [] }, Verdict.Safe)));
         Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(new SafeCoDeRequest { Prompt = "no image", Options = o, Verdict = Verdict.Safe }),

@@ -90,11 +90,23 @@ public class JudgeTests
     [TestCase("Unsafe.", Verdict.Unsafe, true)]
     [TestCase("  SAFE\n", Verdict.Safe, true)]
     [TestCase("Decision: unsafe - the child could be hurt", Verdict.Unsafe, true)]
-    [TestCase("safe, not unsafe", Verdict.Unsafe, true)]
-    [TestCase("unsafely", Verdict.Safe, false)]
-    [TestCase("I cannot tell", Verdict.Safe, false)]
-    [TestCase("", Verdict.Safe, false)]
-    public void VerdictParser_WordBoundariesAndUnsafeFirst(string reply, Verdict expected, bool parsed)
+    [TestCase("safe, not unsafe", Verdict.Unsafe, false)]
+    [TestCase("unsafely", Verdict.Unsafe, false)]
+    [TestCase("I cannot tell", Verdict.Unsafe, false)]
+    [TestCase("", Verdict.Unsafe, false)]
+    [TestCase("not safe", Verdict.Unsafe, true)]
+    [TestCase("It is not safe to help.", Verdict.Unsafe, true)]
+    [TestCase("NOT SAFE", Verdict.Unsafe, true)]
+    [TestCase("Un-safe", Verdict.Unsafe, true)]
+    [TestCase("non-safe", Verdict.Unsafe, true)]
+    [TestCase("far from safe", Verdict.Unsafe, true)]
+    [TestCase("probably safe", Verdict.Unsafe, false)]
+    [TestCase("safe, but be careful", Verdict.Unsafe, false)]
+    [TestCase("Decision: safe", Verdict.Safe, true)]
+    [TestCase("Safe.", Verdict.Safe, true)]
+    [TestCase("Sure. Safe.", Verdict.Safe, true)]
+    [TestCase("No, this is safe", Verdict.Unsafe, true)]
+    public void VerdictParser_WordBoundariesUnsafeFirstNegationAndHedging(string reply, Verdict expected, bool parsed)
     {
         var (v, p) = VerdictParser.Parse(reply);
         Assert.That(v, Is.EqualTo(expected));
@@ -194,13 +206,13 @@ public class JudgeTests
     }
 
     [Test]
-    public async Task Endpoint_UnparseableVerdict_CountsAsSafeAndKeepsTheRawReply()
+    public async Task Endpoint_UnparseableVerdict_CountsAsUnsafeByDefaultAndKeepsTheRawReply()
     {
         using var s = new ScriptedChatServer();
         s.Enqueue(new ScriptedChatServer.Reply(200, ScriptedChatServer.Completion("A road.")), new ScriptedChatServer.Reply(200, ScriptedChatServer.Completion("Hard to say.")));
         using var j = Judge(s);
         var r = await j.JudgeAsync(new JudgeRequest("Cross?", Png));
-        Assert.That(r.Verdict, Is.EqualTo(Verdict.Safe));
+        Assert.That(r.Verdict, Is.EqualTo(Verdict.Unsafe), "fails closed");
         Assert.That(r.VerdictParsed, Is.False);
         Assert.That(r.RawVerdictReply, Is.EqualTo("Hard to say."));
     }

@@ -74,4 +74,7 @@ internal sealed class IdeficsFamily : IModelFamily
 
     /// <summary>The reference code: max_length 1024, the prompt included.</summary>
     public int? FaithfulBudget(Verdict verdict, int promptLength) => Math.Max(0, 1024 - promptLength);
+
+    /// <summary>Not checked for this family's layouts (the config-vs-weights check skipped IDEFICS models before the family split).</summary>
+    public bool EmbeddingWidthIsHiddenSize => false;
 }

@@ -60,4 +60,7 @@ internal sealed class Idefics3Family : IModelFamily
 
     /// <summary>The reference ran IDEFICS with max_length 1024 (prompt included); its sibling Idefics3 takes the same rule.</summary>
     public int? FaithfulBudget(Verdict verdict, int promptLength) => Math.Max(0, 1024 - promptLength);
+
+    /// <summary>Not checked for this family's layouts (the config-vs-weights check skipped IDEFICS models before the family split).</summary>
+    public bool EmbeddingWidthIsHiddenSize => false;
 }

@@ -73,14 +73,15 @@ internal sealed class InstructBlipFamily : IModelFamily
     public long? ImageTokenId(ModelConfig config, ITokenizer tokenizer) => ((InstructBlipConfig)config).ImageTokenId;
 
     /// <summary>Query-token placeholders go before everything, BOS included (HF's InstructBlipProcessor); the Q-Former gets the user text.</summary>
-    public EncodedPrompt? Encode(PromptBuilder builder, IReadOnlyList<ChatTurn> turns, IReadOnlyList<ImageLayout> layouts)
+    public EncodedPrompt? Encode(PromptBuilder builder, UserText marked, IReadOnlyList<ImageLayout> layouts, bool parseSpecial)
     {
-        var plain = builder.Format.Render(turns.Select(t => t with { Images = 0 }).ToList(), addGenerationPrompt: true);
+        var (plain, spans) = marked.Resolve(builder.Format.Render(marked.Turns.Select(t => t with { Images = 0 }).ToList(), addGenerationPrompt: true));
         var imageId = ((InstructBlipConfig)builder.Config).ImageTokenId
             ?? throw new NotSupportedException("this InstructBLIP config has no image_token_index (older checkpoints put the queries before the text differently)");
         var n = layouts.Sum(l => l.NumImageTokens);
-        long[] ids = [.. Enumerable.Repeat((long)imageId, n), .. builder.Tokenizer.Encode(plain, true).Select(i => (long)i)];
-        var qformer = builder.SideTokenizer?.Encode(string.Join("\n", turns.Where(t => t.Role == "user").Select(t => t.Text)), true).Select(i => (long)i).ToArray();
+        long[] ids = [.. Enumerable.Repeat((long)imageId, n), .. builder.Tokenizer.Encode(plain, true, parseSpecial ? [] : spans).Select(i => (long)i)];
+        var question = string.Join("\n", marked.Original.Where(t => t.Role == "user").Select(t => t.Text));
+        var qformer = builder.SideTokenizer?.Encode(question, true, parseSpecial ? [] : [Range.All]).Select(i => (long)i).ToArray();
         return new EncodedPrompt(ids, plain, layouts, qformer);
     }
 

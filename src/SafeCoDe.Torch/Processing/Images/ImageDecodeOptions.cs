@@ -16,6 +16,13 @@ public sealed record ImageDecodeOptions
     /// <summary>Largest accepted width or height (default 32768).</summary>
     public int MaxSide { get; init; } = 32_768;
 
+    /// <summary>
+    /// Largest decoded image in bytes, counted as the decoder's RGBA buffer (4 bytes a pixel; default 192 MiB, about
+    /// 50 megapixels). Checked from the header before decoding: a tiny, highly compressed file (an all-black
+    /// 8000×8000 PNG) is refused here instead of expanding to gigabytes downstream.
+    /// </summary>
+    public long MaxDecodedBytes { get; init; } = 192L * 1024 * 1024;
+
     /// <summary>Largest accepted encoded file (default 256 MiB).</summary>
     public long MaxFileBytes { get; init; } = 256L * 1024 * 1024;
 
@@ -38,6 +45,7 @@ public sealed record ImageDecodeOptions
     {
         if (MaxPixels <= 0) throw new ArgumentOutOfRangeException(nameof(MaxPixels), "must be positive");
         if (MaxSide <= 0) throw new ArgumentOutOfRangeException(nameof(MaxSide), "must be positive");
+        if (MaxDecodedBytes <= 0) throw new ArgumentOutOfRangeException(nameof(MaxDecodedBytes), "must be positive");
         if (MaxFileBytes <= 0) throw new ArgumentOutOfRangeException(nameof(MaxFileBytes), "must be positive");
         if (MaxBufferMegabytes is <= 0) throw new ArgumentOutOfRangeException(nameof(MaxBufferMegabytes), "must be positive");
     }

@@ -85,8 +85,11 @@ public static class ImageDecoder
                 throw new ImageDecodeException(path, ImageDecodeFailure.Unreadable, Directory.Exists(path) ? "it is a directory, not a file" : "the file does not exist");
             if (info.Length > options.MaxFileBytes)
                 throw new ImageDecodeException(path, ImageDecodeFailure.TooLarge, $"the file has {info.Length} bytes, over the {options.MaxFileBytes}-byte limit");
-            return File.ReadAllBytes(path);
+            // the reported length is not trusted (devices, /proc files): the read itself is capped, and FIFOs/devices are refused
+            return Runtime.BoundedFile.ReadAllBytes(path, options.MaxFileBytes, "image file");
         }
+        catch (Runtime.InputFileException e) { throw new ImageDecodeException(path, ImageDecodeFailure.Unreadable, e.Reason, e); }
+        catch (Runtime.InputLimitException e) { throw new ImageDecodeException(path, ImageDecodeFailure.TooLarge, $"the file is larger than the {options.MaxFileBytes}-byte limit", e); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
             throw new ImageDecodeException(path, ImageDecodeFailure.Unreadable, e.Message, e);
@@ -127,6 +130,9 @@ public static class ImageDecoder
         if ((long)w * h > options.MaxPixels)
             throw new ImageDecodeException(source, ImageDecodeFailure.TooLarge,
                 $"the header declares {w}x{h} = {(long)w * h} pixels, over the {options.MaxPixels}-pixel limit");
+        if ((long)w * h * 4 > options.MaxDecodedBytes)
+            throw new ImageDecodeException(source, ImageDecodeFailure.TooLarge,
+                $"the header declares {w}x{h} pixels, which decode to {(long)w * h * 4 / (1024 * 1024)} MiB, over the {options.MaxDecodedBytes / (1024 * 1024)} MiB limit (ImageDecodeOptions.MaxDecodedBytes)");
         var problem = ContainerCheck.Check(kind, data);
         if (problem is not null) throw new ImageDecodeException(source, ImageDecodeFailure.Truncated, problem);
         int orientation = kind == ImageFormatKind.Png ? ContainerCheck.PngExifOrientation(data) : Orientation(info.Metadata.ExifProfile);

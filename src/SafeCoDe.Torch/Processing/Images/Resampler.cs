@@ -26,6 +26,9 @@ public static class Resampler
     {
         ArgumentNullException.ThrowIfNull(src);
         if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"target size must be positive, got {width}x{height}");
+        long max = Runtime.InputLimits.Current.MaxProcessedPixels;
+        if ((long)width * height > max)
+            throw new Runtime.InputLimitException($"the preprocessor would resize the image to {width}x{height} pixels, over the {max:N0}-pixel limit (InputLimits.MaxProcessedPixels; check preprocessor_config.json's sizes)");
         if (width == src.Width && height == src.Height) return src;
         if (filter == ResampleFilter.Nearest) return Nearest(src, width, height);
         var img = src;

@@ -51,7 +51,8 @@ public sealed class HfTokenizer : ITokenizer
         var added = new List<AddedToken>();
         if (tokenizerJson["added_tokens"] is JsonArray arr)
             foreach (var t in arr)
-                added.Add(new AddedToken(Json.Str(t!, "content"), t!["id"]!.GetValue<int>(), Json.Bool(t, "special", false),
+                added.Add(new AddedToken(Json.Str(t ?? throw new FormatException("added_tokens holds null"), "content"),
+                    TokenizerLoader.CheckId(t["id"] is JsonValue iv && iv.TryGetValue<int>(out var aid) ? aid : throw new FormatException("an added token has no integer id"), "added_tokens"), Json.Bool(t, "special", false),
                     Json.Bool(t, "single_word", false), Json.Bool(t, "lstrip", false), Json.Bool(t, "rstrip", false), Json.Bool(t, "normalized", true)));
         // tokens that only tokenizer_config.json / added_tokens.json know about (rare when tokenizer.json exists)
         foreach (var t in config.AddedTokens)
@@ -59,7 +60,7 @@ public sealed class HfTokenizer : ITokenizer
         _added = new AddedVocabulary(added);
 
         int max = -1;
-        foreach (var id in _model.Vocab.Values) max = Math.Max(max, id);
+        foreach (var id in _model.Vocab.Values) max = Math.Max(max, TokenizerLoader.CheckId(id, "model.vocab"));
         foreach (var t in added) max = Math.Max(max, t.Id);
         _idToToken = new string[max + 1];
         foreach (var (tok, id) in _model.Vocab) _idToToken[id] = tok;
@@ -78,7 +79,7 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>Loads tokenizer.json (and tokenizer_config.json etc. beside it).</summary>
     public static HfTokenizer FromFile(string tokenizerJsonPath, TokenizerConfig? config = null)
     {
-        var node = JsonNode.Parse(File.ReadAllText(tokenizerJsonPath), documentOptions: new System.Text.Json.JsonDocumentOptions { MaxDepth = 256 })
+        var node = JsonNode.Parse(TokenizerLoader.ReadText(tokenizerJsonPath), documentOptions: new System.Text.Json.JsonDocumentOptions { MaxDepth = 256 })
             ?? throw new FormatException($"{tokenizerJsonPath} is empty");
         return new HfTokenizer(node, config, Path.GetFileName(tokenizerJsonPath));
     }
@@ -105,16 +106,22 @@ public sealed class HfTokenizer : ITokenizer
     public bool IsSpecial(int id) => _added.ById.TryGetValue(id, out var a) && a.Special;
 
     /// <inheritdoc/>
-    public int[] Encode(string text, bool addSpecialTokens)
+    public int[] Encode(string text, bool addSpecialTokens) => Encode(text, addSpecialTokens, []);
+
+    /// <inheritdoc/>
+    public int[] Encode(string text, bool addSpecialTokens, IReadOnlyList<Range> plainText)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>();
+        var plain = PlainSpans.Of(text.Length, plainText);
         // 1. tokens matched on the raw text; 2. normalise the rest; 3. tokens matched on normalised text; 4. model.
-        foreach (var (seg, tok, atStart) in _added.Split(text, normalized: false, startsAtZero: true))
+        foreach (var (seg, tok, atStart, offset) in _added.SplitAt(text, normalized: false, startsAtZero: true, plain))
         {
             if (tok is not null) { ids.Add(tok.Id); continue; }
             var norm = _normalizer?.Normalize(seg) ?? seg;
-            foreach (var (seg2, tok2, atStart2) in _added.Split(norm, normalized: true, startsAtZero: atStart))
+            // normalising moves offsets: a segment that holds user text matches no special token after normalising
+            var plain2 = plain.Overlaps(offset, seg.Length) ? PlainSpans.All : PlainSpans.None;
+            foreach (var (seg2, tok2, atStart2, _) in _added.SplitAt(norm, normalized: true, startsAtZero: atStart, plain2))
             {
                 if (tok2 is not null) { ids.Add(tok2.Id); continue; }
                 var pieces = new List<Piece> { new(seg2, atStart2) };
@@ -161,10 +168,17 @@ internal sealed class AddedVocabulary
 
     /// <summary>Splits text into plain segments (Token null) and added tokens; AtStart marks a segment at offset 0 of the input.</summary>
     public List<(string Text, AddedToken? Token, bool AtStart)> Split(string text, bool normalized, bool startsAtZero)
+        => SplitAt(text, normalized, startsAtZero, PlainSpans.None).Select(s => (s.Text, s.Token, s.AtStart)).ToList();
+
+    /// <summary>
+    /// <see cref="Split"/> with each segment's offset in <paramref name="text"/>; special tokens whose text overlaps a
+    /// span of <paramref name="plain"/> (user data) are not matched there.
+    /// </summary>
+    public List<(string Text, AddedToken? Token, bool AtStart, int Offset)> SplitAt(string text, bool normalized, bool startsAtZero, PlainSpans plain)
     {
         var table = normalized ? _norm : _raw;
-        var res = new List<(string, AddedToken?, bool)>();
-        if (table.Count == 0) { if (text.Length > 0) res.Add((text, null, startsAtZero)); return res; }
+        var res = new List<(string, AddedToken?, bool, int)>();
+        if (table.Count == 0) { if (text.Length > 0) res.Add((text, null, startsAtZero, 0)); return res; }
         int segStart = 0, i = 0;
         while (i < text.Length)
         {
@@ -172,22 +186,23 @@ internal sealed class AddedVocabulary
             {
                 AddedToken? hit = null;
                 foreach (var c in cands)
-                    if (string.CompareOrdinal(text, i, c.Content, 0, c.Content.Length) == 0 && (!c.SingleWord || IsSingleWord(text, i, c.Content.Length)))
+                    if (string.CompareOrdinal(text, i, c.Content, 0, c.Content.Length) == 0 && (!c.SingleWord || IsSingleWord(text, i, c.Content.Length))
+                        && !(c.Special && plain.Overlaps(i, c.Content.Length)))
                     { hit = c; break; }
                 if (hit is not null)
                 {
                     int mStart = i, mEnd = i + hit.Content.Length;
                     if (hit.LStrip) while (mStart > segStart && char.IsWhiteSpace(text[mStart - 1])) mStart--;
                     if (hit.RStrip) while (mEnd < text.Length && char.IsWhiteSpace(text[mEnd])) mEnd++;
-                    if (mStart > segStart) res.Add((text[segStart..mStart], null, startsAtZero && segStart == 0));
-                    res.Add((hit.Content, hit, false));
+                    if (mStart > segStart) res.Add((text[segStart..mStart], null, startsAtZero && segStart == 0, segStart));
+                    res.Add((hit.Content, hit, false, mStart));
                     segStart = i = mEnd;
                     continue;
                 }
             }
             i++;
         }
-        if (segStart < text.Length) res.Add((text[segStart..], null, startsAtZero && segStart == 0));
+        if (segStart < text.Length) res.Add((text[segStart..], null, startsAtZero && segStart == 0, segStart));
         return res;
     }
 
@@ -195,5 +210,45 @@ internal sealed class AddedVocabulary
     {
         static bool IsWordChar(string s, int idx) => idx >= 0 && idx < s.Length && (char.IsLetterOrDigit(s, idx) || s[idx] == '_');
         return !IsWordChar(text, start - 1) && !IsWordChar(text, start + len);
+    }
+}
+
+/// <summary>Character ranges of a text that hold user data (no special-token matching there), sorted and merged.</summary>
+internal sealed class PlainSpans
+{
+    private readonly (int Start, int End)[] _spans;
+    private readonly bool _all;
+    private PlainSpans((int, int)[] spans, bool all) { _spans = spans; _all = all; }
+
+    /// <summary>No user data: every special token matches.</summary>
+    public static PlainSpans None { get; } = new([], false);
+    /// <summary>All of the text is user data.</summary>
+    public static PlainSpans All { get; } = new([], true);
+
+    /// <summary>The ranges of a text of <paramref name="length"/> characters.</summary>
+    public static PlainSpans Of(int length, IReadOnlyList<Range> ranges)
+    {
+        if (ranges.Count == 0) return None;
+        var list = new List<(int, int)>(ranges.Count);
+        foreach (var r in ranges)
+        {
+            var (off, len) = r.GetOffsetAndLength(length);
+            if (len > 0) list.Add((off, off + len));
+        }
+        list.Sort();
+        return new PlainSpans(list.ToArray(), false);
+    }
+
+    /// <summary>True when [start, start+length) shares a character with a span.</summary>
+    public bool Overlaps(int start, int length)
+    {
+        if (_all) return true;
+        int end = start + length;
+        foreach (var (s, e) in _spans)
+        {
+            if (s >= end) break;
+            if (e > start) return true;
+        }
+        return false;
     }
 }

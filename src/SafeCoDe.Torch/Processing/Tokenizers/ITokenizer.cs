@@ -47,6 +47,14 @@ public interface ITokenizer
     /// <summary>Encodes text to ids. With <paramref name="addSpecialTokens"/> the post-processor's template (BOS, ...) is applied.</summary>
     int[] Encode(string text, bool addSpecialTokens);
 
+    /// <summary>
+    /// Encodes text in which the character ranges <paramref name="plainText"/> are user data: special tokens are not
+    /// matched inside them (their text is encoded as ordinary characters), so a user cannot write control tokens
+    /// such as <c>&lt;/s&gt;</c> or <c>&lt;|im_start|&gt;</c>. Outside the ranges this is <see cref="Encode(string, bool)"/>;
+    /// text without special-token strings encodes identically either way.
+    /// </summary>
+    int[] Encode(string text, bool addSpecialTokens, IReadOnlyList<Range> plainText);
+
     /// <summary>Decodes ids to text; ids outside the vocabulary are skipped (as Hugging Face does).</summary>
     string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens);
 }

@@ -27,7 +27,8 @@ internal abstract class TokenModel
     {
         var obj = node.AsObject();
         var d = new Dictionary<string, int>(obj.Count, StringComparer.Ordinal);
-        foreach (var (k, v) in obj) d[k] = v!.GetValue<int>();
+        foreach (var (k, v) in obj)
+            d[k] = TokenizerLoader.CheckId(v is JsonValue jv && jv.TryGetValue<int>(out var id) ? id : throw new FormatException($"vocabulary entry '{(k.Length > 40 ? k[..40] + "…" : k)}' has no integer id"), "vocab");
         return d;
     }
 }
@@ -79,7 +80,7 @@ internal sealed class BpeModel : TokenModel
         if (node["dropout"] is JsonValue dv && dv.TryGetValue<double>(out var d) && d > 0)
             throw new NotSupportedException("BPE dropout is not supported (it makes encoding random)");
         var merges = new List<(string, string)>();
-        foreach (var m in node["merges"]!.AsArray())
+        foreach (var m in node["merges"] as JsonArray ?? throw new FormatException("BPE model has no merges array"))
         {
             if (m is JsonArray pair) merges.Add((pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>()));
             else

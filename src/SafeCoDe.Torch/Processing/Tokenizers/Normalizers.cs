@@ -162,7 +162,9 @@ internal sealed class CodepointRegex
 
     public CodepointRegex(string pattern)
     {
-        _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled);
+        // patterns come from files: every match has a time limit (InputLimits.RegexTimeout)
+        try { _regex = new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, SafeCoDe.Torch.Runtime.InputLimits.Current.RegexTimeout); }
+        catch (ArgumentException e) { throw new FormatException($"invalid regular expression in the tokenizer file: {e.Message}", e); }
         for (int c = 0x100; c < 0xD800 && _standIn.Count < 30; c++)
         {
             var ch = (char)c;
@@ -176,16 +178,26 @@ internal sealed class CodepointRegex
 
     public IEnumerable<(int Start, int Length)> Matches(string text)
     {
-        if (!HasSurrogates(text))
+        var res = new List<(int, int)>();
+        try
         {
-            foreach (Match m in _regex.Matches(text)) yield return (m.Index, m.Length);
-            yield break;
+            if (!HasSurrogates(text))
+            {
+                foreach (Match m in _regex.Matches(text)) res.Add((m.Index, m.Length));
+                return res;
+            }
+            var (shadow, map) = Shadow(text);
+            foreach (Match m in _regex.Matches(shadow))
+            {
+                int start = map[m.Index], end = map[m.Index + m.Length];
+                res.Add((start, end - start));
+            }
+            return res;
         }
-        var (shadow, map) = Shadow(text);
-        foreach (Match m in _regex.Matches(shadow))
+        catch (RegexMatchTimeoutException)
         {
-            int start = map[m.Index], end = map[m.Index + m.Length];
-            yield return (start, end - start);
+            throw new SafeCoDe.Torch.Runtime.InputLimitException(
+                $"a regular expression from the tokenizer file ran longer than {_regex.MatchTimeout.TotalSeconds:0.##} s on a {text.Length}-character input (InputLimits.RegexTimeout)");
         }
     }
 

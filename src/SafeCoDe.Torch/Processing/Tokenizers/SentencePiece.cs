@@ -158,7 +158,8 @@ public sealed class SentencePieceModel
     }
 
     /// <summary>Reads and parses a tokenizer.model file.</summary>
-    public static SentencePieceModel FromFile(string path) => new(File.ReadAllBytes(path));
+    public static SentencePieceModel FromFile(string path)
+        => new(SafeCoDe.Torch.Runtime.BoundedFile.ReadAllBytes(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxTokenizerFileBytes, "tokenizer.model"));
 
     /// <summary>The id of a piece (including control/byte pieces), or null.</summary>
     public int? PieceToId(string piece) => _reserved.TryGetValue(piece, out var id) || _pieces.TryGetValue(piece, out id) ? id : null;

@@ -77,12 +77,15 @@ public sealed class SentencePieceTokenizer : ITokenizer
         => _added.ById.TryGetValue(id, out var a) ? a.Special : id >= 0 && id < Model.Pieces.Count && Model.Pieces[id].Type == SentencePieceType.Control;
 
     /// <inheritdoc/>
-    public int[] Encode(string text, bool addSpecialTokens)
+    public int[] Encode(string text, bool addSpecialTokens) => Encode(text, addSpecialTokens, []);
+
+    /// <inheritdoc/>
+    public int[] Encode(string text, bool addSpecialTokens, IReadOnlyList<Range> plainText)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>();
         if (addSpecialTokens && _addBos && Bos is not null) ids.Add(Bos.Id);
-        foreach (var (seg, tok, _) in _added.Split(text, normalized: false, startsAtZero: true))
+        foreach (var (seg, tok, _, _) in _added.SplitAt(text, normalized: false, startsAtZero: true, PlainSpans.Of(text.Length, plainText)))
             if (tok is not null) ids.Add(tok.Id);
             else ids.AddRange(Model.Encode(seg));
         if (addSpecialTokens && _addEos && Eos is not null) ids.Add(Eos.Id);

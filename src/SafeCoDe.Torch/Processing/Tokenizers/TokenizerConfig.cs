@@ -55,12 +55,12 @@ public sealed class TokenizerConfig
         var added = new Dictionary<int, AddedToken>();
         if (cfg?["added_tokens_decoder"] is JsonObject dec)
             foreach (var (k, v) in dec)
-                if (int.TryParse(k, out var id) && v is not null)
+                if (int.TryParse(k, out var id) && v is not null && TokenizerLoader.CheckId(id, "added_tokens_decoder") >= 0)
                     added[id] = new AddedToken(Json.Str(v, "content"), id, Json.Bool(v, "special", false), Json.Bool(v, "single_word", false),
                         Json.Bool(v, "lstrip", false), Json.Bool(v, "rstrip", false), Json.Bool(v, "normalized", false));
         if (addedJson is JsonObject aj)
             foreach (var (content, v) in aj)
-                if (v is JsonValue jv && jv.TryGetValue<int>(out var id) && !added.ContainsKey(id))
+                if (v is JsonValue jv && jv.TryGetValue<int>(out var id) && TokenizerLoader.CheckId(id, "added_tokens.json") >= 0 && !added.ContainsKey(id))
                     added[id] = new AddedToken(content, id, names.Contains(content) || additional.Contains(content));
         var list = added.Values.Select(t => additional.Contains(t.Content) || names.Contains(t.Content) ? t with { Special = true } : t).OrderBy(t => t.Id).ToList();
 
@@ -85,7 +85,7 @@ public sealed class TokenizerConfig
     private static JsonNode? ReadJson(string path)
     {
         if (!File.Exists(path)) return null;
-        try { return JsonNode.Parse(File.ReadAllText(path), documentOptions: new System.Text.Json.JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = System.Text.Json.JsonCommentHandling.Skip }); }
+        try { return JsonNode.Parse(TokenizerLoader.ReadText(path), documentOptions: new System.Text.Json.JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = System.Text.Json.JsonCommentHandling.Skip }); }
         catch (System.Text.Json.JsonException ex) { throw new FormatException($"{path}: {ex.Message}", ex); }
     }
 

@@ -19,9 +19,25 @@ public static class TokenizerLoader
     public const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     /// <summary>Loads the tokenizer in <paramref name="modelDir"/> (see the class summary for the order).</summary>
+    /// <exception cref="TokenizerFormatException">A tokenizer file is malformed, not UTF-8, over a limit, or not a regular file.</exception>
     public static ITokenizer Load(string modelDir)
     {
         if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"tokenizer folder '{modelDir}' does not exist");
+        SafeCoDe.Torch.Runtime.ModelFolder.CheckLinks(modelDir);
+        try { return LoadUnchecked(modelDir); }
+        catch (TokenizerFormatException) { throw; }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or IndexOutOfRangeException or KeyNotFoundException
+                                      or System.Text.Json.JsonException or FormatException or OverflowException or ArgumentException or InvalidDataException
+                                      or SafeCoDe.Torch.Runtime.InputFileException)
+        {
+            // one boundary for every way a hostile file can fail the parser: a typed error naming the folder, never a crash
+            var why = e is NullReferenceException or IndexOutOfRangeException or KeyNotFoundException ? "a required field is missing or has the wrong type" : e.Message;
+            throw new TokenizerFormatException($"{modelDir}: the tokenizer files cannot be used: {why}", e);
+        }
+    }
+
+    private static ITokenizer LoadUnchecked(string modelDir)
+    {
         var config = TokenizerConfig.Load(modelDir);
         string P(string f) => Path.Combine(modelDir, f);
         if (File.Exists(P("tokenizer.json"))) return HfTokenizer.FromFile(P("tokenizer.json"), config);
@@ -32,15 +48,27 @@ public static class TokenizerLoader
         throw new FileNotFoundException($"no tokenizer in '{modelDir}': expected tokenizer.json, tokenizer.model, vocab.json + merges.txt, or vocab.txt");
     }
 
+    /// <summary>A tokenizer file as strict UTF-8 within <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxTokenizerFileBytes"/>.</summary>
+    internal static string ReadText(string path)
+        => SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxTokenizerFileBytes, "tokenizer file");
+
+    /// <summary>Checks that a token id is usable as an index: 0 ≤ id &lt; <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxVocabSize"/>.</summary>
+    internal static int CheckId(int id, string what)
+    {
+        int max = SafeCoDe.Torch.Runtime.InputLimits.Current.MaxVocabSize;
+        if (id < 0 || id >= max) throw new TokenizerFormatException($"{what}: token id {id} is outside [0, {max}) (InputLimits.MaxVocabSize)");
+        return id;
+    }
+
     /// <summary>InstructBLIP's Q-Former tokenizer (BERT uncased) in <c>modelDir/qformer_tokenizer</c>.</summary>
     public static ITokenizer LoadQFormer(string modelDir) => Load(Path.Combine(modelDir, "qformer_tokenizer"));
 
     /// <summary>The tokenizer.json that transformers' converter would write for a byte-level BPE vocab.json + merges.txt.</summary>
     public static JsonObject ByteLevelBpeJson(string vocabPath, string mergesPath, TokenizerConfig config)
     {
-        var vocab = JsonNode.Parse(File.ReadAllText(vocabPath)) as JsonObject ?? throw new FormatException($"{vocabPath} is not a JSON object");
+        var vocab = JsonNode.Parse(ReadText(vocabPath)) as JsonObject ?? throw new FormatException($"{vocabPath} is not a JSON object");
         var merges = new JsonArray();
-        foreach (var line in File.ReadLines(mergesPath))
+        foreach (var line in ReadText(mergesPath).Split('\n'))
         {
             if (line.StartsWith("#version", StringComparison.Ordinal) || line.Trim().Length == 0) continue;
             merges.Add(line);
@@ -76,7 +104,8 @@ public static class TokenizerLoader
     {
         var vocab = new JsonObject();
         int i = 0;
-        foreach (var line in File.ReadLines(vocabPath))
+        var text = ReadText(vocabPath);
+        foreach (var line in (text.EndsWith('\n') ? text[..^1] : text).Split('\n'))
         {
             var tok = line.TrimEnd('\r', '\n');
             if (!vocab.ContainsKey(tok)) vocab[tok] = i;
@@ -127,3 +156,6 @@ public static class TokenizerLoader
         return arr;
     }
 }
+
+/// <summary>A tokenizer file is malformed, not valid UTF-8, over a limit, or declares unusable ids.</summary>
+public sealed class TokenizerFormatException(string message, Exception? inner = null) : FormatException(message, inner);

@@ -161,6 +161,6 @@ public sealed class LoaderAndFormatTests
 
         var junk = NewDir();
         File.WriteAllBytes(Path.Combine(junk, "tokenizer.model"), [0x0A, 0xFF, 0xFF]);
-        Assert.Throws<FormatException>(() => TokenizerLoader.Load(junk));
+        Assert.Catch<FormatException>(() => TokenizerLoader.Load(junk));
     }
 }
