@@ -1,0 +1,82 @@
+using ScottPlot;
+using SafeCoDe.Eval.Metrics;
+
+namespace SafeCoDe.Eval.Reports;
+
+/// <summary>PNG charts of a report (ScottPlot).</summary>
+public static class Charts
+{
+    private static readonly IPalette Palette = new ScottPlot.Palettes.Category10();
+
+    /// <summary>
+    /// Grouped bars: one group per metric, one bar per run (mode/preset), values in percent. Returns false (and
+    /// writes nothing) when there is nothing to plot.
+    /// </summary>
+    public static bool MetricsChart(IReadOnlyList<RunMetrics> runs, string path, string title)
+    {
+        var metrics = runs.SelectMany(r => r.Rows).Select(r => r.Path).Distinct().Take(24).ToList();
+        if (metrics.Count == 0) return false;
+        var plt = new Plot();
+        var bars = new List<Bar>();
+        double width = 0.8 / runs.Count;
+        for (int ri = 0; ri < runs.Count; ri++)
+        {
+            var color = Palette.GetColor(ri);
+            for (int mi = 0; mi < metrics.Count; mi++)
+            {
+                var row = runs[ri].Rows.FirstOrDefault(r => r.Path == metrics[mi]);
+                if (row?.Rate.Value is not { } v) continue;
+                bars.Add(new Bar { Position = mi + (ri - (runs.Count - 1) / 2.0) * width, Value = v * 100, FillColor = color, Size = width * 0.95 });
+            }
+            plt.Legend.ManualItems.Add(new LegendItem { LabelText = Label(runs[ri]), FillColor = color });
+        }
+        plt.Add.Bars(bars);
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            Enumerable.Range(0, metrics.Count).Select(i => (double)i).ToArray(), metrics.ToArray());
+        plt.Axes.Bottom.TickLabelStyle.Rotation = metrics.Count > 4 ? 30 : 0;
+        plt.Axes.Bottom.TickLabelStyle.Alignment = metrics.Count > 4 ? Alignment.MiddleLeft : Alignment.UpperCenter;
+        plt.Axes.SetLimitsY(0, 105);
+        plt.Axes.Margins(bottom: 0);
+        plt.YLabel("%");
+        plt.Title(title);
+        plt.ShowLegend(Edge.Right);
+        plt.SavePng(path, Math.Max(700, 90 * metrics.Count * Math.Max(1, runs.Count / 2) + 250), 520);
+        return true;
+    }
+
+    /// <summary>Latency per phase (mean, median, p95 in ms) for each run, and tokens/s in the title.</summary>
+    public static bool LatencyChart(IReadOnlyList<RunMetrics> runs, string path)
+    {
+        var phases = new[] { "judge", "prefill", "guided", "decode" };
+        if (runs.All(r => r.Latency.Phases.All(p => p.N == 0))) return false;
+        var plt = new Plot();
+        var bars = new List<Bar>();
+        var stats = new[] { "mean", "median", "p95" };
+        int series = runs.Count * stats.Length;
+        double width = 0.8 / series;
+        int si = 0;
+        foreach (var run in runs)
+            for (int k = 0; k < stats.Length; k++, si++)
+            {
+                var color = Palette.GetColor(si);
+                for (int pi = 0; pi < phases.Length; pi++)
+                {
+                    var p = run.Latency.Phases.First(x => x.Phase == phases[pi]);
+                    double v = k switch { 0 => p.Mean, 1 => p.Median, _ => p.P95 };
+                    bars.Add(new Bar { Position = pi + (si - (series - 1) / 2.0) * width, Value = v, FillColor = color, Size = width * 0.95 });
+                }
+                plt.Legend.ManualItems.Add(new LegendItem { LabelText = $"{Label(run)} {stats[k]}", FillColor = color });
+            }
+        plt.Add.Bars(bars);
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([0, 1, 2, 3], phases);
+        plt.Axes.Margins(bottom: 0);
+        plt.YLabel("ms per answer");
+        plt.Title("Latency per phase — " + string.Join(", ", runs.Select(r => $"{Label(r)}: {r.Latency.OverallTokensPerSecond:F1} tokens/s")));
+        plt.ShowLegend(Edge.Right);
+        plt.SavePng(path, 1000, 520);
+        return true;
+    }
+
+    /// <summary>"benchmark mode/preset (scorer)".</summary>
+    public static string Label(RunMetrics r) => $"{r.Benchmark} {r.Mode}{(r.Preset is null ? "" : "/" + r.Preset)}";
+}
