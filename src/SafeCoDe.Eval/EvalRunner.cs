@@ -14,20 +14,41 @@ public interface IEvalGenerator
     Task<SafeCoDeResult> GenerateAsync(EvalPrompt prompt, CancellationToken cancel);
 }
 
-/// <summary>Prompts through a loaded <see cref="SafeCoDeEngine"/> with fixed decode options and judge.</summary>
+/// <summary>
+/// Prompts through a loaded <see cref="SafeCoDeEngine"/> with fixed decode options and scene judge. The user turn is
+/// the benchmark's framing of the question (<see cref="PromptFraming.Frame(EvalPrompt, bool)"/>; method framing
+/// unless the mode is vanilla); the scene judge is asked about the raw question (the engine has one prompt field for
+/// both, so the judge is wrapped to see the raw question). With no judge given the engine's model judges itself.
+/// </summary>
 public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decoding.SafeCoDeOptions options, ISafetyJudge? judge = null, string? systemOverride = null) : IEvalGenerator
 {
+    private readonly ISafetyJudge _judge = judge ?? new ModelJudge(engine);
+
+    /// <summary>True when prompts get the SafeCoDe (method) framing: every mode but vanilla.</summary>
+    public bool MethodFraming { get; init; } = options.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla;
+
+    /// <summary>The user-turn text of a prompt.</summary>
+    public string UserText(EvalPrompt prompt) => PromptFraming.Frame(prompt, MethodFraming);
+
     /// <inheritdoc/>
     public Task<SafeCoDeResult> GenerateAsync(EvalPrompt prompt, CancellationToken cancel) =>
         engine.GenerateAsync(new SafeCoDeRequest
         {
-            Prompt = prompt.Question,
+            Prompt = UserText(prompt),
             SystemPrompt = systemOverride ?? prompt.System,
             ImagePath = prompt.Image is ImageRef.File f ? f.Path : null,
             ImageBytes = prompt.Image is ImageRef.Embedded e ? e.Bytes : null,
             Options = options,
-            Judge = judge,
+            Judge = new RawQuestionJudge(_judge, prompt.Question),
         }, cancel);
+
+    /// <summary>Hands the inner judge the raw question instead of the framed user turn.</summary>
+    private sealed class RawQuestionJudge(ISafetyJudge inner, string question) : ISafetyJudge
+    {
+        public string Name => inner.Name;
+        public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) =>
+            inner.JudgeAsync(request with { Query = question }, cancel);
+    }
 }
 
 /// <summary>Where a run stands (reported after every sample).</summary>
@@ -74,17 +95,22 @@ public sealed record RunSelection(int? Limit = null, ShardSpec? Shard = null)
 /// </summary>
 public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer? scorer)
 {
-    /// <summary>Runs <paramref name="read"/> (called twice: once to select ids, once to run them).</summary>
-    public async Task<RunSummary> RunAsync(Func<IEnumerable<ReadItem>> read, RunSelection selection, IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
+    /// <summary>
+    /// Runs the records <paramref name="read"/> yields (it is called twice, with an id filter for the reader: once to
+    /// select ids — limit, then shard — and once to run those not finished yet).
+    /// </summary>
+    public async Task<RunSummary> RunAsync(Func<Func<string, bool>?, IEnumerable<ReadItem>> read, RunSelection selection, IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
     {
-        var selected = selection.Ids(read());
+        Func<string, bool>? first = selection.Limit is null && selection.Shard is { } sh ? sh.Contains : null;
+        var selected = selection.Ids(read(first));
         var todo = new HashSet<string>(selected.Where(id => !store.IsFinished(id)), StringComparer.Ordinal);
+        var wanted = new HashSet<string>(todo, StringComparer.Ordinal);
         int resumed = selected.Count - todo.Count;
         int done = 0, problems = 0, failed = 0, n = 0;
         var failures = new List<string>();
         var clock = Stopwatch.StartNew();
         progress?.Report(new RunProgress(0, todo.Count, 0, 0, resumed, clock.Elapsed, null));
-        foreach (var item in read())
+        foreach (var item in todo.Count == 0 ? [] : read(wanted.Contains))
         {
             if (todo.Count == 0) break;
             var id = item.Sample?.Id ?? item.Problem!.Id;
@@ -128,7 +154,8 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
             var r = await generator.GenerateAsync(prompt, cancel).ConfigureAwait(false);
             var output = new RunOutput
             {
-                Key = prompt.Key, Question = prompt.Question, System = prompt.System, Image = Describe(prompt.Image),
+                Key = prompt.Key, Question = prompt.Question, UserText = generator is EngineGenerator g ? g.UserText(prompt) : null,
+                System = prompt.System, Image = Describe(prompt.Image),
                 Answer = r.Answer, Verdict = r.Verdict, Caption = r.Caption, RawVerdict = r.RawVerdict, Judge = r.Judge,
                 GuidedText = r.GuidedText, GuidedTokens = r.GuidedTokens, ForcedPhrase = r.ForcedPhrase,
                 PromptTokens = r.PromptTokens, GeneratedTokens = r.GeneratedTokens, Seed = r.Options.Seed,

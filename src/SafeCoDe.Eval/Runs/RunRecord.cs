@@ -26,8 +26,10 @@ public sealed record RunOutput
 {
     /// <summary>The prompt's key within its sample ("safe"/"unsafe" for MSSBench, "answer" otherwise).</summary>
     public required string Key { get; init; }
-    /// <summary>The user text sent to the model.</summary>
+    /// <summary>The raw benchmark question (what the scene judge and the scorer see).</summary>
     public required string Question { get; init; }
+    /// <summary>The user-turn text sent to the model (the question in the benchmark's framing).</summary>
+    public string? UserText { get; init; }
     /// <summary>The system turn, if any.</summary>
     public string? System { get; init; }
     /// <summary>Where the image came from (a path or an embedded-image origin); null for text-only prompts.</summary>
