@@ -3,8 +3,8 @@ using SafeCoDe.Eval.Runs;
 using SafeCoDe.Eval.Scoring;
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Decoding;
-using SafeCoDe.Torch.Processing.Chat;
 using SafeCoDe.Torch.Runtime;
+using SafeCoDe.Torch.Safety;
 
 namespace SafeCoDe.Eval;
 
@@ -25,12 +25,10 @@ public sealed record EvalJobSettings
     public string Judge { get; init; } = "self";
     /// <summary>A scene-judge cache file.</summary>
     public string? JudgeCache { get; init; }
-    /// <summary>Prompt style.</summary>
-    public PromptStyle PromptStyle { get; init; } = PromptStyle.Official;
-    /// <summary>Device.</summary>
-    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
-    /// <summary>dtype (null: the device's default).</summary>
-    public TorchSharp.torch.ScalarType? DType { get; init; }
+    /// <summary>Device, dtype and prompt style of the model (and of a local:DIR scorer).</summary>
+    public EngineOptions Engine { get; init; } = new();
+    /// <summary>Builds the scene judge for the loaded engine (SafeCoDe mode); null: <see cref="SceneJudges.Create"/> from <see cref="Judge"/>.</summary>
+    public Func<SafeCoDeEngine, ISafetyJudge?>? JudgeFactory { get; init; }
     /// <summary>A system turn for every prompt (overrides a jsonl record's own).</summary>
     public string? System { get; init; }
     /// <summary>Every option that changes the answers, by its command-line name (hashed into run.json).</summary>
@@ -60,7 +58,7 @@ public static class EvalJob
             Mode = s.Decode.Mode.ToString().ToLowerInvariant(), Preset = s.Decode.Preset.ToString().ToLowerInvariant(),
             Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
             Scorer = scorerName, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),
-            Device = s.Device.ToString().ToLowerInvariant(), Created = DateTime.UtcNow.ToString("o"),
+            Device = s.Engine.Device.ToString().ToLowerInvariant(), Created = DateTime.UtcNow.ToString("o"),
         };
     }
 
@@ -79,18 +77,35 @@ public static class EvalJob
         {
             Benchmark = benchmark,
             CacheFile = s.ScorerSettings.CacheFile ?? Path.Combine(s.Out, "judge-cache.jsonl"),
-            LocalEngine = s.ScorerSettings.LocalEngine ?? new EngineOptions { Device = s.Device },
+            LocalEngine = s.ScorerSettings.LocalEngine ?? new EngineOptions { Device = s.Engine.Device },
         });
         try
         {
-            using var engine = SafeCoDeEngine.Load(s.Model, new EngineOptions { Device = s.Device, DType = s.DType, PromptStyle = s.PromptStyle },
-                log is null ? null : new Progress<string>(log));
-            var judge = s.Decode.Mode == DecodeMode.SafeCoDe ? SceneJudges.Create(s.Judge, engine, s.Device, s.JudgeCache) : null;
+            using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
+            var judge = s.Decode.Mode != DecodeMode.SafeCoDe ? null
+                : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
             var generator = new EngineGenerator(engine, s.Decode, judge, s.System);
             var runner = new EvalRunner(store, generator, scorer);
             var selection = s.Selection;
             return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);
         }
         finally { (scorer as IDisposable)?.Dispose(); }
+    }
+}
+
+/// <summary>The options of a run that change its answers, flattened for run.json and its hash.</summary>
+public static class RunOptions
+{
+    /// <summary>
+    /// Every decoding field (as <c>decoding.&lt;field&gt;</c>, from the options' JSON form), plus the named extras
+    /// (judge, prompt style, dtype, system turn, subset selection…). Null extras are left out.
+    /// </summary>
+    public static SortedDictionary<string, string> Flatten(SafeCoDeOptions decoding, IEnumerable<KeyValuePair<string, string?>> extras)
+    {
+        var d = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var node = System.Text.Json.JsonSerializer.SerializeToNode(decoding, EvalJson.Line)!.AsObject();
+        foreach (var kv in node) d["decoding." + kv.Key] = kv.Value?.ToJsonString() ?? "null";
+        foreach (var kv in extras) if (kv.Value is not null) d[kv.Key] = kv.Value;
+        return d;
     }
 }
