@@ -31,6 +31,8 @@ public sealed record EvalJobSettings
     public Func<SafeCoDeEngine, ISafetyJudge?>? JudgeFactory { get; init; }
     /// <summary>A system turn for every prompt (overrides a jsonl record's own).</summary>
     public string? System { get; init; }
+    /// <summary>Method (SafeCoDe) framing of the prompts; null: method framing unless the mode is vanilla.</summary>
+    public bool? MethodFraming { get; init; }
     /// <summary>Every option that changes the answers, by its command-line name (hashed into run.json).</summary>
     public required SortedDictionary<string, string> HashedOptions { get; init; }
     /// <summary>Subset selection for the reader.</summary>
@@ -84,7 +86,7 @@ public static class EvalJob
             using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
             var judge = s.Decode.Mode != DecodeMode.SafeCoDe ? null
                 : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
-            var generator = new EngineGenerator(engine, s.Decode, judge, s.System);
+            var generator = s.MethodFraming is { } mf ? new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = mf } : new EngineGenerator(engine, s.Decode, judge, s.System);
             var runner = new EvalRunner(store, generator, scorer);
             var selection = s.Selection;
             return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);
