@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -17,7 +18,7 @@ namespace SafeCoDe.Cli;
 /// side by side in one process: prefill, plain decode (one branch), SafeCoDe's two branches as one batch, and the
 /// two branches as two separate passes (what the reference code and VCD do).
 /// </summary>
-internal static class BenchCommand
+public static class BenchCommand
 {
     private const string Llava15_7B = """
         {"model_type": "llava", "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
@@ -51,7 +52,7 @@ internal static class BenchCommand
     /// times the reference: 5 guided steps (safe verdict, no early exit) then sampling to 256 tokens; next to plain
     /// greedy decoding of 256 tokens.
     /// </summary>
-    private static int Request(TextWriter o, DeviceRequest device, ScalarType dtype, bool json, string? configPath)
+    private static int Request(TextWriter o, CliProgress progress, DeviceRequest device, ScalarType dtype, bool json, string? configPath)
     {
         var cfg = ModelConfig.Load(configPath ?? WriteTemp(LlavaNext7B)) as LlavaConfig is { ImageGridPinpoints: not null } c ? c
             : throw new UsageException("--request needs a LLaVA-NeXT (llava_next) config");
@@ -87,16 +88,19 @@ internal static class BenchCommand
             Sync(dev);
             return (sw.Elapsed.TotalMilliseconds, prefill + r.GuidedMs, prefill, r.Tokens.Length);
         }
-        RunOnce(8); RunOnce(8); // warm-up (kernels, tiered JIT)
+        using var bar = progress.Start("bench --request: warm-up, SafeCoDe request, plain generation", 4, "runs");
+        RunOnce(8); bar.Report(1); RunOnce(8); bar.Report(2); // warm-up (kernels, tiered JIT)
         var req = RunOnce(251);
+        bar.Report(3);
         Sync(dev);
         var sw2 = Stopwatch.StartNew();
         var plain = TokenGenerator.Generate(model, real, new SamplingOptions { MaxNewTokens = 256, MinNewTokens = 256 });
         Sync(dev);
         double plainMs = sw2.Elapsed.TotalMilliseconds;
+        bar.Complete();
         if (json)
-            o.WriteLine(JsonSerializer.Serialize(new { prompt_tokens = ids.shape[1], image_tokens = n, safecode_request_256_ms = req.total, guided_5_steps_incl_prefill_ms = req.guided,
-                prefill_2_branches_ms = req.prefill, tokens = req.tokens, vanilla_greedy_256_ms = plainMs }, new JsonSerializerOptions { WriteIndented = true }));
+            o.WriteLine(CliJson.Write(new { prompt_tokens = ids.shape[1], image_tokens = n, safecode_request_256_ms = req.total, guided_5_steps_incl_prefill_ms = req.guided,
+                prefill_2_branches_ms = req.prefill, tokens = req.tokens, vanilla_greedy_256_ms = plainMs }));
         else
         {
             o.WriteLine($"SafeCoDe request at {(configPath is null ? "LLaVA-NeXT-7B shapes" : configPath)} on {dev} {dtype}: prompt {ids.shape[1]} tokens ({n} image, {tiles} tiles), 256-token answer");
@@ -108,18 +112,33 @@ internal static class BenchCommand
         return 0;
     }
 
-    public static int Run(Args a, TextWriter o)
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
     {
-        var shape = a.Get("shape") ?? "llava-1.5-7b";
-        var configPath = a.Get("config");
-        var device = RuntimeOptions.ParseDevice(a.Get("device") ?? "auto");
-        var dtype = Backbones.ParseDType(a.Get("dtype") ?? "bfloat16");
-        int steps = int.Parse(a.Get("steps") ?? "128", CultureInfo.InvariantCulture);
-        int textTokens = int.Parse(a.Get("text-tokens") ?? "41", CultureInfo.InvariantCulture);
-        bool json = a.Flag("json");
-        bool request = a.Flag("request");
-        a.RejectUnknown();
-        if (request) return Request(o, device, dtype, json, configPath);
+        var shapeO = CliOptions.Choice("--shape", "Model shapes to build with random weights", ["llava-1.5-7b"], "llava-1.5-7b");
+        var configO = new Option<string>("--config") { Description = "Build the shapes of this config.json instead (LLaVA-1.5; LLaVA-NeXT with --request)", HelpName = "FILE" };
+        var deviceO = CliOptions.Device();
+        var dtypeO = CliOptions.DType("bfloat16");
+        var stepsO = new Option<int>("--steps") { Description = "Decode steps per measurement", DefaultValueFactory = _ => 128, HelpName = "N" };
+        var textO = new Option<int>("--text-tokens") { Description = "Text tokens in the prompt besides the image tokens", DefaultValueFactory = _ => 41, HelpName = "N" };
+        var jsonO = CliOptions.Json();
+        var requestO = new Option<bool>("--request") { Description = "Time one whole SafeCoDe request at LLaVA-NeXT-7B shapes (5 tiles, 256-token answer) next to plain greedy decoding" };
+        var cmd = new Command("bench", """
+            Decode speed at real shapes with random weights (no checkpoint needed): prefill, plain decode, SafeCoDe's two
+            branches as one batch, and as two separate passes, measured side by side.
+            """) { shapeO, configO, deviceO, dtypeO, stepsO, textO, jsonO, requestO };
+        Cli.SetExamples(cmd, "safecode bench --device cuda --dtype bfloat16", "safecode bench --request --device cuda --json");
+        var quietO = CliOptions.Quiet();
+        cmd.Add(quietO);
+        cmd.SetHandler((p, io) => Run(io.Out, CliProgress.For(io, p.GetValue(jsonO) || p.GetValue(quietO)), p.GetValue(shapeO)!, p.GetValue(configO), RuntimeOptions.ParseDevice(p.GetValue(deviceO)!),
+            Backbones.ParseDType(p.GetValue(dtypeO)!), p.GetValue(stepsO), p.GetValue(textO), p.GetValue(jsonO), p.GetValue(requestO)));
+        return cmd;
+    }
+
+    private static int Run(TextWriter o, CliProgress progress, string shape, string? configPath, DeviceRequest device, ScalarType dtype, int steps, int textTokens, bool json, bool request)
+    {
+        if (steps < 1) throw new UsageException($"--steps {steps}: must be ≥ 1");
+        if (request) return Request(o, progress, device, dtype, json, configPath);
 
         string cfgFile = configPath ?? WriteTemp(shape switch
         {
@@ -130,11 +149,14 @@ internal static class BenchCommand
             : throw new UsageException("bench builds LLaVA-1.5 (model_type llava) shapes so far");
         var dev = NativeRuntime.SelectDevice(device);
         var f = new ParamFactory(dev, dtype);
+        using var bar = progress.Start($"bench {configPath ?? shape}: build, 2 warm-ups, 2 measured rounds", 1 + 2 + 2 * 5, "steps");
+        int stepNo = 0;
         var sw = Stopwatch.StartNew();
         using var model = new LlavaBackbone(cfg, f);
         Randomize(model);
         Sync(dev);
         double buildMs = sw.Elapsed.TotalMilliseconds;
+        bar.Report(++stepNo, "(built)");
         long paramCount = model.parameters().Sum(p => p.numel());
 
         // prompt: BOS, text, image tokens, text (LLaVA-1.5: 576 image tokens at 336 px)
@@ -155,17 +177,24 @@ internal static class BenchCommand
             Decode(model, pair, 32, dev);
             DecodeSeparate(model, single, noised, 32, dev);
             Time(() => { var (s, l) = model.Prefill(single, 1); s.Dispose(); l.Dispose(); }, dev, 2);
+            bar.Report(++stepNo, "(warm-up)");
         }
         // interleaved rounds, best of each (the machine is shared)
         double prefill1 = double.MaxValue, prefill2 = double.MaxValue, one = double.MaxValue, batched = double.MaxValue, separate = double.MaxValue;
         for (int round = 0; round < 2; round++)
         {
             prefill1 = Math.Min(prefill1, Time(() => { var (s, l) = model.Prefill(single, 1); s.Dispose(); l.Dispose(); }, dev, 5));
+            bar.Report(++stepNo, "(prefill)");
             prefill2 = Math.Min(prefill2, Time(() => { var (s, l) = model.Prefill(pair, 1); s.Dispose(); l.Dispose(); }, dev, 5));
+            bar.Report(++stepNo, "(prefill, 2 branches)");
             one = Math.Min(one, Decode(model, single, steps, dev));
+            bar.Report(++stepNo, "(decode)");
             batched = Math.Min(batched, Decode(model, pair, steps, dev));
+            bar.Report(++stepNo, "(decode, 2 branches)");
             separate = Math.Min(separate, DecodeSeparate(model, single, noised, steps, dev));
+            bar.Report(++stepNo, "(decode, 2 passes)");
         }
+        bar.Complete();
 
         var rows = new (string name, double ms)[]
         {
@@ -177,13 +206,13 @@ internal static class BenchCommand
         };
         if (json)
         {
-            o.WriteLine(JsonSerializer.Serialize(new
+            o.WriteLine(CliJson.Write(new
             {
                 shape = configPath ?? shape, device = dev.ToString(), dtype = dtype.ToString(), parameters = paramCount, steps,
                 prompt_tokens = ids.shape[1], image_tokens = nImg, build_ms = buildMs,
                 prefill_1_ms = prefill1, prefill_2_ms = prefill2, decode_1_ms = one, decode_2_batched_ms = batched, decode_2_separate_ms = separate,
                 batched_over_plain = batched / one, separate_over_plain = separate / one,
-            }, new JsonSerializerOptions { WriteIndented = true }));
+            }));
         }
         else
         {

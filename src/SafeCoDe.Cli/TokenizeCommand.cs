@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Text.Json;
 using SafeCoDe.Torch.Processing.Tokenizers;
 
@@ -10,14 +11,22 @@ namespace SafeCoDe.Cli;
 /// </summary>
 public static class TokenizeCommand
 {
-    public static readonly IReadOnlySet<string> Flags = new HashSet<string> { "jsonl", "add-special-tokens" };
-
-    public static int Run(Args a, TextReader input, TextWriter o, TextWriter e)
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
     {
-        var dir = a.Require("model");
-        bool jsonl = a.Flag("jsonl");
-        bool addSpecial = a.Flag("add-special-tokens");
-        a.RejectUnknown();
+        var model = CliOptions.Model("Folder with tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt (+ tokenizer_config.json)");
+        var jsonl = new Option<bool>("--jsonl") { Description = "Each input line is a JSON string literal (so inputs can hold newlines)" };
+        var special = new Option<bool>("--add-special-tokens") { Description = "Add BOS and other template tokens" };
+        var cmd = new Command("tokenize", """
+            Read text from stdin, one input per line, and write one JSON array of token ids per line.
+            """) { model, jsonl, special };
+        Cli.SetExamples(cmd, "echo 'USER: <image> Describe it.' | safecode tokenize --model path/to/llava-1.5-7b-hf --add-special-tokens");
+        cmd.SetHandler((p, io) => Run(p.GetValue(model)!, p.GetValue(jsonl), p.GetValue(special), io.In, io.Out, io.Error));
+        return cmd;
+    }
+
+    private static int Run(string dir, bool jsonl, bool addSpecial, TextReader input, TextWriter o, TextWriter e)
+    {
 
         ITokenizer tok;
         try { tok = TokenizerLoader.Load(dir); }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Runtime;
@@ -6,15 +7,28 @@ using SafeCoDe.Torch.Verification;
 namespace SafeCoDe.Cli;
 
 /// <summary><c>safecode verify</c>: parity of a backbone with a reference file made by HF transformers.</summary>
-internal static class VerifyCommand
+public static class VerifyCommand
 {
-    public static int Run(Args a, TextWriter o, TextWriter e)
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
     {
-        var dir = a.Require("model");
-        var reference = a.Get("reference");
-        var deviceText = a.Get("device") ?? "cpu";
-        var dtypeText = a.Get("dtype") ?? "float32";
-        a.RejectUnknown();
+        var model = CliOptions.Model("Checkpoint folder to check");
+        var reference = new Option<string>("--reference") { Description = "Reference file made with HF transformers [default: DIR/reference.safetensors]", HelpName = "FILE" };
+        // plain strings: a bad value ends in verify's one-line FAIL form like every other verify error
+        var device = new Option<string>("--device") { Description = "cpu or cuda", HelpName = "cpu|cuda", DefaultValueFactory = _ => "cpu" };
+        var dtype = new Option<string>("--dtype") { Description = "float32 (exact tolerance) or bfloat16/float16 (loose tolerance)", HelpName = "float32|bfloat16|float16", DefaultValueFactory = _ => "float32" };
+        var cmd = new Command("verify", """
+            Run the model on the inputs of a reference file and compare logits, noised-image logits and greedy tokens
+            with the reference. Last line: verify: PASS|FAIL family=... logits_rel_err=... noised_rel_err=... greedy_match=k/n
+            (errors also end in that one-line FAIL form, exit code 1).
+            """) { model, reference, device, dtype };
+        Cli.SetExamples(cmd, "safecode verify --model weights/fixtures/llava_next/hub", "safecode verify --model weights/fixtures/llava/v5 --dtype bfloat16");
+        cmd.SetHandler((p, io) => Run(p.GetValue(model)!, p.GetValue(reference), p.GetValue(device)!, p.GetValue(dtype)!, io.Out));
+        return cmd;
+    }
+
+    private static int Run(string dir, string? reference, string deviceText, string dtypeText, TextWriter o)
+    {
 
         string family = "unknown";
         try

@@ -25,7 +25,7 @@ public sealed record EngineOptions
     /// <summary>cpu, cuda or auto (CUDA when a CUDA libtorch and a GPU are there).</summary>
     public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
     /// <summary>Weights and activations; default bfloat16 on CUDA, float32 on the CPU.</summary>
-    public ScalarType? DType { get; init; }
+    public ModelDType? DType { get; init; }
     /// <summary>The family's official chat template, or the SafeCoDe reference code's prompt quirks.</summary>
     public PromptStyle PromptStyle { get; init; } = PromptStyle.Official;
     /// <summary>Limits for decoding image files.</summary>
@@ -94,7 +94,7 @@ public sealed record SafeCoDeResult(
 /// <para>Thread safety: every public member may be called from any thread; requests run one at a time on the model
 /// (a request waits for the one before it). Disposing while a request runs is not allowed.</para>
 /// </summary>
-public sealed class SafeCoDeEngine : IDisposable
+public sealed partial class SafeCoDeEngine : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly SemaphoreSlim _nested = new(1, 1);
@@ -148,23 +148,8 @@ public sealed class SafeCoDeEngine : IDisposable
     }
 
     /// <summary>Loads a model folder: weights, tokenizer (and InstructBLIP's Q-Former tokenizer), image processor.</summary>
-    public static SafeCoDeEngine Load(string modelDir, EngineOptions? options = null, IProgress<string>? progress = null)
-    {
-        var o = options ?? new EngineOptions();
-        var runtime = NativeRuntime.Initialize(new RuntimeOptions { Device = o.Device });
-        var device = NativeRuntime.SelectDevice(o.Device);
-        var dtype = o.DType ?? (device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32);
-        progress?.Report($"runtime: {runtime.Backend} ({runtime.LibTorchSource})");
-        var dir = ModelDirectory.Open(modelDir);
-        var tokenizer = TokenizerLoader.Load(dir.Dir);
-        var qformer = dir.Config is InstructBlipConfig && System.IO.Directory.Exists(Path.Combine(dir.Dir, "qformer_tokenizer")) ? TokenizerLoader.LoadQFormer(dir.Dir) : null;
-        if (dir.Config is InstructBlipConfig && qformer is null)
-            throw new CheckpointException(dir.Dir, "qformer_tokenizer", "InstructBLIP needs the Q-Former tokenizer folder qformer_tokenizer/");
-        var images = ImageProcessors.For(dir);
-        progress?.Report($"loading {dir.Config.ModelType} ({InspectReport.HumanBytes(dir.WeightBytes)}) to {device} as {dtype}");
-        var model = Backbones.Load(dir, device, dtype);
-        return new SafeCoDeEngine(dir, model, tokenizer, qformer, images, o);
-    }
+    public static SafeCoDeEngine Load(string modelDir, EngineOptions? options = null, IProgress<string>? progress = null) =>
+        LoadCore(modelDir, options ?? new EngineOptions(), progress, null, default);
 
     /// <summary>Runs a request to the end.</summary>
     public Task<SafeCoDeResult> GenerateAsync(SafeCoDeRequest request, CancellationToken cancel = default) =>

@@ -22,6 +22,8 @@ public sealed record RandomCheckpointOptions
     public string? TokenizerDir { get; init; }
     /// <summary>A preprocessor_config.json to copy; default: the family's default settings.</summary>
     public string? PreprocessorConfig { get; init; }
+    /// <summary>Told (bytes drawn so far, total bytes) after each tensor, on the writing thread.</summary>
+    public IProgress<(long bytesDone, long bytesTotal)>? Progress { get; init; }
 }
 
 /// <summary>
@@ -107,9 +109,16 @@ public static class RandomCheckpoint
 
     private static void WriteShards(string outDir, List<(TensorSpec spec, Func<Tensor> make)> specs, RandomCheckpointOptions o)
     {
-        var makers = specs.ToDictionary(s => s.spec.Name, s => s.make);
         long Bytes(TensorSpec s) => s.Shape.Aggregate(1L, (a, b) => a * b) * SafetensorsFile.ElementSize(SafetensorsWriter.DTypeOf(s.DType));
         long total = specs.Sum(s => Bytes(s.spec));
+        long done = 0;
+        var makers = specs.ToDictionary(s => s.spec.Name, s => (Func<Tensor>)(() =>
+        {
+            var t = s.make();
+            done += Bytes(s.spec);
+            o.Progress?.Report((done, total));
+            return t;
+        }));
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
         if (o.ShardBytes <= 0 || total <= o.ShardBytes)
         {

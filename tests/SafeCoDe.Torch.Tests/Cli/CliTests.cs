@@ -39,7 +39,7 @@ public class CliTests
         Assert.That(e, Does.Contain("unknown option: --jsn"));
         (code, _, e) = Run("inspect");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(e, Does.Contain("--model is required"));
+        Assert.That(e, Does.Contain("'--model' is required"));
     }
 
     [Test]

@@ -50,6 +50,29 @@ public sealed class GenerateCliTests
     }
 
     [Test]
+    public void Json_ResultReplaysThroughTheOptionsFile()
+    {
+        var (code, o, e) = Run("generate", "--model", Default, "--image", Example, "--prompt", "What is in the picture?", "--json",
+            "--device", "cpu", "--max-new-tokens", "6", "--seed", "5", "--alpha", "0.4", "--early-exit", "false", "--judge", "fixed:safe");
+        Assert.That(code, Is.EqualTo(0), e);
+        Assert.That(o, Does.Contain("\"mode\": \"safecode\"").And.Contain("\"preset\": \"faithful\""), "enum values as the CLI spells them");
+        var dir = TestPaths.NewTempDir();
+        try
+        {
+            var file = Path.Combine(dir, "run.json");
+            File.WriteAllText(file, o);
+            var (code2, o2, e2) = Run("generate", "--model", Default, "--image", Example, "--prompt", "What is in the picture?", "--json",
+                "--device", "cpu", "--judge", "fixed:safe", "--options", file);
+            Assert.That(code2, Is.EqualTo(0), e2);
+            var a = JsonNode.Parse(o)!;
+            var b = JsonNode.Parse(o2)!;
+            Assert.That(b["options"]!.ToJsonString(), Is.EqualTo(a["options"]!.ToJsonString()), "the replay ran with the same options");
+            Assert.That(b["token_ids"]!.ToJsonString(), Is.EqualTo(a["token_ids"]!.ToJsonString()), "and produced the same tokens");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
     public void Human_ShowsVerdictCaptionAndGuidedSpan()
     {
         var (code, o, e) = Run("generate", "--model", Default, "--image", Example, "--prompt", "How do I sharpen this?",

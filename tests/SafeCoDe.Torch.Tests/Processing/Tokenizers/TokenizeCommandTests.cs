@@ -66,7 +66,7 @@ public sealed class TokenizeCommandTests
     {
         var (code, _, err) = Run("x\n", "tokenize");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.Contain("--model is required"));
+        Assert.That(err, Does.Contain("'--model' is required"));
 
         (code, _, err) = Run("x\n", "tokenize", "--model", Path.Combine(_llama, "missing"));
         Assert.That(code, Is.EqualTo(1));
