@@ -13,7 +13,7 @@ public abstract record ImageRef
 }
 
 /// <summary>
-/// How a benchmark question becomes the text of the user turn; <see cref="PromptFraming.Frame"/> applies it.
+/// How a benchmark question becomes the text of the user turn; <see cref="PromptFraming.Frame(EvalPrompt, bool)"/> applies it.
 /// </summary>
 public enum Framing
 {
@@ -35,7 +35,7 @@ public enum Framing
 /// generations of one sample apart (<see cref="SampleKeys.Safe"/>/<see cref="SampleKeys.Unsafe"/> for MSSBench,
 /// <see cref="SampleKeys.Answer"/> where a sample has one generation). <paramref name="Question"/> is the raw
 /// question (what a scene judge and the benchmark's scorer are shown); the user-turn text is
-/// <see cref="PromptFraming.Frame"/> of this prompt. <paramref name="System"/> is a real system turn (jsonl only;
+/// <see cref="PromptFraming.Frame(EvalPrompt, bool)"/> of this prompt. <paramref name="System"/> is a real system turn (jsonl only;
 /// the benchmarks' "system prompt" is part of the user turn, see <see cref="Framing"/>).
 /// </summary>
 public sealed record EvalPrompt(string Key, string Question, ImageRef? Image, string? System = null, Framing Framing = Framing.Bare);
