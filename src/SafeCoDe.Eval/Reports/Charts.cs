@@ -19,28 +19,33 @@ public static class Charts
         var plt = new Plot();
         var bars = new List<Bar>();
         double width = 0.8 / runs.Count;
+        // horizontal bars: metric names sit on the left axis, which sizes itself to fit them
+        int n = metrics.Count;
         for (int ri = 0; ri < runs.Count; ri++)
         {
             var color = Palette.GetColor(ri);
-            for (int mi = 0; mi < metrics.Count; mi++)
+            for (int mi = 0; mi < n; mi++)
             {
                 var row = runs[ri].Rows.FirstOrDefault(r => r.Path == metrics[mi]);
                 if (row?.Rate.Value is not { } v) continue;
-                bars.Add(new Bar { Position = mi + (ri - (runs.Count - 1) / 2.0) * width, Value = v * 100, FillColor = color, Size = width * 0.95 });
+                bars.Add(new Bar
+                {
+                    Position = (n - 1 - mi) + ((runs.Count - 1) / 2.0 - ri) * width, Value = v * 100, FillColor = color, Size = width * 0.95,
+                    Label = $"{v * 100:F1}% ({row.Rate.Hits}/{row.Rate.N})",
+                });
             }
             plt.Legend.ManualItems.Add(new LegendItem { LabelText = Label(runs[ri]), FillColor = color });
         }
-        plt.Add.Bars(bars);
-        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            Enumerable.Range(0, metrics.Count).Select(i => (double)i).ToArray(), metrics.ToArray());
-        plt.Axes.Bottom.TickLabelStyle.Rotation = metrics.Count > 4 ? 30 : 0;
-        plt.Axes.Bottom.TickLabelStyle.Alignment = metrics.Count > 4 ? Alignment.MiddleLeft : Alignment.UpperCenter;
-        plt.Axes.SetLimitsY(0, 105);
-        plt.Axes.Margins(bottom: 0);
-        plt.YLabel("%");
+        var plot = plt.Add.Bars(bars);
+        plot.Horizontal = true;
+        plot.ValueLabelStyle.FontSize = 11;
+        plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            Enumerable.Range(0, n).Select(i => (double)(n - 1 - i)).ToArray(), metrics.ToArray());
+        plt.Axes.SetLimitsX(0, 118);
+        plt.XLabel("% (hits/n)");
         plt.Title(title);
-        plt.ShowLegend(Edge.Right);
-        plt.SavePng(path, Math.Max(700, 90 * metrics.Count * Math.Max(1, runs.Count / 2) + 250), 520);
+        plt.ShowLegend(Alignment.LowerRight);
+        plt.SavePng(path, 900, Math.Max(320, 60 + n * (28 + 14 * runs.Count)));
         return true;
     }
 
@@ -65,18 +70,23 @@ public static class Charts
                     double v = k switch { 0 => p.Mean, 1 => p.Median, _ => p.P95 };
                     bars.Add(new Bar { Position = pi + (si - (series - 1) / 2.0) * width, Value = v, FillColor = color, Size = width * 0.95 });
                 }
-                plt.Legend.ManualItems.Add(new LegendItem { LabelText = $"{Label(run)} {stats[k]}", FillColor = color });
+                plt.Legend.ManualItems.Add(new LegendItem { LabelText = $"{Short(run, runs)} {stats[k]}", FillColor = color });
             }
         plt.Add.Bars(bars);
         plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([0, 1, 2, 3], phases);
         plt.Axes.Margins(bottom: 0);
         plt.YLabel("ms per answer");
-        plt.Title("Latency per phase — " + string.Join(", ", runs.Select(r => $"{Label(r)}: {r.Latency.OverallTokensPerSecond:F1} tokens/s")));
+        plt.Title("Latency per answer and phase (ms)");
+        plt.XLabel(string.Join("   ", runs.Select(r => $"{Short(r, runs)}: {r.Latency.OverallTokensPerSecond:F1} tokens/s")));
         plt.ShowLegend(Edge.Right);
         plt.SavePng(path, 1000, 520);
         return true;
     }
 
-    /// <summary>"benchmark mode/preset (scorer)".</summary>
+    /// <summary>The run's label without the benchmark when all runs share one.</summary>
+    private static string Short(RunMetrics r, IReadOnlyList<RunMetrics> all) =>
+        all.Select(x => x.Benchmark).Distinct().Count() == 1 ? $"{r.Mode}{(r.Preset is null ? "" : "/" + r.Preset)}" : Label(r);
+
+    /// <summary>"benchmark mode/preset".</summary>
     public static string Label(RunMetrics r) => $"{r.Benchmark} {r.Mode}{(r.Preset is null ? "" : "/" + r.Preset)}";
 }
