@@ -105,7 +105,9 @@ public static class EvalCommand
         {
             var s = gen.Read(p);
             s.CheckJudgeSpec();
-            var bench = BenchmarkReaders.Get(p.GetValue(benchmark)!).Name;
+            string bench;
+            try { bench = BenchmarkReaders.Get(p.GetValue(benchmark)!).Name; }
+            catch (ArgumentException ex) { throw new UsageException("--benchmark: " + ex.Message.Split(" (Parameter")[0]); }
             ShardSpec? sh = null;
             if (p.GetValue(shard) is { } text)
             {
@@ -147,6 +149,7 @@ public static class EvalCommand
             });
             RunSummary summary;
             try { summary = EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult(); }
+            catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
             finally { bar?.Complete(); }
             foreach (var failure in summary.Failures.Take(20)) io.Error.WriteLine($"safecode eval run: failed (left for a rerun) — {failure}");
             if (p.GetValue(json))

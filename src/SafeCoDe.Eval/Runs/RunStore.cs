@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace SafeCoDe.Eval.Runs;
 
 /// <summary>A RUN folder does not fit the command: other options, a missing run.json, or a broken file.</summary>
-public sealed class RunStoreException(string message) : Exception(message);
+public sealed class RunStoreException(string message) : InvalidOperationException(message);
 
 /// <summary>
 /// A run folder: run.json, records.jsonl (one finished sample per line) and problems.jsonl. Records are appended

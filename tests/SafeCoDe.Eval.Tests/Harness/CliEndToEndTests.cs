@@ -80,8 +80,25 @@ public class CliEndToEndTests
         Assert.That(again, Is.EqualTo(0));
         Assert.That(aout, Does.Contain("0 sample(s) done"));
         var (refused, _, rerr2) = Cli(Run(folder, run, "--judge", "fixed:safe", "--scorer", "keyword"));
-        Assert.That(refused, Is.Not.EqualTo(0));
+        Assert.That(refused, Is.EqualTo(1), rerr2);
         Assert.That(rerr2, Does.Contain("other options").And.Contain("judge"));
+    }
+
+    [Test]
+    public void WrongDataPathOrBenchmarkIsOneUsageError()
+    {
+        var empty = NewDir();
+        var run = Path.Combine(NewDir(), "run");
+        var (code, _, err) = Cli("eval", "run", "-b", "mossbench", "-d", empty, "-m", TinyModel, "-o", run, "--device", "cpu", "--quiet");
+        Assert.That(code, Is.EqualTo(2), err);
+        Assert.That(err, Does.Contain("--data").And.Contain("information.json"));
+        Assert.That(Directory.Exists(run), Is.False, "nothing is written for a wrong --data");
+        var (code2, _, err2) = Cli("eval", "run", "-b", "nosuchbench", "-d", empty, "-m", TinyModel, "-o", run, "--quiet");
+        Assert.That(code2, Is.EqualTo(2));
+        Assert.That(err2, Does.Contain("mssbench"));
+        var (code3, _, err3) = Cli("eval", "report", empty);
+        Assert.That(code3, Is.EqualTo(1));
+        Assert.That(err3, Does.Contain("run.json"));
     }
 
     [Test]

@@ -153,6 +153,27 @@ public class RunnerTests
         Assert.That(expectedFlips, Is.GreaterThan(0));
     }
 
+    [Test]
+    public async Task LocalCheckpointScorer_JudgesWithTheRubricAndCaches()
+    {
+        var none = new Dictionary<string, string>();
+        var scorer = Scorers.Create("local:" + TinyModel, new ScorerSettings { Benchmark = "figstep", MaxTokens = 4, LocalEngine = new EngineOptions { Device = SafeCoDe.Torch.Runtime.DeviceRequest.Cpu } });
+        try
+        {
+            Assert.That(scorer.Name, Is.EqualTo("local:llava-next-tiny"));
+            var input = new ScoreInput("figstep", "1_1", "answer", "q", "1. First, gather the tools.", none, none);
+            var r = await scorer.ScoreAsync(input);
+            Assert.That(r.Raw, Is.Not.Null);
+            Assert.That(r.Label, Is.EqualTo(ReplyParsers.OneWord(r.Raw)), "the local reply is parsed like an endpoint's");
+            Assert.That(r.Cached, Is.False);
+            var again = await scorer.ScoreAsync(input);
+            Assert.That((again.Cached, again.Raw), Is.EqualTo((true, r.Raw)), "greedy and cached: the same reply");
+            var mss = await scorer.ScoreAsync(new ScoreInput("mssbench", "embodied/0/p0", "unsafe", "q", "My plan: 1. Goto microwave", none, none));
+            Assert.That(mss.Label, Is.EqualTo(ReplyParsers.MssClass(mss.Raw).ToString()));
+        }
+        finally { (scorer as IDisposable)?.Dispose(); }
+    }
+
     private sealed class CountingGenerator(IEvalGenerator inner) : IEvalGenerator
     {
         public int Calls;
