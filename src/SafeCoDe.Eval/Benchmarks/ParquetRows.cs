@@ -148,12 +148,14 @@ internal static class ParquetRows
     private static string Shown(object v) => v is IDictionary ? "a struct" : v is IList ? "a list" : v.GetType().Name;
 
     /// <summary>
-    /// The parquet files of a snapshot: under <c>data/</c>, else directly in <paramref name="root"/>, else anywhere
-    /// below it (hidden folders such as .cache skipped); ordinal path order. Null when there are none.
+    /// The parquet files of a snapshot: <paramref name="root"/> itself when it is a parquet file, else those under
+    /// <c>data/</c>, else directly in <paramref name="root"/>, else anywhere below it (hidden folders such as .cache
+    /// skipped); ordinal path order. Null when there are none.
     /// </summary>
     public static (string Dir, string[] Files)? Find(string root)
     {
         var full = Path.GetFullPath(root);
+        if (File.Exists(full) && full.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) return (Path.GetDirectoryName(full)!, [full]);
         if (!Directory.Exists(full)) return null;
         foreach (var dir in new[] { Path.Combine(full, "data"), full })
         {
