@@ -252,7 +252,7 @@ public class ReaderTests
         Assert.That(step5.Samples.Select(s => s.Id), Is.EqualTo(new[] { "h1/step5", "h2/step5" }));
         Assert.That(step5.Problems.Select(p => p.Id), Is.EquivalentTo(new[]
         {
-            "h5/step5", "h6/step5", "test-00001-of-00002.parquet#2", "test-00001-of-00002.parquet#3", "test-00001-of-00002.parquet#4",
+            "h5/step5", "h6/step5", "test-00001-of-00002.parquet#2", "test-00001-of-00002.parquet#3", "test-00001-of-00002.parquet#4", "test-corrupt.parquet#0",
         }), "rows of other steps are skipped; a row whose step cannot be read is still reported");
     }
 

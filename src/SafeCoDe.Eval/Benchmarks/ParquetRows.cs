@@ -28,24 +28,28 @@ internal static class ParquetRows
     public static IEnumerable<ParquetRow> Read(string path)
     {
         var name = Path.GetFileName(path);
-        int groups;
+        long[] counts = [];
         string? problem = null;
         try
         {
             using var s = File.OpenRead(path);
             var reader = ParquetReader.CreateAsync(s).GetAwaiter().GetResult();
-            try { groups = reader.RowGroupCount; }
+            try
+            {
+                counts = new long[reader.RowGroupCount];
+                for (int g = 0; g < counts.Length; g++)
+                    using (var rg = reader.OpenRowGroupReader(g)) counts[g] = rg.RowCount;
+            }
             finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            groups = 0;
             problem = $"'{name}' is not a readable parquet file: {ex.Message}";
         }
         if (problem is not null) { yield return new ParquetRow(name, 0, null, problem); yield break; }
 
         long index = 0;
-        for (int g = 0; g < groups; g++)
+        for (int g = 0; g < counts.Length; g++)
         {
             List<Dictionary<string, object>>? rows = null;
             try
@@ -55,10 +59,13 @@ internal static class ParquetRows
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                problem = $"'{name}' row group {g} cannot be read: {ex.Message}";
+                problem = $"'{name}' row group {g} (rows {index}–{index + counts[g] - 1}) cannot be read: {ex.Message}";
             }
-            if (rows is null) { yield return new ParquetRow(name, index, null, problem); continue; }
+            if (rows is null) { yield return new ParquetRow(name, index, null, problem); index += counts[g]; continue; }
+            // the row index stays the file's row number even if a group held fewer rows than its metadata says
+            long next = index + counts[g];
             foreach (var r in rows) yield return new ParquetRow(name, index++, r, null);
+            index = Math.Max(index, next);
         }
     }
 
