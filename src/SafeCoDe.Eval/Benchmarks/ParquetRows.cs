@@ -135,8 +135,10 @@ internal static class ParquetRows
         if (bytes is { Length: > 0 }) return new ImageRef.Embedded(bytes, origin);
         if (!string.IsNullOrWhiteSpace(path))
         {
-            var full = Path.GetFullPath(Path.Combine(parquetDir, path));
-            if (File.Exists(full)) return new ImageRef.File(full);
+            string? full = null;
+            try { full = Path.GetFullPath(Path.Combine(parquetDir, path)); }
+            catch (ArgumentException) { } // characters no path may hold
+            if (full is not null && File.Exists(full)) return new ImageRef.File(full);
             problem = $"field '{column}' has no image bytes and its path '{path}' is not a file next to the parquet file";
             return null;
         }
