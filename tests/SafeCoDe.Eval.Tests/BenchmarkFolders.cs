@@ -11,8 +11,8 @@ namespace SafeCoDe.Eval.Tests;
 
 /// <summary>
 /// A small benchmark copy written by <see cref="BenchmarkFolders"/>: <see cref="Root"/> is the repo/snapshot root
-/// (what a user passes to <c>--data</c>), <see cref="ReaderRoot"/> the folder the reader works from (e.g. a clone's
-/// <c>data/</c>; equal to <see cref="Root"/> for snapshots). <see cref="ValidIds"/> are the runnable samples in reader
+/// (what a user passes to <c>--data</c>), <see cref="ReaderRoot"/> the other folder <c>--data</c> accepts (a clone's or
+/// a snapshot's <c>data/</c>; for MSSBench the snapshot root again, for jsonl the file again). <see cref="ValidIds"/> are the runnable samples in reader
 /// order; <see cref="Problems"/> maps each broken record's id (or position id) to a word its reason must contain.
 /// </summary>
 public sealed record BenchmarkFolder(
@@ -371,12 +371,14 @@ public static class BenchmarkFolders
             problems["test-00001-of-00002.parquet#4"] = "duplicate";
             shard1.Add(new("h8", "Animal", "x", 1, "object", null, Png(6)));
             problems["h8/step1"] = "instruction";
+            WriteFile(Path.Combine(dir, "data", "test-corrupt.parquet"), Garbage); // a truncated download
+            problems["test-corrupt.parquet#0"] = "parquet";
         }
         var data = Path.Combine(dir, "data");
         WriteParquet(Path.Combine(data, "test-00000-of-00002.parquet"), HadesSchema, shard0.Select(HadesDict).ToList(), HadesFeatures);
         WriteParquet(Path.Combine(data, "test-00001-of-00002.parquet"), HadesSchema, shard1.Select(HadesDict).ToList(), HadesFeatures);
         WriteFile(Path.Combine(dir, "README.md"), Encoding.UTF8.GetBytes("---\nconfigs:\n- config_name: default\n---\n"));
-        return new BenchmarkFolder("hades", dir, dir, valid, problems);
+        return new BenchmarkFolder("hades", dir, data, valid, problems);
     }
 
     private static IDictionary<string, object?> HadesDict(HadesRow r) => new Dictionary<string, object?>
@@ -441,7 +443,7 @@ public static class BenchmarkFolders
         var data = Path.Combine(dir, "data");
         foreach (var (split, rows) in new[] { ("english", english), ("german", german), ("chinese", chinese) })
             WriteParquet(Path.Combine(data, $"{split}-00000-of-00001.parquet"), MstsSchema, rows.Select(MstsDict).ToList(), null);
-        return new BenchmarkFolder("msts", dir, dir, valid, problems);
+        return new BenchmarkFolder("msts", dir, data, valid, problems);
     }
 
     private static IDictionary<string, object?> MstsDict(MstsRow r) => new Dictionary<string, object?>

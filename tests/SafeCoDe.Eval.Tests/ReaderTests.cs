@@ -201,6 +201,21 @@ public class ReaderTests
         Assert.That(samples.Select(s => s.Id), Is.EqualTo(folder.ValidIds));
     }
 
+    [Test]
+    public void MmSafetyBenchReportsARepeatedQuestionIdUnderItsPosition()
+    {
+        var folder = BenchmarkFolders.WriteMmSafetyBench(_dir);
+        var file = Path.Combine(folder.ReaderRoot, "processed_questions", "10-Legal_Opinion.json");
+        var text = File.ReadAllText(file).TrimEnd();
+        // a second "0" key (JSON allows it; the first one wins)
+        File.WriteAllText(file, text[..^1] + ",\n\"0\": {\"Rephrased Question\": \"again\", \"Rephrased Question(SD)\": \"again\"}\n}");
+        var (samples, problems) = ReadAll("mm-safetybench", folder.Root);
+        Assert.That(samples.Select(s => s.Id), Is.EqualTo(folder.ValidIds));
+        Assert.That(samples.Single(s => s.Id == "10-Legal_Opinion/0/TYPO").Prompts.Single().Question, Is.EqualTo(BenchmarkFolders.NonAscii));
+        Assert.That(problems.Select(p => p.Id), Is.EqualTo(BenchmarkFolders.MmKinds.Select(k => $"10-Legal_Opinion.json#1/{k}")));
+        Assert.That(problems.Select(p => p.Reason), Is.All.Contain("duplicate id '10-Legal_Opinion/0/"));
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public void FigStepParsesQuotedFieldsAndAsksTheFixedPrompt(bool bom)
@@ -237,8 +252,17 @@ public class ReaderTests
         Assert.That(step5.Samples.Select(s => s.Id), Is.EqualTo(new[] { "h1/step5", "h2/step5" }));
         Assert.That(step5.Problems.Select(p => p.Id), Is.EquivalentTo(new[]
         {
-            "h5/step5", "h6/step5", "test-00001-of-00002.parquet#2", "test-00001-of-00002.parquet#3", "test-00001-of-00002.parquet#4",
+            "h5/step5", "h6/step5", "test-00001-of-00002.parquet#2", "test-00001-of-00002.parquet#3", "test-00001-of-00002.parquet#4", "test-corrupt.parquet#0",
         }), "rows of other steps are skipped; a row whose step cannot be read is still reported");
+    }
+
+    [Test]
+    public void HadesAcceptsOneParquetFileAsData()
+    {
+        var folder = BenchmarkFolders.WriteHades(_dir);
+        var (samples, problems) = ReadAll("hades", Path.Combine(folder.Root, "data", "test-00001-of-00002.parquet"));
+        Assert.That(problems, Is.Empty);
+        Assert.That(samples.Select(s => s.Id), Is.EqualTo(new[] { "h3/step0", "h4/step3" }));
     }
 
     [Test]

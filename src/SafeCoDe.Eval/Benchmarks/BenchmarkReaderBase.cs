@@ -14,17 +14,31 @@ internal abstract class BenchmarkReaderBase : IBenchmarkReader
         ArgumentNullException.ThrowIfNull(root);
         selection ??= ReaderSelection.All;
         var candidates = Open(root, selection); // throws BenchmarkLayoutException now, not at the first MoveNext
-        return Filter(candidates, selection.Include);
+        return Filter(candidates, selection.Include, Name);
     }
 
     /// <summary>Checks the layout (throwing <see cref="BenchmarkLayoutException"/>) and returns the lazy record sequence.</summary>
     protected abstract IEnumerable<Candidate> Open(string root, ReaderSelection selection);
 
-    private static IEnumerable<ReadItem> Filter(IEnumerable<Candidate> candidates, Func<string, bool>? include)
+    private static IEnumerable<ReadItem> Filter(IEnumerable<Candidate> candidates, Func<string, bool>? include, string benchmark)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var c in candidates)
+        using var e = candidates.GetEnumerator();
+        while (true)
         {
+            // readers turn every bad record into a problem themselves; this is the last line of defence against an
+            // unforeseen failure (an I/O error mid-file): it is reported, and the records read so far stand
+            string? failure = null;
+            try
+            {
+                if (!e.MoveNext()) break;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                failure = $"reading stopped early: {ex.GetType().Name}: {ex.Message}";
+            }
+            if (failure is not null) { yield return ReadItem.Bad($"{benchmark}#read-error", failure); yield break; }
+            var c = e.Current;
             if (c.Id is null)
             {
                 if (include is null || include(c.Position)) yield return ReadItem.Bad(c.Position, c.Problem ?? "record has no id");

@@ -70,7 +70,7 @@ internal sealed class MssBenchReader : BenchmarkReaderBase
         if (queries.GetArrayLength() == 0) { yield return Candidate.Bad(null, at, "field 'queries' is empty: the item has no samples"); yield break; }
         var safePath = JsonFields.Text(item, "safe_image_path", out var safeProblem);
         var unsafePath = JsonFields.Text(item, "unsafe_image_path", out var unsafeProblem);
-        var groups = new TextMap().Add(SampleKeys.Split, "chat").Add(SampleKeys.Type, JsonFields.Optional(item, "Type")).Build();
+        var groups = new TextMap().Add(SampleKeys.Split, "chat").Add(SampleKeys.Type, JsonFields.Optional(item, "Type") ?? JsonFields.Optional(item, "type")).Build();
         int j = 0;
         foreach (var q in queries.EnumerateArray())
         {

@@ -28,24 +28,28 @@ internal static class ParquetRows
     public static IEnumerable<ParquetRow> Read(string path)
     {
         var name = Path.GetFileName(path);
-        int groups;
+        long[] counts = [];
         string? problem = null;
         try
         {
             using var s = File.OpenRead(path);
             var reader = ParquetReader.CreateAsync(s).GetAwaiter().GetResult();
-            try { groups = reader.RowGroupCount; }
+            try
+            {
+                counts = new long[reader.RowGroupCount];
+                for (int g = 0; g < counts.Length; g++)
+                    using (var rg = reader.OpenRowGroupReader(g)) counts[g] = rg.RowCount;
+            }
             finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            groups = 0;
             problem = $"'{name}' is not a readable parquet file: {ex.Message}";
         }
         if (problem is not null) { yield return new ParquetRow(name, 0, null, problem); yield break; }
 
         long index = 0;
-        for (int g = 0; g < groups; g++)
+        for (int g = 0; g < counts.Length; g++)
         {
             List<Dictionary<string, object>>? rows = null;
             try
@@ -55,10 +59,13 @@ internal static class ParquetRows
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                problem = $"'{name}' row group {g} cannot be read: {ex.Message}";
+                problem = $"'{name}' row group {g} (rows {index}–{index + counts[g] - 1}) cannot be read: {ex.Message}";
             }
-            if (rows is null) { yield return new ParquetRow(name, index, null, problem); continue; }
+            if (rows is null) { yield return new ParquetRow(name, index, null, problem); index += counts[g]; continue; }
+            // the row index stays the file's row number even if a group held fewer rows than its metadata says
+            long next = index + counts[g];
             foreach (var r in rows) yield return new ParquetRow(name, index++, r, null);
+            index = Math.Max(index, next);
         }
     }
 
@@ -128,8 +135,10 @@ internal static class ParquetRows
         if (bytes is { Length: > 0 }) return new ImageRef.Embedded(bytes, origin);
         if (!string.IsNullOrWhiteSpace(path))
         {
-            var full = Path.GetFullPath(Path.Combine(parquetDir, path));
-            if (File.Exists(full)) return new ImageRef.File(full);
+            string? full = null;
+            try { full = Path.GetFullPath(Path.Combine(parquetDir, path)); }
+            catch (ArgumentException) { } // characters no path may hold
+            if (full is not null && File.Exists(full)) return new ImageRef.File(full);
             problem = $"field '{column}' has no image bytes and its path '{path}' is not a file next to the parquet file";
             return null;
         }
@@ -148,12 +157,14 @@ internal static class ParquetRows
     private static string Shown(object v) => v is IDictionary ? "a struct" : v is IList ? "a list" : v.GetType().Name;
 
     /// <summary>
-    /// The parquet files of a snapshot: under <c>data/</c>, else directly in <paramref name="root"/>, else anywhere
-    /// below it (hidden folders such as .cache skipped); ordinal path order. Null when there are none.
+    /// The parquet files of a snapshot: <paramref name="root"/> itself when it is a parquet file, else those under
+    /// <c>data/</c>, else directly in <paramref name="root"/>, else anywhere below it (hidden folders such as .cache
+    /// skipped); ordinal path order. Null when there are none.
     /// </summary>
     public static (string Dir, string[] Files)? Find(string root)
     {
         var full = Path.GetFullPath(root);
+        if (File.Exists(full) && full.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase)) return (Path.GetDirectoryName(full)!, [full]);
         if (!Directory.Exists(full)) return null;
         foreach (var dir in new[] { Path.Combine(full, "data"), full })
         {
