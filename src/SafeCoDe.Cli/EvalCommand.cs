@@ -150,6 +150,7 @@ public static class EvalCommand
             RunSummary summary;
             try { summary = EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult(); }
             catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
+            catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
             finally { bar?.Complete(); }
             foreach (var failure in summary.Failures.Take(20)) io.Error.WriteLine($"safecode eval run: failed (left for a rerun) — {failure}");
             if (p.GetValue(json))

@@ -72,17 +72,19 @@ public static class EvalJob
         s = s with { Benchmark = benchmark };
         _ = reader.Read(s.Data, s.Selection); // a wrong --data fails here, before anything is written or loaded
         var scorerName = s.Scorer is null ? null : Scorers.CanonicalName(s.Scorer, benchmark);
-        using var store = RunStore.OpenOrCreate(s.Out, Manifest(s, scorerName));
-        if (store.RepairedBytes > 0) log?.Invoke($"repaired {s.Out}: cut {store.RepairedBytes} byte(s) of a torn or repeated line");
-        if (store.RecordIds.Count + store.ProblemIds.Count > 0) log?.Invoke($"resuming {s.Out}: {store.RecordIds.Count} record(s), {store.ProblemIds.Count} problem(s) already there");
+        // the scorer is built before anything is written: a scorer that cannot be used (no endpoint configured) fails first
         IScorer? scorer = s.Scorer is null ? null : Scorers.Create(s.Scorer, s.ScorerSettings with
         {
             Benchmark = benchmark,
             CacheFile = s.ScorerSettings.CacheFile ?? Path.Combine(s.Out, "judge-cache.jsonl"),
             LocalEngine = s.ScorerSettings.LocalEngine ?? new EngineOptions { Device = s.Engine.Device },
         });
+        RunStore? store = null;
         try
         {
+            store = RunStore.OpenOrCreate(s.Out, Manifest(s, scorerName));
+            if (store.RepairedBytes > 0) log?.Invoke($"repaired {s.Out}: cut {store.RepairedBytes} byte(s) of a torn or repeated line");
+            if (store.RecordIds.Count + store.ProblemIds.Count > 0) log?.Invoke($"resuming {s.Out}: {store.RecordIds.Count} record(s), {store.ProblemIds.Count} problem(s) already there");
             using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
             var judge = s.Decode.Mode != DecodeMode.SafeCoDe ? null
                 : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
@@ -91,7 +93,11 @@ public static class EvalJob
             var selection = s.Selection;
             return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);
         }
-        finally { (scorer as IDisposable)?.Dispose(); }
+        finally
+        {
+            store?.Dispose();
+            (scorer as IDisposable)?.Dispose();
+        }
     }
 }
 
