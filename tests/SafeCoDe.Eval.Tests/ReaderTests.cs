@@ -290,6 +290,19 @@ public class ReaderTests
     }
 
     [Test]
+    public void ImagePathsWrittenWithBackslashesAreFound()
+    {
+        var folder = BenchmarkFolders.WriteMossBench(_dir);
+        var info = Path.Combine(folder.ReaderRoot, "images_information", "information.json");
+        File.WriteAllText(info, File.ReadAllText(info).Replace("\"images/101.png\"", "\"images\\\\101.png\""));
+        Assert.That(File.ReadAllText(info), Does.Contain("images\\\\101.png"));
+        var (samples, problems) = ReadAll("mossbench", folder.Root);
+        Assert.That(problems, Is.Empty);
+        Assert.That(((ImageRef.File)samples.Single(s => s.Id == "101").Prompts.Single().Image!).Path,
+            Is.EqualTo(Path.Combine(folder.ReaderRoot, "images", "101.png")));
+    }
+
+    [Test]
     public void JsonlKeepsSystemPromptsAndResolvesImagesNextToTheFile()
     {
         var folder = BenchmarkFolders.WriteJsonl(_dir);

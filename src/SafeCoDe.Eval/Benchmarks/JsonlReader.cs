@@ -67,7 +67,7 @@ internal sealed class JsonlReader : BenchmarkReaderBase
             string q = prompt!, img = image!, sid = id;
             return Candidate.Ok(id, position, () =>
             {
-                var full = Path.GetFullPath(Path.Combine(dir, img));
+                var full = DataPaths.Under(dir, img);
                 if (ImageCheck.File(full, img) is { } bad) return ReadItem.Bad(sid, $"field 'image': {bad}");
                 return ReadItem.Of(new EvalSample(sid, Name,
                     [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(full), string.IsNullOrEmpty(system) ? null : system, Framing.Bare)],

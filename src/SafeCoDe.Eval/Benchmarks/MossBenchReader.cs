@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 
 namespace SafeCoDe.Eval.Benchmarks;
@@ -69,7 +68,7 @@ internal sealed class MossBenchReader : BenchmarkReaderBase
         string q = question!, img = image!;
         return Candidate.Ok(id, position, () =>
         {
-            var path = Path.GetFullPath(Path.Combine(dataRoot, img));
+            var path = DataPaths.Under(dataRoot, img);
             if (ImageCheck.File(path, Rel(dataRoot, path)) is { } bad) return ReadItem.Bad(id, $"field 'image': {bad}");
             return ReadItem.Of(new EvalSample(id, Name,
                 [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(path), null, Framing.FirstPersonAlways)], groups, labels));

@@ -182,10 +182,10 @@ internal sealed class MssBenchReader : BenchmarkReaderBase
     /// <summary>Image names are bare file names under the split's folder; a name that already carries the folder is accepted too.</summary>
     private static string Resolve(string dir, string split, string name, out string? problem)
     {
-        var path = Path.GetFullPath(Path.Combine(dir, split, name));
+        var path = DataPaths.Under(Path.Combine(dir, split), name);
         if (!File.Exists(path))
         {
-            var alt = Path.GetFullPath(Path.Combine(dir, name));
+            var alt = DataPaths.Under(dir, name);
             if (File.Exists(alt)) path = alt;
         }
         problem = ImageCheck.File(path, Rel(dir, path));

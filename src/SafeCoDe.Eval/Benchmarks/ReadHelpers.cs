@@ -145,3 +145,22 @@ internal static class Selection
         return result;
     }
 }
+
+/// <summary>Paths named inside data files.</summary>
+internal static class DataPaths
+{
+    /// <summary>
+    /// <paramref name="relative"/> under <paramref name="dir"/> as an absolute path; a name written with Windows
+    /// separators is also tried with '/' when the literal one is not a file.
+    /// </summary>
+    public static string Under(string dir, string relative)
+    {
+        var path = Path.GetFullPath(Path.Combine(dir, relative));
+        if (!File.Exists(path) && relative.Contains('\\') && Path.DirectorySeparatorChar == '/')
+        {
+            var alt = Path.GetFullPath(Path.Combine(dir, relative.Replace('\\', '/')));
+            if (File.Exists(alt)) return alt;
+        }
+        return path;
+    }
+}
