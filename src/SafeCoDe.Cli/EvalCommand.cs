@@ -147,11 +147,15 @@ public static class EvalCommand
                 bar ??= progress.Start($"{bench} → {run}", Math.Max(1, r.Total), "samples");
                 bar.Report(r.Done + r.Problems + r.Failed, $"{r.Problems} problems, {r.Failed} failed, {r.Resumed} resumed");
             });
-            RunSummary summary;
+            RunSummary summary = null!;
             try { summary = EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult(); }
             catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
             catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
-            finally { bar?.Complete(); }
+            finally
+            {
+                bar?.Complete(summary is null ? null : FormattableString.Invariant(
+                    $"{summary.Done} done, {summary.Problems} problems, {summary.Failed} failed in {summary.Elapsed.TotalSeconds:F0} s ({(summary.Elapsed.TotalSeconds > 0 ? (summary.Done + summary.Problems) / summary.Elapsed.TotalSeconds : 0):F2} samples/s)"));
+            }
             foreach (var failure in summary.Failures.Take(20)) io.Error.WriteLine($"safecode eval run: failed (left for a rerun) — {failure}");
             if (p.GetValue(json))
                 io.Out.WriteLine(new System.Text.Json.Nodes.JsonObject
