@@ -177,8 +177,9 @@ public static class EvalCommand
         var scorerOptions = ScorerOptions.Create();
         var device = CliOptions.Device();
         var quiet = CliOptions.Quiet();
+        var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges) [default: 8]", HelpName = "N", DefaultValueFactory = _ => 8 };
         var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl)")
-            { runs, scorer, device, quiet };
+            { runs, scorer, device, concurrency, quiet };
         scorerOptions.AddTo(cmd);
         Cli.SetExamples(cmd, "safecode eval score runs/mss --scorer openai:gpt-4.1-nano", "safecode eval score runs/hades --scorer keyword --scorer-refusal-phrases my-phrases.txt");
         cmd.SetHandler((p, io) =>
@@ -198,9 +199,12 @@ public static class EvalCommand
                     IProgressBar? bar = null;
                     var (answers, errors) = Rescoring.RescoreAsync(run, s, new CliProgress.Inline<RunProgress>(r =>
                     {
-                        bar ??= progress.Start($"scoring {run}", Math.Max(1, r.Total), "samples");
-                        bar.Report(r.Done);
-                    })).GetAwaiter().GetResult();
+                        lock (runs)
+                        {
+                            bar ??= progress.Start($"scoring {run}", Math.Max(1, r.Total), "samples");
+                            bar.Report(r.Done);
+                        }
+                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency))).GetAwaiter().GetResult();
                     bar?.Complete();
                     io.Out.WriteLine($"{run}: {answers} answer(s) scored with {s.Name}{(errors > 0 ? $", {errors} scoring error(s) (rerun to retry them)" : "")}");
                 }

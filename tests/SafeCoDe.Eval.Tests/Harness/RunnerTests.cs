@@ -124,7 +124,7 @@ public class RunnerTests
             Assert.That((answers, errors), Is.EqualTo((4, 0)));
             int distinct = RunStore.ReadRecords(copy).SelectMany(r => r.Outputs.Select(o => r.Id.StartsWith("chat") ? "c" + o.Answer : "e" + o.Answer)).Distinct().Count();
             Assert.That(server.Calls, Is.EqualTo(distinct), "one call per distinct judge prompt (identical prompts hit the cache)");
-            var (again, _) = await Rescoring.RescoreAsync(copy, (IScorer)scorer);
+            var (again, _) = await Rescoring.RescoreAsync(copy, (IScorer)scorer, concurrency: 4);
             Assert.That((again, server.Calls), Is.EqualTo((4, distinct)), "re-scoring again costs nothing");
         }
         finally
