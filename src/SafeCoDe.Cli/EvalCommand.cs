@@ -1,0 +1,270 @@
+using System.CommandLine;
+using System.Globalization;
+using SafeCoDe.Eval;
+using SafeCoDe.Eval.Benchmarks;
+using SafeCoDe.Eval.Reports;
+using SafeCoDe.Eval.Runs;
+using SafeCoDe.Eval.Scoring;
+
+namespace SafeCoDe.Cli;
+
+/// <summary>
+/// <c>safecode eval</c>: run a benchmark into a resumable RUN folder (<c>run</c>), score it again (<c>score</c>),
+/// merge shards (<c>merge</c>), report (<c>report</c>) and compare runs (<c>compare</c>).
+/// </summary>
+public static class EvalCommand
+{
+    /// <summary>Builds the command group.</summary>
+    public static Command Create()
+    {
+        var cmd = new Command("eval", "Evaluate a model on safety benchmarks: resumable, shardable runs; scorers; metrics; reports with charts");
+        cmd.Add(Run());
+        cmd.Add(Score());
+        cmd.Add(Merge());
+        cmd.Add(Report());
+        cmd.Add(Compare());
+        Cli.SetExamples(cmd,
+            "safecode eval run --benchmark mssbench --data ~/data/mssbench --model DIR --out runs/mss-safecode --scorer openai",
+            "safecode eval report runs/mss-safecode runs/mss-vanilla",
+            "safecode eval compare runs/mss-vanilla runs/mss-safecode");
+        return cmd;
+    }
+
+    private static Option<string> ScorerOption(bool required) => new("--scorer")
+    {
+        Description = "How answers are scored: keyword (offline refusal phrases), openai[:MODEL] (the benchmark's judge rubric on an " +
+                      "OpenAI-compatible endpoint; SAFECODE_EVAL_BASE_URL / SAFECODE_EVAL_API_KEY / SAFECODE_EVAL_MODEL, else the judge's " +
+                      "SAFECODE_JUDGE_* / OPENAI_* variables; default model: the paper code's per benchmark), local:DIR (a local checkpoint as judge)" +
+                      (required ? "" : " [default: none — score later with 'safecode eval score']"),
+        HelpName = "SPEC", Required = required,
+    };
+
+    private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens)
+    {
+        public static ScorerOptions Create() => new(
+            new Option<string>("--scorer-template") { Description = "A judge prompt file replacing the built-in rubric text; {question} and {response} are filled in", HelpName = "FILE" },
+            new Option<string>("--scorer-refusal-phrases") { Description = "The keyword scorer's refusal phrases, one per line (# comments) [default: the documented list]", HelpName = "FILE" },
+            new Option<double>("--scorer-timeout") { Description = "Seconds per judge call attempt [default: 120]", HelpName = "S" },
+            new Option<int>("--scorer-retries") { Description = "Retries of a judge call after a timeout, 429, 5xx or transport error [default: 4]", HelpName = "N" },
+            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's: 1500 MSSBench/MM-SafetyBench, 1024 MOSSBench, 10 one-word]", HelpName = "N" });
+
+        public void AddTo(Command c) { c.Add(Template); c.Add(Phrases); c.Add(Timeout); c.Add(Retries); c.Add(MaxTokens); }
+
+        public ScorerSettings Read(ParseResult p, string benchmark)
+        {
+            var template = p.GetValue(Template);
+            if (template is not null && !File.Exists(template)) throw new UsageException($"--scorer-template {template}: file not found");
+            var phrases = p.GetValue(Phrases);
+            if (phrases is not null && !File.Exists(phrases)) throw new UsageException($"--scorer-refusal-phrases {phrases}: file not found");
+            return new ScorerSettings
+            {
+                Benchmark = benchmark, TemplateFile = template, RefusalPhrasesFile = phrases,
+                Timeout = p.Given(Timeout) ? TimeSpan.FromSeconds(p.GetValue(Timeout)) : TimeSpan.FromSeconds(120),
+                MaxRetries = p.Given(Retries) ? p.GetValue(Retries) : 4,
+                MaxTokens = p.Given(MaxTokens) ? p.GetValue(MaxTokens) : null,
+            };
+        }
+    }
+
+    private static Command Run()
+    {
+        var gen = new GenerationOptions();
+        var benchmark = new Option<string>("--benchmark", "-b")
+        {
+            Description = $"Which benchmark: {string.Join(", ", BenchmarkReaders.Names)} (jsonl: your own prompts, one {{\"id\",\"prompt\",\"image\",\"system\"}} per line)",
+            Required = true, HelpName = "NAME",
+        };
+        benchmark.CompletionSources.Add(BenchmarkReaders.Names.ToArray());
+        var data = new Option<string>("--data", "-d") { Description = "The benchmark's local copy (repo/snapshot root or its data folder), or the .jsonl file", Required = true, HelpName = "PATH" };
+        var outDir = new Option<string>("--out", "-o") { Description = "The RUN folder (created, or resumed when it holds a run with the same options); {shard} is replaced by the shard index", Required = true, HelpName = "RUN" };
+        var scorer = ScorerOption(required: false);
+        var scorerOptions = ScorerOptions.Create();
+        var limit = new Option<int>("--limit") { Description = "Only the first N records of the benchmark (before sharding)", HelpName = "N" };
+        var shard = new Option<string>("--shard") { Description = "i/n: run shard i of n (split by a stable hash of the sample id); auto: from a Slurm array or a Kubernetes indexed Job", HelpName = "i/n|auto" };
+        var shardCount = new Option<int>("--shard-count") { Description = "Number of shards for --shard auto in a Kubernetes indexed Job (its completions) [default: SAFECODE_SHARD_COUNT]", HelpName = "N" };
+        var splits = new Option<string[]>("--splits") { Description = "MSSBench chat/embodied, MSTS languages (e.g. english) [default: all]", HelpName = "NAME", AllowMultipleArgumentsPerToken = true };
+        var steps = new Option<int[]>("--steps") { Description = "HADES optimisation steps (e.g. 5) [default: all]", HelpName = "N", AllowMultipleArgumentsPerToken = true };
+        var kinds = new Option<string[]>("--kinds") { Description = "MM-SafetyBench image kinds SD, SD_TYPO, TYPO [default: all]", HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
+        var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (the bare question where the protocol says so), auto (base for vanilla, method otherwise)", ["auto", "method", "base"], "auto");
+        var quiet = CliOptions.Quiet();
+        var json = CliOptions.Json("Print one JSON object with what the run did (no progress output)");
+        var cmd = new Command("run", """
+            Generate (and score) every sample of a benchmark into a RUN folder: run.json, records.jsonl (one finished
+            sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
+            Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
+            Takes every 'generate' option with the same spelling.
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, framing, quiet, json };
+        scorerOptions.AddTo(cmd);
+        gen.AddTo(cmd);
+        Cli.SetExamples(cmd,
+            "safecode eval run -b mssbench -d ~/data/mssbench -m DIR -o runs/mss --scorer openai --seed 0",
+            "safecode eval run -b hades -d ~/data/HADES -m DIR -o runs/hades --steps 5 --scorer keyword --mode vanilla",
+            "safecode eval run -b msts -d ~/data/MSTS -m DIR -o runs/msts-{shard} --splits english --shard auto   # in a Slurm array",
+            "safecode eval run -b jsonl -d prompts.jsonl -m DIR -o runs/mine --judge openai:gpt-4o");
+        cmd.SetHandler((p, io) =>
+        {
+            var s = gen.Read(p);
+            s.CheckJudgeSpec();
+            string bench;
+            try { bench = BenchmarkReaders.Get(p.GetValue(benchmark)!).Name; }
+            catch (ArgumentException ex) { throw new UsageException("--benchmark: " + ex.Message.Split(" (Parameter")[0]); }
+            ShardSpec? sh = null;
+            if (p.GetValue(shard) is { } text)
+            {
+                try { sh = ShardSpec.Parse(text, p.Given(shardCount) ? p.GetValue(shardCount) : null); }
+                catch (FormatException ex) { throw new UsageException(ex.Message); }
+            }
+            var run = p.GetValue(outDir)!.Replace("{shard}", sh?.Index.ToString(CultureInfo.InvariantCulture) ?? "all");
+            var f = p.GetValue(framing)!;
+            bool method = f == "auto" ? s.Decoding.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla : f == "method";
+            var selection = new ReaderSelection(
+                p.GetValue(splits) is { Length: > 0 } sp ? sp.ToHashSet() : null,
+                p.GetValue(steps) is { Length: > 0 } st ? st.ToHashSet() : null,
+                p.GetValue(kinds) is { Length: > 0 } k ? k.ToHashSet() : null);
+            var hashed = RunOptions.Flatten(s.Decoding, new Dictionary<string, string?>
+            {
+                ["judge"] = s.Decoding.Mode == SafeCoDe.Torch.Decoding.DecodeMode.SafeCoDe ? s.JudgeSpec : null,
+                ["prompt-style"] = CliNames.Name(s.Engine.PromptStyle),
+                ["dtype"] = p.GetValue(gen.DType) ?? "default",
+                ["system"] = s.SystemPrompt,
+                ["framing"] = method ? "method" : "base",
+                ["splits"] = selection.Splits is null ? null : string.Join(",", selection.Splits.Order()),
+                ["steps"] = selection.Steps is null ? null : string.Join(",", selection.Steps.Order()),
+                ["kinds"] = selection.Kinds is null ? null : string.Join(",", selection.Kinds.Order()),
+            });
+            var settings = new EvalJobSettings
+            {
+                Benchmark = bench, Data = p.GetValue(data)!, Model = s.ModelDir, Out = run, Decode = s.Decoding, Judge = s.JudgeSpec,
+                JudgeCache = s.JudgeCache, Engine = s.Engine, JudgeFactory = s.CreateJudge, System = s.SystemPrompt, HashedOptions = hashed,
+                Selection = selection, Limit = p.Given(limit) ? p.GetValue(limit) : null, Shard = sh, Scorer = p.GetValue(scorer),
+                ScorerSettings = scorerOptions.Read(p, bench), MethodFraming = method,
+            };
+            bool silent = p.GetValue(quiet) || p.GetValue(json);
+            var progress = CliProgress.For(io, silent);
+            IProgressBar? bar = null;
+            var report = new CliProgress.Inline<RunProgress>(r =>
+            {
+                bar ??= progress.Start($"{bench} → {run}", Math.Max(1, r.Total), "samples");
+                bar.Report(r.Done + r.Problems + r.Failed, $"{r.Problems} problems, {r.Failed} failed, {r.Resumed} resumed");
+            });
+            RunSummary summary = null!;
+            try { summary = EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult(); }
+            catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
+            catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
+            finally
+            {
+                bar?.Complete(summary is null ? null : FormattableString.Invariant(
+                    $"{summary.Done} done, {summary.Problems} problems, {summary.Failed} failed in {summary.Elapsed.TotalSeconds:F0} s ({(summary.Elapsed.TotalSeconds > 0 ? (summary.Done + summary.Problems) / summary.Elapsed.TotalSeconds : 0):F2} samples/s)"));
+            }
+            foreach (var failure in summary.Failures.Take(20)) io.Error.WriteLine($"safecode eval run: failed (left for a rerun) — {failure}");
+            if (p.GetValue(json))
+                io.Out.WriteLine(new System.Text.Json.Nodes.JsonObject
+                {
+                    ["run"] = run, ["benchmark"] = bench, ["selected"] = summary.Selected, ["resumed"] = summary.Resumed, ["done"] = summary.Done,
+                    ["problems"] = summary.Problems, ["failed"] = summary.Failed, ["seconds"] = summary.Elapsed.TotalSeconds,
+                }.ToJsonString(EvalJson.Indented));
+            else
+                io.Out.WriteLine($"{run}: {summary.Done} sample(s) done, {summary.Problems} problem(s), {summary.Failed} failed, {summary.Resumed} already there, in {summary.Elapsed.TotalSeconds:F0} s — 'safecode eval report {run}'");
+            return summary.Failed > 0 ? ExitCodes.Failed : ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command Score()
+    {
+        var runs = new Argument<string[]>("RUN") { Description = "RUN folders to score again", Arity = ArgumentArity.OneOrMore };
+        var scorer = ScorerOption(required: true);
+        var scorerOptions = ScorerOptions.Create();
+        var device = CliOptions.Device();
+        var quiet = CliOptions.Quiet();
+        var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges) [default: 8]", HelpName = "N", DefaultValueFactory = _ => 8 };
+        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl)")
+            { runs, scorer, device, concurrency, quiet };
+        scorerOptions.AddTo(cmd);
+        Cli.SetExamples(cmd, "safecode eval score runs/mss --scorer openai:gpt-4.1-nano", "safecode eval score runs/hades --scorer keyword --scorer-refusal-phrases my-phrases.txt");
+        cmd.SetHandler((p, io) =>
+        {
+            var progress = CliProgress.For(io, p.GetValue(quiet));
+            foreach (var run in p.GetValue(runs)!)
+            {
+                var manifest = RunStore.ReadManifest(run);
+                var settings = scorerOptions.Read(p, manifest.Benchmark) with
+                {
+                    CacheFile = Path.Combine(run, "judge-cache.jsonl"),
+                    LocalEngine = new SafeCoDe.Torch.EngineOptions { Device = SafeCoDe.Torch.Runtime.RuntimeOptions.ParseDevice(p.GetValue(device)!) },
+                };
+                var s = Scorers.Create(p.GetValue(scorer)!, settings);
+                try
+                {
+                    IProgressBar? bar = null;
+                    var (answers, errors) = Rescoring.RescoreAsync(run, s, new CliProgress.Inline<RunProgress>(r =>
+                    {
+                        lock (runs)
+                        {
+                            bar ??= progress.Start($"scoring {run}", Math.Max(1, r.Total), "samples");
+                            bar.Report(r.Done);
+                        }
+                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency))).GetAwaiter().GetResult();
+                    bar?.Complete();
+                    io.Out.WriteLine($"{run}: {answers} answer(s) scored with {s.Name}{(errors > 0 ? $", {errors} scoring error(s) (rerun to retry them)" : "")}");
+                }
+                finally { (s as IDisposable)?.Dispose(); }
+            }
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command Merge()
+    {
+        var runs = new Argument<string[]>("RUN") { Description = "Shard RUN folders of one evaluation", Arity = ArgumentArity.OneOrMore };
+        var outDir = new Option<string>("--out", "-o") { Description = "The merged RUN folder (must not hold a run)", Required = true, HelpName = "RUN" };
+        var cmd = new Command("merge", "Combine shard RUN folders into one (they must share one options hash and scorer)") { runs, outDir };
+        Cli.SetExamples(cmd, "safecode eval merge runs/msts-0 runs/msts-1 runs/msts-2 runs/msts-3 --out runs/msts");
+        cmd.SetHandler((p, io) =>
+        {
+            var r = RunMerge.Merge(p.GetValue(runs)!, p.GetValue(outDir)!);
+            foreach (var w in r.Warnings) io.Error.WriteLine($"safecode eval merge: warning — {w}");
+            io.Out.WriteLine($"{p.GetValue(outDir)}: {r.Records} record(s), {r.Problems} problem(s){(r.Duplicates > 0 ? $", {r.Duplicates} repeated record(s) dropped" : "")}");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command Report()
+    {
+        var runs = new Argument<string[]>("RUN") { Description = "RUN folders (several: compared side by side)", Arity = ArgumentArity.OneOrMore };
+        var json = CliOptions.Json("Print exactly one JSON document on stdout: {\"runs\": [per run: benchmark, mode, scorer, metrics as fractions, counts under n_* keys, latency]}");
+        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" };
+        var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts next to every rate) and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s)")
+            { runs, json, outDir };
+        Cli.SetExamples(cmd, "safecode eval report runs/mss-vanilla runs/mss-safecode", "safecode eval report runs/hades --json | jq '.runs[0].asr'");
+        cmd.SetHandler((p, io) =>
+        {
+            var list = p.GetValue(runs)!;
+            var metrics = ReportWriter.Load(list);
+            var written = ReportWriter.Write(metrics, p.GetValue(outDir) ?? Path.Combine(list[0], "report"));
+            if (p.GetValue(json)) { io.Out.WriteLine(ReportWriter.Json(metrics)); return ExitCodes.Ok; }
+            io.Out.Write(File.ReadAllText(written.Markdown));
+            io.Out.WriteLine($"written: {written.Markdown}{string.Concat(written.Charts.Select(c => ", " + c))}");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command Compare()
+    {
+        var a = new Argument<string>("RUN_A") { Description = "The baseline run" };
+        var b = new Argument<string>("RUN_B") { Description = "The run compared with it" };
+        var json = CliOptions.Json("Print one JSON object: per-metric values and deltas, and the flipped answers");
+        var cmd = new Command("compare", "Per-metric deltas between two runs of one benchmark, and the answers whose outcome flipped") { a, b, json };
+        Cli.SetExamples(cmd, "safecode eval compare runs/mss-vanilla runs/mss-safecode");
+        cmd.SetHandler((p, io) =>
+        {
+            var r = RunCompare.Compare(p.GetValue(a)!, p.GetValue(b)!);
+            io.Out.WriteLine(p.GetValue(json) ? RunCompare.Json(r) : RunCompare.Markdown(r));
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+}

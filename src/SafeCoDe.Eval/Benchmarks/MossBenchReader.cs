@@ -1,0 +1,84 @@
+using System.Text.Json;
+
+namespace SafeCoDe.Eval.Benchmarks;
+
+/// <summary>
+/// MOSSBench (GitHub <c>xirui-li/MOSSBench</c>): <c>data/images_information/information.json</c>, an object keyed by
+/// pid, each record naming its image relative to <c>data/</c> (<c>"images/&lt;pid&gt;.png"</c>). Key order inside
+/// records varies and images no record names are ignored.
+/// </summary>
+internal sealed class MossBenchReader : BenchmarkReaderBase
+{
+    public override string Name => "mossbench";
+    public override string Layout => "a MOSSBench clone (or its data/ folder): data/images_information/information.json and data/images/";
+
+    private const string InfoPath = "images_information/information.json";
+
+    protected override IEnumerable<Candidate> Open(string root, ReaderSelection selection)
+    {
+        var full = Path.GetFullPath(root);
+        var dataRoot = new[] { full, Path.Combine(full, "data") }.FirstOrDefault(d => File.Exists(Path.Combine(d, InfoPath)))
+            ?? throw new BenchmarkLayoutException(
+                $"'{root}' is not a MOSSBench copy: expected {InfoPath} and images/ there (the data/ folder of a clone of " +
+                $"xirui-li/MOSSBench), or data/{InfoPath} under it (the clone itself).");
+        return Records(dataRoot);
+    }
+
+    private IEnumerable<Candidate> Records(string dataRoot)
+    {
+        const string file = "information.json";
+        using var doc = JsonFields.Parse(Path.Combine(dataRoot, InfoPath), InfoPath, out var problem);
+        if (doc is null) { yield return Candidate.Bad(null, file, problem!); yield break; }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            yield return Candidate.Bad(null, file, $"'{InfoPath}' holds {JsonFields.Kind(doc.RootElement)}; expected an object keyed by pid");
+            yield break;
+        }
+        int index = 0;
+        foreach (var entry in doc.RootElement.EnumerateObject())
+        {
+            var position = $"{file}#{index++}";
+            yield return Record(dataRoot, entry.Name, entry.Value, position);
+        }
+    }
+
+    private Candidate Record(string dataRoot, string key, JsonElement r, string position)
+    {
+        if (r.ValueKind != JsonValueKind.Object) return Candidate.Bad(key, position, $"record '{key}' is {JsonFields.Kind(r)}, expected an object");
+        // the pid is the id; the key equals it in the published file and stands in when pid is absent
+        string id = key;
+        if (r.TryGetProperty("pid", out var pid) && pid.ValueKind != JsonValueKind.Null)
+        {
+            if (pid.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(pid.GetString()))
+                return Candidate.Bad(key, position, $"field 'pid' is {(pid.ValueKind == JsonValueKind.String ? "empty" : JsonFields.Kind(pid) + ", expected a string")}");
+            id = pid.GetString()!;
+        }
+        var question = JsonFields.Text(r, "question", out var pq);
+        var image = JsonFields.Text(r, "image", out var pi);
+        if (pq is not null || pi is not null) return Candidate.Bad(id, position, pq ?? pi!);
+
+        r.TryGetProperty("metadata", out var meta);
+        var groups = new TextMap().Add(SampleKeys.Type, JsonFields.Optional(meta, "over")).Build();
+        var labels = new TextMap().Add("pid", id)
+            .Add("description", JsonFields.Optional(r, "description"))
+            .Add("short_description", JsonFields.Optional(r, "short description"))
+            .Add("harm", Harm(meta))
+            .Add("human", JsonFields.Optional(meta, "human")).Add("child", JsonFields.Optional(meta, "child"))
+            .Add("syn", JsonFields.Optional(meta, "syn")).Add("ocr", JsonFields.Optional(meta, "ocr")).Build();
+        string q = question!, img = image!;
+        return Candidate.Ok(id, position, () =>
+        {
+            var path = DataPaths.Under(dataRoot, img);
+            if (ImageCheck.File(path, Rel(dataRoot, path)) is { } bad) return ReadItem.Bad(id, $"field 'image': {bad}");
+            return ReadItem.Of(new EvalSample(id, Name,
+                [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(path), null, Framing.FirstPersonAlways)], groups, labels));
+        });
+    }
+
+    private static string? Harm(JsonElement meta)
+    {
+        if (meta.ValueKind != JsonValueKind.Object || !meta.TryGetProperty("harm", out var h)) return null;
+        if (h.ValueKind != JsonValueKind.Array) return JsonFields.Scalar(h);
+        return string.Join(",", h.EnumerateArray().Select(JsonFields.Scalar).Where(s => s is not null));
+    }
+}

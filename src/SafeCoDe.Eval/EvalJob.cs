@@ -1,0 +1,119 @@
+using SafeCoDe.Eval.Benchmarks;
+using SafeCoDe.Eval.Runs;
+using SafeCoDe.Eval.Scoring;
+using SafeCoDe.Torch;
+using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Runtime;
+using SafeCoDe.Torch.Safety;
+
+namespace SafeCoDe.Eval;
+
+/// <summary>Everything <c>safecode eval run</c> needs.</summary>
+public sealed record EvalJobSettings
+{
+    /// <summary>Benchmark name (a <see cref="BenchmarkReaders"/> name).</summary>
+    public required string Benchmark { get; init; }
+    /// <summary>The data folder or file.</summary>
+    public required string Data { get; init; }
+    /// <summary>The model folder.</summary>
+    public required string Model { get; init; }
+    /// <summary>The RUN folder.</summary>
+    public required string Out { get; init; }
+    /// <summary>Decode options.</summary>
+    public required SafeCoDeOptions Decode { get; init; }
+    /// <summary>The scene judge spec (SafeCoDe mode).</summary>
+    public string Judge { get; init; } = "self";
+    /// <summary>A scene-judge cache file.</summary>
+    public string? JudgeCache { get; init; }
+    /// <summary>Device, dtype and prompt style of the model (and of a local:DIR scorer).</summary>
+    public EngineOptions Engine { get; init; } = new();
+    /// <summary>Builds the scene judge for the loaded engine (SafeCoDe mode); null: <see cref="SceneJudges.Create"/> from <see cref="Judge"/>.</summary>
+    public Func<SafeCoDeEngine, ISafetyJudge?>? JudgeFactory { get; init; }
+    /// <summary>A system turn for every prompt (overrides a jsonl record's own).</summary>
+    public string? System { get; init; }
+    /// <summary>Method (SafeCoDe) framing of the prompts; null: method framing unless the mode is vanilla.</summary>
+    public bool? MethodFraming { get; init; }
+    /// <summary>Every option that changes the answers, by its command-line name (hashed into run.json).</summary>
+    public required SortedDictionary<string, string> HashedOptions { get; init; }
+    /// <summary>Subset selection for the reader.</summary>
+    public ReaderSelection Selection { get; init; } = ReaderSelection.All;
+    /// <summary>The first N records only.</summary>
+    public int? Limit { get; init; }
+    /// <summary>This process's shard.</summary>
+    public ShardSpec? Shard { get; init; }
+    /// <summary>Scorer spec (keyword, openai[:MODEL], local:DIR) or null for none.</summary>
+    public string? Scorer { get; init; }
+    /// <summary>Scorer settings (template, cache, phrases…).</summary>
+    public ScorerSettings ScorerSettings { get; init; } = new();
+}
+
+/// <summary>Runs one evaluation: opens the RUN, loads the model and the scorer, generates and scores every pending sample.</summary>
+public static class EvalJob
+{
+    /// <summary>The run manifest of a job (no files touched).</summary>
+    public static RunManifest Manifest(EvalJobSettings s, string? scorerName)
+    {
+        var fingerprint = RunManifest.Fingerprint(s.Model);
+        return new RunManifest
+        {
+            Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data,
+            Mode = s.Decode.Mode.ToString().ToLowerInvariant(), Preset = s.Decode.Preset.ToString().ToLowerInvariant(),
+            Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
+            Scorer = scorerName, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),
+            Device = s.Engine.Device.ToString().ToLowerInvariant(), Created = DateTime.UtcNow.ToString("o"),
+        };
+    }
+
+    /// <summary>Runs the job; <paramref name="log"/> gets one-line notes (model loading, repairs).</summary>
+    public static async Task<RunSummary> RunAsync(EvalJobSettings s, IProgress<RunProgress>? progress = null, Action<string>? log = null, CancellationToken cancel = default)
+    {
+        var reader = BenchmarkReaders.Get(s.Benchmark);
+        var benchmark = reader.Name;
+        s = s with { Benchmark = benchmark };
+        _ = reader.Read(s.Data, s.Selection); // a wrong --data fails here, before anything is written or loaded
+        var scorerName = s.Scorer is null ? null : Scorers.CanonicalName(s.Scorer, benchmark);
+        // the scorer is built before anything is written: a scorer that cannot be used (no endpoint configured) fails first
+        IScorer? scorer = s.Scorer is null ? null : Scorers.Create(s.Scorer, s.ScorerSettings with
+        {
+            Benchmark = benchmark,
+            CacheFile = s.ScorerSettings.CacheFile ?? Path.Combine(s.Out, "judge-cache.jsonl"),
+            LocalEngine = s.ScorerSettings.LocalEngine ?? new EngineOptions { Device = s.Engine.Device },
+        });
+        RunStore? store = null;
+        try
+        {
+            store = RunStore.OpenOrCreate(s.Out, Manifest(s, scorerName));
+            if (store.RepairedBytes > 0) log?.Invoke($"repaired {s.Out}: cut {store.RepairedBytes} byte(s) of a torn or repeated line");
+            if (store.RecordIds.Count + store.ProblemIds.Count > 0) log?.Invoke($"resuming {s.Out}: {store.RecordIds.Count} record(s), {store.ProblemIds.Count} problem(s) already there");
+            using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
+            var judge = s.Decode.Mode != DecodeMode.SafeCoDe ? null
+                : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
+            var generator = s.MethodFraming is { } mf ? new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = mf } : new EngineGenerator(engine, s.Decode, judge, s.System);
+            var runner = new EvalRunner(store, generator, scorer);
+            var selection = s.Selection;
+            return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            store?.Dispose();
+            (scorer as IDisposable)?.Dispose();
+        }
+    }
+}
+
+/// <summary>The options of a run that change its answers, flattened for run.json and its hash.</summary>
+public static class RunOptions
+{
+    /// <summary>
+    /// Every decoding field (as <c>decoding.&lt;field&gt;</c>, from the options' JSON form), plus the named extras
+    /// (judge, prompt style, dtype, system turn, subset selection…). Null extras are left out.
+    /// </summary>
+    public static SortedDictionary<string, string> Flatten(SafeCoDeOptions decoding, IEnumerable<KeyValuePair<string, string?>> extras)
+    {
+        var d = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var node = System.Text.Json.JsonSerializer.SerializeToNode(decoding, EvalJson.Line)!.AsObject();
+        foreach (var kv in node) d["decoding." + kv.Key] = kv.Value?.ToJsonString() ?? "null";
+        foreach (var kv in extras) if (kv.Value is not null) d[kv.Key] = kv.Value;
+        return d;
+    }
+}

@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using SafeCoDe.Eval.Benchmarks;
+using SafeCoDe.Eval.Runs;
+using SafeCoDe.Eval.Scoring;
+using SafeCoDe.Torch;
+using SafeCoDe.Torch.Safety;
+
+namespace SafeCoDe.Eval;
+
+/// <summary>Answers one prompt of a sample (the engine in production; anything in tests).</summary>
+public interface IEvalGenerator
+{
+    /// <summary>Generates the answer to one prompt.</summary>
+    Task<SafeCoDeResult> GenerateAsync(EvalPrompt prompt, CancellationToken cancel);
+}
+
+/// <summary>
+/// Prompts through a loaded <see cref="SafeCoDeEngine"/> with fixed decode options and scene judge. The user turn is
+/// the benchmark's framing of the question (<see cref="PromptFraming.Frame(EvalPrompt, bool)"/>; method framing
+/// unless the mode is vanilla); the scene judge is asked about the raw question (the engine has one prompt field for
+/// both, so the judge is wrapped to see the raw question). With no judge given the engine's model judges itself.
+/// </summary>
+public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decoding.SafeCoDeOptions options, ISafetyJudge? judge = null, string? systemOverride = null) : IEvalGenerator
+{
+    private readonly ISafetyJudge _judge = judge ?? new ModelJudge(engine);
+
+    /// <summary>True when prompts get the SafeCoDe (method) framing: every mode but vanilla.</summary>
+    public bool MethodFraming { get; init; } = options.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla;
+
+    /// <summary>The user-turn text of a prompt.</summary>
+    public string UserText(EvalPrompt prompt) => PromptFraming.Frame(prompt, MethodFraming);
+
+    /// <inheritdoc/>
+    public Task<SafeCoDeResult> GenerateAsync(EvalPrompt prompt, CancellationToken cancel) =>
+        engine.GenerateAsync(new SafeCoDeRequest
+        {
+            Prompt = UserText(prompt),
+            SystemPrompt = systemOverride ?? prompt.System,
+            ImagePath = prompt.Image is ImageRef.File f ? f.Path : null,
+            ImageBytes = prompt.Image is ImageRef.Embedded e ? e.Bytes : null,
+            Options = options,
+            Judge = new RawQuestionJudge(_judge, prompt.Question),
+        }, cancel);
+
+    /// <summary>Hands the inner judge the raw question instead of the framed user turn.</summary>
+    private sealed class RawQuestionJudge(ISafetyJudge inner, string question) : ISafetyJudge
+    {
+        public string Name => inner.Name;
+        public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) =>
+            inner.JudgeAsync(request with { Query = question }, cancel);
+    }
+}
+
+/// <summary>Where a run stands (reported after every sample).</summary>
+public sealed record RunProgress(int Done, int Total, int Problems, int Failed, int Resumed, TimeSpan Elapsed, string? LastId)
+{
+    /// <summary>Samples per second so far.</summary>
+    public double Rate => Elapsed.TotalSeconds > 0 ? (Done + Problems + Failed) / Elapsed.TotalSeconds : 0;
+    /// <summary>Estimated time to the end.</summary>
+    public TimeSpan? Eta => Rate > 0 ? TimeSpan.FromSeconds((Total - Done - Problems - Failed) / Rate) : null;
+}
+
+/// <summary>What a run did this time.</summary>
+public sealed record RunSummary(int Selected, int Resumed, int Done, int Problems, int Failed, TimeSpan Elapsed, IReadOnlyList<string> Failures);
+
+/// <summary>Selection of the records a run covers.</summary>
+public sealed record RunSelection(int? Limit = null, ShardSpec? Shard = null)
+{
+    /// <summary>
+    /// The ids this selection runs, in reader order: the first <see cref="Limit"/> records (samples and problems)
+    /// of the benchmark, then those of <see cref="Shard"/>.
+    /// </summary>
+    public List<string> Ids(IEnumerable<ReadItem> items)
+    {
+        var ids = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        int n = 0;
+        foreach (var item in items)
+        {
+            if (Limit is { } l && n >= l) break;
+            n++;
+            var id = item.Sample?.Id ?? item.Problem!.Id;
+            if (!seen.Add(id)) continue;
+            if (Shard is null || Shard.Contains(id)) ids.Add(id);
+        }
+        return ids;
+    }
+}
+
+/// <summary>
+/// Runs a benchmark into a <see cref="RunStore"/>: every selected sample not finished yet is generated (each of its
+/// prompts), scored, and appended as one record; a bad record or a generation that fails on its data goes to
+/// problems.jsonl; a failure that is not the data's (e.g. the judge endpoint is down) is reported and left for the
+/// next rerun. Nothing stops the run but cancellation.
+/// </summary>
+public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer? scorer)
+{
+    /// <summary>
+    /// Runs the records <paramref name="read"/> yields (it is called twice, with an id filter for the reader: once to
+    /// select ids — limit, then shard — and once to run those not finished yet).
+    /// </summary>
+    public async Task<RunSummary> RunAsync(Func<Func<string, bool>?, IEnumerable<ReadItem>> read, RunSelection selection, IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
+    {
+        Func<string, bool>? first = selection.Limit is null && selection.Shard is { } sh ? sh.Contains : null;
+        var selected = selection.Ids(read(first));
+        var todo = new HashSet<string>(selected.Where(id => !store.IsFinished(id)), StringComparer.Ordinal);
+        var wanted = new HashSet<string>(todo, StringComparer.Ordinal);
+        int resumed = selected.Count - todo.Count;
+        int done = 0, problems = 0, failed = 0, n = 0;
+        var failures = new List<string>();
+        var clock = Stopwatch.StartNew();
+        progress?.Report(new RunProgress(0, todo.Count, 0, 0, resumed, clock.Elapsed, null));
+        foreach (var item in todo.Count == 0 ? [] : read(wanted.Contains))
+        {
+            if (todo.Count == 0) break;
+            var id = item.Sample?.Id ?? item.Problem!.Id;
+            if (!todo.Remove(id)) continue;
+            cancel.ThrowIfCancellationRequested();
+            n++;
+            if (item.Problem is { } p) { store.AddProblem(new ProblemRecord(p.Id, p.Reason)); problems++; }
+            else
+            {
+                try
+                {
+                    store.Append(await RunSampleAsync(item.Sample!, cancel).ConfigureAwait(false));
+                    done++;
+                }
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }
+                catch (Exception e) when (IsDataProblem(e))
+                {
+                    store.AddProblem(new ProblemRecord(id, e.Message, "generate"));
+                    problems++;
+                }
+                catch (Exception e)
+                {
+                    failed++;
+                    failures.Add($"{id}: {e.GetType().Name}: {e.Message}");
+                }
+            }
+            progress?.Report(new RunProgress(done, done + problems + failed + todo.Count, problems, failed, resumed, clock.Elapsed, id));
+        }
+        return new RunSummary(selected.Count, resumed, done, problems, failed, clock.Elapsed, failures);
+    }
+
+    /// <summary>Errors that come from the sample's data (bad image, bad text), not from the machine or a service.</summary>
+    public static bool IsDataProblem(Exception e) =>
+        e is SafeCoDe.Torch.Processing.Images.ImageDecodeException or ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException;
+
+    private async Task<RunRecord> RunSampleAsync(EvalSample sample, CancellationToken cancel)
+    {
+        var outputs = new List<RunOutput>();
+        foreach (var prompt in sample.Prompts)
+        {
+            var r = await generator.GenerateAsync(prompt, cancel).ConfigureAwait(false);
+            var output = new RunOutput
+            {
+                Key = prompt.Key, Question = prompt.Question, UserText = generator is EngineGenerator g ? g.UserText(prompt) : null,
+                System = prompt.System, Image = Describe(prompt.Image),
+                Answer = r.Answer, Verdict = r.Verdict, Caption = r.Caption, RawVerdict = r.RawVerdict, Judge = r.Judge,
+                GuidedText = r.GuidedText, GuidedTokens = r.GuidedTokens, ForcedPhrase = r.ForcedPhrase,
+                PromptTokens = r.PromptTokens, GeneratedTokens = r.GeneratedTokens, Seed = r.Options.Seed,
+                Timings = new OutputTimings
+                {
+                    JudgeMs = r.Timings.JudgeMs, PreprocessMs = r.Timings.PreprocessMs, PrefillMs = r.Timings.PrefillMs,
+                    GuidedMs = r.Timings.GuidedMs, DecodeMs = r.Timings.ContinuationMs, TotalMs = r.Timings.TotalMs,
+                },
+            };
+            if (scorer is not null) output = await ScoreOutputAsync(scorer, sample.Benchmark, sample.Id, sample.Groups, sample.Labels, output, prompt.Image, cancel).ConfigureAwait(false);
+            outputs.Add(output);
+        }
+        return new RunRecord
+        {
+            Id = sample.Id, Benchmark = sample.Benchmark, Groups = sample.Groups, Labels = sample.Labels, Outputs = outputs,
+            FinishedAt = DateTime.UtcNow.ToString("o"),
+        };
+    }
+
+    /// <summary>Scores one output and returns it with the score and the scoring time.</summary>
+    public static async Task<RunOutput> ScoreOutputAsync(IScorer scorer, string benchmark, string id, IReadOnlyDictionary<string, string> groups,
+        IReadOnlyDictionary<string, string> labels, RunOutput output, ImageRef? image, CancellationToken cancel)
+    {
+        var rubric = JudgeTexts.RubricFor(benchmark, id, groups);
+        byte[]? bytes = null;
+        string media = "image/png";
+        if (rubric == JudgeRubric.MossRefusal && scorer is not KeywordScorer)
+            (bytes, media) = ReadImage(image, output.Image);
+        var score = await scorer.ScoreAsync(new ScoreInput(benchmark, id, output.Key, output.Question, output.Answer, groups, labels, bytes, media), cancel).ConfigureAwait(false);
+        return output with { Score = score, Timings = output.Timings with { ScoreMs = score.LatencyMs } };
+    }
+
+    private static (byte[]? bytes, string media) ReadImage(ImageRef? image, string? recorded)
+    {
+        byte[]? bytes = image switch
+        {
+            ImageRef.Embedded e => e.Bytes,
+            ImageRef.File f when File.Exists(f.Path) => File.ReadAllBytes(f.Path),
+            null when recorded is not null && File.Exists(recorded) => File.ReadAllBytes(recorded),
+            _ => null,
+        };
+        if (bytes is null) return (null, "image/png");
+        string media = bytes.Length > 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 ? "image/jpeg"
+            : bytes.Length > 12 && bytes[8] == (byte)'W' && bytes[9] == (byte)'E' && bytes[10] == (byte)'B' ? "image/webp"
+            : bytes.Length > 2 && bytes[0] == (byte)'G' && bytes[1] == (byte)'I' ? "image/gif" : "image/png";
+        return (bytes, media);
+    }
+
+    private static string? Describe(ImageRef? image) => image switch
+    {
+        ImageRef.File f => f.Path,
+        ImageRef.Embedded e => e.Origin,
+        _ => null,
+    };
+}

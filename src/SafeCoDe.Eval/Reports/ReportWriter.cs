@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SafeCoDe.Eval.Metrics;
+
+namespace SafeCoDe.Eval.Reports;
+
+/// <summary>Markdown tables, PNG charts and the JSON document of <c>safecode eval report</c>.</summary>
+public static class ReportWriter
+{
+    /// <summary>Files a report wrote.</summary>
+    public sealed record Written(string Markdown, IReadOnlyList<string> Charts);
+
+    /// <summary>Metrics of each RUN folder.</summary>
+    public static List<RunMetrics> Load(IEnumerable<string> runs) => runs.Select(MetricsCalculator.ForRun).ToList();
+
+    /// <summary>One JSON document: <c>{"runs": [ per run: benchmark, mode, scorer, counts, metrics, … ]}</c>.</summary>
+    public static string Json(IReadOnlyList<RunMetrics> runs) =>
+        new JsonObject { ["runs"] = new JsonArray(runs.Select(r => (JsonNode)r.ToJson()).ToArray()) }.ToJsonString(EvalJson.Indented);
+
+    /// <summary>Writes report.md and the charts into <paramref name="dir"/>.</summary>
+    public static Written Write(IReadOnlyList<RunMetrics> runs, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var charts = new List<string>();
+        var md = new StringBuilder();
+        md.AppendLine("# SafeCoDe evaluation report").AppendLine();
+        md.AppendLine("| run | benchmark | mode | preset | scorer | samples | problems | unparsed replies | scoring errors | unscored |");
+        md.AppendLine("|---|---|---|---|---|---:|---:|---:|---:|---:|");
+        foreach (var r in runs)
+            md.AppendLine($"| {Path.GetFileName(Path.TrimEndingDirectorySeparator(r.Run))} | {r.Benchmark} | {r.Mode} | {r.Preset ?? "–"} | {r.Scorer ?? "–"} | {r.Samples} | {r.Problems} | {r.Unparsed} | {r.ScoreErrors} | {r.Unscored} |");
+        md.AppendLine();
+        foreach (var bench in runs.GroupBy(r => r.Benchmark))
+        {
+            var list = bench.ToList();
+            md.AppendLine($"## {bench.Key}").AppendLine();
+            md.AppendLine("Rates with their counts (hits/n).").AppendLine();
+            md.Append("| metric |");
+            foreach (var r in list) md.Append($" {Charts.Label(r)} ({r.Scorer ?? "unscored"}) |");
+            md.AppendLine();
+            md.Append("|---|").Append(string.Concat(list.Select(_ => "---:|"))).AppendLine();
+            foreach (var path in list.SelectMany(r => r.Rows).Select(r => r.Path).Distinct())
+            {
+                md.Append($"| {path} |");
+                foreach (var r in list) md.Append($" {r.Rows.FirstOrDefault(x => x.Path == path)?.Rate.ToString() ?? "–"} |");
+                md.AppendLine();
+            }
+            md.AppendLine();
+            foreach (var d in list.SelectMany(r => r.Definitions).DistinctBy(d => d.Key))
+                md.AppendLine($"- `{d.Key}`: {d.Value}");
+            md.AppendLine();
+            var chart = Path.Combine(dir, $"metrics-{bench.Key}.png");
+            if (Charts.MetricsChart(list, chart, $"{bench.Key}: modes compared"))
+            {
+                charts.Add(chart);
+                md.AppendLine($"![{bench.Key} metrics]({Path.GetFileName(chart)})").AppendLine();
+            }
+        }
+        md.AppendLine("## Latency").AppendLine();
+        md.AppendLine("Milliseconds per answer (mean / median / p95); decode speed over guided + plain decoding.").AppendLine();
+        md.AppendLine("| run | judge | prefill | guided | decode | total | scoring | tokens/s (overall) | tokens/s (median) |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in runs)
+        {
+            string P(string phase) { var p = r.Latency.Phases.First(x => x.Phase == phase); return p.N == 0 ? "–" : F($"{p.Mean:F0} / {p.Median:F0} / {p.P95:F0}"); }
+            md.AppendLine($"| {Charts.Label(r)} | {P("judge")} | {P("prefill")} | {P("guided")} | {P("decode")} | {P("total")} | {P("score")} | {F($"{r.Latency.OverallTokensPerSecond:F1}")} | {F($"{r.Latency.TokensPerSecond.Median:F1}")} |");
+        }
+        md.AppendLine();
+        var lat = Path.Combine(dir, "latency.png");
+        if (Charts.LatencyChart(runs, lat)) { charts.Add(lat); md.AppendLine("![latency](latency.png)").AppendLine(); }
+        var mdPath = Path.Combine(dir, "report.md");
+        File.WriteAllText(mdPath, md.ToString());
+        return new Written(mdPath, charts);
+    }
+
+    private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

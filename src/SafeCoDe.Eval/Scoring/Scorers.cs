@@ -1,0 +1,102 @@
+using SafeCoDe.Torch;
+using SafeCoDe.Torch.Safety;
+
+namespace SafeCoDe.Eval.Scoring;
+
+/// <summary>How a scorer spec is turned into a scorer.</summary>
+public sealed record ScorerSettings
+{
+    /// <summary>The benchmark (picks the default judge model of the paper's code).</summary>
+    public string Benchmark { get; init; } = "jsonl";
+    /// <summary>A judge template file replacing the built-in texts (<c>{question}</c>, <c>{response}</c>).</summary>
+    public string? TemplateFile { get; init; }
+    /// <summary>The judge cache file (JSONL); null: none.</summary>
+    public string? CacheFile { get; init; }
+    /// <summary>A refusal phrase list for the keyword scorer (one per line).</summary>
+    public string? RefusalPhrasesFile { get; init; }
+    /// <summary>Endpoint base URL (default: SAFECODE_EVAL_BASE_URL, then the judge's SAFECODE_JUDGE_BASE_URL / OPENAI_BASE_URL).</summary>
+    public string? BaseUrl { get; init; }
+    /// <summary>Endpoint key (default: SAFECODE_EVAL_API_KEY, then SAFECODE_JUDGE_API_KEY / OPENAI_API_KEY).</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>Per-attempt time limit of endpoint calls.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
+    /// <summary>Retries of endpoint calls.</summary>
+    public int MaxRetries { get; init; } = 4;
+    /// <summary>First retry back-off.</summary>
+    public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>Engine options for a local:DIR scorer.</summary>
+    public EngineOptions? LocalEngine { get; init; }
+    /// <summary>Overrides every rubric's output-token limit.</summary>
+    public int? MaxTokens { get; init; }
+}
+
+/// <summary>Builds scorers from command-line specs: keyword, openai[:MODEL], local:DIR.</summary>
+public static class Scorers
+{
+    /// <summary>The judge model the paper's code uses per benchmark (SAFECODE_EVAL_MODEL overrides).</summary>
+    public static string DefaultJudgeModel(string benchmark) =>
+        Environment.GetEnvironmentVariable("SAFECODE_EVAL_MODEL") is { Length: > 0 } m ? m : benchmark switch
+        {
+            "mssbench" => "gpt-4.1-nano",
+            "mossbench" => "gpt-4-turbo",
+            _ => "gpt-4o",
+        };
+
+    /// <summary>The spec's canonical name (what run.json records), without building anything.</summary>
+    public static string CanonicalName(string spec, string benchmark)
+    {
+        var (kind, arg) = Split(spec);
+        return kind switch
+        {
+            "keyword" => "keyword",
+            "openai" => "openai:" + (arg.Length > 0 ? arg : DefaultJudgeModel(benchmark)),
+            "local" when arg.Length > 0 => "local:" + Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(arg))),
+            _ => throw new ArgumentException($"--scorer '{spec}': expected keyword, openai[:MODEL] or local:DIR"),
+        };
+    }
+
+    /// <summary>Builds the scorer of a spec.</summary>
+    public static IScorer Create(string spec, ScorerSettings s)
+    {
+        var (kind, arg) = Split(spec);
+        string? template = s.TemplateFile is null ? null : File.ReadAllText(s.TemplateFile);
+        if (template is not null && !template.Contains("{response}"))
+            throw new ArgumentException($"--scorer-template {s.TemplateFile}: the template has no {{response}} placeholder");
+        switch (kind)
+        {
+            case "keyword":
+                return s.RefusalPhrasesFile is null ? new KeywordScorer() : KeywordScorer.FromFile(s.RefusalPhrasesFile);
+            case "openai":
+            {
+                var model = arg.Length > 0 ? arg : DefaultJudgeModel(s.Benchmark);
+                var endpoint = new EndpointJudgeOptions
+                {
+                    Model = model,
+                    BaseUrl = s.BaseUrl ?? Env("SAFECODE_EVAL_BASE_URL"),
+                    ApiKey = s.ApiKey ?? Env("SAFECODE_EVAL_API_KEY"),
+                    Timeout = s.Timeout,
+                };
+                var client = EndpointJudge.CreateClient(endpoint);
+                return new ChatClientScorer(client, model, s.CacheFile is null ? null : new JudgeCache(s.CacheFile), ownsClient: true)
+                {
+                    Template = template, Timeout = s.Timeout, MaxRetries = s.MaxRetries, InitialBackoff = s.InitialBackoff, MaxTokens = s.MaxTokens,
+                };
+            }
+            case "local" when arg.Length > 0:
+                var local = LocalScorer.Load(arg, s.LocalEngine, s.CacheFile is null ? null : new JudgeCache(s.CacheFile));
+                local.Template = template;
+                local.MaxTokens = s.MaxTokens;
+                return local;
+            default:
+                throw new ArgumentException($"--scorer '{spec}': expected keyword, openai[:MODEL] or local:DIR");
+        }
+    }
+
+    private static (string kind, string arg) Split(string spec)
+    {
+        int colon = spec.IndexOf(':');
+        return colon < 0 ? (spec.Trim().ToLowerInvariant(), "") : (spec[..colon].Trim().ToLowerInvariant(), spec[(colon + 1)..]);
+    }
+
+    private static string? Env(string n) => Environment.GetEnvironmentVariable(n) is { Length: > 0 } v ? v : null;
+}
