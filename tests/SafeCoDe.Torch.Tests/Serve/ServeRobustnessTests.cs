@@ -312,4 +312,31 @@ public sealed class ServeRobustnessTests
         Assert.That(rest.ToString(), Does.Not.Contain("[DONE]"));
         await quick.DisposeAsync();
     }
+
+    [Test]
+    public async Task JudgeFailure_Is502_AndAFailedLoad_Is503()
+    {
+        // a replay judge without an entry for the scene fails like an unreachable judge endpoint: JudgeException
+        var cache = Path.Combine(TestPaths.NewTempDir(), "empty-cache.jsonl");
+        await using (var server = await ServeTestServer.Start(new LogCapture(), key: null, judge: "cache:" + cache))
+        {
+            await server.Loaded;
+            using var h = ServeTestServer.Http(server, key: null);
+            var e = await ExpectError(await ServeTestServer.Post(h, ServeTestServer.Body().ToJsonString()), HttpStatusCode.BadGateway, "judge_failed");
+            Assert.That(e["message"]!.GetValue<string>(), Does.Contain("judge"));
+            // a given verdict skips the judge
+            Assert.That((await ServeTestServer.Post(h, ServeTestServer.Body(safecode: new JsonObject { ["verdict"] = "safe" }).ToJsonString())).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        }
+
+        var missing = Path.Combine(TestPaths.NewTempDir(), "no-model");
+        Directory.CreateDirectory(missing);
+        await using var broken = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture() });
+        try { await broken.Loaded; } catch (Exception) { }
+        using var b = ServeTestServer.Http(broken, key: null);
+        Assert.That((await b.GetAsync("health")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var ready = await b.GetAsync("ready");
+        Assert.That(ready.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        Assert.That(await ready.Content.ReadAsStringAsync(), Does.Contain("failed"));
+        await ExpectError(await ServeTestServer.Post(b, ServeTestServer.Body().ToJsonString()), HttpStatusCode.ServiceUnavailable, "model_unavailable");
+    }
 }
