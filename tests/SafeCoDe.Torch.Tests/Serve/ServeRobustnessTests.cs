@@ -339,4 +339,17 @@ public sealed class ServeRobustnessTests
         Assert.That(await ready.Content.ReadAsStringAsync(), Does.Contain("failed"));
         await ExpectError(await ServeTestServer.Post(b, ServeTestServer.Body().ToJsonString()), HttpStatusCode.ServiceUnavailable, "model_unavailable");
     }
+
+    [Test]
+    public async Task SlowRequest_Is504AtItsTimeout_AndTheServerGoesOn()
+    {
+        await using var server = await ServeTestServer.Start(new LogCapture(), key: null, timeoutSeconds: 0.25);
+        await server.Loaded;
+        using var h = ServeTestServer.Http(server, key: null);
+        var sw = Stopwatch.StartNew();
+        var e = await ExpectError(await ServeTestServer.Post(h, ServeTestServer.Body(maxTokens: 512).ToJsonString()), HttpStatusCode.GatewayTimeout, "timeout");
+        Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "cancelled at the timeout, not run to its budget");
+        Assert.That(server.Queue.Admitted, Is.EqualTo(0));
+        Assert.That(await h.GetStringAsync("metrics"), Does.Match(@"safecode_cancelled_total [1-9]"));
+    }
 }

@@ -15,11 +15,11 @@ internal static class ServeTestServer
     public static readonly byte[] Png = EndToEndCheckpoints.Png(EndToEndCheckpoints.Gradient(seed: 4));
     public static string DataUri => "data:image/png;base64," + Convert.ToBase64String(Png);
 
-    public static Task<SafeCoDeServer> Start(TextWriter log, string? key = Key, int queue = 64, long maxBody = 4L << 20, double shutdownSeconds = 30, string judge = "fixed:safe") =>
+    public static Task<SafeCoDeServer> Start(TextWriter log, string? key = Key, int queue = 64, long maxBody = 4L << 20, double shutdownSeconds = 30, string judge = "fixed:safe", double timeoutSeconds = 60) =>
         SafeCoDeServer.StartAsync(new ServerOptions
         {
             ModelDir = ModelDir, Engine = new EngineOptions { Device = DeviceRequest.Cpu }, JudgeSpec = judge, Host = "127.0.0.1", Port = 0,
-            ApiKey = key, QueueLength = queue, MaxBodyBytes = maxBody, MaxTokensCap = 512, Log = log, RequestTimeout = TimeSpan.FromSeconds(60),
+            ApiKey = key, QueueLength = queue, MaxBodyBytes = maxBody, MaxTokensCap = 512, Log = log, RequestTimeout = TimeSpan.FromSeconds(timeoutSeconds),
             ShutdownDeadline = TimeSpan.FromSeconds(shutdownSeconds),
         });
 
