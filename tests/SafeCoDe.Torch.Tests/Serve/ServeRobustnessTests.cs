@@ -178,7 +178,7 @@ public sealed class ServeRobustnessTests
         using (var cts = new CancellationTokenSource())
         {
             vanishing.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ServeTestServer.Key);
-            var body = ServeTestServer.Body(maxTokens: 500, stream: true, safecode: new JsonObject { ["verdict"] = "safe" });
+            var body = ServeTestServer.Body(maxTokens: 1900, stream: true, safecode: new JsonObject { ["verdict"] = "safe" });
             using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
             using var res = await vanishing.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, cts.Token);
             Assert.That(res.StatusCode, Is.EqualTo(HttpStatusCode.OK));
@@ -194,7 +194,7 @@ public sealed class ServeRobustnessTests
         while ((_server.Queue.Admitted > 0 || !_log.ToString().Contains("\"stream\":true")) && sw.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(20);
         Assert.That(_server.Queue.Admitted, Is.EqualTo(0), "the abandoned request left the queue");
         var metrics = await _http.GetStringAsync("metrics");
-        Assert.That(CancelledTotal(metrics), Is.EqualTo(cancelledBefore + 1), "the generation was cancelled, not run to its 500-token budget");
+        Assert.That(CancelledTotal(metrics), Is.EqualTo(cancelledBefore + 1), "the generation was cancelled, not run to its 1900-token budget");
         Assert.That(_log.ToString(), Does.Contain("\"status\":499").And.Contain("client disconnected"));
         var next = await Post(ServeTestServer.Body(maxTokens: 2).ToJsonString());
         Assert.That(next.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the server serves the next request");
@@ -263,9 +263,9 @@ public sealed class ServeRobustnessTests
     {
         var log = new LogCapture();
         await using var small = await ServeTestServer.Start(log, key: null, queue: 2);
-        await small.Loaded;
         using var h = ServeTestServer.Http(small, key: null); // no key configured: no authentication
-        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => ServeTestServer.Post(h, ServeTestServer.Body(prompt: $"q{i}", maxTokens: 8).ToJsonString())));
+        // sent while the model loads (admitted requests wait for it) and long enough to overlap: the queue of 2 fills
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => ServeTestServer.Post(h, ServeTestServer.Body(prompt: $"q{i}", maxTokens: 400).ToJsonString())));
         var rejected = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
         Assert.That(responses.Count(r => r.StatusCode == HttpStatusCode.OK) + rejected.Count, Is.EqualTo(8));
         Assert.That(rejected, Is.Not.Empty, "8 simultaneous requests against a queue of 2");
@@ -282,7 +282,7 @@ public sealed class ServeRobustnessTests
         var server = await ServeTestServer.Start(new LogCapture(), key: null, queue: 4, shutdownSeconds: 30);
         await server.Loaded;
         using var h = ServeTestServer.Http(server, key: null);
-        var inflight = ServeTestServer.Post(h, ServeTestServer.Body(maxTokens: 40).ToJsonString());
+        var inflight = ServeTestServer.Post(h, ServeTestServer.Body(maxTokens: 400).ToJsonString());
         var sw = Stopwatch.StartNew();
         while (server.Queue.Running == 0 && sw.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(10);
         var stop = server.StopAsync();
@@ -298,7 +298,7 @@ public sealed class ServeRobustnessTests
         using var h2 = ServeTestServer.Http(quick, key: null);
         using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
         {
-            Content = new StringContent(ServeTestServer.Body(maxTokens: 500, stream: true).ToJsonString(), Encoding.UTF8, "application/json"),
+            Content = new StringContent(ServeTestServer.Body(maxTokens: 1900, stream: true).ToJsonString(), Encoding.UTF8, "application/json"),
         };
         using var res = await h2.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
         var reader = new StreamReader(await res.Content.ReadAsStreamAsync());
@@ -343,7 +343,7 @@ public sealed class ServeRobustnessTests
     [Test]
     public async Task SlowRequest_Is504AtItsTimeout_AndTheServerGoesOn()
     {
-        await using var server = await ServeTestServer.Start(new LogCapture(), key: null, timeoutSeconds: 0.25);
+        await using var server = await ServeTestServer.Start(new LogCapture(), key: null, timeoutSeconds: 0.001);
         await server.Loaded;
         using var h = ServeTestServer.Http(server, key: null);
         var sw = Stopwatch.StartNew();

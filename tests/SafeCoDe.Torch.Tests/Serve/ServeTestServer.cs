@@ -19,7 +19,7 @@ internal static class ServeTestServer
         SafeCoDeServer.StartAsync(new ServerOptions
         {
             ModelDir = ModelDir, Engine = new EngineOptions { Device = DeviceRequest.Cpu }, JudgeSpec = judge, Host = "127.0.0.1", Port = 0,
-            ApiKey = key, QueueLength = queue, MaxBodyBytes = maxBody, MaxTokensCap = 512, Log = log, RequestTimeout = TimeSpan.FromSeconds(timeoutSeconds),
+            ApiKey = key, QueueLength = queue, MaxBodyBytes = maxBody, MaxTokensCap = 1900, Log = log, RequestTimeout = TimeSpan.FromSeconds(timeoutSeconds),
             ShutdownDeadline = TimeSpan.FromSeconds(shutdownSeconds),
         });
 
