@@ -23,6 +23,7 @@ public static class Cli
         TokenizeCommand.Create,
         DoctorCommand.Create,
         EvalCommand.Create,
+        Serve.ServeCommand.Create,
     ];
 
     /// <summary>What the root help prints after the option list.</summary>
