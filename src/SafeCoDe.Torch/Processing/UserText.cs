@@ -11,9 +11,12 @@ namespace SafeCoDe.Torch.Processing;
 /// </summary>
 public sealed class UserText
 {
-    /// <summary>Image placeholder strings a user may not write (images are passed separately).</summary>
-    public static readonly IReadOnlyList<string> Placeholders =
-        ["<image>", "<|image_pad|>", "<|video_pad|>", "<fake_token_around_image>", "<global-img>", ChatFormat.ImageMarker];
+    /// <summary>
+    /// Image placeholder strings a user may not write (images are passed separately): those of every registered family
+    /// (<see cref="Models.IModelFamily.PlaceholderTokens"/>) and the chat formats' internal image marker.
+    /// </summary>
+    public static IReadOnlyList<string> Placeholders =>
+        [.. Checkpoints.ModelFamilies.Registered.SelectMany(t => Checkpoints.ModelFamilies.Get(t).PlaceholderTokens).Append(ChatFormat.ImageMarker).Distinct()];
 
     private readonly IReadOnlyList<ChatTurn> _original;
     private readonly string _id;
