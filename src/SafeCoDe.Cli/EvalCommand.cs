@@ -86,6 +86,11 @@ public static class EvalCommand
         var steps = new Option<int[]>("--steps") { Description = "HADES optimisation steps (e.g. 5) [default: all]", HelpName = "N", AllowMultipleArgumentsPerToken = true };
         var kinds = new Option<string[]>("--kinds") { Description = "MM-SafetyBench image kinds SD, SD_TYPO, TYPO [default: all]", HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
         var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (the bare question where the protocol says so), auto (base for vanilla, method otherwise)", ["auto", "method", "base"], "auto");
+        var concurrency = new Option<int>("--concurrency")
+        {
+            Description = "Samples generated at once; the engine decodes them as rows of one batch and each result equals running it alone (records are appended as samples finish)",
+            HelpName = "N", DefaultValueFactory = _ => 1,
+        };
         var quiet = CliOptions.Quiet();
         var json = CliOptions.Json("Print one JSON object with what the run did (no progress output)");
         var cmd = new Command("run", """
@@ -93,7 +98,7 @@ public static class EvalCommand
             sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
             Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
             Takes every 'generate' option with the same spelling.
-            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, framing, quiet, json };
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, framing, concurrency, quiet, json };
         scorerOptions.AddTo(cmd);
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
@@ -114,6 +119,8 @@ public static class EvalCommand
                 try { sh = ShardSpec.Parse(text, p.Given(shardCount) ? p.GetValue(shardCount) : null); }
                 catch (FormatException ex) { throw new UsageException(ex.Message); }
             }
+            int inFlight = p.GetValue(concurrency);
+            if (inFlight < 1) throw new UsageException($"--concurrency {inFlight}: expected at least 1");
             var run = p.GetValue(outDir)!.Replace("{shard}", sh?.Index.ToString(CultureInfo.InvariantCulture) ?? "all");
             var f = p.GetValue(framing)!;
             bool method = f == "auto" ? s.Decoding.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla : f == "method";
@@ -137,7 +144,7 @@ public static class EvalCommand
                 Benchmark = bench, Data = p.GetValue(data)!, Model = s.ModelDir, Out = run, Decode = s.Decoding, Judge = s.JudgeSpec,
                 JudgeCache = s.JudgeCache, Engine = s.Engine, JudgeFactory = s.CreateJudge, System = s.SystemPrompt, HashedOptions = hashed,
                 Selection = selection, Limit = p.Given(limit) ? p.GetValue(limit) : null, Shard = sh, Scorer = p.GetValue(scorer),
-                ScorerSettings = scorerOptions.Read(p, bench), MethodFraming = method,
+                ScorerSettings = scorerOptions.Read(p, bench), MethodFraming = method, Concurrency = inFlight,
             };
             bool silent = p.GetValue(quiet) || p.GetValue(json);
             var progress = CliProgress.For(io, silent);

@@ -45,6 +45,8 @@ public sealed record EvalJobSettings
     public string? Scorer { get; init; }
     /// <summary>Scorer settings (template, cache, phrases…).</summary>
     public ScorerSettings ScorerSettings { get; init; } = new();
+    /// <summary>Samples generated at once; they decode as rows of one batch (see <see cref="EvalRunner.Concurrency"/>).</summary>
+    public int Concurrency { get; init; } = 1;
 }
 
 /// <summary>Runs one evaluation: opens the RUN, loads the model and the scorer, generates and scores every pending sample.</summary>
@@ -89,7 +91,7 @@ public static class EvalJob
             var judge = s.Decode.Mode != DecodeMode.SafeCoDe ? null
                 : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
             var generator = s.MethodFraming is { } mf ? new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = mf } : new EngineGenerator(engine, s.Decode, judge, s.System);
-            var runner = new EvalRunner(store, generator, scorer);
+            var runner = new EvalRunner(store, generator, scorer) { Concurrency = s.Concurrency };
             var selection = s.Selection;
             return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);
         }

@@ -96,50 +96,87 @@ public sealed record RunSelection(int? Limit = null, ShardSpec? Shard = null)
 public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer? scorer)
 {
     /// <summary>
+    /// Samples generated at once (default 1). With a <see cref="SafeCoDeEngine"/> generator, concurrent samples decode
+    /// as rows of one batch (<see cref="EngineOptions.MaxBatchRows"/>); each sample's result is the one it gets alone.
+    /// Records are appended as samples finish, so their order in records.jsonl may differ from the benchmark's.
+    /// </summary>
+    public int Concurrency { get; init; } = 1;
+
+    /// <summary>
     /// Runs the records <paramref name="read"/> yields (it is called twice, with an id filter for the reader: once to
     /// select ids — limit, then shard — and once to run those not finished yet).
     /// </summary>
     public async Task<RunSummary> RunAsync(Func<Func<string, bool>?, IEnumerable<ReadItem>> read, RunSelection selection, IProgress<RunProgress>? progress = null, CancellationToken cancel = default)
     {
+        if (Concurrency < 1) throw new ArgumentOutOfRangeException(nameof(Concurrency), Concurrency, "at least one sample at a time");
         Func<string, bool>? first = selection.Limit is null && selection.Shard is { } sh ? sh.Contains : null;
         var selected = selection.Ids(read(first));
         var todo = new HashSet<string>(selected.Where(id => !store.IsFinished(id)), StringComparer.Ordinal);
         var wanted = new HashSet<string>(todo, StringComparer.Ordinal);
-        int resumed = selected.Count - todo.Count;
-        int done = 0, problems = 0, failed = 0, n = 0;
-        var failures = new List<string>();
-        var clock = Stopwatch.StartNew();
-        progress?.Report(new RunProgress(0, todo.Count, 0, 0, resumed, clock.Elapsed, null));
+        var tally = new Tally(selected.Count - todo.Count, todo.Count);
+        progress?.Report(tally.Progress(null));
+        var inFlight = new List<(string Id, Task<RunRecord> Work)>();
         foreach (var item in todo.Count == 0 ? [] : read(wanted.Contains))
         {
             if (todo.Count == 0) break;
             var id = item.Sample?.Id ?? item.Problem!.Id;
             if (!todo.Remove(id)) continue;
             cancel.ThrowIfCancellationRequested();
-            n++;
-            if (item.Problem is { } p) { store.AddProblem(new ProblemRecord(p.Id, p.Reason)); problems++; }
-            else
+            if (item.Problem is { } p)
             {
-                try
-                {
-                    store.Append(await RunSampleAsync(item.Sample!, cancel).ConfigureAwait(false));
-                    done++;
-                }
-                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }
-                catch (Exception e) when (IsDataProblem(e))
-                {
-                    store.AddProblem(new ProblemRecord(id, e.Message, "generate"));
-                    problems++;
-                }
-                catch (Exception e)
-                {
-                    failed++;
-                    failures.Add($"{id}: {e.GetType().Name}: {e.Message}");
-                }
+                store.AddProblem(new ProblemRecord(p.Id, p.Reason));
+                tally.Problems++;
+                progress?.Report(tally.Progress(id));
+                continue;
             }
-            progress?.Report(new RunProgress(done, done + problems + failed + todo.Count, problems, failed, resumed, clock.Elapsed, id));
+            inFlight.Add((id, RunSampleAsync(item.Sample!, cancel)));
+            if (inFlight.Count >= Concurrency) await FinishOneAsync(inFlight, tally, progress, cancel).ConfigureAwait(false);
         }
-        return new RunSummary(selected.Count, resumed, done, problems, failed, clock.Elapsed, failures);
+        while (inFlight.Count > 0) await FinishOneAsync(inFlight, tally, progress, cancel).ConfigureAwait(false);
+        return new RunSummary(selected.Count, tally.Resumed, tally.Done, tally.Problems, tally.Failed, tally.Clock.Elapsed, tally.Failures);
+    }
+
+    /// <summary>Counts of one run (touched only by the loop that awaits the samples, never by the samples themselves).</summary>
+    private sealed class Tally(int resumed, int todo)
+    {
+        public int Resumed { get; } = resumed;
+        public int Pending { get; } = todo;
+        public int Done { get; set; }
+        public int Problems { get; set; }
+        public int Failed { get; set; }
+        public List<string> Failures { get; } = [];
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public RunProgress Progress(string? lastId) => new(Done, Pending, Problems, Failed, Resumed, Clock.Elapsed, lastId);
+    }
+
+    /// <summary>Waits for the first of the samples in flight to finish and records it (a record, a problem or a failure).</summary>
+    private async Task FinishOneAsync(List<(string Id, Task<RunRecord> Work)> inFlight, Tally tally, IProgress<RunProgress>? progress, CancellationToken cancel)
+    {
+        var finished = await Task.WhenAny(inFlight.Select(f => f.Work)).ConfigureAwait(false);
+        int at = inFlight.FindIndex(f => f.Work == finished);
+        var id = inFlight[at].Id;
+        inFlight.RemoveAt(at);
+        try
+        {
+            store.Append(await finished.ConfigureAwait(false));
+            tally.Done++;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            await Task.WhenAll(inFlight.Select(f => f.Work.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception e) when (IsDataProblem(e))
+        {
+            store.AddProblem(new ProblemRecord(id, e.Message, "generate"));
+            tally.Problems++;
+        }
+        catch (Exception e)
+        {
+            tally.Failed++;
+            tally.Failures.Add($"{id}: {e.GetType().Name}: {e.Message}");
+        }
+        progress?.Report(tally.Progress(id));
     }
 
     /// <summary>Errors that come from the sample's data (bad image, bad text), not from the machine or a service.</summary>

@@ -106,6 +106,29 @@ public class RunnerTests
     }
 
     [Test]
+    public async Task SamplesInFlightAtOnceGiveTheSameRecordsAsOneAtATime()
+    {
+        var imageDir = NewDir();
+        async Task<(RunSummary Summary, List<RunRecord> Records, List<ProblemRecord> Problems)> Run(int concurrency)
+        {
+            var dir = NewDir();
+            RunSummary summary;
+            using (var store = RunStore.OpenOrCreate(dir, Manifest("keyword")))
+                summary = await new EvalRunner(store, new EngineGenerator(Engine, Fast, new FixedJudge(Verdict.Safe)), new KeywordScorer()) { Concurrency = concurrency }
+                    .RunAsync(f => Items(imageDir).Where(i => f is null || f(i.Sample?.Id ?? i.Problem!.Id)), new RunSelection());
+            return (summary, RunStore.ReadRecords(dir).OrderBy(r => r.Id, StringComparer.Ordinal).ToList(), RunStore.ReadProblems(dir).OrderBy(p => p.Id, StringComparer.Ordinal).ToList());
+        }
+        var one = await Run(1);
+        var three = await Run(3);
+        Assert.That((three.Summary.Done, three.Summary.Problems, three.Summary.Failed), Is.EqualTo((one.Summary.Done, one.Summary.Problems, one.Summary.Failed)));
+        Assert.That(three.Records.Select(r => r.Id), Is.EqualTo(one.Records.Select(r => r.Id)));
+        Assert.That(three.Records.SelectMany(r => r.Outputs.Select(o => (o.Key, o.Answer, o.GeneratedTokens, o.Score!.Label))),
+            Is.EqualTo(one.Records.SelectMany(r => r.Outputs.Select(o => (o.Key, o.Answer, o.GeneratedTokens, o.Score!.Label)))));
+        Assert.That(three.Problems.Select(p => (p.Id, p.Stage)), Is.EqualTo(one.Problems.Select(p => (p.Id, p.Stage))));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new EvalRunner(null!, null!, null) { Concurrency = 0 }.RunAsync(_ => [], new RunSelection()).GetAwaiter().GetResult());
+    }
+
+    [Test]
     public async Task RescoreWithAnEndpointJudgeAndCompare()
     {
         var dir = NewDir();
