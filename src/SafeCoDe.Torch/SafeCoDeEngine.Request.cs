@@ -150,7 +150,7 @@ public sealed partial class SafeCoDeEngine
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         var pre = Stopwatch.StartNew();
         int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
-        using var branches = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0);
+        using var branches = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0, _batcher);
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
         var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)
             ? Refusal : new RefusalTokens(o.RefusalPhrases, _codec, Model.VocabSize);

@@ -72,6 +72,15 @@ internal sealed class CausalDecodeState : DecodeState
     public override void KeepRows(IReadOnlyList<long> keep)
     {
         ResetStatic();
+        if (FamilyState is null && keep.Select((r, i) => r == i).All(x => x))
+        {
+            // a leading run of rows (dropping the noised branch): views of the same storage, no cache copy
+            long n = keep.Count;
+            foreach (var c in Caches) c.KeepFirst(n);
+            KeyValid = Replace(KeyValid, KeyValid.narrow(0, 0, n));
+            NextPosition = Replace(NextPosition, NextPosition.narrow(0, 0, n));
+            return;
+        }
         using var idx = tensor(keep.ToArray(), ScalarType.Int64, KeyValid.device);
         foreach (var c in Caches) c.KeepRows(idx);
         KeyValid = Replace(KeyValid, KeyValid.index_select(0, idx));

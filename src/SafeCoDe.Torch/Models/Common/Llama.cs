@@ -36,6 +36,14 @@ internal sealed class LayerCache : IDisposable
         K = k; V = v;
     }
 
+    /// <summary>Keeps the first <paramref name="n"/> rows as views of the same storage (no copy; the storage stays until the views go).</summary>
+    public void KeepFirst(long n)
+    {
+        var k = K.narrow(0, 0, n).DetachFromDisposeScope(); var v = V.narrow(0, 0, n).DetachFromDisposeScope();
+        K.Dispose(); V.Dispose();
+        K = k; V = v;
+    }
+
     public void Dispose() { K.Dispose(); V.Dispose(); }
 }
 

@@ -14,23 +14,23 @@ namespace SafeCoDe.Torch.Models.Common;
 /// </summary>
 internal sealed class StaticStepInputs
 {
-    /// <summary>[B, 1, N] cos for the fused q|k|v columns (ones on v), N = (H + 2·KV)·D.</summary>
+    /// <summary>[R, 1, N] cos for the fused q|k|v columns (ones on v), N = (H + 2·KV)·D.</summary>
     public required Tensor CosF { get; init; }
-    /// <summary>[B, 1, N] signed sin (−sin on each head's first half, 0 on v): rotate-half becomes a column gather.</summary>
+    /// <summary>[R, 1, N] signed sin (−sin on each head's first half, 0 on v): rotate-half becomes a column gather.</summary>
     public required Tensor SinF { get; init; }
     /// <summary>[N] int64: the column gather that swaps the halves of every head.</summary>
     public required Tensor Perm { get; init; }
-    /// <summary>[1] int64 on the device: the cache position this step writes.</summary>
-    public required Tensor Slot { get; init; }
-    /// <summary>The bucket's views: additive mask [B, 1, 1, L] and per-layer K/V [B, KV, L, D].</summary>
-    public required StaticDecodeBuffers.BucketViews Views { get; init; }
-    /// <summary>The per-layer caches (written at <see cref="Slot"/>).</summary>
-    public required IReadOnlyList<LayerCache> Caches { get; init; }
-    /// <summary>Rows in the batch.</summary>
+    /// <summary>The decode states stepped together, each a run of rows of the batch (one for a plain step).</summary>
+    public required StaticSegment[] Segments { get; init; }
+    /// <summary>Rows in the batch (all segments).</summary>
     public required long Batch { get; init; }
-    /// <summary>Bucket granularity used for this step (1 = exact length).</summary>
-    public required long Bucket { get; init; }
 }
+
+/// <summary>One decode state's rows [<paramref name="Row0"/>, Row0 + <paramref name="Rows"/>) of a static step.</summary>
+/// <param name="Slot">[1] int64 on the device: the cache position this step writes.</param>
+/// <param name="Views">The bucket's views: additive mask [rows, 1, 1, L] and per-layer K/V [rows, KV, L, D].</param>
+/// <param name="Caches">The per-layer caches (written at <paramref name="Slot"/>).</param>
+internal sealed record StaticSegment(long Row0, long Rows, Tensor Slot, StaticDecodeBuffers.BucketViews Views, IReadOnlyList<LayerCache> Caches);
 
 /// <summary>
 /// Per-state buffers of the static step, made at the first static step and rebuilt after anything that changes
@@ -138,13 +138,18 @@ internal sealed partial class LlamaModel
     /// <summary>[N] int64 column gather swapping the halves of every q/k/v head (rotate-half without the negation).</summary>
     public Tensor RotatePermutation(Device device)
     {
-        if (_perm is not null) return _perm;
+        lock (_permLock) return _perm ??= MakePermutation(device);
+    }
+
+    private readonly object _permLock = new();
+
+    private Tensor MakePermutation(Device device)
+    {
         long heads = Config.NumHeads + 2 * Config.NumKvHeads, d = Config.HeadDim, half = d / 2;
         var idx = new long[heads * d];
         for (long h = 0; h < heads; h++)
             for (long j = 0; j < d; j++) idx[h * d + j] = h * d + (j < half ? j + half : j - half);
-        _perm = tensor(idx, ScalarType.Int64, device).DetachFromDisposeScope();
-        return _perm;
+        return tensor(idx, ScalarType.Int64, device).DetachFromDisposeScope();
     }
 
     /// <summary>All layers for one decode token per row ([B, 1, hidden]); returns the normed hidden states.</summary>
@@ -189,23 +194,32 @@ internal sealed partial class RmsNorm
 
 internal sealed partial class LlamaAttention
 {
-    /// <summary>One token per row through the fused q|k|v GEMM, table RoPE, a slot write and bucket attention.</summary>
+    /// <summary>One token per row through the fused q|k|v GEMM, table RoPE, a slot write and bucket attention (per segment).</summary>
     public Tensor StaticForward(Tensor x, StaticStepInputs si, int layer)
     {
-        long b = si.Batch, d = _headDim, h = _heads, kv = _kvHeads, n = (h + 2 * kv) * d, rep = h / kv;
-        var qkv = _qkv.Forward(x);                       // [B, 1, N]
+        long d = _headDim, h = _heads, kv = _kvHeads, n = (h + 2 * kv) * d, rep = h / kv;
+        var qkv = _qkv.Forward(x);                       // [R, 1, N]
         var rot = qkv * si.CosF;
         var swapped = qkv.index_select(-1, si.Perm);
         rot.add_(swapped.mul_(si.SinF));                 // x·cos + rotate_half(x)·sin, v untouched (cos 1, sin 0)
-        // q is read with the query heads of each KV group folded into the query axis (grouped-query attention)
-        var q = rot.as_strided([b, kv, rep, d], [n, rep * d, d, 1]);
-        var k = rot.as_strided([b, kv, 1, d], [n, d, d, 1], h * d);
-        var v = rot.as_strided([b, kv, 1, d], [n, d, d, 1], (h + kv) * d);
-        var cache = si.Caches[layer];
-        cache.K.index_copy_(2, si.Slot, k);
-        cache.V.index_copy_(2, si.Slot, v);
-        var o = F.scaled_dot_product_attention(q, si.Views.K[layer], si.Views.V[layer], si.Views.Mask, 0.0, false);
-        return o_proj.Forward(o.reshape(b, 1, h * d));
+        var segs = si.Segments;
+        var outs = segs.Length == 1 ? null : new Tensor[segs.Length];
+        Tensor o = null!;
+        for (int i = 0; i < segs.Length; i++)
+        {
+            var (row0, rows) = (segs[i].Row0 * n, segs[i].Rows);
+            // q is read with the query heads of each KV group folded into the query axis (grouped-query attention)
+            var q = rot.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], row0);
+            var k = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + h * d);
+            var v = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + (h + kv) * d);
+            var cache = segs[i].Caches[layer];
+            cache.K.index_copy_(2, segs[i].Slot, k);
+            cache.V.index_copy_(2, segs[i].Slot, v);
+            o = F.scaled_dot_product_attention(q, segs[i].Views.K[layer], segs[i].Views.V[layer], segs[i].Views.Mask, 0.0, false);
+            if (outs is not null) outs[i] = o;
+        }
+        if (outs is not null) o = cat(outs, 0);
+        return o_proj.Forward(o.reshape(si.Batch, 1, h * d));
     }
 }
 
