@@ -121,6 +121,8 @@ public sealed partial class SafeCoDeEngine : IDisposable
     private readonly DecodeBatcher? _batcher;
     /// <summary>The decode-step batcher (null with MaxBatchRows 1): tests read its counts.</summary>
     internal DecodeBatcher? Batcher => _batcher;
+    /// <summary>Decode steps batched so far and the forwards they took (equal when nothing ran together; zeros with MaxBatchRows 1).</summary>
+    public (long Steps, long Forwards) DecodeBatchCounts => _batcher?.Counts ?? (0, 0);
     private readonly PromptBuilder _prompts;
     private readonly EngineOptions _options;
     private readonly long[] _banned;
