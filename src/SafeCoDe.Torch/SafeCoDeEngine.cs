@@ -118,6 +118,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
 {
     private readonly SemaphoreSlim _gate;
     private readonly SemaphoreSlim _judgeGate = new(1, 1);
+    private readonly SemaphoreSlim _prefillGate = new(1, 1);
     private readonly DecodeBatcher? _batcher;
     /// <summary>The decode-step batcher (null with MaxBatchRows 1): tests read its counts.</summary>
     internal DecodeBatcher? Batcher => _batcher;
@@ -274,6 +275,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         Model.Dispose();
         _gate.Dispose();
         _judgeGate.Dispose();
+        _prefillGate.Dispose();
     }
 
     /// <summary>Holds an optional disposable so a <c>using</c> covers it on every path.</summary>
