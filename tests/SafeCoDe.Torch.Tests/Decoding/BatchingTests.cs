@@ -127,3 +127,44 @@ public class EngineBatchingTests
         Assert.That((await tasks[2]).TokenIds, Is.EqualTo(alone[2].TokenIds));
     }
 }
+
+/// <summary>The batcher on its own: a member whose cache is full fails alone; the others' steps still run batched.</summary>
+public class DecodeBatcherTests
+{
+    [Test]
+    public void AFullCache_FailsOnlyItsOwnRequest()
+    {
+        using var model = StepProbe.CreateTiny(2, CPU, ScalarType.Float32);
+        var batcher = new SafeCoDe.Torch.Decoding.Batching.DecodeBatcher(model, 8);
+        using var prompt = StepProbe.TinyPrompt(1, 12).InputIds;
+        var inputs = new BackboneInputs(prompt, null, new Dictionary<string, Tensor>());
+        var (small, ls) = model.Prefill(inputs, 1);   // room for one step only
+        var (large, ll) = model.Prefill(inputs, 4);
+        var (reference, lr) = model.Prefill(inputs, 4);
+        using (small) using (large) using (reference)
+        {
+            using var tok = ls.argmax(1);
+            Tensor? second = null; Exception? smallError = null;
+            var ready = new Barrier(2);
+            var a = new Thread(() =>
+            {
+                using var m = batcher.Join(); ready.SignalAndWait();
+                batcher.Step(small, tok);
+                try { batcher.Step(small, tok); } catch (Exception ex) { smallError = ex; }
+            });
+            var b = new Thread(() =>
+            {
+                using var m = batcher.Join(); ready.SignalAndWait();
+                batcher.Step(large, tok);
+                second = batcher.Step(large, tok);
+            });
+            a.Start(); b.Start(); a.Join(); b.Join();
+            Assert.That(smallError, Is.InstanceOf<InvalidOperationException>(), "the full cache's own error");
+            model.Step(reference, tok);
+            using var expected = model.Step(reference, tok);
+            Assert.That(second, Is.Not.Null);
+            Assert.That(RelErr(second!, expected), Is.LessThanOrEqualTo(1e-5), "the other request's step is unaffected");
+            Assert.That(batcher.Counts.Forwards, Is.LessThan(batcher.Counts.Steps), "the first round ran as one forward");
+        }
+    }
+}

@@ -121,24 +121,28 @@ internal sealed class DecodeBatcher
 
     private void Run(List<Entry> batch)
     {
+        int forwards = 0;
         try
         {
-            if (batch.Count > 1 && _model is DecoderBackbone { StepsStatically: true } d)
+            // a state with a full cache fails on its own (its step throws) instead of failing the whole batch
+            var together = batch.Where(e => e.State.Length < e.State.Capacity).ToList();
+            var alone = batch.Except(together).ToList();
+            if (together.Count > 1 && _model is DecoderBackbone { StepsStatically: true } d)
             {
                 try
                 {
-                    var logits = d.StaticStepMany(batch.Select(e => e.State).ToList(), batch.Select(e => e.Tokens).ToList());
-                    for (int i = 0; i < batch.Count; i++) batch[i].Logits = logits[i].DetachFromDisposeScope();
+                    forwards++;
+                    var logits = d.StaticStepMany(together.Select(e => e.State).ToList(), together.Select(e => e.Tokens).ToList());
+                    for (int i = 0; i < together.Count; i++) together[i].Logits = logits[i].DetachFromDisposeScope();
                 }
-                catch (Exception ex) { foreach (var e in batch) e.Error = ex; }
+                catch (Exception ex) { foreach (var e in together) e.Error = ex; }
             }
-            else
+            else alone = batch;
+            foreach (var e in alone)
             {
-                foreach (var e in batch)
-                {
-                    try { e.Logits = _model.Step(e.State, e.Tokens).DetachFromDisposeScope(); }
-                    catch (Exception ex) { e.Error = ex; }
-                }
+                forwards++;
+                try { e.Logits = _model.Step(e.State, e.Tokens).DetachFromDisposeScope(); }
+                catch (Exception ex) { e.Error = ex; }
             }
         }
         finally
@@ -147,7 +151,7 @@ internal sealed class DecodeBatcher
             {
                 foreach (var e in batch) e.Done = true;
                 _steps += batch.Count;
-                _forwards += _model is DecoderBackbone { StepsStatically: true } ? 1 : batch.Count;
+                _forwards += forwards;
                 _running = false;
                 Monitor.PulseAll(_lock);
             }

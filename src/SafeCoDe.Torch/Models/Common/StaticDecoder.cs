@@ -8,7 +8,7 @@ namespace SafeCoDe.Torch.Models.Common;
 /// The fixed-shape decode step of the Llama/Qwen2 decoder. Compared with the eager step it runs q/k/v and gate/up as
 /// one GEMM each (the fused weights), reads cos/sin from a precomputed table, masks with an additive buffer in the
 /// model dtype, writes the cache with <c>index_copy_</c> at a device-side slot and attends over a length bucket (a
-/// multiple of <see cref="StaticStepInputs.Bucket"/>) whose unused tail is masked, so consecutive steps have the
+/// multiple of <see cref="DecoderBackbone.DefaultBucket"/>) whose unused tail is masked, so consecutive steps have the
 /// same shapes. Every value is computed by the same elementwise operations as the eager path: at exact length
 /// (bucket 1) the logits are bitwise equal on CPU.
 /// </summary>
