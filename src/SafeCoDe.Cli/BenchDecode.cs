@@ -27,6 +27,17 @@ internal static class BenchDecode
     {
         var wall = Stopwatch.StartNew();
         var dev = NativeRuntime.SelectDevice(device);
+        // one intra-op thread: the figures are host overhead at tiny widths, where libtorch's thread team only adds
+        // barrier stalls (on a loaded machine a step then takes 3 ms or 250 ms at random); concurrent requests
+        // still use every core through their own threads
+        int threads = get_num_threads();
+        if (dev.type == TorchSharp.DeviceType.CPU) set_num_threads(1);
+        try { return Measure(o, progress, dev, dtype, steps, modelDir, json, device, wall); }
+        finally { set_num_threads(threads); }
+    }
+
+    private static int Measure(TextWriter o, CliProgress progress, Device dev, ScalarType dtype, int steps, string modelDir, bool json, DeviceRequest device, Stopwatch wall)
+    {
         using var bar = progress.Start("bench: tensors per step, static vs eager host time, concurrent requests", 3, "parts");
         double perLayer = StepProbe.TensorsPerLayerStep(StepPath.Static, dev, dtype);
         double perLayerEager = StepProbe.TensorsPerLayerStep(StepPath.Eager, dev, dtype);
@@ -40,7 +51,7 @@ internal static class BenchDecode
         if (json)
             o.WriteLine(CliJson.Write(new
             {
-                device = dev.ToString(), dtype = dtype.ToString(), shape = "llava text decoder, 32 layers, hidden 64, 4 heads / 2 kv heads, head_dim 16",
+                device = dev.ToString(), dtype = dtype.ToString(), intra_op_threads = get_num_threads(), shape = "llava text decoder, 32 layers, hidden 64, 4 heads / 2 kv heads, head_dim 16",
                 tensors_per_layer_step = perLayer, eager_tensors_per_layer_step = perLayerEager,
                 static_step_ms = host.StaticMs, eager_step_ms = host.EagerMs, static_vs_eager_host_ratio = host.Ratio, interleaved_steps = steps,
                 model = modelDir, requests = 8, new_tokens = 32, judge = "fixed:safe",
