@@ -116,7 +116,8 @@ public static class BenchCommand
     /// <summary>Builds the command.</summary>
     public static Command Create()
     {
-        var shapeO = CliOptions.Choice("--shape", "Model shapes to build with random weights", ["llava-1.5-7b"], "llava-1.5-7b");
+        var shapeO = CliOptions.Choice("--shape", "Model shapes to build with random weights (without --shape, --config or --request: the decode-overhead bench)", ["llava-1.5-7b"], null);
+        var modelO = new Option<string>("--model", "-m") { Description = "Checkpoint for the concurrent-requests part of the decode-overhead bench", DefaultValueFactory = _ => Path.Combine("weights", "llava-next-tiny"), HelpName = "DIR" };
         var configO = new Option<string>("--config") { Description = "Build the shapes of this config.json instead (LLaVA-1.5; LLaVA-NeXT with --request)", HelpName = "FILE" };
         var deviceO = CliOptions.Device();
         var dtypeO = CliOptions.DType("bfloat16");
@@ -127,12 +128,25 @@ public static class BenchCommand
         var cmd = new Command("bench", """
             Decode speed at real shapes with random weights (no checkpoint needed): prefill, plain decode, SafeCoDe's two
             branches as one batch, and as two separate passes, measured side by side.
-            """) { shapeO, configO, deviceO, dtypeO, stepsO, textO, jsonO, requestO };
+            Without --shape / --config / --request: the decode-overhead bench (tensors per layer per step, static vs eager
+            step host time at 32 tiny layers, 8 concurrent SafeCoDe requests vs one at a time).
+            """) { shapeO, configO, deviceO, dtypeO, stepsO, textO, jsonO, requestO, modelO };
         Cli.SetExamples(cmd, "safecode bench --device cuda --dtype bfloat16", "safecode bench --request --device cuda --json");
         var quietO = CliOptions.Quiet();
         cmd.Add(quietO);
-        cmd.SetHandler((p, io) => Run(io.Out, CliProgress.For(io, p.GetValue(jsonO) || p.GetValue(quietO)), p.GetValue(shapeO)!, p.GetValue(configO), RuntimeOptions.ParseDevice(p.GetValue(deviceO)!),
-            Backbones.ParseDType(p.GetValue(dtypeO)!), p.GetValue(stepsO), p.GetValue(textO), p.GetValue(jsonO), p.GetValue(requestO)));
+        cmd.SetHandler((p, io) =>
+        {
+            var bar = CliProgress.For(io, p.GetValue(jsonO) || p.GetValue(quietO));
+            var dev = RuntimeOptions.ParseDevice(p.GetValue(deviceO)!);
+            if (p.GetValue(shapeO) is null && p.GetValue(configO) is null && !p.GetValue(requestO))
+            {
+                bool dtypeGiven = p.GetResult(dtypeO) is { Implicit: false };
+                int steps = p.GetResult(stepsO) is { Implicit: false } ? p.GetValue(stepsO) : 200;
+                return BenchDecode.Run(io.Out, bar, dev, dtypeGiven ? Backbones.ParseDType(p.GetValue(dtypeO)!) : ScalarType.Float32, steps, p.GetValue(modelO)!, p.GetValue(jsonO));
+            }
+            return Run(io.Out, bar, p.GetValue(shapeO) ?? "llava-1.5-7b", p.GetValue(configO), dev,
+                Backbones.ParseDType(p.GetValue(dtypeO)!), p.GetValue(stepsO), p.GetValue(textO), p.GetValue(jsonO), p.GetValue(requestO));
+        });
         return cmd;
     }
 

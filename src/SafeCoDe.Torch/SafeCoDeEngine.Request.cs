@@ -153,7 +153,13 @@ public sealed partial class SafeCoDeEngine
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         var pre = Stopwatch.StartNew();
         int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
-        using var branches = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0);
+        // prefills run one at a time (compute-bound; concurrent ones only contend for the cores) while other
+        // requests' decode steps go on batched
+        _prefillGate.Wait(cancel);
+        BatchedBranches made;
+        try { made = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0, _batcher); }
+        finally { _prefillGate.Release(); }
+        using var branches = made;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
         var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)
             ? Refusal : new RefusalTokens(o.RefusalPhrases, _codec, Model.VocabSize);

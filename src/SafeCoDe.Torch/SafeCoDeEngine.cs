@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Batching;
 using SafeCoDe.Torch.Decoding.Processors;
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
@@ -31,6 +32,12 @@ public sealed record EngineOptions
     public PromptStyle PromptStyle { get; init; } = PromptStyle.Official;
     /// <summary>Limits for decoding image files.</summary>
     public ImageDecodeOptions? ImageLimits { get; init; }
+    /// <summary>
+    /// Most rows one decode forward carries when requests run concurrently (a SafeCoDe request takes two rows while
+    /// it is guided, then one). Up to MaxBatchRows / 2 requests are admitted at once and their decode steps run as
+    /// rows of one batch; 1 runs requests strictly one at a time. Default 16.
+    /// </summary>
+    public int MaxBatchRows { get; init; } = 16;
 }
 
 /// <summary>One request: a query, optionally an image, and how to decode it.</summary>
@@ -103,15 +110,25 @@ public sealed record SafeCoDeResult(
 /// <summary>
 /// A loaded multimodal model with its tokenizer, image processor and chat format, decoding with SafeCoDe (or VCD /
 /// plain decoding). Load once, then call <see cref="GenerateAsync"/> or <see cref="StreamAsync"/>.
-/// <para>Thread safety: every public member may be called from any thread; requests run one at a time on the model
-/// (a request waits for the one before it). A request's callbacks (<see cref="SafeCoDeRequest.OnText"/>,
+/// <para>Thread safety: every public member may be called from any thread. Concurrent requests are the batching
+/// integration point: up to <see cref="EngineOptions.MaxBatchRows"/> / 2 run at once (further ones wait), their
+/// judges one at a time, and their decode steps as rows of one batch (continuous batching: a request joins after
+/// its prefill, drops its noised row after guidance and leaves when it finishes, without disturbing the others;
+/// each request's result equals running it alone). With MaxBatchRows = 1 requests run one at a time. A request's callbacks (<see cref="SafeCoDeRequest.OnText"/>,
 /// <see cref="SafeCoDeRequest.OnJudged"/>) run while it holds the model and must not call this engine; a
 /// <see cref="ModelJudge"/> on this engine is handed a completion that runs inside the request. Disposing while a
 /// request runs is not allowed.</para>
 /// </summary>
 public sealed partial class SafeCoDeEngine : IDisposable
 {
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _gate;
+    private readonly SemaphoreSlim _judgeGate = new(1, 1);
+    private readonly SemaphoreSlim _prefillGate = new(1, 1);
+    private readonly DecodeBatcher? _batcher;
+    /// <summary>The decode-step batcher (null with MaxBatchRows 1): tests read its counts.</summary>
+    internal DecodeBatcher? Batcher => _batcher;
+    /// <summary>Decode steps batched so far and the forwards they took (equal when nothing ran together; zeros with MaxBatchRows 1).</summary>
+    public (long Steps, long Forwards) DecodeBatchCounts => _batcher?.Counts ?? (0, 0);
     private readonly PromptBuilder _prompts;
     private readonly EngineOptions _options;
     private readonly long[] _banned;
@@ -146,6 +163,9 @@ public sealed partial class SafeCoDeEngine : IDisposable
     private SafeCoDeEngine(ModelDirectory dir, IBackbone model, ITokenizer tokenizer, ITokenizer? qformer, IImageProcessor images, EngineOptions o)
     {
         Directory = dir; Model = model; Tokenizer = tokenizer; Images = images; _options = o;
+        int admitted = Math.Max(1, o.MaxBatchRows / 2);
+        _gate = new SemaphoreSlim(admitted, admitted);
+        _batcher = admitted > 1 ? new DecodeBatcher(model, o.MaxBatchRows) : null;
         Format = ChatFormat.For(dir.Config.ModelType, o.PromptStyle);
         _qformer = qformer;
         _prompts = new PromptBuilder(dir.Config, tokenizer, Format, qformer);
@@ -168,7 +188,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
 
     /// <summary>Runs a request to the end.</summary>
     public Task<SafeCoDeResult> GenerateAsync(SafeCoDeRequest request, CancellationToken cancel = default) =>
-        RunLockedAsync(() => Task.Run(() => RunAsync(request, null, cancel), cancel), cancel);
+        RunLockedAsync(() => OwnThread(() => RunAsync(request, null, cancel), cancel), cancel);
 
     /// <summary>Runs a request and yields the answer's text as it is generated (never a broken UTF-8 character).</summary>
     public async IAsyncEnumerable<string> StreamAsync(SafeCoDeRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
@@ -176,7 +196,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         // a consumer that stops reading early cancels the generation (and frees the engine for the next request)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var work = RunLockedAsync(() => Task.Run(async () =>
+        var work = RunLockedAsync(() => OwnThread(async () =>
         {
             try { return await RunAsync(request, piece => channel.Writer.TryWrite(piece), stop.Token).ConfigureAwait(false); }
             finally { channel.Writer.TryComplete(); }
@@ -198,6 +218,13 @@ public sealed partial class SafeCoDeEngine : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Starts a request's body on its own thread: the body computes synchronously (and blocks in the decode batcher
+    /// while it waits for the others' steps), so concurrent requests must not queue for thread-pool threads.
+    /// </summary>
+    private static Task<T> OwnThread<T>(Func<Task<T>> body, CancellationToken cancel) =>
+        Task.Factory.StartNew(body, cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     /// <summary>Runs <paramref name="body"/> while holding the model (requests run one at a time).</summary>
     private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
@@ -225,8 +252,13 @@ public sealed partial class SafeCoDeEngine : IDisposable
     /// <see cref="CompleteAsync"/> for a caller that already holds the model (a judge inside a request): the
     /// completion function the engine hands to its judges.
     /// </summary>
-    private Task<string> CompleteHeld(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel) =>
-        Task.FromResult(Complete(prompt, image, maxNewTokens, cancel));
+    private Task<string> CompleteHeld(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel)
+    {
+        // judging stays serialised across concurrent requests; decoding is what batches
+        _judgeGate.Wait(cancel);
+        try { return Task.FromResult(Complete(prompt, image, maxNewTokens, cancel)); }
+        finally { _judgeGate.Release(); }
+    }
 
     private string Complete(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel)
     {
@@ -250,6 +282,8 @@ public sealed partial class SafeCoDeEngine : IDisposable
     {
         Model.Dispose();
         _gate.Dispose();
+        _judgeGate.Dispose();
+        _prefillGate.Dispose();
     }
 
     /// <summary>Holds an optional disposable so a <c>using</c> covers it on every path.</summary>

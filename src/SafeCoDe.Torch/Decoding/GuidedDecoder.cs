@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Decoding.Batching;
 using SafeCoDe.Torch.Decoding.Processors;
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
@@ -35,6 +36,10 @@ public sealed class BatchedBranches : IBranches
 
     /// <param name="noised">Null for decoding without a second branch (vanilla).</param>
     public BatchedBranches(IBackbone model, BackboneInputs real, BackboneInputs? noised, int capacity, long padId)
+        : this(model, real, noised, capacity, padId, null) { }
+
+    /// <summary>As the public constructor; with a <paramref name="batcher"/> the steps run batched with other requests' (see <see cref="DecodeBatcher"/>).</summary>
+    internal BatchedBranches(IBackbone model, BackboneInputs real, BackboneInputs? noised, int capacity, long padId, DecodeBatcher? batcher)
     {
         _model = model;
         using var scope = NewDisposeScope();
@@ -42,7 +47,12 @@ public sealed class BatchedBranches : IBranches
         var (s, l) = model.Prefill(batch, capacity);
         _state = s;
         _logits = l.DetachFromDisposeScope();
+        _batcher = batcher;
+        _membership = batcher?.Join();
     }
+
+    private readonly DecodeBatcher? _batcher;
+    private readonly IDisposable? _membership;
 
     /// <inheritdoc/>
     public Tensor Logits => _logits;
@@ -54,19 +64,27 @@ public sealed class BatchedBranches : IBranches
     /// <inheritdoc/>
     public void Step(long token)
     {
-        using var t = full(_state.BatchSize, token, ScalarType.Int64, _model.Device);
-        var next = _model.Step(_state, t);
+        // one token tensor per batch size, refilled in place (no host-made tensor per step)
+        if (_token is null || _token.shape[0] != _state.BatchSize)
+        {
+            _token?.Dispose();
+            _token = empty(_state.BatchSize, ScalarType.Int64, _model.Device).DetachFromDisposeScope();
+        }
+        _token.fill_(token);
+        var next = _batcher is null ? _model.Step(_state, _token) : _batcher.Step(_state, _token);
         _logits.Dispose();
         _logits = next;
     }
 
+    private Tensor? _token;
+
     /// <inheritdoc/>
+    /// <remarks>Row 0 of the cache and of the logits stay views of the batch's storage: nothing is copied.</remarks>
     public void DropNoised()
     {
         if (!HasNoised) return;
         _state.KeepRows([0]);
-        using var row = _logits.narrow(0, 0, 1);
-        var l = row.clone();
+        var l = _logits.narrow(0, 0, 1);
         _logits.Dispose();
         _logits = l;
     }
@@ -80,7 +98,7 @@ public sealed class BatchedBranches : IBranches
     }
 
     /// <summary>Frees the decode state and the current logits.</summary>
-    public void Dispose() { _state.Dispose(); _logits.Dispose(); }
+    public void Dispose() { _membership?.Dispose(); _state.Dispose(); _logits.Dispose(); _token?.Dispose(); }
 }
 
 /// <summary>The branches as two batch-1 passes with their own caches (what VCD and the reference do); for comparison.</summary>
@@ -268,7 +286,8 @@ public static class GuidedDecoder
         var o = r.O;
         int maxSteps = Math.Min(o.MaxSteps, r.Cap);
         if (maxSteps <= 0) return;
-        var chain = ContrastChain(r, alpha).Then(unsafePath ? RefusalScale.Boost(r.RefusalIds, o.LambdaBoost) : RefusalScale.Suppress(r.RefusalIds, o.LambdaSupp));
+        using var scale = unsafePath ? RefusalScale.Boost(r.RefusalIds, o.LambdaBoost) : RefusalScale.Suppress(r.RefusalIds, o.LambdaSupp);
+        var chain = ContrastChain(r, alpha).Then(scale);
         var greedy = new TopTwo(r.Codec, quoteSkip: !unsafePath && o.QuoteSkip);
         ITokenSelector rest = o.Greedy ? greedy
             : new After(new TemperedDistribution(unsafePath ? o.GuidedTemperatureUnsafe : o.GuidedTemperatureSafe), new Multinomial(r.Gen));

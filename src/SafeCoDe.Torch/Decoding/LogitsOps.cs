@@ -13,8 +13,9 @@ public static class LogitsOps
     /// <summary>SafeCoDe's contrast (paper Eq. 1, reference code): z_r − α·z_n. No (1+α), no plausibility cut-off.</summary>
     public static Tensor SafeCoDeContrast(Tensor real, Tensor noised, double alpha)
     {
-        using var scaled = noised * alpha;
-        return real - scaled;
+        // −(α·z_n) + z_r, in place on the one temporary: the same value as z_r − α·z_n, bit for bit
+        var scaled = noised * alpha;
+        return scaled.neg_().add_(real);
     }
 
     /// <summary>
@@ -32,11 +33,20 @@ public static class LogitsOps
     /// <summary>Multiplies the probabilities of <paramref name="ids"/> by <paramref name="factor"/> and renormalises (last axis).</summary>
     public static Tensor ScaleAndRenormalize(Tensor probs, Tensor ids, double factor)
     {
-        using var scope = NewDisposeScope();
-        var scale = ones(probs.shape[^1], ScalarType.Float32, probs.device);
-        scale.index_fill_(0, ids, factor);
+        using var scale = RefusalScaleVector(probs.shape[^1], ids, factor, probs.device);
+        return ScaleAndRenormalize(probs, scale);
+    }
+
+    /// <summary>A float32 [vocab] vector: 1 everywhere, <paramref name="factor"/> at <paramref name="ids"/> (made once per request).</summary>
+    public static Tensor RefusalScaleVector(long vocab, Tensor ids, double factor, Device device) =>
+        ones(vocab, ScalarType.Float32, device).index_fill_(0, ids, factor);
+
+    /// <summary>Multiplies by a precomputed [vocab] <paramref name="scale"/> and renormalises, dividing in place.</summary>
+    public static Tensor ScaleAndRenormalize(Tensor probs, Tensor scale)
+    {
         var p = probs * scale;
-        return (p / p.sum(-1, keepdim: true)).MoveToOuterDisposeScope();
+        using var sum = p.sum(-1, keepdim: true);
+        return p.div_(sum);
     }
 
     /// <summary>Safe verdict: refusal-token probabilities × (1 − 0.5·λ_supp), renormalised (reference code).</summary>

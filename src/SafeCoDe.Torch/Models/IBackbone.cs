@@ -37,8 +37,9 @@ public abstract class DecodeState : IDisposable
     public abstract long Capacity { get; }
 
     /// <summary>
-    /// Keeps only the rows <paramref name="keep"/> (in that order). The dropped rows' memory is released: the kept rows
-    /// are copied into fresh tensors, so no view keeps the old storage alive.
+    /// Keeps only the rows <paramref name="keep"/> (in that order). A leading run of rows (0, 1, …, n−1: dropping
+    /// the noised branch) is kept as views of the same storage, without copying the cache; the dropped rows' memory
+    /// is then released with the state. Any other selection is copied into fresh tensors and the old storage freed.
     /// </summary>
     public abstract void KeepRows(IReadOnlyList<long> keep);
 

@@ -76,16 +76,32 @@ internal sealed class Softmax : ILogitsProcessor
 /// Refusal-token modulation on probabilities: × (1 − 0.5·λ_supp) on a safe verdict (<see cref="Suppress"/>),
 /// × (1 + λ_boost) on an unsafe one (<see cref="Boost"/>), renormalised.
 /// </summary>
-internal sealed class RefusalScale(Tensor refusalIds, double factor) : ILogitsProcessor
+internal sealed class RefusalScale(Tensor refusalIds, double factor) : ILogitsProcessor, IDisposable
 {
+    private Tensor? _scale;
+
     /// <summary>The factor applied to refusal-token probabilities.</summary>
     public double Factor => factor;
     /// <summary>Safe verdict: the reference code's suppression.</summary>
     public static RefusalScale Suppress(Tensor ids, double lambdaSupp) => new(ids, Math.Max(0.0, 1 - 0.5 * lambdaSupp));
     /// <summary>Unsafe verdict, soft form: the paper's boost.</summary>
     public static RefusalScale Boost(Tensor ids, double lambdaBoost) => new(ids, 1 + lambdaBoost);
+
     /// <inheritdoc/>
-    public Tensor Process(Tensor scores) => LogitsOps.ScaleAndRenormalize(scores, refusalIds, factor);
+    /// <remarks>The [vocab] scale vector is made at the first call and reused (no per-step ones(vocab)).</remarks>
+    public Tensor Process(Tensor scores)
+    {
+        long vocab = scores.shape[^1];
+        if (_scale is null || _scale.shape[0] != vocab || _scale.device != scores.device)
+        {
+            _scale?.Dispose();
+            _scale = LogitsOps.RefusalScaleVector(vocab, refusalIds, factor, scores.device).DetachFromDisposeScope();
+        }
+        return LogitsOps.ScaleAndRenormalize(scores, _scale);
+    }
+
+    /// <summary>Frees the scale vector.</summary>
+    public void Dispose() { _scale?.Dispose(); _scale = null; }
 }
 
 /// <summary>Logits divided by the temperature (sampling only; greedy decoding skips it).</summary>

@@ -45,6 +45,12 @@ internal sealed class CausalDecodeState : DecodeState
 
     internal void Advance(long t) => _length += t;
 
+    /// <summary>The static step's buffers (null until the first static step; dropped when rows or length change from outside it).</summary>
+    internal StaticDecodeBuffers? Static { get; set; }
+
+    /// <summary>Frees the static step's buffers; the next static step rebuilds them from the state.</summary>
+    internal void ResetStatic() { Static?.Dispose(); Static = null; }
+
     /// <summary>Prompt length at prefill (truncation floor).</summary>
     public long PromptLength { get; internal set; }
 
@@ -56,6 +62,7 @@ internal sealed class CausalDecodeState : DecodeState
             throw new ArgumentOutOfRangeException(nameof(length), $"can truncate to [{PromptLength}, {_length}], not {length}");
         long drop = _length - length;
         if (drop == 0) return;
+        ResetStatic();
         using (var tail = KeyValid.narrow(1, length, drop)) tail.fill_(false);
         NextPosition.sub_(drop);
         _length = length;
@@ -64,6 +71,16 @@ internal sealed class CausalDecodeState : DecodeState
     /// <inheritdoc/>
     public override void KeepRows(IReadOnlyList<long> keep)
     {
+        ResetStatic();
+        if (FamilyState is null && keep.Select((r, i) => r == i).All(x => x))
+        {
+            // a leading run of rows (dropping the noised branch): views of the same storage, no cache copy
+            long n = keep.Count;
+            foreach (var c in Caches) c.KeepFirst(n);
+            KeyValid = Replace(KeyValid, KeyValid.narrow(0, 0, n));
+            NextPosition = Replace(NextPosition, NextPosition.narrow(0, 0, n));
+            return;
+        }
         using var idx = tensor(keep.ToArray(), ScalarType.Int64, KeyValid.device);
         foreach (var c in Caches) c.KeepRows(idx);
         KeyValid = Replace(KeyValid, KeyValid.index_select(0, idx));
@@ -76,6 +93,7 @@ internal sealed class CausalDecodeState : DecodeState
     /// <inheritdoc/>
     public override void Dispose()
     {
+        ResetStatic();
         foreach (var c in Caches) c.Dispose();
         KeyValid.Dispose(); NextPosition.Dispose();
         FamilyState?.Dispose();
@@ -88,7 +106,7 @@ internal sealed class CausalDecodeState : DecodeState
 /// text+image embeddings (LLaVA, LLaVA-NeXT, InstructBLIP, Idefics3, Qwen-VL). A family supplies the embeddings
 /// (images merged in) and, where it differs, the position ids and rotary cos/sin.
 /// </summary>
-internal abstract class DecoderBackbone : Block, IBackbone
+internal abstract partial class DecoderBackbone : Block, IBackbone
 {
     /// <summary>Sets up the shared rotary embedding from the text config; the family creates its modules.</summary>
     protected DecoderBackbone(string name, ModelConfig config, ParamFactory factory) : base(name)
@@ -189,13 +207,23 @@ internal abstract class DecoderBackbone : Block, IBackbone
     }
 
     /// <inheritdoc/>
+    /// <remarks>The static step (<see cref="StaticStep"/>) where the family supports it, else the eager one.</remarks>
     /// <exception cref="InvalidOperationException">The state's cache is full.</exception>
     /// <exception cref="InvalidCastException">The state was not made by a <see cref="DecoderBackbone"/>.</exception>
-    public Tensor Step(DecodeState s, Tensor tokens)
+    public Tensor Step(DecodeState s, Tensor tokens) =>
+        SupportsStaticStep ? StaticStep(s, tokens, DefaultBucket) : EagerStep(s, tokens);
+
+    /// <summary>
+    /// The reference step: per-layer projections, RoPE computed from the positions, a bool mask over the exact
+    /// length, cache writes through narrows. Kept as the baseline the static step is tested and measured against.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The state's cache is full.</exception>
+    public Tensor EagerStep(DecodeState s, Tensor tokens)
     {
         var state = (CausalDecodeState)s;
         if (state.Length >= state.Capacity)
             throw new InvalidOperationException($"decode state is full ({state.Capacity} positions): prefill with a larger maxNewTokens");
+        state.ResetStatic();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         long b = state.BatchSize, start = state.Length;

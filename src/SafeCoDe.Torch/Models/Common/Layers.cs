@@ -33,6 +33,14 @@ internal sealed class Linear : Block
         RegisterComponents();
     }
 
+    /// <summary>A layer whose weight (and bias) are views of a larger, fused tensor (see <see cref="FusedLinear"/>).</summary>
+    public Linear(Tensor weightView, Tensor? biasView) : base(nameof(Linear))
+    {
+        weight = new Parameter(weightView, requires_grad: false);
+        if (biasView is not null) bias = new Parameter(biasView, requires_grad: false);
+        RegisterComponents();
+    }
+
     public Tensor Forward(Tensor x) => F.linear(x, weight, bias);
 
     /// <summary>
@@ -51,8 +59,45 @@ internal sealed class Linear : Block
     }
 }
 
+/// <summary>
+/// Several projections of the same input stored as one [Σ out, in] weight (and bias): each part is a
+/// <see cref="Linear"/> whose parameters are row views of the fused tensor, so checkpoint names, loading and
+/// inspection see the separate projections while the fast decode step runs one GEMM for all of them.
+/// </summary>
+internal sealed class FusedLinear : IDisposable
+{
+    private readonly long[] _outs;
+
+    /// <summary>[Σ out, in].</summary>
+    public Tensor Weight { get; }
+    /// <summary>[Σ out], or null without biases.</summary>
+    public Tensor? Bias { get; }
+    /// <summary>The parts, in order, as layers over views of <see cref="Weight"/> / <see cref="Bias"/>.</summary>
+    public Linear[] Parts { get; }
+
+    public FusedLinear(ParamFactory f, long inFeatures, long[] outs, bool hasBias)
+    {
+        _outs = outs;
+        long total = outs.Sum();
+        Weight = empty([total, inFeatures], f.DType, f.Device).DetachFromDisposeScope();
+        Bias = hasBias ? empty([total], f.DType, f.Device).DetachFromDisposeScope() : null;
+        Parts = new Linear[outs.Length];
+        long offset = 0;
+        for (int i = 0; i < outs.Length; i++)
+        {
+            Parts[i] = new Linear(Weight.narrow(0, offset, outs[i]), Bias?.narrow(0, offset, outs[i]));
+            offset += outs[i];
+        }
+    }
+
+    /// <summary>All parts at once: [.., Σ out].</summary>
+    public Tensor Forward(Tensor x) => F.linear(x, Weight, Bias);
+
+    public void Dispose() { Weight.Dispose(); Bias?.Dispose(); }
+}
+
 /// <summary>Llama/Qwen RMSNorm: computed in float32, weight applied after casting back (as HF does).</summary>
-internal sealed class RmsNorm : Block
+internal sealed partial class RmsNorm : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter weight;

@@ -36,6 +36,14 @@ internal sealed class LayerCache : IDisposable
         K = k; V = v;
     }
 
+    /// <summary>Keeps the first <paramref name="n"/> rows as views of the same storage (no copy; the storage stays until the views go).</summary>
+    public void KeepFirst(long n)
+    {
+        var k = K.narrow(0, 0, n).DetachFromDisposeScope(); var v = V.narrow(0, 0, n).DetachFromDisposeScope();
+        K.Dispose(); V.Dispose();
+        K = k; V = v;
+    }
+
     public void Dispose() { K.Dispose(); V.Dispose(); }
 }
 
@@ -140,22 +148,29 @@ internal sealed class Rotary
 }
 
 /// <summary>Llama / Qwen2 self-attention (q/k/v biases optional), named like HF (self_attn.q_proj …).</summary>
-internal sealed class LlamaAttention : Block
+internal sealed partial class LlamaAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear q_proj, k_proj, v_proj, o_proj;
 #pragma warning restore IDE1006
     private readonly long _heads, _kvHeads, _headDim;
+    private readonly FusedLinear _qkv;
 
     public LlamaAttention(ParamFactory f, TextConfig c) : base(nameof(LlamaAttention))
     {
         _heads = c.NumHeads; _kvHeads = c.NumKvHeads; _headDim = c.HeadDim;
-        q_proj = new Linear(f, c.HiddenSize, _heads * _headDim, c.AttentionBias);
-        k_proj = new Linear(f, c.HiddenSize, _kvHeads * _headDim, c.AttentionBias);
-        v_proj = new Linear(f, c.HiddenSize, _kvHeads * _headDim, c.AttentionBias);
+        // q, k and v are row views of one fused weight: the eager path reads them apart, the static step in one GEMM
+        _qkv = new FusedLinear(f, c.HiddenSize, [_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], c.AttentionBias);
+        (q_proj, k_proj, v_proj) = (_qkv.Parts[0], _qkv.Parts[1], _qkv.Parts[2]);
         // Llama puts attention_bias on all four projections; Qwen2 has q/k/v biases and a bias-free o_proj.
         o_proj = new Linear(f, _heads * _headDim, c.HiddenSize, c.OutputBias);
         RegisterComponents();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv.Dispose();
+        base.Dispose(disposing);
     }
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, LayerCache cache, long start, Tensor mask)
@@ -175,20 +190,32 @@ internal sealed class LlamaAttention : Block
 }
 
 /// <summary>SwiGLU MLP: down(act(gate(x)) * up(x)).</summary>
-internal sealed class GatedMlp : Block
+internal sealed partial class GatedMlp : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear gate_proj, up_proj, down_proj;
 #pragma warning restore IDE1006
     private readonly Func<Tensor, Tensor> _act;
+    private readonly string _actName;
+    private readonly long _intermediate;
+    private readonly FusedLinear _gateUp;
 
     public GatedMlp(ParamFactory f, long hidden, long intermediate, string act, bool bias) : base(nameof(GatedMlp))
     {
-        gate_proj = new Linear(f, hidden, intermediate, bias);
-        up_proj = new Linear(f, hidden, intermediate, bias);
+        // gate and up are row views of one fused weight (one GEMM in the static step)
+        _gateUp = new FusedLinear(f, hidden, [intermediate, intermediate], bias);
+        (gate_proj, up_proj) = (_gateUp.Parts[0], _gateUp.Parts[1]);
         down_proj = new Linear(f, intermediate, hidden, bias);
         _act = Activations.Get(act);
+        _actName = act;
+        _intermediate = intermediate;
         RegisterComponents();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _gateUp.Dispose();
+        base.Dispose(disposing);
     }
 
     public Tensor Forward(Tensor x)
@@ -199,7 +226,7 @@ internal sealed class GatedMlp : Block
 }
 
 /// <summary>Pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(·)).</summary>
-internal sealed class LlamaDecoderLayer : Block
+internal sealed partial class LlamaDecoderLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly LlamaAttention self_attn;
@@ -225,7 +252,7 @@ internal sealed class LlamaDecoderLayer : Block
 }
 
 /// <summary>The Llama text model (embed_tokens, layers, norm), shared by LLaVA, InstructBLIP, Idefics3 and Qwen2 (with biases).</summary>
-internal sealed class LlamaModel : Block
+internal sealed partial class LlamaModel : Block
 {
 #pragma warning disable IDE1006
     public readonly EmbeddingHolder embed_tokens;

@@ -230,6 +230,9 @@ internal sealed class IdeficsBackbone : DecoderBackbone
     /// <summary>Text vocabulary plus the additional (decoupled) vocabulary.</summary>
     public override long VocabSize => _cfg.Text.VocabSize + _cfg.AdditionalVocabSize;
 
+    /// <summary>IDEFICS's decoder (gated cross-attention layers) has no static step yet: it steps eagerly.</summary>
+    protected override bool SupportsStaticStep => false;
+
     /// <inheritdoc/>
     protected override Tensor EmbedTokens(Tensor ids) => model.embed_tokens.Forward(ids);
     /// <inheritdoc/>

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using SafeCoDe.Torch;
+using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Processing.Images;
+using SafeCoDe.Torch.Runtime;
+using SafeCoDe.Torch.Safety;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Cli;
+
+/// <summary>
+/// <c>safecode bench</c> without <c>--shape</c>: the decode-overhead figures of the fast decode step, side by side in
+/// one run — tensors created per layer per step (static and eager), the static step's host time relative to the
+/// eager one on a 32-layer tiny-width decoder (median over interleaved steps), and whole SafeCoDe requests on a
+/// real checkpoint submitted together versus one at a time on the same engine.
+/// </summary>
+internal static class BenchDecode
+{
+    private static readonly string[] Prompts =
+    [
+        "What is in this picture?", "Describe the colours.", "Is this safe to touch?", "Write a short poem about it.",
+        "What could this be used for?", "Count the objects.", "Where might this be?", "Explain the scene to a child.",
+    ];
+
+    public static int Run(TextWriter o, CliProgress progress, DeviceRequest device, ScalarType dtype, int steps, string modelDir, bool json)
+    {
+        var wall = Stopwatch.StartNew();
+        var dev = NativeRuntime.SelectDevice(device);
+        // one intra-op thread: the figures are host overhead at tiny widths, where libtorch's thread team only adds
+        // barrier stalls (on a loaded machine a step then takes 3 ms or 250 ms at random); concurrent requests
+        // still use every core through their own threads
+        int threads = get_num_threads();
+        if (dev.type == TorchSharp.DeviceType.CPU) set_num_threads(1);
+        try { return Measure(o, progress, dev, dtype, steps, modelDir, json, device, wall); }
+        finally { set_num_threads(threads); }
+    }
+
+    private static int Measure(TextWriter o, CliProgress progress, Device dev, ScalarType dtype, int steps, string modelDir, bool json, DeviceRequest device, Stopwatch wall)
+    {
+        using var bar = progress.Start("bench: tensors per step, static vs eager host time, concurrent requests", 3, "parts");
+        double perLayer = StepProbe.TensorsPerLayerStep(StepPath.Static, dev, dtype);
+        double perLayerEager = StepProbe.TensorsPerLayerStep(StepPath.Eager, dev, dtype);
+        bar.Report(1);
+        (double StaticMs, double EagerMs, double Ratio) host;
+        using (var deep = StepProbe.CreateTiny(32, dev, dtype)) host = StepProbe.HostTimes(deep, steps);
+        bar.Report(2);
+        var conc = Concurrent(modelDir, device);
+        bar.Complete();
+        double wallS = wall.Elapsed.TotalSeconds;
+        if (json)
+            o.WriteLine(CliJson.Write(new
+            {
+                device = dev.ToString(), dtype = dtype.ToString(), intra_op_threads = get_num_threads(), shape = "llava text decoder, 32 layers, hidden 64, 4 heads / 2 kv heads, head_dim 16",
+                tensors_per_layer_step = perLayer, eager_tensors_per_layer_step = perLayerEager,
+                static_step_ms = host.StaticMs, eager_step_ms = host.EagerMs, static_vs_eager_host_ratio = host.Ratio, interleaved_steps = steps,
+                model = modelDir, requests = 8, new_tokens = 32, judge = "fixed:safe",
+                sequential8_s = conc?.SequentialS, concurrent8_s = conc?.ConcurrentS,
+                sequential8_samples_per_s = conc is null ? (double?)null : 8 / conc.Value.SequentialS,
+                concurrent8_samples_per_s = conc is null ? (double?)null : 8 / conc.Value.ConcurrentS,
+                concurrent8_vs_sequential_throughput_ratio = conc is null ? (double?)null : conc.Value.SequentialS / conc.Value.ConcurrentS,
+                concurrent8_steps = conc?.Steps, concurrent8_forwards = conc?.Forwards, concurrent8_same_tokens = conc?.SameTokens,
+                wall_s = wallS,
+            }));
+        else
+        {
+            o.WriteLine($"decode overhead on {dev} {dtype} (32-layer tiny-width LLaVA text decoder)");
+            o.WriteLine($"  tensors per layer per step     static {perLayer,6:F1}   eager {perLayerEager,6:F1}");
+            o.WriteLine($"  host ms per step (median of {steps} interleaved)   static {host.StaticMs:F3}   eager {host.EagerMs:F3}   ratio {host.Ratio:F3}");
+            if (conc is { } c)
+                o.WriteLine($"  8 SafeCoDe requests ({modelDir}, fixed:safe, 32 greedy tokens): one at a time {c.SequentialS:F2} s, together {c.ConcurrentS:F2} s → ×{c.SequentialS / c.ConcurrentS:F2} ({c.Steps} steps in {c.Forwards} forwards; same tokens: {c.SameTokens})");
+            else o.WriteLine($"  concurrent requests: skipped ({modelDir} not found)");
+            o.WriteLine($"  wall {wallS:F1} s");
+        }
+        return 0;
+    }
+
+    /// <summary>8 whole requests one at a time, then submitted together, on one engine (after one warm-up of each).</summary>
+    private static (double SequentialS, double ConcurrentS, long Steps, long Forwards, bool SameTokens)? Concurrent(string modelDir, DeviceRequest device)
+    {
+        if (!File.Exists(Path.Combine(modelDir, "config.json"))) return null;
+        using var engine = SafeCoDeEngine.Load(modelDir, new EngineOptions { Device = device, MaxBatchRows = 16 });
+        var imagePath = Path.Combine(modelDir, "example.png");
+        var image = File.Exists(imagePath) ? ImageDecoder.Load(imagePath) : RgbImage.Filled(336, 336, 120, 90, 60);
+        SafeCoDeRequest Req(int i) => new()
+        {
+            Prompt = Prompts[i], Image = image, Judge = new FixedJudge(Verdict.Safe),
+            Options = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = 32, MaxTotalTokens = 32, Seed = 1 },
+        };
+        SafeCoDeResult[] Sequential() => Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)).GetAwaiter().GetResult()).ToArray();
+        SafeCoDeResult[] Together() => Task.WhenAll(Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)))).GetAwaiter().GetResult();
+        Sequential(); Together(); // warm-up
+        var sw = Stopwatch.StartNew();
+        var seq = Sequential();
+        double seqS = sw.Elapsed.TotalSeconds;
+        var (s0, f0) = engine.DecodeBatchCounts;
+        sw.Restart();
+        var tog = Together();
+        double togS = sw.Elapsed.TotalSeconds;
+        var (s1, f1) = engine.DecodeBatchCounts;
+        bool same = seq.Zip(tog).All(p => p.First.TokenIds.SequenceEqual(p.Second.TokenIds));
+        return (seqS, togS, s1 - s0, f1 - f0, same);
+    }
+}

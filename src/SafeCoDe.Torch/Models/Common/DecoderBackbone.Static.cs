@@ -1,0 +1,154 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Torch.Models.Common;
+
+internal abstract partial class DecoderBackbone
+{
+    /// <summary>Attention-length granularity of the static step: keys are attended over multiples of it (the tail masked).</summary>
+    public const long DefaultBucket = 256;
+
+    private RopeTable? _rope;
+    private readonly object _ropeLock = new();
+
+    /// <summary>
+    /// Whether <see cref="Step"/> takes the static path: true for families whose language model is the plain
+    /// <see cref="LlamaModel"/>; a family with its own decoder (IDEFICS) returns false and steps eagerly.
+    /// </summary>
+    protected virtual bool SupportsStaticStep => true;
+
+    /// <summary>Whether this backbone's <see cref="Step"/> is the static step (tests and the bench ask).</summary>
+    internal bool StepsStatically => SupportsStaticStep;
+
+    /// <summary>
+    /// cos / signed sin for positions [0, <paramref name="positions"/>) made by the family's own <see cref="CosSin"/>
+    /// (M-RoPE for Qwen, where a text token's three axes are equal), so a row is the value the eager step computes.
+    /// </summary>
+    private RopeTable Rope(long positions)
+    {
+        lock (_ropeLock)
+        {
+            if (_rope is { } t && t.Positions >= positions) return t;
+            long p = (positions + 4095) / 4096 * 4096;
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var pos = arange(0, p, dtype: ScalarType.Int64, device: Device).view(1, p);
+            var (cos, sin) = CosSin(pos);
+            var table = new RopeTable(cos.view(p, -1), sin.view(p, -1), p);
+            table.Cos.DetachFromDisposeScope(); table.SinSigned.DetachFromDisposeScope();
+            _rope?.Dispose();
+            _rope = table;
+            return table;
+        }
+    }
+
+    /// <summary>Frees the RoPE table with the modules.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) lock (_ropeLock) { _rope?.Dispose(); _rope = null; }
+        base.Dispose(disposing);
+    }
+
+    /// <summary>
+    /// The fixed-shape step (see <see cref="StaticStepInputs"/>): same results as <see cref="EagerStep"/> (bitwise at
+    /// <paramref name="bucket"/> = 1 on CPU), with about a third of its tensors and no per-step host work beyond
+    /// reading the shapes it already knows.
+    /// </summary>
+    /// <param name="bucket">Attention-length granularity; 1 attends over the exact length like the eager step.</param>
+    /// <exception cref="InvalidOperationException">The state's cache is full, or the family has no static step.</exception>
+    public Tensor StaticStep(DecodeState s, Tensor tokens, long bucket = DefaultBucket)
+    {
+        var state = Ready(s);
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var tc = Config.Text;
+        long b = state.BatchSize;
+        var st = state.Static ??= new StaticDecodeBuffers(state, DType, tc.NumKvHeads * tc.HeadDim);
+        st.Tokens.copy_(tokens.view(b, 1));
+        var seg = Open(state, 0, bucket);
+        var embeds = StepEmbeddings(st.Tokens, state);
+        var h = RunStatic(embeds, state.NextPosition, st.VOnes, st.VZeros, [seg], state.Capacity);
+        Close(state);
+        return LmHead(h).squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One static step of several decode states as rows of one batch: the projections, norms, MLPs and the lm head
+    /// run once over all rows; each state attends over its own cache, length and mask (ragged lengths, per-row
+    /// positions). Rows keep their own state, so a state can join or leave between steps without a new prefill.
+    /// Returns each state's float32 logits [rows, vocab], in order.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A state's cache is full, or the family has no static step.</exception>
+    public Tensor[] StaticStepMany(IReadOnlyList<DecodeState> states, IReadOnlyList<Tensor> tokens, long bucket = DefaultBucket)
+    {
+        if (states.Count == 1) return [StaticStep(states[0], tokens[0], bucket)];
+        var cs = states.Select(Ready).ToArray();
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var tc = Config.Text;
+        var segs = new StaticSegment[cs.Length];
+        long row = 0;
+        for (int i = 0; i < cs.Length; i++)
+        {
+            cs[i].Static ??= new StaticDecodeBuffers(cs[i], DType, tc.NumKvHeads * tc.HeadDim);
+            segs[i] = Open(cs[i], row, bucket);
+            row += cs[i].BatchSize;
+        }
+        // static-step families embed decode tokens plainly (StepEmbeddings is the embedding lookup)
+        var ids = cat(tokens.Select((t, i) => t.to(Device).view(cs[i].BatchSize, 1)).ToArray(), 0);
+        var positions = cat(cs.Select(c => c.NextPosition).ToArray(), 0);
+        long vWidth = tc.NumKvHeads * tc.HeadDim;
+        var h = RunStatic(EmbedTokens(ids), positions, ones([row, vWidth], DType, Device), zeros([row, vWidth], DType, Device), segs,
+            cs.Max(c => c.Capacity));
+        foreach (var c in cs) Close(c);
+        var logits = LmHead(h).squeeze(1).to(ScalarType.Float32);
+        var result = new Tensor[cs.Length];
+        for (int i = 0; i < cs.Length; i++) result[i] = logits.narrow(0, segs[i].Row0, segs[i].Rows).MoveToOuterDisposeScope();
+        return result;
+    }
+
+    private CausalDecodeState Ready(DecodeState s)
+    {
+        var state = (CausalDecodeState)s;
+        if (state.Length >= state.Capacity)
+            throw new InvalidOperationException($"decode state is full ({state.Capacity} positions): prefill with a larger maxNewTokens");
+        if (!SupportsStaticStep) throw new InvalidOperationException($"{GetType().Name} has no static step");
+        return state;
+    }
+
+    /// <summary>Opens this step's cache slot of a state and returns its segment (rows from <paramref name="row0"/>).</summary>
+    private static StaticSegment Open(CausalDecodeState state, long row0, long bucket)
+    {
+        var st = state.Static!;
+        long length = Math.Min((state.Length + bucket) / bucket * bucket, state.Capacity);
+        st.OpenSlot(state);
+        return new StaticSegment(row0, state.BatchSize, st.Slot, st.Views(state, length), state.Caches);
+    }
+
+    /// <summary>Advances a state past the step just run.</summary>
+    private static void Close(CausalDecodeState state)
+    {
+        state.Advance(1);
+        state.NextPosition.add_(1);
+        state.Static!.Slot.add_(1);
+    }
+
+    /// <summary>The decoder over one token per row: RoPE rows gathered from the table, fused columns, all layers.</summary>
+    private Tensor RunStatic(Tensor embeds, Tensor positions, Tensor vOnes, Tensor vZeros, StaticSegment[] segs, long capacity)
+    {
+        var tc = Config.Text;
+        var rope = Rope(capacity);
+        long qk = tc.NumHeads + tc.NumKvHeads;
+        var cos = rope.Cos.index_select(0, positions);       // [R, D]
+        var sin = rope.SinSigned.index_select(0, positions);
+        var si = new StaticStepInputs
+        {
+            CosF = cat([cos.repeat(1, qk), vOnes], 1).unsqueeze(1),
+            SinF = cat([sin.repeat(1, qk), vZeros], 1).unsqueeze(1),
+            Perm = TextModel.RotatePermutation(Device),
+            Segments = segs,
+            Batch = embeds.shape[0],
+        };
+        return TextModel.StaticForward(embeds, si);
+    }
+}

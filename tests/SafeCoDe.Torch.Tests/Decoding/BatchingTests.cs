@@ -1,0 +1,170 @@
+using NUnit.Framework;
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Processing.Images;
+using SafeCoDe.Torch.Runtime;
+using SafeCoDe.Torch.Safety;
+using SafeCoDe.Torch.Tests.Conformance;
+using static TorchSharp.torch;
+using static SafeCoDe.Torch.Tests.TestMath;
+
+namespace SafeCoDe.Torch.Tests.Decoding;
+
+/// <summary>
+/// Several decode states stepped as rows of one batch (<see cref="DecoderBackbone.StaticStepMany"/>) equal each
+/// state stepped alone, while states join, drop a row and leave — for every family of the conformance suite.
+/// </summary>
+[TestFixtureSource(typeof(BackboneConformanceTests), nameof(BackboneConformanceTests.Families))]
+public class BatchedStatesTests(string family, string[] variants)
+{
+    [Test]
+    public void StatesSteppedTogether_EqualEachSteppedAlone_WhateverJoinsOrLeaves()
+    {
+        var owned = new List<Tensor>();
+        var dir = ModelDirectory.Open(BackboneConformanceTests.FixtureDir(family, variants[0]));
+        using var model = Backbones.Load(dir, CPU, ScalarType.Float32);
+        var (real, noised) = BackboneConformanceTests.ReferenceInputs(dir.Dir, owned);
+        using var scope = NewDisposeScope();
+        var pair = BatchCollator.Collate([real, noised], dir.Config.Text.PadTokenId ?? 0);
+        BackboneInputs[] prompts = [pair, real, noised];
+        int[] joinAt = [0, 0, 2], leaveAfter = [6, 4, 6];
+        const int dropNoisedAfter = 3; // the pair drops its noised row (end of guidance)
+        var together = new DecodeState?[3]; var alone = new DecodeState?[3];
+        var tokens = new Tensor?[3];
+        try
+        {
+            for (int step = 0; step < 7; step++)
+            {
+                for (int i = 0; i < 3; i++)
+                {
+                    if (step == joinAt[i])
+                    {
+                        Tensor l;
+                        (together[i], l) = model.Prefill(prompts[i], 10);
+                        (alone[i], _) = model.Prefill(prompts[i], 10);
+                        tokens[i] = l.argmax(1);
+                    }
+                    if (step == leaveAfter[i] + 1) { together[i]!.Dispose(); alone[i]!.Dispose(); together[i] = alone[i] = null; }
+                }
+                if (step == dropNoisedAfter + 1) { together[0]!.KeepRows([0]); alone[0]!.KeepRows([0]); tokens[0] = tokens[0]!.narrow(0, 0, 1); }
+                var live = Enumerable.Range(0, 3).Where(i => together[i] is not null).ToArray();
+                if (live.Length == 0) break;
+                var batched = StepTogether(model, live.Select(i => together[i]!).ToList(), live.Select(i => tokens[i]!).ToList());
+                for (int k = 0; k < live.Length; k++)
+                {
+                    int i = live[k];
+                    var single = model.Step(alone[i]!, tokens[i]!);
+                    Assert.That(RelErr(batched[k], single), Is.LessThanOrEqualTo(1e-5), $"step {step}, request {i}");
+                    var top = single.topk(2, 1).values;
+                    var decided = (top[.., 0] - top[.., 1]).gt(1e-4);
+                    Assert.That(batched[k].argmax(1).eq(single.argmax(1)).logical_or(decided.logical_not()).all().item<bool>(), Is.True,
+                        $"greedy token, step {step}, request {i}");
+                    tokens[i] = single.argmax(1);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var s in together.Concat(alone)) s?.Dispose();
+            foreach (var t in owned) t.Dispose();
+        }
+    }
+
+    /// <summary>What the batcher does with a round: one forward for static-step families, one step each otherwise.</summary>
+    private static Tensor[] StepTogether(IBackbone model, List<DecodeState> states, List<Tensor> tokens) =>
+        StepProbe.StepsStatically(model)
+            ? ((DecoderBackbone)model).StaticStepMany(states, tokens)
+            : states.Select((s, i) => model.Step(s, tokens[i])).ToArray();
+}
+
+/// <summary>The engine's continuous batching: concurrent requests give the results they give alone, and one cancelled request leaves the others alone.</summary>
+public class EngineBatchingTests
+{
+    private SafeCoDeEngine _engine = null!;
+    private static readonly RgbImage Image = RgbImage.Filled(80, 60, 30, 160, 90);
+    private static readonly string[] Prompts = ["What is in this picture?", "Describe the colours.", "Is this safe to touch?", "Write a short poem about it."];
+
+    [OneTimeSetUp]
+    public void Load() => _engine = SafeCoDeEngine.Load(Path.Combine(TestPaths.Root, "weights", "llava-next-tiny"),
+        new EngineOptions { Device = DeviceRequest.Cpu, MaxBatchRows = 8 });
+
+    [OneTimeTearDown]
+    public void Unload() => _engine?.Dispose();
+
+    private static SafeCoDeRequest Request(int i, int maxNew) => new()
+    {
+        Prompt = Prompts[i], Image = Image, Verdict = i % 2 == 0 ? Verdict.Safe : Verdict.Unsafe,
+        Options = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = maxNew + 2 * i, EarlyExit = false, Seed = 5 },
+    };
+
+    [Test]
+    public async Task ConcurrentRequests_EqualTheSameRequestsOneAtATime()
+    {
+        var alone = new List<SafeCoDeResult>();
+        for (int i = 0; i < Prompts.Length; i++) alone.Add(await _engine.GenerateAsync(Request(i, 24)));
+        var (steps0, forwards0) = _engine.Batcher!.Counts;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var together = await Task.WhenAll(Enumerable.Range(0, Prompts.Length).Select(i => _engine.GenerateAsync(Request(i, 24))));
+        var (steps1, forwards1) = _engine.Batcher.Counts;
+        for (int i = 0; i < Prompts.Length; i++)
+            Assert.That(together[i].TokenIds, Is.EqualTo(alone[i].TokenIds), $"request {i}");
+        TestContext.Out.WriteLine($"concurrent: {steps1 - steps0} steps in {forwards1 - forwards0} forwards, {sw.ElapsedMilliseconds} ms");
+        Assert.That(forwards1 - forwards0, Is.LessThan(steps1 - steps0), "concurrent requests must share forwards");
+    }
+
+    [Test]
+    public async Task CancellingOneRequest_DoesNotDisturbTheOthers()
+    {
+        var alone = new List<SafeCoDeResult>();
+        for (int i = 0; i < 3; i++) alone.Add(await _engine.GenerateAsync(Request(i, 12)));
+        using var cancel = new CancellationTokenSource();
+        var victim = Request(1, 40) with { OnText = _ => cancel.Cancel() };
+        var tasks = new[] { _engine.GenerateAsync(Request(0, 12)), _engine.GenerateAsync(victim, cancel.Token), _engine.GenerateAsync(Request(2, 12)) };
+        Assert.That(async () => await tasks[1], Throws.InstanceOf<OperationCanceledException>());
+        Assert.That((await tasks[0]).TokenIds, Is.EqualTo(alone[0].TokenIds));
+        Assert.That((await tasks[2]).TokenIds, Is.EqualTo(alone[2].TokenIds));
+    }
+}
+
+/// <summary>The batcher on its own: a member whose cache is full fails alone; the others' steps still run batched.</summary>
+public class DecodeBatcherTests
+{
+    [Test]
+    public void AFullCache_FailsOnlyItsOwnRequest()
+    {
+        using var model = StepProbe.CreateTiny(2, CPU, ScalarType.Float32);
+        var batcher = new SafeCoDe.Torch.Decoding.Batching.DecodeBatcher(model, 8);
+        using var prompt = StepProbe.TinyPrompt(1, 12).InputIds;
+        var inputs = new BackboneInputs(prompt, null, new Dictionary<string, Tensor>());
+        var (small, ls) = model.Prefill(inputs, 1);   // room for one step only
+        var (large, ll) = model.Prefill(inputs, 4);
+        var (reference, lr) = model.Prefill(inputs, 4);
+        using (small) using (large) using (reference)
+        {
+            using var tok = ls.argmax(1);
+            Tensor? second = null; Exception? smallError = null;
+            var ready = new Barrier(2);
+            var a = new Thread(() =>
+            {
+                using var m = batcher.Join(); ready.SignalAndWait();
+                batcher.Step(small, tok);
+                try { batcher.Step(small, tok); } catch (Exception ex) { smallError = ex; }
+            });
+            var b = new Thread(() =>
+            {
+                using var m = batcher.Join(); ready.SignalAndWait();
+                batcher.Step(large, tok);
+                second = batcher.Step(large, tok);
+            });
+            a.Start(); b.Start(); a.Join(); b.Join();
+            Assert.That(smallError, Is.InstanceOf<InvalidOperationException>(), "the full cache's own error");
+            model.Step(reference, tok);
+            using var expected = model.Step(reference, tok);
+            Assert.That(second, Is.Not.Null);
+            Assert.That(RelErr(second!, expected), Is.LessThanOrEqualTo(1e-5), "the other request's step is unaffected");
+            Assert.That(batcher.Counts.Forwards, Is.LessThan(batcher.Counts.Steps), "the first round ran as one forward");
+        }
+    }
+}
