@@ -88,8 +88,8 @@ public static class EvalCommand
         var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (the bare question where the protocol says so), auto (base for vanilla, method otherwise)", ["auto", "method", "base"], "auto");
         var concurrency = new Option<int>("--concurrency")
         {
-            Description = "Samples generated at once; the engine decodes them as rows of one batch and each result equals running it alone (records are appended as samples finish)",
-            HelpName = "N", DefaultValueFactory = _ => 1,
+            Description = "Samples generated at once; the engine decodes them as rows of one batch and each result equals running it alone (records are appended as samples finish) [default: what --max-batch-rows admits, N/2]",
+            HelpName = "N",
         };
         var quiet = CliOptions.Quiet();
         var json = CliOptions.Json("Print one JSON object with what the run did (no progress output)");
@@ -119,7 +119,7 @@ public static class EvalCommand
                 try { sh = ShardSpec.Parse(text, p.Given(shardCount) ? p.GetValue(shardCount) : null); }
                 catch (FormatException ex) { throw new UsageException(ex.Message); }
             }
-            int inFlight = p.GetValue(concurrency);
+            int inFlight = p.Given(concurrency) ? p.GetValue(concurrency) : s.Engine.ConcurrentRequests;
             if (inFlight < 1) throw new UsageException($"--concurrency {inFlight}: expected at least 1");
             var run = p.GetValue(outDir)!.Replace("{shard}", sh?.Index.ToString(CultureInfo.InvariantCulture) ?? "all");
             var f = p.GetValue(framing)!;

@@ -28,6 +28,12 @@ public sealed class GenerationOptions
     public Option<string> Device { get; } = CliOptions.Device();
     /// <summary><c>--dtype</c> (default: bfloat16 on CUDA, float32 on the CPU).</summary>
     public Option<string> DType { get; } = CliOptions.DType(null, "Weights and activations: float32, bfloat16 or float16 [default: bfloat16 on CUDA, float32 on the CPU]");
+    /// <summary><c>--max-batch-rows N</c> (<see cref="EngineOptions.MaxBatchRows"/>).</summary>
+    public Option<int> MaxBatchRows { get; } = new("--max-batch-rows")
+    {
+        Description = "Rows one decode forward may carry when requests run concurrently (a SafeCoDe request takes 2 while guided, then 1); N/2 requests run at once, 1 = one at a time",
+        HelpName = "N", DefaultValueFactory = _ => new EngineOptions().MaxBatchRows,
+    };
     /// <summary><c>--prompt-style</c>.</summary>
     public Option<string> PromptStyle { get; } = CliOptions.Choice<PromptStyle>("--prompt-style",
         "The family's official chat template, or the SafeCoDe reference code's prompt quirks", Torch.Processing.Chat.PromptStyle.Official);
@@ -138,7 +144,7 @@ public sealed class GenerationOptions
     /// <summary>Every option, in help order.</summary>
     public IEnumerable<Option> All =>
     [
-        Model, Device, DType, PromptStyle, System, Judge, JudgeCache, OptionsFile, Mode, Preset,
+        Model, Device, DType, MaxBatchRows, PromptStyle, System, Judge, JudgeCache, OptionsFile, Mode, Preset,
         MaxNewTokens, MaxTotalTokens, UniformMaxNewTokens, Temperature, TemperatureSafe, TemperatureUnsafe, TopP, TopPSafe, TopPUnsafe, TopK, Seed, Greedy,
         Alpha, MaxSteps, RefusalTopK, LambdaSupp, LambdaBoost, UnsafeStrategy, Noise, NoiseStd, VcdNoiseStep, VcdBeta,
         HalveAlphaOnSafe, UnsafeNeedsTwoSteps, QuoteSkip, EarlyExit, CorruptionRollback, GuidedTemperatureSafe, GuidedTemperatureUnsafe,
@@ -205,8 +211,10 @@ public sealed class GenerationOptions
         var device = RuntimeOptions.ParseDevice(p.GetValue(Device)!);
         var dtype = p.GetValue(DType) is { } dt ? SafeCoDeEngine.ParseDType(dt) : (ModelDType?)null;
         var style = CliOptions.ParseChoice<PromptStyle>(p.GetValue(PromptStyle)!, "--prompt-style");
+        int rows = p.GetValue(MaxBatchRows);
+        if (rows < 1) throw new UsageException($"--max-batch-rows {rows}: expected at least 1");
         return new GenerationSettings(
-            p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style }, o,
+            p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style, MaxBatchRows = rows }, o,
             p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System)) { ParseSpecial = p.GetValue(ParseSpecial) };
     }
 

@@ -72,6 +72,7 @@ public sealed partial class SafeCoDeEngine
             detail?.Report(new LoadProgress(stage, bd, bt, td, tt, sw.Elapsed, msg));
         }
         cancel.ThrowIfCancellationRequested();
+        if (o.MaxBatchRows < 1) throw new ArgumentOutOfRangeException("options", o.MaxBatchRows, "EngineOptions.MaxBatchRows must be at least 1 (1: requests run one at a time)");
         var runtime = NativeRuntime.Initialize(new RuntimeOptions { Device = o.Device });
         var device = NativeRuntime.SelectDevice(o.Device);
         var dtype = o.DType is { } d ? ToScalarType(d) : (device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32);

@@ -38,6 +38,9 @@ public sealed record EngineOptions
     /// rows of one batch; 1 runs requests strictly one at a time. Default 16.
     /// </summary>
     public int MaxBatchRows { get; init; } = 16;
+
+    /// <summary>How many requests the engine runs at once: MaxBatchRows / 2 (at least 1).</summary>
+    public int ConcurrentRequests => Math.Max(1, MaxBatchRows / 2);
 }
 
 /// <summary>One request: a query, optionally an image, and how to decode it.</summary>
@@ -163,7 +166,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     private SafeCoDeEngine(ModelDirectory dir, IBackbone model, ITokenizer tokenizer, ITokenizer? qformer, IImageProcessor images, EngineOptions o)
     {
         Directory = dir; Model = model; Tokenizer = tokenizer; Images = images; _options = o;
-        int admitted = Math.Max(1, o.MaxBatchRows / 2);
+        int admitted = o.ConcurrentRequests;
         _gate = new SemaphoreSlim(admitted, admitted);
         _batcher = admitted > 1 ? new DecodeBatcher(model, o.MaxBatchRows) : null;
         Format = ChatFormat.For(dir.Config.ModelType, o.PromptStyle);

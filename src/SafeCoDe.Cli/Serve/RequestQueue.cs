@@ -3,9 +3,8 @@ namespace SafeCoDe.Cli.Serve;
 /// <summary>
 /// Admission and scheduling of generation requests. <see cref="TryAdmit"/> admits a request while fewer than the
 /// queue length are admitted (else the caller answers 429); <see cref="Ticket.WaitTurnAsync"/> waits for one of the
-/// execution slots. Today one slot: the engine decodes one request at a time. When the engine gets multi-request
-/// batching, the slots become batch rows: this class is the one place that changes (admitted requests are handed to
-/// the batcher instead of waiting for a slot); the HTTP layer only sees tickets.
+/// execution slots. The slots are the requests the engine runs at once (<c>--max-batch-rows</c> / 2): requests
+/// holding a slot decode together as rows of one batch; the HTTP layer only sees tickets.
 /// </summary>
 public sealed class RequestQueue
 {

@@ -47,7 +47,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
     {
         _o = o;
         _app = app;
-        _queue = new RequestQueue(o.QueueLength, o.MaxConcurrent);
+        _queue = new RequestQueue(o.QueueLength, o.MaxConcurrent ?? o.Engine.ConcurrentRequests);
         _log = o.Log ?? Console.Error;
         _keyHash = string.IsNullOrEmpty(o.ApiKey) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(o.ApiKey));
         ModelId = o.ModelId ?? Path.GetFileName(Path.GetFullPath(o.ModelDir).TrimEnd('/', '\\'));

@@ -26,8 +26,11 @@ public sealed record ServerOptions
     public string? ApiKey { get; init; }
     /// <summary>Requests admitted at once (running + waiting); one more is answered 429.</summary>
     public int QueueLength { get; init; } = 64;
-    /// <summary>Requests decoded at the same time. The engine serialises requests today, so 1; multi-request batching will raise it.</summary>
-    public int MaxConcurrent { get; init; } = 1;
+    /// <summary>
+    /// Requests handed to the engine at the same time (their decode steps run as rows of one batch); null: what the
+    /// engine admits, <see cref="EngineOptions.ConcurrentRequests"/> (<c>--max-batch-rows</c> / 2). The rest wait in the queue.
+    /// </summary>
+    public int? MaxConcurrent { get; init; }
     /// <summary>Longest a request may take, queue wait included (504 after it; a stream is ended).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
     /// <summary>How long shutdown waits for in-flight requests before cancelling them.</summary>
