@@ -22,6 +22,7 @@ public static class Cli
         MakeRandomCommand.Create,
         TokenizeCommand.Create,
         DoctorCommand.Create,
+        SafeScenesCommand.Create,
     ];
 
     /// <summary>What the root help prints after the option list.</summary>

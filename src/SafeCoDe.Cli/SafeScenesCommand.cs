@@ -1,0 +1,47 @@
+using System.CommandLine;
+using System.Diagnostics;
+using SafeCoDe.Eval.SafeScenes;
+
+namespace SafeCoDe.Cli;
+
+/// <summary><c>safecode safescenes</c>: draw the SafeScenes world (evaluation set and training set), and train its demonstration model.</summary>
+public static class SafeScenesCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var seed = new Option<long>("--seed") { Description = "Seed of the world (images, items, paraphrases)", DefaultValueFactory = _ => 1, HelpName = "S" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Evaluation folder: combined.json + chat/ + embodied/ (MSSBench layout), mossbench/, safescenes.json", HelpName = "DIR" };
+        var count = new Option<int>("--count") { Description = "MSSBench chat queries (each on a safe and an unsafe scene); as many over-sensitivity cases", DefaultValueFactory = _ => 60, HelpName = "N" };
+        var train = new Option<string>("--train") { Description = "Also write a training set (images/ + train.jsonl) to this folder", HelpName = "DIR2" };
+        var renders = new Option<int>("--renders") { Description = "Training images per object × context combination", DefaultValueFactory = _ => 6, HelpName = "R" };
+        var cmd = new Command("safescenes", """
+            Draw SafeScenes, a small synthetic world with situational safety: objects in contexts where the same request
+            is safe in one scene and unsafe in another. Writes an evaluation set in MSSBench's layout (--out), with
+            over-sensitivity cases in MOSSBench's layout under mossbench/, and a training set (--train). Held-out object ×
+            context combinations and paraphrases appear only in evaluation sets. Deterministic from --seed.
+            """) { seed, outDir, count, train, renders };
+        Cli.SetExamples(cmd, "safecode safescenes --seed 7 --out /tmp/scenes-test --count 60", "safecode safescenes --seed 1 --out /tmp/scenes --train /tmp/scenes-train");
+        cmd.SetHandler((p, io) =>
+        {
+            var dir = p.GetValue(outDir);
+            var trainDir = p.GetValue(train);
+            if (dir is null && trainDir is null) throw new ArgumentException("give --out DIR, --train DIR2 or both");
+            var sw = Stopwatch.StartNew();
+            long s = p.GetValue(seed);
+            if (dir is not null)
+            {
+                var w = SafeScenesWorld.WriteEvaluation(s, dir, p.GetValue(count));
+                io.Out.WriteLine($"wrote {w.ChatItems} MSSBench chat items ({w.Images} images, {w.OverSensitivity} over-sensitivity cases; held-out: {w.HeldOutQueryItems} paraphrase items, {w.HeldOutCombinationPairs} combination scenes) to {Path.GetFullPath(dir)}");
+            }
+            if (trainDir is not null)
+            {
+                var list = SafeScenesWorld.WriteTraining(s, trainDir, p.GetValue(renders));
+                io.Out.WriteLine($"wrote {list.Count} training examples ({string.Join(", ", list.GroupBy(e => e.Task).Select(g => $"{g.Count()} {g.Key}"))}) to {Path.GetFullPath(trainDir)}");
+            }
+            io.Out.WriteLine($"done in {sw.Elapsed.TotalSeconds:F1} s");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+}
