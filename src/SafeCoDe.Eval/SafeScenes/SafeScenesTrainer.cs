@@ -20,7 +20,7 @@ public sealed record SafeScenesTrainOptions
     public long Seed { get; init; } = 1;
     /// <summary>Optimiser steps.</summary>
     public int Steps { get; init; } = 3000;
-    /// <summary>Examples per step (all of one task).</summary>
+    /// <summary>Examples per step, all of one task; the tasks take turns caption, verdict, caption, answer.</summary>
     public int BatchSize { get; init; } = 16;
     /// <summary>Peak learning rate of AdamW (linear warm-up, cosine decay to a tenth).</summary>
     public double LearningRate { get; init; } = 2e-3;
@@ -140,7 +140,9 @@ public static class SafeScenesTrainer
                 if (!byTask.TryGetValue(e.Task, out var list)) byTask[e.Task] = list = [];
                 list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length, img ? e.Image : null));
             }
-            var tasks = byTask.Keys.Order(StringComparer.Ordinal).ToArray();
+            // captioning (the only task that needs the image) gets every other step
+            var tasks = new[] { "caption", "verdict", "caption", "answer" }.Where(byTask.ContainsKey).ToArray();
+            if (tasks.Length == 0) throw new InvalidDataException("the training set has no caption, verdict or answer examples");
 
             using var optimizer = torch.optim.AdamW(parameters.Select(p => p.Parameter), lr: o.LearningRate, weight_decay: 0.01);
             var rng = SceneRng.For(o.Seed, "batches");
