@@ -78,18 +78,19 @@ public static class SafeScenesCommand
         var lr = new Option<double>("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => 2e-3, HelpName = "X" };
         var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1024, HelpName = "V" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default)", DefaultValueFactory = _ => 0, HelpName = "N" };
+        var saveEvery = new Option<int>("--save-every") { Description = "Also write the checkpoint every N steps (0: only at the end)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var cmd = new Command("train", """
             Train the SafeScenes demonstration model from scratch on a training folder: a world-specific byte-level BPE,
             a small LLaVA-architecture checkpoint, AdamW with cross-entropy on the replies only. Writes bf16 weights in
             the Hub layout. Reproducible: the same seed gives the same weights on the same machine and thread count.
-            """) { world, outDir, seed, steps, batch, lr, vocab, threads };
+            """) { world, outDir, seed, steps, batch, lr, vocab, threads, saveEvery };
         Cli.SetExamples(cmd, "safecode safescenes train --world /tmp/scenes-train --out weights/safescenes-tiny --seed 1");
         cmd.SetHandler((p, io) =>
         {
             var o = new SafeScenesTrainOptions
             {
                 Seed = p.GetValue(seed), Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr),
-                VocabSize = p.GetValue(vocab), Threads = p.GetValue(threads),
+                VocabSize = p.GetValue(vocab), Threads = p.GetValue(threads), SaveEvery = p.GetValue(saveEvery),
             };
             var r = SafeScenesTrainer.Train(p.GetValue(world)!, p.GetValue(outDir)!, o, line => { io.Out.WriteLine(line); io.Out.Flush(); });
             io.Out.WriteLine($"trained {r.Parameters:N0} parameters (vocab {r.VocabSize}) for {r.Losses.Count} steps in {r.Seconds:F0} s; final loss {r.Losses[^1]:F4}; wrote {Path.GetFullPath(p.GetValue(outDir)!)}");

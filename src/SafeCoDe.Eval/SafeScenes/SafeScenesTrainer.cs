@@ -20,7 +20,7 @@ public sealed record SafeScenesTrainOptions
     public long Seed { get; init; } = 1;
     /// <summary>Optimiser steps.</summary>
     public int Steps { get; init; } = 3000;
-    /// <summary>Examples per step, all of one task; the tasks take turns caption, verdict, caption, answer.</summary>
+    /// <summary>Examples per step, all of one task; the tasks take turns as <see cref="SafeScenesTrainer.Schedule"/> says.</summary>
     public int BatchSize { get; init; } = 16;
     /// <summary>Peak learning rate of AdamW (linear warm-up, cosine decay to a tenth).</summary>
     public double LearningRate { get; init; } = 2e-3;
@@ -32,6 +32,8 @@ public sealed record SafeScenesTrainOptions
     public int Threads { get; init; }
     /// <summary>Log a line every this many steps.</summary>
     public int LogEvery { get; init; } = 25;
+    /// <summary>Also write the checkpoint every this many steps (0: only at the end), so a long run can be stopped early.</summary>
+    public int SaveEvery { get; init; }
     /// <summary>Dtype of the written weights.</summary>
     public ScalarType SaveDType { get; init; } = ScalarType.BFloat16;
 }
@@ -78,6 +80,9 @@ public static class SafeScenesTrainer
             ["num_attention_heads"] = 4, ["image_size"] = 112, ["patch_size"] = 16, ["projection_dim"] = 96, ["hidden_act"] = "quick_gelu",
         },
     };
+
+    /// <summary>The tasks in the order the steps take them, repeated: captioning (the only task that needs to see the image, and the hardest) gets three steps in five.</summary>
+    public static readonly IReadOnlyList<string> Schedule = ["caption", "verdict", "caption", "answer", "caption"];
 
     private sealed record Encoded(long[] Ids, int PromptLength, string? Image);
 
@@ -140,8 +145,7 @@ public static class SafeScenesTrainer
                 if (!byTask.TryGetValue(e.Task, out var list)) byTask[e.Task] = list = [];
                 list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length, img ? e.Image : null));
             }
-            // captioning (the only task that needs the image) gets every other step
-            var tasks = new[] { "caption", "verdict", "caption", "answer" }.Where(byTask.ContainsKey).ToArray();
+            var tasks = Schedule.Where(byTask.ContainsKey).ToArray();
             if (tasks.Length == 0) throw new InvalidDataException("the training set has no caption, verdict or answer examples");
 
             using var optimizer = torch.optim.AdamW(parameters.Select(p => p.Parameter), lr: o.LearningRate, weight_decay: 0.01);
@@ -182,6 +186,11 @@ public static class SafeScenesTrainer
                 optimizer.step();
                 double l = loss.item<float>();
                 losses.Add(l);
+                if (o.SaveEvery > 0 && (step + 1) % o.SaveEvery == 0 && step + 1 < o.Steps)
+                {
+                    Save(engine, parameters, initDir, outDir, o.SaveDType);
+                    log?.Invoke($"saved the checkpoint of step {step + 1} to {outDir}");
+                }
                 if (log is not null && (step % o.LogEvery == 0 || step == o.Steps - 1))
                     log($"step {step + 1}/{o.Steps} task {tasks[step % tasks.Length]} loss {l:F4} lr {lr:E2} {tokens / Math.Max(1e-9, sw.Elapsed.TotalSeconds):F0} tok/s {sw.Elapsed.TotalSeconds:F0} s");
             }
