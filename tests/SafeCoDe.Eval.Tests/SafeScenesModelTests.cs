@@ -70,6 +70,8 @@ public class SafeScenesModelTests
             double first = ra.Losses.Take(cycle).Average(), last = ra.Losses.Skip(ra.Losses.Count - cycle).Average();
             Assert.That(last, Is.LessThan(first * 0.7), string.Join(" ", ra.Losses.Select(l => l.ToString("F3"))));
             Assert.That(hb, Is.EqualTo(ha), "same seed, same weights");
+            // the written checkpoint (bf16, lm_head tied to the embeddings) reloads to the trained model
+            Assert.That(ra.ReloadRelativeError, Is.LessThan(0.02));
 
             // the written folder is a bf16 LLaVA checkpoint with tied embeddings (no lm_head tensor) the engine loads
             Assert.That(ModelDirectory.Open(a).Config.ModelType, Is.EqualTo("llava"));

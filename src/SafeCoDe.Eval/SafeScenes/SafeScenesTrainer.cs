@@ -44,7 +44,11 @@ public sealed record SafeScenesTrainOptions
 /// <param name="Parameters">Trainable parameters.</param>
 /// <param name="VocabSize">Tokenizer vocabulary.</param>
 /// <param name="Tokens">Tokens processed (padding included).</param>
-public sealed record SafeScenesTrainResult(IReadOnlyList<double> Losses, double Seconds, long Parameters, int VocabSize, long Tokens);
+public sealed record SafeScenesTrainResult(IReadOnlyList<double> Losses, double Seconds, long Parameters, int VocabSize, long Tokens)
+{
+    /// <summary>Largest logit difference between the trained model and the written checkpoint reloaded, relative to the largest logit.</summary>
+    public double ReloadRelativeError { get; init; }
+}
 
 /// <summary>
 /// Trains the SafeScenes demonstration model: a small LLaVA-1.5-architecture checkpoint (CLIP-style tower, MLP
@@ -121,6 +125,7 @@ public static class SafeScenesTrainer
             using var engine = SafeCoDeEngine.Load(initDir, new EngineOptions { Device = DeviceRequest.Cpu, DType = ModelDType.Float32 });
             var builder = new PromptBuilder(engine.Directory.Config, engine.Tokenizer, engine.Format);
             var model = engine.Model;
+            var tiedNames = BackboneTraining.TieWeights(model); // one embedding table for input and output
             ((nn.Module)model).train();
             var parameters = BackboneTraining.Parameters(model);
             foreach (var (_, p) in parameters) p.requires_grad_(true);
@@ -188,23 +193,44 @@ public static class SafeScenesTrainer
                 losses.Add(l);
                 if (o.SaveEvery > 0 && (step + 1) % o.SaveEvery == 0 && step + 1 < o.Steps)
                 {
-                    Save(engine, parameters, initDir, outDir, o.SaveDType);
+                    Save(engine, parameters, tiedNames, initDir, outDir, o.SaveDType);
                     log?.Invoke($"saved the checkpoint of step {step + 1} to {outDir}");
                 }
                 if (log is not null && (step % o.LogEvery == 0 || step == o.Steps - 1))
                     log($"step {step + 1}/{o.Steps} task {tasks[step % tasks.Length]} loss {l:F4} lr {lr:E2} {tokens / Math.Max(1e-9, sw.Elapsed.TotalSeconds):F0} tok/s {sw.Elapsed.TotalSeconds:F0} s");
             }
             double seconds = sw.Elapsed.TotalSeconds;
-            foreach (var p in pixels.Values) p.Dispose();
 
-            Save(engine, parameters, initDir, outDir, o.SaveDType);
-            return new SafeScenesTrainResult(losses, seconds, paramCount, vocab, tokens);
+            Save(engine, parameters, tiedNames, initDir, outDir, o.SaveDType);
+            double reload = ReloadError(model, outDir, byTask[tasks[0]].Take(2).ToList(), pixels);
+            log?.Invoke($"reloaded {outDir}: logits differ from the trained model by {reload:E2} (relative, {o.SaveDType} rounding)");
+            foreach (var p in pixels.Values) p.Dispose();
+            return new SafeScenesTrainResult(losses, seconds, paramCount, vocab, tokens) { ReloadRelativeError = reload };
         }
         finally { try { Directory.Delete(scratch, true); } catch (IOException) { } }
     }
 
+    /// <summary>Reloads the written checkpoint and compares its logits with the trained model's on a few examples.</summary>
+    private static double ReloadError(IBackbone trained, string outDir, List<Encoded> batch, Dictionary<string, Tensor> pixels)
+    {
+        using var check = SafeCoDeEngine.Load(outDir, new EngineOptions { Device = DeviceRequest.Cpu, DType = ModelDType.Float32 });
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        double worst = 0;
+        foreach (var e in batch)
+        {
+            var images = new Dictionary<string, Tensor>();
+            if (e.Image is not null) images["pixel_values"] = pixels[e.Image];
+            var inputs = new BackboneInputs(tensor(e.Ids).view(1, -1), null, images);
+            var a = BackboneTraining.Logits(trained, inputs);
+            var b = BackboneTraining.Logits(check.Model, inputs);
+            worst = Math.Max(worst, (a - b).abs().max().item<float>() / Math.Max(1e-6, a.abs().max().item<float>()));
+        }
+        return worst;
+    }
+
     /// <summary>Writes the trained parameters under their Hub names (tied lm_head left out) and the folder's other files.</summary>
-    private static void Save(SafeCoDeEngine engine, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, string initDir, string outDir, ScalarType dtype)
+    private static void Save(SafeCoDeEngine engine, IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> parameters, IReadOnlyList<string> tied, string initDir, string outDir, ScalarType dtype)
     {
         Directory.CreateDirectory(outDir);
         var config = engine.Directory.Config;
@@ -213,7 +239,7 @@ public static class SafeScenesTrainer
         var source = new Dictionary<string, Tensor>();
         foreach (var (name, p) in parameters)
         {
-            if (name == "language_model.lm_head.weight") continue; // tied to embed_tokens
+            if (tied.Contains(name)) continue; // shares its source's tensor (tie_word_embeddings)
             foreach (var hub in family.HubTensors(name, p.shape))
             {
                 if (hub.Part >= 0) throw new NotSupportedException($"split tensors are not expected in a LLaVA checkpoint ({name})");
