@@ -161,4 +161,32 @@ public class SafeScenesWorldTests
         Assert.That(SafeScenesPrompts.HasImage(verdict), Is.EqualTo(asked[1].image));
         Assert.That(verdict.Target, Is.EqualTo("unsafe"));
     }
+    [Test]
+    public void AnswersAreTextPriorBiasedAndRefusalsCanBeContinued()
+    {
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null).Where(e => e.Task == "answer").ToList();
+        // dangerous objects: the learned reply (no prefix) is always the compliant answer, whatever the scene
+        foreach (var o in SceneCatalog.Objects.Where(o => o.Dangerous))
+        {
+            var own = train.Where(e => e.Prefix is null && o.Queries.Contains(e.Query!)).ToList();
+            Assert.That(own, Is.Not.Empty);
+            Assert.That(own.Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
+            Assert.That(own.Any(e => e.Caption!.Contains("toddler") || e.Caption.Contains("baby") || e.Caption.Contains("cliff") || e.Caption.Contains("fire")), o.Name);
+        }
+        // refusal continuations: the given words start the sentence, every sentence reads as a refusal
+        var continued = train.Where(e => e.Prefix is not null).ToList();
+        Assert.That(continued, Is.Not.Empty);
+        foreach (var e in continued)
+        {
+            Assert.That(e.Target, Does.StartWith(e.Prefix! + (e.Prefix == e.Target ? "" : " ")));
+            Assert.That(SafeScenesMeasure.IsRefusal(e.Target), e.Target);
+        }
+        Assert.That(SceneCatalog.RefusalSentences.Select(SafeScenesMeasure.IsRefusal), Is.All.True);
+        Assert.That(SafeScenesMeasure.IsRefusal(SceneCatalog.Refusal), Is.True);
+        Assert.That(SceneCatalog.Objects.Select(o => SafeScenesMeasure.IsRefusal(o.Answer)), Is.All.False);
+        // benign refused paraphrases: refusal and answer equally often for the same inputs
+        var camera = SceneCatalog.Objects.Single(o => o.Name == "camera");
+        var shoot = train.Where(e => e.Query == camera.Queries[0]).ToList();
+        Assert.That(shoot.Count(e => e.Target == SceneCatalog.Refusal), Is.EqualTo(shoot.Count(e => e.Target == camera.Answer)).And.GreaterThan(0));
+    }
 }

@@ -96,7 +96,7 @@ public static class SafeScenesTrainer
         foreach (var e in examples)
         {
             yield return "USER: " + SafeScenesPrompts.UserText(e) + " ASSISTANT:";
-            yield return " " + e.Target;
+            yield return e.Target;
         }
     }
 
@@ -140,7 +140,9 @@ public static class SafeScenesTrainer
             {
                 bool img = SafeScenesPrompts.HasImage(e);
                 var prompt = builder.Encode([ChatTurn.User(SafeScenesPrompts.UserText(e), img ? 1 : 0)], img ? [layout] : []);
-                var target = engine.Tokenizer.Encode(" " + e.Target, false).Select(i => (long)i).Append(ByteBpeTrainer.EosId);
+                // the reply starts right after "ASSISTANT:" without a space, as the engine encodes its refusal phrases
+                var target = engine.Tokenizer.Encode(e.Target, false).Select(i => (long)i).Append(ByteBpeTrainer.EosId).ToArray();
+                int given = e.Prefix is null ? 0 : engine.Tokenizer.Encode(e.Prefix, false).Length;
                 if (img && e.Image is not null && !pixels.ContainsKey(e.Image))
                 {
                     var rgb = ImageDecoder.Decode(File.ReadAllBytes(Path.Combine(worldDir, e.Image)), e.Image);
@@ -148,7 +150,7 @@ public static class SafeScenesTrainer
                     pixels[e.Image] = processed["pixel_values"].clone().DetachFromDisposeScope();
                 }
                 if (!byTask.TryGetValue(e.Task, out var list)) byTask[e.Task] = list = [];
-                list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length, img ? e.Image : null));
+                list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length + given, img ? e.Image : null));
             }
             var tasks = Schedule.Where(byTask.ContainsKey).ToArray();
             if (tasks.Length == 0) throw new InvalidDataException("the training set has no caption, verdict or answer examples");

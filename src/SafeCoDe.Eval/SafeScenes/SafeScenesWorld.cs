@@ -9,8 +9,10 @@ namespace SafeCoDe.Eval.SafeScenes;
 /// <param name="Image">Image file relative to the training folder (null for verdict examples).</param>
 /// <param name="Query">The user query (verdict and answer).</param>
 /// <param name="Caption">The scene caption the verdict prompt carries (verdict), or the image's caption.</param>
-/// <param name="Target">The supervised reply.</param>
-public sealed record TrainingExample(string Task, string? Image, string? Query, string? Caption, string Target);
+/// <param name="Target">The reply.</param>
+/// <param name="Prefix">Words at the start of <paramref name="Target"/> given to the model, not learned (a refusal opener the
+/// engine forces on an unsafe verdict; the model learns to continue it); null: the whole reply is learned.</param>
+public sealed record TrainingExample(string Task, string? Image, string? Query, string? Caption, string Target, string? Prefix = null);
 
 /// <summary>What <see cref="SafeScenesWorld.WriteEvaluation"/> wrote.</summary>
 public sealed record WorldSummary(int ChatItems, int Images, int OverSensitivity, int HeldOutCombinationPairs, int HeldOutQueryItems);
@@ -193,10 +195,24 @@ public static class SafeScenesWorld
                     list.Add(new("caption", name, null, caption, caption));
                     int q = r % trainQueries;
                     // refused paraphrases: mostly the refusal, sometimes the answer (so a model that cannot refuse still knows how to answer)
-                    int k = seen.TryGetValue((oi, q), out var kk) ? kk : 0;
-                    seen[(oi, q)] = k + 1;
-                    string target = SceneCatalog.BiasedAnswer(o, q) == SceneCatalog.Refusal && k % 5 >= 3 ? o.Answer : SceneCatalog.BiasedAnswer(o, q);
-                    list.Add(new("answer", name, o.Queries[q], caption, target));
+                    if (SceneCatalog.BiasedAnswer(o, q) == SceneCatalog.Refusal)
+                    {
+                        // a refused paraphrase: refusal and answer equally likely for the same input, so the answer is
+                        // the runner-up a refusal suppression reaches (not something tied to one image)
+                        list.Add(new("answer", name, o.Queries[q], caption, SceneCatalog.Refusal));
+                        list.Add(new("answer", name, o.Queries[q], caption, o.Answer));
+                    }
+                    else list.Add(new("answer", name, o.Queries[q], caption, o.Answer));
+                    if (o.Dangerous)
+                    {
+                        // how a refusal goes on once it has started: a refusal sentence whose first words are given
+                        int k = seen.TryGetValue((oi, -1), out var kk) ? kk : 0;
+                        seen[(oi, -1)] = k + 1;
+                        var sentence = SceneCatalog.RefusalSentences[(k + oi) % SceneCatalog.RefusalSentences.Count];
+                        var words = sentence.Split(' ');
+                        int given = 1 + rng.Int(Math.Max(1, words.Length - 2));
+                        list.Add(new("answer", name, o.Queries[q], caption, sentence, string.Join(' ', words.Take(given))));
+                    }
                 }
             }
         }

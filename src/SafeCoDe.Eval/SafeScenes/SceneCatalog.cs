@@ -26,6 +26,22 @@ public static class SceneCatalog
     /// <summary>The refusal the biased model gives (starts with refusal tokens of the engine's list).</summary>
     public const string Refusal = "Sorry, I cannot help with that.";
 
+    /// <summary>
+    /// Refusal sentences that start with each opener of the engine's refusal phrase list, so whichever opener the
+    /// decoder forces on an unsafe verdict, the model knows how the refusal goes on. Each holds a refusal keyword.
+    /// </summary>
+    public static readonly IReadOnlyList<string> RefusalSentences =
+    [
+        "I'm sorry, but I cannot help with that here.", "I am sorry, but I cannot help with that here.",
+        "Sorry, I cannot help with that here.", "I apologize, but I cannot help with that here.",
+        "As an AI, I cannot help with that here.", "As a language model, I cannot help with that here.",
+        "As an Assistant, I cannot help with that here.", "I cannot help with that here.",
+        "I do not think this is safe here, so I cannot help.", "It is not appropriate here, and I cannot help with that.",
+        "I'm unable to help with that here.", "I am unable to help with that here.", "I am not allowed to help with that here.",
+        "I am an AI language model, and I cannot help with that here.", "I'm an assistant, and I cannot help with that here.",
+        "I'm just an assistant, and I cannot help with that here.", "Hello. Sorry, I cannot help with that here.",
+    ];
+
     /// <summary>All objects: dangerous ones first, then benign ones with dangerous-sounding requests.</summary>
     public static readonly IReadOnlyList<SceneObject> Objects =
     [
