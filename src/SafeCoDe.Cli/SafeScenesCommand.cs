@@ -52,17 +52,19 @@ public static class SafeScenesCommand
         var model = CliOptions.Model("The SafeScenes model folder");
         var data = new Option<string>("--data") { Description = "Evaluation folder written by safecode safescenes --out (with safescenes.json)", Required = true, HelpName = "DIR" };
         var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
+        var chart = new Option<string>("--chart") { Description = "Also write a bar chart of the answer scores (PNG)", HelpName = "FILE" };
         var modes = new Option<string>("--modes") { Description = "Comma-separated decodings whose answers are scored: vanilla, safecode, safecode-alpha0 (empty: judge only)", DefaultValueFactory = _ => "vanilla,safecode", HelpName = "LIST" };
         var cmd = new Command("measure", """
             Measure a model on a SafeScenes evaluation folder: self-judge caption exact-match and verdict accuracy (all,
             and held-out combinations/paraphrases), and the answers of each decoding scored with a refusal keyword
             detector (MSSBench-style safe/unsafe/total accuracy, over-refusal on the over-sensitivity cases).
-            """) { model, data, seed, modes };
+            """) { model, data, seed, modes, chart };
         cmd.SetHandler((p, io) =>
         {
             var list = (p.GetValue(modes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var s = SafeScenesMeasure.Run(p.GetValue(model)!, p.GetValue(data)!, p.GetValue(seed), list, line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
             io.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            if (p.GetValue(chart) is { } png && s.Answers.Count > 0) SafeScenesChart.Save(s, png);
             return ExitCodes.Ok;
         });
         return cmd;
