@@ -22,10 +22,11 @@ public static class SafeScenesChart
         for (int m = 0; m < modes.Count; m++)
             plot.Legend.ManualItems.Add(new ScottPlot.LegendItem { LabelText = modes[m], FillColor = palette.GetColor(m) });
         plot.ShowLegend();
+        plot.Legend.Alignment = ScottPlot.Alignment.UpperRight;
         var ticks = metrics.Select((t, k) => new ScottPlot.Tick(k * (modes.Count + 1) + (modes.Count - 1) / 2.0, t)).ToArray();
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
         plot.Axes.Left.Label.Text = "%";
-        plot.Axes.SetLimitsY(0, 110);
+        plot.Axes.SetLimitsY(0, 140);
         plot.Title($"SafeScenes: captions {100 * scores.CaptionExact.Value:F0}% exact, verdicts {100 * scores.Verdict.Value:F0}% correct");
         plot.SavePng(path, 720, 400);
     }
