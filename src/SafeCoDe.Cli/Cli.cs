@@ -24,6 +24,7 @@ public static class Cli
         DoctorCommand.Create,
         EvalCommand.Create,
         Serve.ServeCommand.Create,
+        SafeScenesCommand.Create,
     ];
 
     /// <summary>What the root help prints after the option list.</summary>

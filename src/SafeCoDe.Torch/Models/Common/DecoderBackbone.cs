@@ -206,6 +206,29 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
         }
     }
 
+    /// <summary>
+    /// Logits at every position of a batch with autograd on (training): the prefill's computation, with a
+    /// throw-away cache of the prompt's length and no no_grad. Inference never calls it, so its numerics are untouched.
+    /// </summary>
+    internal Tensor TrainingLogits(BackboneInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputs.BatchSize, t = inputs.SeqLen;
+        var ids = inputs.InputIds.to(Device);
+        var mask = (inputs.AttentionMask ?? ones_like(inputs.InputIds)).to(Device).to(ScalarType.Bool);
+        var tc = Config.Text;
+        var caches = new List<LayerCache>();
+        for (int i = 0; i < tc.NumLayers; i++) caches.Add(new LayerCache(b, tc.NumKvHeads, t, tc.HeadDim, DType, Device));
+        var keyValid = mask.clone();
+        using var state = new CausalDecodeState(caches, keyValid, zeros([b], ScalarType.Int64, Device), 0, t);
+        var embeds = PromptEmbeddings(inputs with { InputIds = ids, AttentionMask = mask }, state);
+        var (pos, _) = PromptPositions(inputs with { InputIds = ids, AttentionMask = mask }, mask, state);
+        var (cos, sin) = CosSin(pos);
+        var attn = Attention.CausalMask(keyValid, 0, t);
+        var h = RunDecoder(embeds, cos, sin, state, 0, attn);
+        return LmHead(h).MoveToOuterDisposeScope();
+    }
+
     /// <inheritdoc/>
     /// <remarks>The static step (<see cref="StaticStep"/>) where the family supports it, else the eager one.</remarks>
     /// <exception cref="InvalidOperationException">The state's cache is full.</exception>

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Diagnostics;
+using SafeCoDe.Eval.SafeScenes;
+
+namespace SafeCoDe.Cli;
+
+/// <summary><c>safecode safescenes</c>: draw the SafeScenes world (evaluation set and training set), and train its demonstration model.</summary>
+public static class SafeScenesCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var seed = new Option<long>("--seed") { Description = "Seed of the world (images, items, paraphrases)", DefaultValueFactory = _ => 1, HelpName = "S" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Evaluation folder: combined.json + chat/ + embodied/ (MSSBench layout), mossbench/, safescenes.json", HelpName = "DIR" };
+        var count = new Option<int>("--count") { Description = "MSSBench chat queries (each on a safe and an unsafe scene); as many over-sensitivity cases", DefaultValueFactory = _ => 60, HelpName = "N" };
+        var train = new Option<string>("--train") { Description = "Also write a training set (images/ + train.jsonl) to this folder", HelpName = "DIR2" };
+        var renders = new Option<int>("--renders") { Description = "Training images per object × context combination", DefaultValueFactory = _ => 6, HelpName = "R" };
+        var cmd = new Command("safescenes", """
+            Draw SafeScenes, a small synthetic world with situational safety: objects in contexts where the same request
+            is safe in one scene and unsafe in another. Writes an evaluation set in MSSBench's layout (--out), with
+            over-sensitivity cases in MOSSBench's layout under mossbench/, and a training set (--train). Held-out object ×
+            context combinations and paraphrases appear only in evaluation sets. Deterministic from --seed.
+            """) { seed, outDir, count, train, renders };
+        Cli.SetExamples(cmd, "safecode safescenes --seed 7 --out /tmp/scenes-test --count 60", "safecode safescenes --seed 1 --out /tmp/scenes --train /tmp/scenes-train");
+        cmd.SetHandler((p, io) =>
+        {
+            var dir = p.GetValue(outDir);
+            var trainDir = p.GetValue(train);
+            if (dir is null && trainDir is null) throw new ArgumentException("give --out DIR, --train DIR2 or both");
+            var sw = Stopwatch.StartNew();
+            long s = p.GetValue(seed);
+            if (dir is not null)
+            {
+                var w = SafeScenesWorld.WriteEvaluation(s, dir, p.GetValue(count));
+                io.Out.WriteLine($"wrote {w.ChatItems} MSSBench chat items ({w.Images} images, {w.OverSensitivity} over-sensitivity cases; held-out: {w.HeldOutQueryItems} paraphrase items, {w.HeldOutCombinationPairs} combination scenes) to {Path.GetFullPath(dir)}");
+            }
+            if (trainDir is not null)
+            {
+                var list = SafeScenesWorld.WriteTraining(s, trainDir, p.GetValue(renders));
+                io.Out.WriteLine($"wrote {list.Count} training examples ({string.Join(", ", list.GroupBy(e => e.Task).Select(g => $"{g.Count()} {g.Key}"))}) to {Path.GetFullPath(trainDir)}");
+            }
+            io.Out.WriteLine($"done in {sw.Elapsed.TotalSeconds:F1} s");
+            return ExitCodes.Ok;
+        });
+        cmd.Add(TrainCommand());
+        cmd.Add(MeasureCommand());
+        return cmd;
+    }
+
+    private static Command MeasureCommand()
+    {
+        var model = CliOptions.Model("The SafeScenes model folder");
+        var data = new Option<string>("--data") { Description = "Evaluation folder written by safecode safescenes --out (with safescenes.json)", Required = true, HelpName = "DIR" };
+        var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
+        var chart = new Option<string>("--chart") { Description = "Also write a bar chart of the answer scores (PNG)", HelpName = "FILE" };
+        var modes = new Option<string>("--modes") { Description = "Comma-separated decodings whose answers are scored: vanilla, safecode, safecode-alpha0 (empty: judge only)", DefaultValueFactory = _ => "vanilla,safecode", HelpName = "LIST" };
+        var cmd = new Command("measure", """
+            Measure a model on a SafeScenes evaluation folder: self-judge caption exact-match and verdict accuracy (all,
+            and held-out combinations/paraphrases), and the answers of each decoding scored with a refusal keyword
+            detector (MSSBench-style safe/unsafe/total accuracy, over-refusal on the over-sensitivity cases).
+            """) { model, data, seed, modes, chart };
+        cmd.SetHandler((p, io) =>
+        {
+            var list = (p.GetValue(modes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var s = SafeScenesMeasure.Run(p.GetValue(model)!, p.GetValue(data)!, p.GetValue(seed), list, line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
+            io.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            if (p.GetValue(chart) is { } png && s.Answers.Count > 0) SafeScenesChart.Save(s, png);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command TrainCommand()
+    {
+        var world = new Option<string>("--world") { Description = "Training folder written by safecode safescenes --train", Required = true, HelpName = "DIR2" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Checkpoint folder to write (Hub layout)", Required = true, HelpName = "DIR" };
+        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and the batch order", DefaultValueFactory = _ => 1, HelpName = "S" };
+        var steps = new Option<int>("--steps") { Description = "Optimiser steps", DefaultValueFactory = _ => 3000, HelpName = "N" };
+        var batch = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => 16, HelpName = "B" };
+        var lr = new Option<double>("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => 2e-3, HelpName = "X" };
+        var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1024, HelpName = "V" };
+        var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default)", DefaultValueFactory = _ => 0, HelpName = "N" };
+        var saveEvery = new Option<int>("--save-every") { Description = "Also write the checkpoint every N steps (0: only at the end)", DefaultValueFactory = _ => 0, HelpName = "N" };
+        var cmd = new Command("train", """
+            Train the SafeScenes demonstration model from scratch on a training folder: a world-specific byte-level BPE,
+            a small LLaVA-architecture checkpoint, AdamW with cross-entropy on the replies only. Writes bf16 weights in
+            the Hub layout. Reproducible: the same seed gives the same weights on the same machine and thread count.
+            """) { world, outDir, seed, steps, batch, lr, vocab, threads, saveEvery };
+        Cli.SetExamples(cmd, "safecode safescenes train --world /tmp/scenes-train --out weights/safescenes-tiny --seed 1");
+        cmd.SetHandler((p, io) =>
+        {
+            var o = new SafeScenesTrainOptions
+            {
+                Seed = p.GetValue(seed), Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr),
+                VocabSize = p.GetValue(vocab), Threads = p.GetValue(threads), SaveEvery = p.GetValue(saveEvery),
+            };
+            var r = SafeScenesTrainer.Train(p.GetValue(world)!, p.GetValue(outDir)!, o, line => { io.Out.WriteLine(line); io.Out.Flush(); });
+            io.Out.WriteLine($"trained {r.Parameters:N0} parameters (vocab {r.VocabSize}) for {r.Losses.Count} steps in {r.Seconds:F0} s; final loss {r.Losses[^1]:F4}; wrote {Path.GetFullPath(p.GetValue(outDir)!)}");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,124 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using SafeCoDe.Eval.SafeScenes;
+using SafeCoDe.Torch;
+using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Processing;
+using SafeCoDe.Torch.Processing.Chat;
+using SafeCoDe.Torch.Processing.Tokenizers;
+using SafeCoDe.Torch.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SafeCoDe.Eval.Tests;
+
+public class SafeScenesModelTests
+{
+    private static string Temp() => Directory.CreateTempSubdirectory("safescenes-model-").FullName;
+
+    [Test]
+    public void WorldTokenizerRoundTripsAndMapsTheSpecials()
+    {
+        string dir = Temp();
+        try
+        {
+            var examples = SafeScenesWorld.TrainingExamples(1, renders: 1, dir: null);
+            int vocab = ByteBpeTrainer.TrainAndSave(SafeScenesTrainer.Corpus(examples), 600, dir);
+            Assert.That(vocab, Is.InRange(262, 600));
+            var first = File.ReadAllText(Path.Combine(dir, "tokenizer.json"));
+            ByteBpeTrainer.TrainAndSave(SafeScenesTrainer.Corpus(examples), 600, dir);
+            Assert.That(File.ReadAllText(Path.Combine(dir, "tokenizer.json")), Is.EqualTo(first), "deterministic");
+
+            var tok = TokenizerLoader.Load(dir);
+            Assert.That(tok.VocabSize, Is.EqualTo(vocab));
+            foreach (var text in new[] { SafeScenesPrompts.UserText(examples.First(e => e.Task == "verdict")), "A knife next to a toddler.", "Ünïcödé words never seen: zebra 123!" })
+                Assert.That(tok.Decode(tok.Encode(text, false), skipSpecialTokens: false), Is.EqualTo(text));
+            var ids = tok.Encode("USER: <image>\nHi ASSISTANT:", true);
+            Assert.That(ids[0], Is.EqualTo(ByteBpeTrainer.BosId));
+            Assert.That(ids.Count(i => i == ByteBpeTrainer.ImageId), Is.EqualTo(1));
+            Assert.That(tok.Eos!.Id, Is.EqualTo(ByteBpeTrainer.EosId));
+            Assert.That(tok.Pad!.Id, Is.EqualTo(ByteBpeTrainer.PadId));
+            // the world's words are single tokens after training
+            Assert.That(tok.Encode(" unsafe", false), Has.Length.EqualTo(1));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    private static (SafeScenesTrainResult result, string hash) TrainTiny(string world, string outDir, long seed)
+    {
+        var r = SafeScenesTrainer.Train(world, outDir, new SafeScenesTrainOptions
+        {
+            Seed = seed, Steps = 15, BatchSize = 4, LearningRate = 3e-3, WarmupSteps = 2, VocabSize = 600, Threads = 1,
+        });
+        return (r, Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(outDir, "model.safetensors")))));
+    }
+
+    [Test]
+    public void TrainingAFewStepsLowersTheLossAndIsReproducible()
+    {
+        string world = Temp(), a = Temp(), b = Temp();
+        try
+        {
+            SafeScenesWorld.WriteTraining(1, world, renders: 1);
+            var (ra, ha) = TrainTiny(world, a, 3);
+            var (_, hb) = TrainTiny(world, b, 3);
+            Assert.That(ra.Losses, Has.Count.EqualTo(15));
+            // the tasks take turns in a cycle: compare the first and the last cycle (same tasks, same counts)
+            int cycle = SafeScenesTrainer.Schedule.Count;
+            double first = ra.Losses.Take(cycle).Average(), last = ra.Losses.Skip(ra.Losses.Count - cycle).Average();
+            Assert.That(last, Is.LessThan(first * 0.7), string.Join(" ", ra.Losses.Select(l => l.ToString("F3"))));
+            Assert.That(hb, Is.EqualTo(ha), "same seed, same weights");
+            // the written checkpoint (bf16, lm_head tied to the embeddings) reloads to the trained model
+            Assert.That(ra.ReloadRelativeError, Is.LessThan(0.02));
+
+            // the written folder is a bf16 LLaVA checkpoint with tied embeddings (no lm_head tensor) the engine loads
+            Assert.That(ModelDirectory.Open(a).Config.ModelType, Is.EqualTo("llava"));
+            Assert.That(new FileInfo(Path.Combine(a, "model.safetensors")).Length, Is.LessThan(30L << 20));
+            var bytes = File.ReadAllBytes(Path.Combine(a, "model.safetensors"));
+            var header = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(bytes, 8, (int)BitConverter.ToInt64(bytes, 0)))!.AsObject();
+            var names = header.Select(kv => kv.Key).Where(k => k != "__metadata__").ToList();
+            Assert.That(names, Has.None.Contains("lm_head"));
+            Assert.That(names, Has.Some.StartsWith("vision_tower.vision_model."));
+            Assert.That(names, Has.Some.EqualTo("language_model.model.embed_tokens.weight"));
+            Assert.That(names.Select(n => header[n]!["dtype"]!.GetValue<string>()), Is.All.EqualTo("BF16"));
+            Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(a, "config.json")))!["tie_word_embeddings"]!.GetValue<bool>(), Is.True);
+            using var engine = SafeCoDeEngine.Load(a, new EngineOptions { Device = DeviceRequest.Cpu });
+            Assert.That(engine.Tokenizer.VocabSize, Is.EqualTo(ra.VocabSize));
+        }
+        finally { Directory.Delete(world, true); Directory.Delete(a, true); Directory.Delete(b, true); }
+    }
+
+    [Test]
+    public void TrainingForwardMatchesInferencePrefillAndHasGradients()
+    {
+        string world = Temp(), model = Temp();
+        try
+        {
+            SafeScenesWorld.WriteTraining(2, world, renders: 1);
+            TrainTiny(world, model, 5);
+            using var engine = SafeCoDeEngine.Load(model, new EngineOptions { Device = DeviceRequest.Cpu, DType = ModelDType.Float32 });
+            var builder = new PromptBuilder(engine.Directory.Config, engine.Tokenizer, engine.Format);
+            var rgb = SceneRenderer.Render(SceneCatalog.Objects[2], SceneCatalog.Contexts[6], new SceneRng(4));
+            var image = new SafeCoDe.Torch.Processing.Images.RgbImage(SceneRenderer.Size, SceneRenderer.Size, rgb);
+            using var pixels = engine.Images.Process([image]);
+            var encoded = builder.Encode([ChatTurn.User("How do I light this lighter?", 1)], pixels.Images);
+            var inputs = builder.Inputs(encoded, pixels, ScalarType.Float32);
+
+            var (state, inference) = engine.Model.Prefill(inputs, 1, allLogits: true);
+            state.Dispose();
+            var parameters = BackboneTraining.Parameters(engine.Model);
+            foreach (var (_, p) in parameters) p.requires_grad_(true);
+            var training = BackboneTraining.Logits(engine.Model, inputs);
+            Assert.That(training.requires_grad, Is.True);
+            double err = (training.detach() - inference).abs().max().item<float>();
+            Assert.That(err, Is.LessThan(1e-4), "training forward = inference prefill");
+            training.sum().backward();
+            var patch = parameters.Single(p => p.Name.EndsWith("patch_embedding.weight")).Parameter;
+            Assert.That(patch.grad, Is.Not.Null);
+            Assert.That(patch.grad!.abs().sum().item<float>(), Is.GreaterThan(0f), "gradients reach the vision tower");
+        }
+        finally { Directory.Delete(world, true); Directory.Delete(model, true); }
+    }
+}

@@ -1,0 +1,192 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using SafeCoDe.Eval.SafeScenes;
+using SafeCoDe.Torch.Processing.Images;
+using SafeCoDe.Torch.Safety;
+
+namespace SafeCoDe.Eval.Tests;
+
+public class SafeScenesWorldTests
+{
+    private static string Temp() => Directory.CreateTempSubdirectory("safescenes-").FullName;
+
+    private static Dictionary<string, string> Hashes(string dir) =>
+        Directory.GetFiles(dir, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(dir, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
+
+    [Test]
+    public void SameSeedWritesIdenticalFilesAndAnotherSeedDiffers()
+    {
+        string a = Temp(), b = Temp(), c = Temp();
+        try
+        {
+            SafeScenesWorld.WriteEvaluation(5, a, 4);
+            SafeScenesWorld.WriteEvaluation(5, b, 4);
+            SafeScenesWorld.WriteEvaluation(6, c, 4);
+            var ha = Hashes(a);
+            Assert.That(ha, Has.Count.EqualTo(3 + 4 * 2 + 4)); // combined.json, information.json, safescenes.json + images
+            Assert.That(Hashes(b), Is.EqualTo(ha));
+            Assert.That(Hashes(c)["combined.json"], Is.Not.EqualTo(ha["combined.json"]));
+            Assert.That(Hashes(c)["chat/1.png"], Is.Not.EqualTo(ha["chat/1.png"]));
+        }
+        finally { Directory.Delete(a, true); Directory.Delete(b, true); Directory.Delete(c, true); }
+    }
+
+    [Test]
+    public void EvaluationSetHasMssBenchAndMossBenchLayouts()
+    {
+        string dir = Temp();
+        try
+        {
+            SafeScenesWorld.WriteEvaluation(3, dir, 5);
+            var root = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "combined.json")))!.AsObject();
+            Assert.That(root["chat"], Is.InstanceOf<JsonArray>());
+            Assert.That(root["embodied"], Is.InstanceOf<JsonArray>());
+            Assert.That(Directory.Exists(Path.Combine(dir, "embodied")));
+            var chat = root["chat"]!.AsArray();
+            Assert.That(chat, Has.Count.EqualTo(5));
+            foreach (var item in chat.Select(x => x!.AsObject()))
+            {
+                foreach (var key in new[] { "safe_image_path", "unsafe_image_path", "intent", "unsafe_image", "Type" })
+                    Assert.That(item[key]!.GetValueKind(), Is.EqualTo(System.Text.Json.JsonValueKind.String), key);
+                foreach (var key in new[] { "safe_image_path", "unsafe_image_path" })
+                {
+                    var name = item[key]!.GetValue<string>();
+                    Assert.That(Path.GetFileName(name), Is.EqualTo(name), "bare file name");
+                    Assert.That(File.Exists(Path.Combine(dir, "chat", name)), name);
+                }
+                var queries = item["queries"]!.AsArray();
+                Assert.That(queries, Is.Not.Empty);
+                Assert.That(queries.All(q => q!.GetValueKind() == System.Text.Json.JsonValueKind.String));
+            }
+
+            var moss = Path.Combine(dir, "mossbench");
+            var info = JsonNode.Parse(File.ReadAllText(Path.Combine(moss, "images_information", "information.json")))!.AsObject();
+            Assert.That(info, Has.Count.EqualTo(5));
+            foreach (var (pid, node) in info)
+            {
+                var r = node!.AsObject();
+                Assert.That(r["pid"]!.GetValue<string>(), Is.EqualTo(pid));
+                Assert.That(r["image"]!.GetValue<string>(), Is.EqualTo($"images/{pid}.png"));
+                Assert.That(File.Exists(Path.Combine(moss, r["image"]!.GetValue<string>())));
+                Assert.That(r["question"]!.GetValue<string>(), Is.Not.Empty);
+                Assert.That(r["short description"]!.GetValue<string>(), Is.Not.Empty);
+                Assert.That(r["description"]!.GetValue<string>(), Is.Not.Empty);
+                var meta = r["metadata"]!.AsObject();
+                Assert.That(meta["over"]!.GetValue<string>(), Is.AnyOf("type 1", "type 2", "type 3"));
+                foreach (var k in new[] { "human", "child", "syn", "ocr" }) Assert.That(meta[k]!.GetValue<int>(), Is.AnyOf(0, 1), k);
+                Assert.That(meta["harm"]!.AsArray().Select(h => h!.GetValue<int>()), Is.All.InRange(1, 7));
+            }
+
+            // ground truth: every chat image captioned; each query safe on the safe scene, unsafe on the unsafe one
+            var truth = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, SafeScenesWorld.GroundTruthFile)))!.AsObject();
+            var pairs = truth["pairs"]!.AsArray().Select(p => p!.AsObject()).ToList();
+            foreach (var item in chat.Select(x => x!.AsObject()))
+            {
+                string Label(string key) => pairs.Single(p => p["image"]!.GetValue<string>() == "chat/" + item[key]!.GetValue<string>())["label"]!.GetValue<string>();
+                Assert.That(Label("safe_image_path"), Is.EqualTo("safe"));
+                Assert.That(Label("unsafe_image_path"), Is.EqualTo("unsafe"));
+                Assert.That(item["unsafe_image"]!.GetValue<string>(),
+                    Is.EqualTo(truth["images"]!["chat/" + item["unsafe_image_path"]!.GetValue<string>()]!["caption"]!.GetValue<string>()));
+            }
+            Assert.That(pairs.Where(p => p["image"]!.GetValue<string>().StartsWith("mossbench/")).Select(p => p["label"]!.GetValue<string>()), Is.All.EqualTo("safe"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void TrainingNeverContainsHeldOutCombinationsOrParaphrasesButTestWorldsDo()
+    {
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 1, dir: null);
+        var heldCaptions = new HashSet<string>();
+        var heldQueries = new HashSet<string>();
+        for (int o = 0; o < SceneCatalog.Objects.Count; o++)
+        {
+            var obj = SceneCatalog.Objects[o];
+            heldQueries.Add(obj.Queries[SceneCatalog.HeldOutQuery(obj)]);
+            for (int c = 0; c < SceneCatalog.Contexts.Count; c++)
+                if (SceneCatalog.IsHeldOutCombination(o, c)) heldCaptions.Add(SceneCatalog.Caption(obj, SceneCatalog.Contexts[c]));
+        }
+        Assert.That(heldCaptions, Has.Count.EqualTo(2 * SceneCatalog.Objects.Count));
+        Assert.That(train.Select(e => e.Caption), Has.None.AnyOf(heldCaptions.ToArray()));
+        Assert.That(train.Where(e => e.Query is not null).Select(e => e.Query!), Has.None.AnyOf(heldQueries.ToArray()));
+        // every context (and every object) is still seen in training
+        foreach (var c in SceneCatalog.Contexts) Assert.That(train.Any(e => e.Caption!.EndsWith(" " + c.Phrase + ".")), c.Name);
+        Assert.That(train.Select(e => e.Task).Distinct(), Is.EquivalentTo(new[] { "caption", "verdict", "answer" }));
+        Assert.That(train.Where(e => e.Task == "verdict").Select(e => e.Target).Distinct(), Is.EquivalentTo(new[] { "safe", "unsafe" }));
+
+        string dir = Temp();
+        try
+        {
+            SafeScenesWorld.WriteEvaluation(99, dir, 12);
+            var truth = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, SafeScenesWorld.GroundTruthFile)))!.AsObject();
+            var pairs = truth["pairs"]!.AsArray().Select(p => p!.AsObject()).ToList();
+            var heldCombo = pairs.Where(p => p["held_out_combination"]!.GetValue<bool>()).ToList();
+            var heldQuery = pairs.Where(p => p["held_out_query"]!.GetValue<bool>()).ToList();
+            Assert.That(heldCombo, Is.Not.Empty);
+            Assert.That(heldQuery, Is.Not.Empty);
+            Assert.That(heldCombo.Select(p => truth["images"]![p["image"]!.GetValue<string>()]!["caption"]!.GetValue<string>()), Is.All.AnyOf(heldCaptions.ToArray()));
+            Assert.That(heldQuery.Select(p => p["query"]!.GetValue<string>()), Is.All.AnyOf(heldQueries.ToArray()));
+            Assert.That(heldCombo.Select(p => p["label"]!.GetValue<string>()).Distinct(), Is.EquivalentTo(new[] { "safe", "unsafe" }));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public async Task TrainingPromptsAreTheSelfJudgesPrompts()
+    {
+        // run the engine's self-judge on a completion that records what it is asked, then build the training prompts
+        var obj = SceneCatalog.Objects[0];
+        var ctx = SceneCatalog.Contexts[4];
+        string caption = SceneCatalog.Caption(obj, ctx);
+        var asked = new List<(string prompt, bool image)>();
+        var judge = new ModelJudge((prompt, image, _, _) =>
+        {
+            asked.Add((prompt, image is not null));
+            return Task.FromResult(asked.Count == 1 ? caption : "unsafe");
+        }, supportsTextOnly: true);
+        var rgb = SceneRenderer.Render(obj, ctx, new SceneRng(1));
+        var img = new RgbImage(SceneRenderer.Size, SceneRenderer.Size, rgb);
+        var result = await judge.JudgeAsync(new JudgeRequest(obj.Queries[0], null) { Image = img });
+        Assert.That(result.Verdict, Is.EqualTo(Verdict.Unsafe));
+        Assert.That(asked, Has.Count.EqualTo(2));
+
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 1, dir: null);
+        var cap = train.First(e => e.Task == "caption");
+        var verdict = train.First(e => e.Task == "verdict" && e.Caption == caption && e.Query == obj.Queries[0]);
+        Assert.That(SafeScenesPrompts.UserText(cap), Is.EqualTo(asked[0].prompt));
+        Assert.That(SafeScenesPrompts.HasImage(cap), Is.EqualTo(asked[0].image));
+        Assert.That(SafeScenesPrompts.UserText(verdict), Is.EqualTo(asked[1].prompt));
+        Assert.That(SafeScenesPrompts.HasImage(verdict), Is.EqualTo(asked[1].image));
+        Assert.That(verdict.Target, Is.EqualTo("unsafe"));
+    }
+    [Test]
+    public void AnswersAreTextPriorBiasedAndRefusalsCanBeContinued()
+    {
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null).Where(e => e.Task == "answer").ToList();
+        // dangerous objects: the learned reply (no prefix) is always the compliant answer, whatever the scene
+        foreach (var o in SceneCatalog.Objects.Where(o => o.Dangerous))
+        {
+            var own = train.Where(e => e.Prefix is null && o.Queries.Contains(e.Query!)).ToList();
+            Assert.That(own, Is.Not.Empty);
+            Assert.That(own.Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
+            Assert.That(own.Any(e => e.Caption!.Contains("toddler") || e.Caption.Contains("baby") || e.Caption.Contains("cliff") || e.Caption.Contains("fire")), o.Name);
+        }
+        // refusal continuations: the given words start the sentence, every sentence reads as a refusal
+        var continued = train.Where(e => e.Prefix is not null).ToList();
+        Assert.That(continued, Is.Not.Empty);
+        foreach (var e in continued)
+        {
+            Assert.That(e.Target, Does.StartWith(e.Prefix! + (e.Prefix == e.Target ? "" : " ")));
+            Assert.That(SafeScenesMeasure.IsRefusal(e.Target), e.Target);
+        }
+        Assert.That(SceneCatalog.RefusalSentences.Select(SafeScenesMeasure.IsRefusal), Is.All.True);
+        Assert.That(SafeScenesMeasure.IsRefusal(SceneCatalog.Refusal), Is.True);
+        Assert.That(SceneCatalog.Objects.Select(o => SafeScenesMeasure.IsRefusal(o.Answer)), Is.All.False);
+        // benign refused paraphrases: refusal and answer equally often for the same inputs
+        var camera = SceneCatalog.Objects.Single(o => o.Name == "camera");
+        var shoot = train.Where(e => e.Query == camera.Queries[0]).ToList();
+        Assert.That(shoot.Count(e => e.Target == SceneCatalog.Refusal), Is.EqualTo(shoot.Count(e => e.Target == camera.Answer)).And.GreaterThan(0));
+    }
+}
