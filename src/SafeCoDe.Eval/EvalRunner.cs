@@ -17,12 +17,11 @@ public interface IEvalGenerator
 /// <summary>
 /// Prompts through a loaded <see cref="SafeCoDeEngine"/> with fixed decode options and scene judge. The user turn is
 /// the benchmark's framing of the question (<see cref="PromptFraming.Frame(EvalPrompt, bool)"/>; method framing
-/// unless the mode is vanilla); the scene judge is asked about the raw question (the engine has one prompt field for
-/// both, so the judge is wrapped to see the raw question). With no judge given the engine's model judges itself.
+/// unless the mode is vanilla); the scene judge is asked about the raw question (<see cref="SafeCoDeRequest.JudgeQuery"/>). With no judge given the engine's model judges itself.
 /// </summary>
 public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decoding.SafeCoDeOptions options, ISafetyJudge? judge = null, string? systemOverride = null) : IEvalGenerator
 {
-    private readonly ISafetyJudge _judge = judge ?? new ModelJudge(engine);
+    private readonly ISafetyJudge? _judge = judge;
 
     /// <summary>True when prompts get the SafeCoDe (method) framing: every mode but vanilla.</summary>
     public bool MethodFraming { get; init; } = options.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla;
@@ -39,16 +38,9 @@ public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decodi
             ImagePath = prompt.Image is ImageRef.File f ? f.Path : null,
             ImageBytes = prompt.Image is ImageRef.Embedded e ? e.Bytes : null,
             Options = options,
-            Judge = new RawQuestionJudge(_judge, prompt.Question),
+            Judge = _judge,
+            JudgeQuery = prompt.Question,
         }, cancel);
-
-    /// <summary>Hands the inner judge the raw question instead of the framed user turn.</summary>
-    private sealed class RawQuestionJudge(ISafetyJudge inner, string question) : ISafetyJudge
-    {
-        public string Name => inner.Name;
-        public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) =>
-            inner.JudgeAsync(request with { Query = question }, cancel);
-    }
 }
 
 /// <summary>Where a run stands (reported after every sample).</summary>

@@ -56,6 +56,7 @@ public sealed partial class SafeCoDeEngine
     {
         var run = new RequestRun(request, stream);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
+        if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
         ReadInputs(run);
         await JudgeAsync(run, cancel).ConfigureAwait(false);
         using var scope = NewDisposeScope();
@@ -89,7 +90,7 @@ public sealed partial class SafeCoDeEngine
         var judge = JudgeFor(r.Judge);
         var sw = Stopwatch.StartNew();
         var bytes = run.ImageBytes ?? (run.Image is null ? null : Png(run.Image));
-        var request = new JudgeRequest(r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = run.Options.UnknownVerdict };
+        var request = new JudgeRequest(r.JudgeQuery ?? r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = run.Options.UnknownVerdict };
         run.Judged = await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
         run.JudgeMs = sw.Elapsed.TotalMilliseconds;
         run.Verdict = run.Judged.Verdict;
@@ -97,13 +98,15 @@ public sealed partial class SafeCoDeEngine
     }
 
     /// <summary>
-    /// The request's judge (default: this model judging itself). A model judge on this engine gets a completion
-    /// function that runs inside the held request instead of calling back into the engine.
+    /// The request's judge (default: this model judging itself). A model judge on this engine — also behind a
+    /// <see cref="CachedJudge"/> — gets a completion function that runs inside the held request instead of calling
+    /// back into the engine (which would wait for a request slot this request holds).
     /// </summary>
     private ISafetyJudge JudgeFor(ISafetyJudge? judge) => judge switch
     {
         null => new ModelJudge(CompleteHeld, SupportsTextOnly, ImageLimits),
         ModelJudge m when m.RunsOn(this) => m.WithCompletion(CompleteHeld),
+        CachedJudge { Inner: { } inner } c => c.With(JudgeFor(inner)),
         _ => judge,
     };
 

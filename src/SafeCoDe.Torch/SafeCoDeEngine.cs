@@ -71,6 +71,11 @@ public sealed record SafeCoDeRequest
     /// </summary>
     public IReadOnlyList<ChatTurn>? History { get; init; }
     /// <summary>
+    /// The query the judge is asked about (default: <see cref="Prompt"/>) — e.g. a benchmark's raw question when the
+    /// user turn wraps it in an instruction. The decoded user turn is still <see cref="Prompt"/>.
+    /// </summary>
+    public string? JudgeQuery { get; init; }
+    /// <summary>
     /// Experts only: special-token strings in <see cref="Prompt"/> and <see cref="SystemPrompt"/> become control tokens
     /// (default false: user text is encoded as plain text, so it cannot end a turn or open a forged one).
     /// </summary>

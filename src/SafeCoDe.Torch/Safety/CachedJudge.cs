@@ -72,7 +72,21 @@ public sealed class CachedJudge : ISafetyJudge
     /// Safe to call concurrently; two concurrent misses for the same key both ask the inner judge.
     /// </summary>
     /// <exception cref="JudgeException">A miss without an inner judge.</exception>
-    public async Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default)
+    public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) => JudgeAsync(request, _inner, cancel);
+
+    /// <summary>The cache in front of <paramref name="inner"/> instead of its own inner judge (same entries, same file).</summary>
+    internal ISafetyJudge? Inner => _inner;
+
+    /// <summary>This cache asking <paramref name="inner"/> on a miss (the engine hands it its in-request model judge).</summary>
+    internal ISafetyJudge With(ISafetyJudge inner) => ReferenceEquals(inner, _inner) ? this : new Bound(this, inner);
+
+    private sealed class Bound(CachedJudge cache, ISafetyJudge inner) : ISafetyJudge
+    {
+        public string Name => cache.Name;
+        public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) => cache.JudgeAsync(request, inner, cancel);
+    }
+
+    private async Task<JudgeResult> JudgeAsync(JudgeRequest request, ISafetyJudge? inner, CancellationToken cancel)
     {
         var key = Key(request.ImageHash, request.Query);
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
@@ -83,9 +97,9 @@ public sealed class CachedJudge : ISafetyJudge
         }
         finally { _gate.Release(); }
 
-        if (_inner is null)
+        if (inner is null)
             throw new JudgeException($"{_path} has no verdict for image {request.ImageHash[..Math.Min(12, request.ImageHash.Length)]} and query {JudgePrompts.Quote(request.Query.Length > 80 ? request.Query[..80] + "…" : request.Query)}");
-        var r = await _inner.JudgeAsync(request, cancel).ConfigureAwait(false);
+        var r = await inner.JudgeAsync(request, cancel).ConfigureAwait(false);
         var entry = new Entry(request.ImageHash, request.Query, r.Verdict == Verdict.Unsafe ? "unsafe" : "safe", r.Caption, r.RawVerdictReply, r.Judge, r.LatencyMs);
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
         try
