@@ -74,10 +74,13 @@ public sealed class CachedJudge : ISafetyJudge
     /// <exception cref="JudgeException">A miss without an inner judge.</exception>
     public Task<JudgeResult> JudgeAsync(JudgeRequest request, CancellationToken cancel = default) => JudgeAsync(request, _inner, cancel);
 
-    /// <summary>The cache in front of <paramref name="inner"/> instead of its own inner judge (same entries, same file).</summary>
+    /// <summary>The judge asked on a miss (null: a miss is an error).</summary>
     internal ISafetyJudge? Inner => _inner;
 
-    /// <summary>This cache asking <paramref name="inner"/> on a miss (the engine hands it its in-request model judge).</summary>
+    /// <summary>
+    /// This cache asking <paramref name="inner"/> on a miss instead of its own inner judge, with the same entries and
+    /// file (the engine hands it its in-request model judge).
+    /// </summary>
     internal ISafetyJudge With(ISafetyJudge inner) => ReferenceEquals(inner, _inner) ? this : new Bound(this, inner);
 
     private sealed class Bound(CachedJudge cache, ISafetyJudge inner) : ISafetyJudge
