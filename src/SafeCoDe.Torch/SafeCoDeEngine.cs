@@ -124,7 +124,9 @@ public sealed record SafeCoDeResult(
 /// its prefill, drops its noised row after guidance and leaves when it finishes, without disturbing the others;
 /// each request's result equals running it alone). With MaxBatchRows = 1 requests run one at a time. A request's callbacks (<see cref="SafeCoDeRequest.OnText"/>,
 /// <see cref="SafeCoDeRequest.OnJudged"/>) run while it holds the model and must not call this engine; a
-/// <see cref="ModelJudge"/> on this engine is handed a completion that runs inside the request. Disposing while a
+/// <see cref="ModelJudge"/> on this engine (also behind a <see cref="CachedJudge"/>) is handed a completion that runs
+/// inside the request; a custom judge that calls <see cref="CompleteAsync"/> on this engine from inside a request waits
+/// for a free request slot (and forever with MaxBatchRows = 1). Disposing while a
 /// request runs is not allowed.</para>
 /// </summary>
 public sealed partial class SafeCoDeEngine : IDisposable
@@ -234,7 +236,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     private static Task<T> OwnThread<T>(Func<Task<T>> body, CancellationToken cancel) =>
         Task.Factory.StartNew(body, cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
-    /// <summary>Runs <paramref name="body"/> while holding the model (requests run one at a time).</summary>
+    /// <summary>Runs <paramref name="body"/> while holding one of the engine's request slots (MaxBatchRows / 2 of them).</summary>
     private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
     {
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
