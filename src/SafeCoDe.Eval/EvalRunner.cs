@@ -21,8 +21,6 @@ public interface IEvalGenerator
 /// </summary>
 public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decoding.SafeCoDeOptions options, ISafetyJudge? judge = null, string? systemOverride = null) : IEvalGenerator
 {
-    private readonly ISafetyJudge? _judge = judge;
-
     /// <summary>True when prompts get the SafeCoDe (method) framing: every mode but vanilla.</summary>
     public bool MethodFraming { get; init; } = options.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla;
 
@@ -38,7 +36,7 @@ public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decodi
             ImagePath = prompt.Image is ImageRef.File f ? f.Path : null,
             ImageBytes = prompt.Image is ImageRef.Embedded e ? e.Bytes : null,
             Options = options,
-            Judge = _judge,
+            Judge = judge,
             JudgeQuery = prompt.Question,
         }, cancel);
 }

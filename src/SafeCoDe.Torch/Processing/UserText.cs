@@ -61,8 +61,9 @@ public sealed class UserText
     /// <exception cref="PromptException">A turn contains a placeholder.</exception>
     public static void RefusePlaceholders(IReadOnlyList<ChatTurn> turns)
     {
+        var placeholders = Placeholders; // gathered from the registered families once per call, not once per turn
         foreach (var t in turns)
-            foreach (var p in Placeholders)
+            foreach (var p in placeholders)
                 if (t.Text.Contains(p, StringComparison.Ordinal))
                     throw new PromptException($"the {(t.Role == "system" ? "system prompt" : "prompt")} contains the image placeholder {(p == ChatFormat.ImageMarker ? "marker U+E000" : "'" + p + "'")}; pass images as images, not as text");
     }
