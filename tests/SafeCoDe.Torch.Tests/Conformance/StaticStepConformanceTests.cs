@@ -49,7 +49,7 @@ public class StaticStepConformanceTests(string family, string[] variants)
     /// top-2 margin exceeds two bfloat16 ulps of the top logit (below that a one-ulp rounding decides the tie).
     /// Returns the worst relative error, whether the counted greedy picks agree, and whether every step was bitwise equal.
     /// </summary>
-    private static (double worst, bool sameTokens, bool bitwise) Compare(IBackbone model, BackboneInputs batch, int steps, long bucket, bool forced = false)
+    internal static (double worst, bool sameTokens, bool bitwise) Compare(IBackbone model, BackboneInputs batch, int steps, long bucket, bool forced = false)
     {
         var d = (DecoderBackbone)model;
         var (se, le) = model.Prefill(batch, steps + 1);
