@@ -21,10 +21,13 @@ public class IdeficsStaticStepTests
         new object[] { "vector", true, 2, ScalarType.BFloat16 },
     ];
 
-    /// <summary>Two rows with one image; the second row's mask lets none of its tokens see it (its cross-attention is gated off).</summary>
+    /// <summary>
+    /// Two rows with two images each: generated tokens of the first row see the second image's latents only; the
+    /// second row's mask lets none of its tokens see an image (its cross-attention is gated off).
+    /// </summary>
     private static BackboneInputs PairWithABlindRow()
     {
-        var p = IdeficsStepProbe.Prompt(2, 12, 1);
+        var p = IdeficsStepProbe.Prompt(2, 12, 2);
         using (var blind = p.Images["image_attention_mask"].select(0, 1)) blind.zero_();
         return p;
     }
@@ -64,8 +67,8 @@ public class IdeficsStaticStepTests
     }
 
     /// <summary>
-    /// Four requests join and leave one batch: a two-row request with one image whose second row sees none (it drops
-    /// that row midway), a text-only request, a request with two images (twice the latents) and a two-row text-only
+    /// Four requests join and leave one batch: a two-row request with two images whose second row sees none (it drops
+    /// that row midway), a text-only request, a request with one image (half the latents) and a two-row text-only
     /// request; steps 6–8 batch only text-only requests. Every batched step equals the request stepped alone.
     /// </summary>
     [Test]
@@ -73,7 +76,7 @@ public class IdeficsStaticStepTests
     {
         using var model = IdeficsStepProbe.CreateTiny(4, 2, CPU, ScalarType.Float32, "vector", true);
         var d = (DecoderBackbone)model;
-        BackboneInputs[] prompts = [PairWithABlindRow(), IdeficsStepProbe.Prompt(1, 9, 0, seed: 3), IdeficsStepProbe.Prompt(1, 14, 2, seed: 5), IdeficsStepProbe.Prompt(2, 7, 0, seed: 9)];
+        BackboneInputs[] prompts = [PairWithABlindRow(), IdeficsStepProbe.Prompt(1, 9, 0, seed: 3), IdeficsStepProbe.Prompt(1, 14, 1, seed: 5), IdeficsStepProbe.Prompt(2, 7, 0, seed: 9)];
         int[] joinAt = [0, 0, 3, 1], leaveAfter = [5, 8, 5, 9];
         const int dropRowAfter = 2;
         int n = prompts.Length, batchedSteps = 0;

@@ -50,8 +50,10 @@ public static class IdeficsStepProbe
 
     /// <summary>
     /// A prompt for the tiny IDEFICS: <paramref name="rows"/> rows of <paramref name="length"/> random ids and
-    /// <paramref name="images"/> random 28×28 images per row; image i is seen from position <c>(i + 1)·length / (images + 1)</c>
-    /// on. With <paramref name="images"/> 0 the prompt is text only (no pixel values).
+    /// <paramref name="images"/> random 28×28 images per row; image i starts at position <c>(i + 1)·length / (images + 1)</c> and,
+    /// as IDEFICS' processor does, each token sees only the most recent image at or before it (tokens before the first
+    /// see none), so with several images the last token attends to the last image's latents only. With
+    /// <paramref name="images"/> 0 the prompt is text only (no pixel values).
     /// </summary>
     public static BackboneInputs Prompt(long rows, long length, int images, long seed = 7)
     {
@@ -64,8 +66,11 @@ public static class IdeficsStepProbe
             var mask = new long[rows * length * images];
             for (long r = 0; r < rows; r++)
                 for (long t = 0; t < length; t++)
-                    for (int i = 0; i < images; i++)
-                        mask[(r * length + t) * images + i] = t >= (i + 1) * length / (images + 1) ? 1 : 0;
+                {
+                    int current = -1;
+                    for (int i = 0; i < images; i++) if (t >= (i + 1) * length / (images + 1)) current = i;
+                    if (current >= 0) mask[(r * length + t) * images + current] = 1;
+                }
             extra["image_attention_mask"] = tensor(mask, ScalarType.Int64).view(rows, length, images).DetachFromDisposeScope();
         }
         return new BackboneInputs(ids, null, extra);
