@@ -104,7 +104,7 @@ internal abstract partial class DecoderBackbone
             segs[i] = Open(cs[i], row, bucket);
             row += cs[i].BatchSize;
         }
-        // static-step families embed decode tokens plainly (StepEmbeddings is the embedding lookup)
+        // every family embeds decode tokens plainly (StepEmbeddings is the embedding lookup; IDEFICS's decoupled one)
         var ids = cat(tokens.Select((t, i) => t.to(Device).view(cs[i].BatchSize, 1)).ToArray(), 0);
         var positions = cat(cs.Select(c => c.NextPosition).ToArray(), 0);
         long vWidth = tc.NumKvHeads * tc.HeadDim;

@@ -196,6 +196,7 @@ internal sealed partial class IdeficsModel : Block
 /// layers interleaved with the Llama layers, restricted by <c>image_attention_mask</c> [B, T, n_images] (a token
 /// sees only the images before it). The latents' cross-attention keys/values are computed once per request at
 /// prefill and kept in the decode state; every generated token uses the prompt's last mask row (HF's generate).
+/// Decode steps take the static path (<c>IdeficsStatic.cs</c>); <see cref="RunDecoder"/> is the eager reference.
 /// </summary>
 internal sealed partial class IdeficsBackbone : DecoderBackbone
 {
