@@ -84,7 +84,7 @@ internal sealed partial class IdeficsCrossAttention
     public Tensor StaticForward(Tensor x, IdeficsStaticContext ctx, int g)
     {
         long r = x.shape[0];
-        var q = q_proj.Forward(x).view(r, _heads, 1, _headDim);    // T = 1: the eager [B, T, H, D] → [B, H, T, D] transpose without the copy
+        var q = q_proj.Forward(x).view(r, _heads, 1, _headDim);    // one token per row: [B, H, 1, D] directly, no transpose
         if (q_layer_norm is not null) q = q_layer_norm.StaticForward(q);
         var segs = ctx.Segments;
         Tensor o;
