@@ -38,13 +38,15 @@ internal static class BenchDecode
 
     private static int Measure(TextWriter o, CliProgress progress, Device dev, ScalarType dtype, int steps, string modelDir, bool json, DeviceRequest device, Stopwatch wall)
     {
-        using var bar = progress.Start("bench: tensors per step, static vs eager host time, concurrent requests", 3, "parts");
+        using var bar = progress.Start("bench: tensors per step, static vs eager host time, IDEFICS, concurrent requests", 4, "parts");
         double perLayer = StepProbe.TensorsPerLayerStep(StepPath.Static, dev, dtype);
         double perLayerEager = StepProbe.TensorsPerLayerStep(StepPath.Eager, dev, dtype);
         bar.Report(1);
         (double StaticMs, double EagerMs, double Ratio) host;
         using (var deep = StepProbe.CreateTiny(32, dev, dtype)) host = StepProbe.HostTimes(deep, steps);
         bar.Report(2);
+        var ide = Idefics(dev, dtype, steps);
+        bar.Report(3);
         var conc = Concurrent(modelDir, device);
         bar.Complete();
         double wallS = wall.Elapsed.TotalSeconds;
@@ -60,6 +62,10 @@ internal static class BenchDecode
                 concurrent8_samples_per_s = conc is null ? (double?)null : 8 / conc.Value.ConcurrentS,
                 concurrent8_vs_sequential_throughput_ratio = conc is null ? (double?)null : conc.Value.SequentialS / conc.Value.ConcurrentS,
                 concurrent8_steps = conc?.Steps, concurrent8_forwards = conc?.Forwards, concurrent8_same_tokens = conc?.SameTokens,
+                idefics_shape = "idefics, 32 layers, gated cross-attention every 4th, hidden 64, 4 heads, head_dim 16, one image (4 latents)",
+                idefics_tensors_per_plain_layer_step = ide.Static.PerPlainLayer, idefics_tensors_per_gated_layer_step = ide.Static.PerGatedLayer,
+                idefics_eager_tensors_per_plain_layer_step = ide.Eager.PerPlainLayer, idefics_eager_tensors_per_gated_layer_step = ide.Eager.PerGatedLayer,
+                idefics_static_step_ms = ide.Host.StaticMs, idefics_eager_step_ms = ide.Host.EagerMs, idefics_static_vs_eager_host_ratio = ide.Host.Ratio,
                 wall_s = wallS,
             }));
         else
@@ -67,12 +73,33 @@ internal static class BenchDecode
             o.WriteLine($"decode overhead on {dev} {dtype} (32-layer tiny-width LLaVA text decoder)");
             o.WriteLine($"  tensors per layer per step     static {perLayer,6:F1}   eager {perLayerEager,6:F1}");
             o.WriteLine($"  host ms per step (median of {steps} interleaved)   static {host.StaticMs:F3}   eager {host.EagerMs:F3}   ratio {host.Ratio:F3}");
+            o.WriteLine($"  IDEFICS (32 layers, gated every 4th): tensors per plain layer static {ide.Static.PerPlainLayer:F1} eager {ide.Eager.PerPlainLayer:F1}, " +
+                $"per gated layer static {ide.Static.PerGatedLayer:F1} eager {ide.Eager.PerGatedLayer:F1}; host ms static {ide.Host.StaticMs:F3} eager {ide.Host.EagerMs:F3} ratio {ide.Host.Ratio:F3}");
             if (conc is { } c)
                 o.WriteLine($"  8 SafeCoDe requests ({modelDir}, fixed:safe, 32 greedy tokens): one at a time {c.SequentialS:F2} s, together {c.ConcurrentS:F2} s → ×{c.SequentialS / c.ConcurrentS:F2} ({c.Steps} steps in {c.Forwards} forwards; same tokens: {c.SameTokens})");
             else o.WriteLine($"  concurrent requests: skipped ({modelDir} not found)");
             o.WriteLine($"  wall {wallS:F1} s");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// IDEFICS v1's own decoder: tensors per plain and per gated layer (static and eager), and the static / eager host
+    /// time on a 32-layer tiny-width IDEFICS with a gated cross-attention layer before every 4th layer (IDEFICS-9B's
+    /// interval), after a one-image prompt.
+    /// </summary>
+    private static ((double PerPlainLayer, double PerGatedLayer) Static, (double PerPlainLayer, double PerGatedLayer) Eager,
+        (double StaticMs, double EagerMs, double Ratio) Host) Idefics(Device dev, ScalarType dtype, int steps)
+    {
+        var st = IdeficsStepProbe.TensorsPerLayerStep(StepPath.Static, dev, dtype);
+        var eager = IdeficsStepProbe.TensorsPerLayerStep(StepPath.Eager, dev, dtype);
+        var prompt = IdeficsStepProbe.Prompt(1, 32, 1);
+        try
+        {
+            using var deep = IdeficsStepProbe.CreateTiny(32, 4, dev, dtype);
+            return (st, eager, StepProbe.HostTimes(deep, prompt, steps));
+        }
+        finally { IdeficsStepProbe.Dispose(prompt); }
     }
 
     /// <summary>8 whole requests one at a time, then submitted together, on one engine (after one warm-up of each).</summary>

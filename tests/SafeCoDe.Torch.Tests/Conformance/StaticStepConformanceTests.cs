@@ -49,7 +49,7 @@ public class StaticStepConformanceTests(string family, string[] variants)
     /// top-2 margin exceeds two bfloat16 ulps of the top logit (below that a one-ulp rounding decides the tie).
     /// Returns the worst relative error, whether the counted greedy picks agree, and whether every step was bitwise equal.
     /// </summary>
-    private static (double worst, bool sameTokens, bool bitwise) Compare(IBackbone model, BackboneInputs batch, int steps, long bucket, bool forced = false)
+    internal static (double worst, bool sameTokens, bool bitwise) Compare(IBackbone model, BackboneInputs batch, int steps, long bucket, bool forced = false)
     {
         var d = (DecoderBackbone)model;
         var (se, le) = model.Prefill(batch, steps + 1);
@@ -82,19 +82,7 @@ public class StaticStepConformanceTests(string family, string[] variants)
     public void StaticStep_EqualsEagerStep(ScalarType dtype)
     {
         using var model = Backbones.Load(_dir, CPU, dtype);
-        if (!StepProbe.StepsStatically(model))
-        {
-            // IDEFICS: its own decoder has no static step yet; Step must then be the eager step itself
-            using var scope = NewDisposeScope();
-            var (s1, l1) = model.Prefill(_batch, 2); var (s2, _) = model.Prefill(_batch, 2);
-            using (s1) using (s2)
-            {
-                var t = l1.argmax(1);
-                Assert.That(Same(model.Step(s1, t), StepProbe.Step(model, s2, t, StepPath.Eager)), Is.True);
-                Assert.Throws<NotSupportedException>(() => StepProbe.Step(model, s2, t, StepPath.Static));
-            }
-            return;
-        }
+        Assert.That(StepProbe.StepsStatically(model), Is.True, "every family's Step is the static step");
         var exact = Compare(model, _batch, 8, bucket: 1);
         Assert.That(exact.bitwise, Is.True, $"exact length: bitwise ({dtype}); worst rel err {exact.worst:g3}");
         // float32: free-running greedy decoding stays identical; bfloat16 logits tie within one ulp often enough that
@@ -110,7 +98,6 @@ public class StaticStepConformanceTests(string family, string[] variants)
     public void StaticStep_AfterDroppingARowAndTruncating_StillEqualsEager()
     {
         using var model = Backbones.Load(_dir, CPU, ScalarType.Float32);
-        if (!StepProbe.StepsStatically(model)) { Assert.That(family, Is.EqualTo(ModelFamilies.Idefics)); return; }
         var d = (DecoderBackbone)model;
         using var scope = NewDisposeScope();
         var (se, l) = model.Prefill(_batch, 8);

@@ -11,7 +11,7 @@ namespace SafeCoDe.Torch.Decoding.Batching;
 /// (<see cref="DecoderBackbone.StaticStepMany"/>: each request keeps its own cache, length, positions and mask, so
 /// requests join, drop their noised row or leave between steps without a new prefill). At most
 /// <see cref="MaxRows"/> rows go into one forward; more waiting rows run as further batches of the same round.
-/// Families without a static step (IDEFICS) run the waiting steps one after another.
+/// Every family has a static step (IDEFICS through its own decoder), so every family's rounds run batched.
 /// </summary>
 internal sealed class DecodeBatcher
 {

@@ -12,10 +12,20 @@ internal abstract partial class DecoderBackbone
     private readonly object _ropeLock = new();
 
     /// <summary>
-    /// Whether <see cref="Step"/> takes the static path: true for families whose language model is the plain
-    /// <see cref="LlamaModel"/>; a family with its own decoder (IDEFICS) returns false and steps eagerly.
+    /// Whether <see cref="Step"/> takes the static path: true for every family whose decoder runs the static step
+    /// (the plain <see cref="LlamaModel"/>, or a family's own override of <see cref="StaticDecoder"/>).
     /// </summary>
     protected virtual bool SupportsStaticStep => true;
+
+    /// <summary>
+    /// The decoder of the static step over one token per row: [R, 1, hidden] embeddings → final normed hidden states.
+    /// The plain <see cref="LlamaModel"/> by default; a family with its own decoder (IDEFICS) overrides it and
+    /// <see cref="RotatePermutation"/>.
+    /// </summary>
+    protected virtual Tensor StaticDecoder(Tensor embeds, StaticStepInputs inputs) => TextModel.StaticForward(embeds, inputs);
+
+    /// <summary>The fused q|k|v column gather of the decoder (see <see cref="StaticStepInputs.Perm"/>), made once per backbone.</summary>
+    protected virtual Tensor RotatePermutation() => TextModel.RotatePermutation(Device);
 
     /// <summary>Whether this backbone's <see cref="Step"/> is the static step (tests and the bench ask).</summary>
     internal bool StepsStatically => SupportsStaticStep;
@@ -94,7 +104,7 @@ internal abstract partial class DecoderBackbone
             segs[i] = Open(cs[i], row, bucket);
             row += cs[i].BatchSize;
         }
-        // static-step families embed decode tokens plainly (StepEmbeddings is the embedding lookup)
+        // every family embeds decode tokens plainly (StepEmbeddings is the embedding lookup; IDEFICS's decoupled one)
         var ids = cat(tokens.Select((t, i) => t.to(Device).view(cs[i].BatchSize, 1)).ToArray(), 0);
         var positions = cat(cs.Select(c => c.NextPosition).ToArray(), 0);
         long vWidth = tc.NumKvHeads * tc.HeadDim;
@@ -122,7 +132,7 @@ internal abstract partial class DecoderBackbone
         var st = state.Static!;
         long length = Math.Min((state.Length + bucket) / bucket * bucket, state.Capacity);
         st.OpenSlot(state);
-        return new StaticSegment(row0, state.BatchSize, st.Slot, st.Views(state, length), state.Caches);
+        return new StaticSegment(row0, state.BatchSize, st.Slot, st.Views(state, length), state.Caches, state);
     }
 
     /// <summary>Advances a state past the step just run.</summary>
@@ -145,10 +155,10 @@ internal abstract partial class DecoderBackbone
         {
             CosF = cat([cos.repeat(1, qk), vOnes], 1).unsqueeze(1),
             SinF = cat([sin.repeat(1, qk), vZeros], 1).unsqueeze(1),
-            Perm = TextModel.RotatePermutation(Device),
+            Perm = RotatePermutation(),
             Segments = segs,
             Batch = embeds.shape[0],
         };
-        return TextModel.StaticForward(embeds, si);
+        return StaticDecoder(embeds, si);
     }
 }

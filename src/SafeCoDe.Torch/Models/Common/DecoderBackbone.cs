@@ -134,10 +134,10 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
     /// <summary>
     /// The decoder (embed_tokens, layers, norm), used by the default <see cref="EmbedTokens"/> and
     /// <see cref="RunDecoder"/>. A family whose text model is not a plain <see cref="LlamaModel"/> (IDEFICS) overrides
-    /// those two hooks instead.
+    /// those two hooks instead, and the static step's <c>StaticDecoder</c> and <c>RotatePermutation</c>.
     /// </summary>
     protected virtual LlamaModel TextModel =>
-        throw new NotSupportedException($"{GetType().Name} has no plain Llama text model; it must override EmbedTokens and RunDecoder");
+        throw new NotSupportedException($"{GetType().Name} has no plain Llama text model; it must override EmbedTokens, RunDecoder, StaticDecoder and RotatePermutation");
 
     /// <summary>Projects final hidden states to logits.</summary>
     protected abstract Tensor LmHead(Tensor hidden);

@@ -24,13 +24,25 @@ internal sealed class StaticStepInputs
     public required StaticSegment[] Segments { get; init; }
     /// <summary>Rows in the batch (all segments).</summary>
     public required long Batch { get; init; }
+
+    /// <summary>[(H + 2·KV)·D] int64 column gather swapping the halves of every q/k/v head of a text config's fused projection.</summary>
+    public static Tensor MakePermutation(Checkpoints.TextConfig config, Device device)
+    {
+        long heads = config.NumHeads + 2 * config.NumKvHeads, d = config.HeadDim, half = d / 2;
+        var idx = new long[heads * d];
+        for (long h = 0; h < heads; h++)
+            for (long j = 0; j < d; j++) idx[h * d + j] = h * d + (j < half ? j + half : j - half);
+        return tensor(idx, ScalarType.Int64, device).DetachFromDisposeScope();
+    }
 }
 
 /// <summary>One decode state's rows [<paramref name="Row0"/>, Row0 + <paramref name="Rows"/>) of a static step.</summary>
 /// <param name="Slot">[1] int64 on the device: the cache position this step writes.</param>
 /// <param name="Views">The bucket's views: additive mask [rows, 1, 1, L] and per-layer K/V [rows, KV, L, D].</param>
 /// <param name="Caches">The per-layer caches (written at <paramref name="Slot"/>).</param>
-internal sealed record StaticSegment(long Row0, long Rows, Tensor Slot, StaticDecodeBuffers.BucketViews Views, IReadOnlyList<LayerCache> Caches);
+/// <param name="State">The decode state these rows belong to (a family with its own decoder reads its per-request data there).</param>
+internal sealed record StaticSegment(long Row0, long Rows, Tensor Slot, StaticDecodeBuffers.BucketViews Views, IReadOnlyList<LayerCache> Caches,
+    CausalDecodeState State);
 
 /// <summary>
 /// Per-state buffers of the static step, made at the first static step and rebuilt after anything that changes
@@ -63,6 +75,11 @@ internal sealed class StaticDecodeBuffers : IDisposable
     public Tensor VOnes { get; }
     /// <inheritdoc cref="VOnes"/>
     public Tensor VZeros { get; }
+    /// <summary>
+    /// A family's own per-state buffers for its static step (IDEFICS: cross-attention mask and gates), made by the
+    /// family at its first static step and freed with these buffers, so they follow the state's rows.
+    /// </summary>
+    public IDisposable? Family { get; set; }
     private readonly Dictionary<long, BucketViews> _views = [];
 
     public StaticDecodeBuffers(CausalDecodeState state, ScalarType dtype, long vWidth)
@@ -105,6 +122,8 @@ internal sealed class StaticDecodeBuffers : IDisposable
     {
         foreach (var v in _views.Values) v.Dispose();
         _views.Clear();
+        Family?.Dispose();
+        Family = null;
         Slot.Dispose(); AddMask.Dispose(); Tokens.Dispose(); VOnes.Dispose(); VZeros.Dispose();
     }
 }
@@ -143,14 +162,7 @@ internal sealed partial class LlamaModel
 
     private readonly object _permLock = new();
 
-    private Tensor MakePermutation(Device device)
-    {
-        long heads = Config.NumHeads + 2 * Config.NumKvHeads, d = Config.HeadDim, half = d / 2;
-        var idx = new long[heads * d];
-        for (long h = 0; h < heads; h++)
-            for (long j = 0; j < d; j++) idx[h * d + j] = h * d + (j < half ? j + half : j - half);
-        return tensor(idx, ScalarType.Int64, device).DetachFromDisposeScope();
-    }
+    private Tensor MakePermutation(Device device) => StaticStepInputs.MakePermutation(Config, device);
 
     /// <summary>All layers for one decode token per row ([B, 1, hidden]); returns the normed hidden states.</summary>
     public Tensor StaticForward(Tensor x, StaticStepInputs si)

@@ -71,7 +71,7 @@ internal sealed class DecoupledLinear : Block
 /// cross_attn of a gated layer: queries from the text, keys/values from the image latents (vision width), no biases,
 /// no rotary; optional RMS norms on q and k per head (<c>qk_layer_norms</c>).
 /// </summary>
-internal sealed class IdeficsCrossAttention : Block
+internal sealed partial class IdeficsCrossAttention : Block
 {
 #pragma warning disable IDE1006
     public readonly Linear q_proj, k_proj, v_proj, o_proj;
@@ -122,7 +122,7 @@ internal sealed class IdeficsCrossAttention : Block
 /// x + tanh(alpha_cross_attn)·gate·cross_attn(norm(x)), then + tanh(alpha_dense)·mlp(norm(·)). The gate zeroes the
 /// cross-attention output of tokens that see no image; the dense part applies to every token.
 /// </summary>
-internal sealed class GatedCrossAttentionLayer : Block
+internal sealed partial class GatedCrossAttentionLayer : Block
 {
 #pragma warning disable IDE1006
     public readonly Parameter alpha_cross_attn, alpha_dense;
@@ -165,7 +165,7 @@ internal sealed class GatedCrossAttentionLayer : Block
 /// model: decoupled embed_tokens, the vision tower (CLIP-like; its last hidden state without post_layernorm), the
 /// optional perceiver_resampler, Llama decoder layers, gated_cross_attn_layers and the final norm.
 /// </summary>
-internal sealed class IdeficsModel : Block
+internal sealed partial class IdeficsModel : Block
 {
 #pragma warning disable IDE1006
     public readonly DecoupledEmbedding embed_tokens;
@@ -196,8 +196,9 @@ internal sealed class IdeficsModel : Block
 /// layers interleaved with the Llama layers, restricted by <c>image_attention_mask</c> [B, T, n_images] (a token
 /// sees only the images before it). The latents' cross-attention keys/values are computed once per request at
 /// prefill and kept in the decode state; every generated token uses the prompt's last mask row (HF's generate).
+/// Decode steps take the static path (<c>IdeficsStatic.cs</c>); <see cref="RunDecoder"/> is the eager reference.
 /// </summary>
-internal sealed class IdeficsBackbone : DecoderBackbone
+internal sealed partial class IdeficsBackbone : DecoderBackbone
 {
 #pragma warning disable IDE1006
     public readonly IdeficsModel model;
@@ -229,9 +230,6 @@ internal sealed class IdeficsBackbone : DecoderBackbone
 
     /// <summary>Text vocabulary plus the additional (decoupled) vocabulary.</summary>
     public override long VocabSize => _cfg.Text.VocabSize + _cfg.AdditionalVocabSize;
-
-    /// <summary>IDEFICS's decoder (gated cross-attention layers) has no static step yet: it steps eagerly.</summary>
-    protected override bool SupportsStaticStep => false;
 
     /// <inheritdoc/>
     protected override Tensor EmbedTokens(Tensor ids) => model.embed_tokens.Forward(ids);

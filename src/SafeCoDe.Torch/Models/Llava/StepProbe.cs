@@ -83,7 +83,13 @@ public static class StepProbe
     public static long TensorsPerStep(IBackbone model, StepPath path, int warmup = 3)
     {
         using var prompt = TinyPrompt(1, 16).InputIds;
-        var (state, logits) = model.Prefill(new BackboneInputs(prompt, null, new Dictionary<string, Tensor>()), warmup + 2);
+        return TensorsPerStep(model, path, new BackboneInputs(prompt, null, new Dictionary<string, Tensor>()), warmup);
+    }
+
+    /// <summary>Tensors created by one decode step after a prefill of <paramref name="inputs"/> (one row), argmax pick and read-back included.</summary>
+    public static long TensorsPerStep(IBackbone model, StepPath path, BackboneInputs inputs, int warmup = 3)
+    {
+        var (state, logits) = model.Prefill(inputs, warmup + 2);
         using (state)
         {
             long tok = logits.argmax(-1).item<long>();
@@ -113,7 +119,12 @@ public static class StepProbe
     public static (double StaticMs, double EagerMs, double Ratio) HostTimes(IBackbone model, int steps, long promptLength = 32)
     {
         using var prompt = TinyPrompt(1, promptLength).InputIds;
-        var inputs = new BackboneInputs(prompt, null, new Dictionary<string, Tensor>());
+        return HostTimes(model, new BackboneInputs(prompt, null, new Dictionary<string, Tensor>()), steps);
+    }
+
+    /// <summary>As <see cref="HostTimes(IBackbone, int, long)"/>, after a prefill of <paramref name="inputs"/> (one row).</summary>
+    public static (double StaticMs, double EagerMs, double Ratio) HostTimes(IBackbone model, BackboneInputs inputs, int steps)
+    {
         var (ss, ls) = model.Prefill(inputs, steps + 8);
         var (se, le) = model.Prefill(inputs, steps + 8);
         using (ss) using (se)
