@@ -292,6 +292,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()
     {
+        _batcher?.Dispose();
         Model.Dispose();
         _gate.Dispose();
         _judgeGate.Dispose();

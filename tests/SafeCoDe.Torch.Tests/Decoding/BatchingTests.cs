@@ -72,6 +72,52 @@ public class BatchedStatesTests(string family, string[] variants)
         }
     }
 
+    [TestCase(ScalarType.Float32)]
+    [TestCase(ScalarType.BFloat16)]
+    public void LogitsWrittenIntoAReusedBuffer_EqualTheAllocatingStep(ScalarType dtype)
+    {
+        var dir = ModelDirectory.Open(BackboneConformanceTests.FixtureDir(family, variants[0]));
+        using var model = Backbones.Load(dir, CPU, dtype);
+        if (model is not DecoderBackbone { StepsStatically: true } d)
+        {
+            Assert.That(StepProbe.StepsStatically(model), Is.False, "families without a static step have no batched static step");
+            return;
+        }
+        var owned = new List<Tensor>();
+        var (real, noised) = BackboneConformanceTests.ReferenceInputs(dir.Dir, owned);
+        using var scope = NewDisposeScope();
+        var pair = BatchCollator.Collate([real, noised], dir.Config.Text.PadTokenId ?? 0);
+        BackboneInputs[] prompts = [pair, real];
+        var (plain, viaBuffer) = (new List<DecodeState>(), new List<DecodeState>());
+        var tokens = new List<Tensor>();
+        try
+        {
+            foreach (var p in prompts)
+            {
+                var (s1, l) = d.Prefill(p, 6);
+                var (s2, _) = d.Prefill(p, 6);
+                plain.Add(s1); viaBuffer.Add(s2); tokens.Add(l.argmax(1));
+            }
+            using var buffer = empty([3, model.VocabSize], ScalarType.Float32);
+            for (int step = 0; step < 4; step++)
+            {
+                var expected = d.StaticStepMany(plain, tokens);
+                var got = d.StaticStepMany(viaBuffer, tokens, logitsOut: buffer);
+                for (int i = 0; i < prompts.Length; i++)
+                    Assert.That(got[i].equal(expected[i]).all().item<bool>(), Is.True, $"{dtype} step {step}, state {i}: bitwise equal");
+                tokens = expected.Select(e => e.argmax(1)).ToList();
+                buffer.zero_();
+                Assert.That(got.All(g => g.abs().sum().item<float>() == 0), Is.True, "the logits are views of the buffer");
+            }
+            Assert.That(() => d.StaticStepMany(viaBuffer, tokens, logitsOut: empty([2, model.VocabSize])), Throws.ArgumentException, "a buffer of the wrong shape");
+        }
+        finally
+        {
+            foreach (var s in plain.Concat(viaBuffer)) s.Dispose();
+            foreach (var t in owned) t.Dispose();
+        }
+    }
+
     /// <summary>What the batcher does with a round: one forward for static-step families, one step each otherwise.</summary>
     private static Tensor[] StepTogether(IBackbone model, List<DecodeState> states, List<Tensor> tokens) =>
         StepProbe.StepsStatically(model)

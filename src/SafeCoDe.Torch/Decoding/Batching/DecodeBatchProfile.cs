@@ -11,12 +11,17 @@ namespace SafeCoDe.Torch.Decoding.Batching;
 /// <param name="ForwardMs">Time in the forwards.</param>
 /// <param name="PickMs">Time picking the greedy continuations' tokens (ban, argmax, read-back, emitting).</param>
 /// <param name="Picked">Tokens picked by the batcher for greedy continuations.</param>
-public sealed record DecodeBatchProfile(long Rounds, long Steps, long Forwards, long Rows, double ForwardMs, double PickMs, long Picked)
+/// <param name="ForwardCpuMs">CPU time of the running thread in the forwards (Linux; 0 elsewhere): unlike
+/// <paramref name="ForwardMs"/> it leaves out the time the thread waited for a core on a loaded machine.</param>
+/// <param name="PickCpuMs">CPU time of the running thread picking the continuations' tokens (Linux; 0 elsewhere).</param>
+public sealed record DecodeBatchProfile(long Rounds, long Steps, long Forwards, long Rows, double ForwardMs, double PickMs, long Picked,
+    double ForwardCpuMs, double PickCpuMs)
 {
     /// <summary>The counts of this reading minus an earlier one.</summary>
     public DecodeBatchProfile Since(DecodeBatchProfile earlier) => new(Rounds - earlier.Rounds, Steps - earlier.Steps, Forwards - earlier.Forwards,
-        Rows - earlier.Rows, ForwardMs - earlier.ForwardMs, PickMs - earlier.PickMs, Picked - earlier.Picked);
+        Rows - earlier.Rows, ForwardMs - earlier.ForwardMs, PickMs - earlier.PickMs, Picked - earlier.Picked,
+        ForwardCpuMs - earlier.ForwardCpuMs, PickCpuMs - earlier.PickCpuMs);
 
     /// <summary>All zeros (no batcher).</summary>
-    public static DecodeBatchProfile Empty { get; } = new(0, 0, 0, 0, 0, 0, 0);
+    public static DecodeBatchProfile Empty { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
 }

@@ -1,6 +1,7 @@
 using SafeCoDe.Torch.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Runtime;
 using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Decoding.Batching;
@@ -18,7 +19,7 @@ namespace SafeCoDe.Torch.Decoding.Batching;
 /// further batches of the same round. Families without a static step (IDEFICS) run the waiting steps one after
 /// another (the token pick is still shared).
 /// </summary>
-internal sealed class DecodeBatcher
+internal sealed class DecodeBatcher : IDisposable
 {
     private class Entry(DecodeState state, Tensor tokens)
     {
@@ -65,10 +66,20 @@ internal sealed class DecodeBatcher
     /// <summary>Steps run so far and forwards they took (a forward with several requests counts once).</summary>
     public (long Steps, long Forwards) Counts { get { lock (_lock) return (_steps, _forwards); } }
     private long _steps, _forwards, _rounds, _rows, _picked;
-    private double _forwardMs, _pickMs;
+    private double _forwardMs, _pickMs, _forwardCpuMs, _pickCpuMs;
 
     /// <summary>All counters (see <see cref="DecodeBatchProfile"/>).</summary>
-    public DecodeBatchProfile Profile { get { lock (_lock) return new(_rounds, _steps, _forwards, _rows, _forwardMs, _pickMs, _picked); } }
+    public DecodeBatchProfile Profile { get { lock (_lock) return new(_rounds, _steps, _forwards, _rows, _forwardMs, _pickMs, _picked, _forwardCpuMs, _pickCpuMs); } }
+
+    /// <summary>Frees the logits buffers (call when no request decodes any more).</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var b in _logitsBuffers.Values) b.Dispose();
+            _logitsBuffers.Clear();
+        }
+    }
 
     /// <summary>Makes the caller a member until the returned handle is disposed.</summary>
     public IDisposable Join()
@@ -145,6 +156,10 @@ internal sealed class DecodeBatcher
     /// </summary>
     private bool Ready => !_running && _waiting.Count > 0 && (_waiting.Count >= _members || _leftover);
     private bool _leftover;
+    /// <summary>Set by <see cref="Take"/>: the batch holds every member's step (a whole round in one forward).</summary>
+    private bool _clean;
+    /// <summary>Float32 logits buffers by row count, reused by the forwards of clean rounds (see <see cref="Forward"/>).</summary>
+    private readonly Dictionary<long, Tensor> _logitsBuffers = [];
 
     /// <summary>Runs the waiting steps when every remaining member is waiting (a member just left).</summary>
     private void RunIfReady()
@@ -170,6 +185,8 @@ internal sealed class DecodeBatcher
             rows += e.State.BatchSize;
         }
         foreach (var e in batch) _waiting.Remove(e);
+        // clean: every member's step is in this batch, so no one still reads logits of an earlier forward
+        _clean = !_leftover && _waiting.Count == 0;
         _leftover = _waiting.Count > 0;
         _running = true;
         return batch;
@@ -191,13 +208,16 @@ internal sealed class DecodeBatcher
             else live.Add(e);
         }
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp(), t1 = t0;
+        double c0 = ThreadCpu.Ms(), c1 = c0, c2 = c0;
         var picking = new List<Continuation>();
         try
         {
             forwards = Forward(live);
             t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+            c1 = ThreadCpu.Ms();
             picking.AddRange(live.OfType<Continuation>().Where(c => c.Error is null));
             Pick(picking);
+            c2 = ThreadCpu.Ms();
         }
         finally
         {
@@ -217,6 +237,8 @@ internal sealed class DecodeBatcher
                 _picked += picking.Count;
                 _forwardMs += System.Diagnostics.Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds;
                 _pickMs += System.Diagnostics.Stopwatch.GetElapsedTime(t1).TotalMilliseconds;
+                _forwardCpuMs += c1 - c0;
+                _pickCpuMs += c2 - c1;
                 _running = false;
                 if (finished || wakeAll || _leftover) Monitor.PulseAll(_lock);
             }
@@ -235,7 +257,13 @@ internal sealed class DecodeBatcher
             try
             {
                 forwards++;
-                var logits = d.StaticStepMany(together.Select(e => e.State).ToList(), together.Select(e => e.Tokens).ToList());
+                // a clean round's forward writes the logits into the buffer of its row count: every member is
+                // waiting, so none still reads the views the previous round handed out
+                long rows = together.Sum(e => e.State.BatchSize);
+                Tensor? buffer = null;
+                if (_clean && !_logitsBuffers.TryGetValue(rows, out buffer))
+                    _logitsBuffers[rows] = buffer = empty([rows, _model.VocabSize], ScalarType.Float32, _model.Device).DetachFromDisposeScope();
+                var logits = d.StaticStepMany(together.Select(e => e.State).ToList(), together.Select(e => e.Tokens).ToList(), logitsOut: buffer);
                 for (int i = 0; i < together.Count; i++) SetLogits(together[i], logits[i].DetachFromDisposeScope());
             }
             catch (Exception ex) { foreach (var e in together) e.Error = ex; }
@@ -248,6 +276,15 @@ internal sealed class DecodeBatcher
             catch (Exception ex) { e.Error = ex; }
         }
         return forwards;
+    }
+
+    /// <summary>A continuation's last pick: its logits (maybe a view of a reused buffer) become its own copy for the caller.</summary>
+    private static void Finish(Continuation c)
+    {
+        c.Finished = true;
+        var own = c.Logits!.clone().DetachFromDisposeScope();
+        c.Logits.Dispose();
+        c.Logits = own;
     }
 
     private static void SetLogits(Entry e, Tensor logits)
@@ -288,8 +325,8 @@ internal sealed class DecodeBatcher
                 c.Chosen.Add(tok);
                 try { c.Emit?.Invoke(tok); }
                 catch (Exception ex) { c.Error = ex; continue; }
-                if (c.Eos.Contains(tok)) { c.StoppedAtEos = true; c.Finished = true; continue; }
-                if (c.Chosen.Count >= c.Budget) { c.Finished = true; continue; }
+                if (c.Eos.Contains(tok)) { c.StoppedAtEos = true; Finish(c); continue; }
+                if (c.Chosen.Count >= c.Budget) { Finish(c); continue; }
                 if (c.OwnsTokens) c.Tokens.Dispose();
                 c.Tokens = onDevice.narrow(0, i, 1).DetachFromDisposeScope();
                 c.OwnsTokens = true;
