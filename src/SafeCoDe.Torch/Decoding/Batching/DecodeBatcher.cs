@@ -58,6 +58,7 @@ internal sealed class DecodeBatcher : IDisposable
     {
         _model = model;
         MaxRows = Math.Max(1, maxRows);
+        _logitsBuffer = empty([MaxRows, model.VocabSize], ScalarType.Float32, model.Device).DetachFromDisposeScope();
     }
 
     /// <summary>Most rows stepped in one forward.</summary>
@@ -74,11 +75,7 @@ internal sealed class DecodeBatcher : IDisposable
     /// <summary>Frees the logits buffers (call when no request decodes any more).</summary>
     public void Dispose()
     {
-        lock (_lock)
-        {
-            foreach (var b in _logitsBuffers.Values) b.Dispose();
-            _logitsBuffers.Clear();
-        }
+        lock (_lock) _logitsBuffer.Dispose();
     }
 
     /// <summary>Makes the caller a member until the returned handle is disposed.</summary>
@@ -158,8 +155,11 @@ internal sealed class DecodeBatcher : IDisposable
     private bool _leftover;
     /// <summary>Set by <see cref="Take"/>: the batch holds every member's step (a whole round in one forward).</summary>
     private bool _clean;
-    /// <summary>Float32 logits buffers by row count, reused by the forwards of clean rounds (see <see cref="Forward"/>).</summary>
-    private readonly Dictionary<long, Tensor> _logitsBuffers = [];
+    /// <summary>
+    /// Float32 [<see cref="MaxRows"/>, vocab] logits buffer made with the batcher: a clean round's forward of n rows
+    /// writes into its first n rows (see <see cref="Forward"/>), so each batch shape has one fixed buffer.
+    /// </summary>
+    private readonly Tensor _logitsBuffer;
 
     /// <summary>Runs the waiting steps when every remaining member is waiting (a member just left).</summary>
     private void RunIfReady()
@@ -216,7 +216,9 @@ internal sealed class DecodeBatcher : IDisposable
             t1 = System.Diagnostics.Stopwatch.GetTimestamp();
             c1 = ThreadCpu.Ms();
             picking.AddRange(live.OfType<Continuation>().Where(c => c.Error is null));
-            Pick(picking);
+            // a failed pick fails the continuations still going (re-queued, they would feed a stale token)
+            try { Pick(picking); }
+            catch (Exception ex) { foreach (var c in picking) if (!c.Finished) c.Error ??= ex; }
             c2 = ThreadCpu.Ms();
         }
         finally
@@ -260,9 +262,7 @@ internal sealed class DecodeBatcher : IDisposable
                 // a clean round's forward writes the logits into the buffer of its row count: every member is
                 // waiting, so none still reads the views the previous round handed out
                 long rows = together.Sum(e => e.State.BatchSize);
-                Tensor? buffer = null;
-                if (_clean && !_logitsBuffers.TryGetValue(rows, out buffer))
-                    _logitsBuffers[rows] = buffer = empty([rows, _model.VocabSize], ScalarType.Float32, _model.Device).DetachFromDisposeScope();
+                using var buffer = _clean && rows <= MaxRows ? _logitsBuffer.narrow(0, 0, rows).DetachFromDisposeScope() : null;
                 var logits = d.StaticStepMany(together.Select(e => e.State).ToList(), together.Select(e => e.Tokens).ToList(), logitsOut: buffer);
                 for (int i = 0; i < together.Count; i++) SetLogits(together[i], logits[i].DetachFromDisposeScope());
             }

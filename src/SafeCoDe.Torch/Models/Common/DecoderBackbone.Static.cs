@@ -46,7 +46,7 @@ internal abstract partial class DecoderBackbone
     protected override void Dispose(bool disposing)
     {
         if (disposing) lock (_ropeLock) { _rope?.Dispose(); _rope = null; }
-        if (disposing) lock (_vColumns) { foreach (var (o, z) in _vColumns.Values) { o.Dispose(); z.Dispose(); } _vColumns.Clear(); }
+        if (disposing) lock (_vRowsLock) { if (_vRows is var (o, z)) { o.Dispose(); z.Dispose(); } _vRows = null; }
         base.Dispose(disposing);
     }
 
@@ -65,6 +65,7 @@ internal abstract partial class DecoderBackbone
         var tc = Config.Text;
         long b = state.BatchSize;
         var st = state.Static ??= new StaticDecodeBuffers(state, DType, tc.NumKvHeads * tc.HeadDim);
+        VRows(tc.NumKvHeads * tc.HeadDim); // the batched step's v rows exist from the first static step on
         st.Tokens.copy_(tokens.view(b, 1));
         var seg = Open(state, 0, bucket);
         var embeds = StepEmbeddings(st.Tokens, state);
@@ -113,20 +114,19 @@ internal abstract partial class DecoderBackbone
         return result;
     }
 
-    /// <summary>The v columns' cos (ones) and sin (zeros) for <paramref name="rows"/> rows, made once per row count.</summary>
-    private (Tensor Ones, Tensor Zeros) VColumns(long rows, long width)
+    /// <summary>
+    /// The v columns' cos (ones) and sin (zeros) for <paramref name="rows"/> rows: broadcast views of one row each,
+    /// made at the first static step (no per-step fill of [rows, width] tensors).
+    /// </summary>
+    private (Tensor Ones, Tensor Zeros) VColumns(long rows, long width) => (VRows(width).One.expand(rows, width), VRows(width).Zero.expand(rows, width));
+
+    private (Tensor One, Tensor Zero) VRows(long width)
     {
-        lock (_vColumns)
-        {
-            if (!_vColumns.TryGetValue(rows, out var v))
-            {
-                v = (ones([rows, width], DType, Device).DetachFromDisposeScope(), zeros([rows, width], DType, Device).DetachFromDisposeScope());
-                _vColumns[rows] = v;
-            }
-            return v;
-        }
+        lock (_vRowsLock)
+            return _vRows ??= (ones([1, width], DType, Device).DetachFromDisposeScope(), zeros([1, width], DType, Device).DetachFromDisposeScope());
     }
-    private readonly Dictionary<long, (Tensor Ones, Tensor Zeros)> _vColumns = [];
+    private (Tensor One, Tensor Zero)? _vRows;
+    private readonly object _vRowsLock = new();
 
     /// <summary>Writes the lm head over <paramref name="h"/> [rows, 1, hidden] into <paramref name="buffer"/>; returns the buffer.</summary>
     private Tensor LogitsInto(Tensor h, Tensor buffer, long rows)
