@@ -58,14 +58,17 @@ internal static class BenchDecode
                 static_step_ms = host.StaticMs, eager_step_ms = host.EagerMs, static_vs_eager_host_ratio = host.Ratio, interleaved_steps = steps,
                 model = modelDir, requests = 8, new_tokens = 32, judge = "fixed:safe",
                 sequential8_s = conc?.SequentialS, concurrent8_s = conc?.ConcurrentS,
-                sequential8_samples_per_s = conc is null ? (double?)null : 8 / conc.Value.SequentialS,
-                concurrent8_samples_per_s = conc is null ? (double?)null : 8 / conc.Value.ConcurrentS,
-                concurrent8_vs_sequential_throughput_ratio = conc is null ? (double?)null : conc.Value.SequentialS / conc.Value.ConcurrentS,
+                sequential8_samples_per_s = conc is null ? (double?)null : 8 / conc.SequentialS,
+                concurrent8_samples_per_s = conc is null ? (double?)null : 8 / conc.ConcurrentS,
+                concurrent8_vs_sequential_throughput_ratio = conc is null ? (double?)null : conc.SequentialS / conc.ConcurrentS,
                 concurrent8_steps = conc?.Steps, concurrent8_forwards = conc?.Forwards, concurrent8_same_tokens = conc?.SameTokens,
                 idefics_shape = "idefics, 32 layers, gated cross-attention every 4th, hidden 64, 4 heads, head_dim 16, one image (4 latents)",
                 idefics_tensors_per_plain_layer_step = ide.Static.PerPlainLayer, idefics_tensors_per_gated_layer_step = ide.Static.PerGatedLayer,
                 idefics_eager_tensors_per_plain_layer_step = ide.Eager.PerPlainLayer, idefics_eager_tensors_per_gated_layer_step = ide.Eager.PerGatedLayer,
                 idefics_static_step_ms = ide.Host.StaticMs, idefics_eager_step_ms = ide.Host.EagerMs, idefics_static_vs_eager_host_ratio = ide.Host.Ratio,
+                sequential8_cpu_s = conc?.SequentialCpuS, concurrent8_cpu_s = conc?.ConcurrentCpuS, concurrent8_trials = Trials, concurrent8_trial_ratios = conc?.TrialRatios,
+                sequential8_phase_ms = conc?.SequentialPhases, concurrent8_phase_ms = conc?.ConcurrentPhases,
+                sequential8_batcher = conc?.SequentialBatcher, concurrent8_batcher = conc?.ConcurrentBatcher,
                 wall_s = wallS,
             }));
         else
@@ -76,7 +79,14 @@ internal static class BenchDecode
             o.WriteLine($"  IDEFICS (32 layers, gated every 4th): tensors per plain layer static {ide.Static.PerPlainLayer:F1} eager {ide.Eager.PerPlainLayer:F1}, " +
                 $"per gated layer static {ide.Static.PerGatedLayer:F1} eager {ide.Eager.PerGatedLayer:F1}; host ms static {ide.Host.StaticMs:F3} eager {ide.Host.EagerMs:F3} ratio {ide.Host.Ratio:F3}");
             if (conc is { } c)
-                o.WriteLine($"  8 SafeCoDe requests ({modelDir}, fixed:safe, 32 greedy tokens): one at a time {c.SequentialS:F2} s, together {c.ConcurrentS:F2} s → ×{c.SequentialS / c.ConcurrentS:F2} ({c.Steps} steps in {c.Forwards} forwards; same tokens: {c.SameTokens})");
+            {
+                o.WriteLine($"  8 SafeCoDe requests ({modelDir}, fixed:safe, 32 greedy tokens), best of {Trials}: one at a time {c.SequentialS:F3} s, together {c.ConcurrentS:F3} s → ×{c.SequentialS / c.ConcurrentS:F2} (trials ×{string.Join(" ×", c.TrialRatios)}; {c.Steps} steps in {c.Forwards} forwards; same tokens: {c.SameTokens})");
+                o.WriteLine($"    process CPU time: one at a time {c.SequentialCpuS:F3} s, together {c.ConcurrentCpuS:F3} s");
+                o.WriteLine($"    batcher, one at a time: {c.SequentialBatcher}");
+                o.WriteLine($"    batcher, together:      {c.ConcurrentBatcher}");
+                o.WriteLine($"    phase ms summed over the 8 (one at a time): {c.SequentialPhases}");
+                o.WriteLine($"    phase ms summed over the 8 (together):      {c.ConcurrentPhases}");
+            }
             else o.WriteLine($"  concurrent requests: skipped ({modelDir} not found)");
             o.WriteLine($"  wall {wallS:F1} s");
         }
@@ -102,8 +112,35 @@ internal static class BenchDecode
         finally { IdeficsStepProbe.Dispose(prompt); }
     }
 
-    /// <summary>8 whole requests one at a time, then submitted together, on one engine (after one warm-up of each).</summary>
-    private static (double SequentialS, double ConcurrentS, long Steps, long Forwards, bool SameTokens)? Concurrent(string modelDir, DeviceRequest device)
+    /// <summary>
+    /// Request phases summed over a set of requests, in ms (from each result's timings): when requests run together
+    /// the sums overlap in time, so they show where each request spent its wall time, not the engine's.
+    /// </summary>
+    internal sealed record PhaseSums(double Preprocess, double Prefill, double Guided, double Continuation, double Total)
+    {
+        public static PhaseSums Of(IEnumerable<SafeCoDeResult> rs)
+        {
+            var t = rs.Select(r => r.Timings).ToList();
+            return new(Math.Round(t.Sum(x => x.PreprocessMs), 1), Math.Round(t.Sum(x => x.PrefillMs), 1), Math.Round(t.Sum(x => x.GuidedMs), 1),
+                Math.Round(t.Sum(x => x.ContinuationMs), 1), Math.Round(t.Sum(x => x.TotalMs), 1));
+        }
+        public override string ToString() => $"preprocess {Preprocess:F1}, prefill {Prefill:F1}, guided {Guided:F1}, continuation {Continuation:F1}, total {Total:F1}";
+    }
+
+    /// <summary>What the concurrent-requests part measured: best-of-trials times, each trial's ratio, the profiles of the best trials.</summary>
+    internal sealed record ConcurrentFigures(double SequentialS, double ConcurrentS, double[] TrialRatios, long Steps, long Forwards, bool SameTokens,
+        PhaseSums SequentialPhases, PhaseSums ConcurrentPhases, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile SequentialBatcher,
+        SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile ConcurrentBatcher, double SequentialCpuS, double ConcurrentCpuS);
+
+    /// <summary>Trials of the concurrent-requests part: each runs the 8 requests one at a time, then together.</summary>
+    internal const int Trials = 3;
+
+    /// <summary>
+    /// 8 whole requests one at a time, then submitted together, on one engine (after one warm-up of each), repeated
+    /// <see cref="Trials"/> times interleaved; the throughput ratio compares the fastest trial of each mode (the
+    /// machine may be shared: the fastest run is the least disturbed one), and every trial's own ratio is kept.
+    /// </summary>
+    private static ConcurrentFigures? Concurrent(string modelDir, DeviceRequest device)
     {
         if (!File.Exists(Path.Combine(modelDir, "config.json"))) return null;
         using var engine = SafeCoDeEngine.Load(modelDir, new EngineOptions { Device = device, MaxBatchRows = 16 });
@@ -116,16 +153,26 @@ internal static class BenchDecode
         };
         SafeCoDeResult[] Sequential() => Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)).GetAwaiter().GetResult()).ToArray();
         SafeCoDeResult[] Together() => Task.WhenAll(Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)))).GetAwaiter().GetResult();
+        var self = Process.GetCurrentProcess();
+        (double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu) Timed(Func<SafeCoDeResult[]> run)
+        {
+            var p0 = engine.DecodeBatchProfile;
+            self.Refresh();
+            var cpu0 = self.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            var r = run();
+            double s = sw.Elapsed.TotalSeconds;
+            self.Refresh();
+            return (s, r, engine.DecodeBatchProfile.Since(p0), (self.TotalProcessorTime - cpu0).TotalSeconds);
+        }
         Sequential(); Together(); // warm-up
-        var sw = Stopwatch.StartNew();
-        var seq = Sequential();
-        double seqS = sw.Elapsed.TotalSeconds;
-        var (s0, f0) = engine.DecodeBatchCounts;
-        sw.Restart();
-        var tog = Together();
-        double togS = sw.Elapsed.TotalSeconds;
-        var (s1, f1) = engine.DecodeBatchCounts;
-        bool same = seq.Zip(tog).All(p => p.First.TokenIds.SequenceEqual(p.Second.TokenIds));
-        return (seqS, togS, s1 - s0, f1 - f0, same);
+        var seq = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu)>();
+        var tog = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu)>();
+        for (int t = 0; t < Trials; t++) { seq.Add(Timed(Sequential)); tog.Add(Timed(Together)); }
+        var bs = seq.MinBy(x => x.S);
+        var bt = tog.MinBy(x => x.S);
+        bool same = seq.Concat(tog).All(run => run.R.Zip(seq[0].R).All(p => p.First.TokenIds.SequenceEqual(p.Second.TokenIds)));
+        return new ConcurrentFigures(bs.S, bt.S, seq.Zip(tog).Select(p => Math.Round(p.First.S / p.Second.S, 2)).ToArray(), bt.P.Steps, bt.P.Forwards, same,
+            PhaseSums.Of(bs.R), PhaseSums.Of(bt.R), bs.P, bt.P, bs.Cpu, bt.Cpu);
     }
 }

@@ -139,6 +139,8 @@ public sealed partial class SafeCoDeEngine : IDisposable
     internal DecodeBatcher? Batcher => _batcher;
     /// <summary>Decode steps batched so far and the forwards they took (equal when nothing ran together; zeros with MaxBatchRows 1).</summary>
     public (long Steps, long Forwards) DecodeBatchCounts => _batcher?.Counts ?? (0, 0);
+    /// <summary>The decode batcher's counters and times so far (<see cref="Decoding.Batching.DecodeBatchProfile.Empty"/> with MaxBatchRows 1).</summary>
+    public Decoding.Batching.DecodeBatchProfile DecodeBatchProfile => _batcher?.Profile ?? Decoding.Batching.DecodeBatchProfile.Empty;
     private readonly PromptBuilder _prompts;
     private readonly EngineOptions _options;
     private readonly long[] _banned;
@@ -290,6 +292,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()
     {
+        _batcher?.Dispose();
         Model.Dispose();
         _gate.Dispose();
         _judgeGate.Dispose();

@@ -78,6 +78,42 @@ public sealed class BatchedBranches : IBranches
 
     private Tensor? _token;
 
+    /// <summary>True when greedy continuations can be handed to the cross-request batcher (<see cref="ContinueGreedy"/>).</summary>
+    internal bool BatchesContinuations => _batcher is not null;
+
+    /// <summary>
+    /// Greedy decoding of the real branch alone (the noised one dropped) with the token picks shared across requests:
+    /// the first token is picked here from the current logits, exactly as <see cref="Processors.DecodeLoop"/> would,
+    /// and the rest by the batcher's rounds (<see cref="DecodeBatcher.ContinueGreedy"/>), which ban, pick, emit and
+    /// feed every continuation's token at once. Same tokens as the one-request loop with a <c>RealRow → BanTokens →
+    /// Argmax</c> phase.
+    /// </summary>
+    internal Processors.PhaseResult ContinueGreedy(int budget, IReadOnlySet<long> eos, long[] banned, Tensor? banIndex, Action<long>? emit, CancellationToken cancel)
+    {
+        if (_batcher is null || HasNoised) throw new InvalidOperationException("a batched continuation needs the batcher and the real branch alone");
+        var tokens = new List<long>();
+        if (budget <= 0) return new(tokens, false);
+        cancel.ThrowIfCancellationRequested();
+        long first;
+        using (var scope = NewDisposeScope())
+            first = Sampler.Suppress(_logits.narrow(0, 0, 1), banIndex).argmax(-1).item<long>();
+        tokens.Add(first);
+        emit?.Invoke(first);
+        if (eos.Contains(first)) return new(tokens, true);
+        if (budget == 1) return new(tokens, false);
+        if (_token is null || _token.shape[0] != 1)
+        {
+            _token?.Dispose();
+            _token = empty(1, ScalarType.Int64, _model.Device).DetachFromDisposeScope();
+        }
+        _token.fill_(first);
+        var (more, stoppedAtEos, logits) = _batcher.ContinueGreedy(_state, _token, budget - 1, eos, banned, banIndex, emit, cancel);
+        _logits.Dispose();
+        _logits = logits;
+        tokens.AddRange(more);
+        return new(tokens, stoppedAtEos);
+    }
+
     /// <inheritdoc/>
     /// <remarks>Row 0 of the cache and of the logits stay views of the batch's storage: nothing is copied.</remarks>
     public void DropNoised()
@@ -185,6 +221,7 @@ public static class GuidedDecoder
         public required int Cap { get; init; }
         public required Tensor RefusalIds { get; init; }
         public required Tensor? BannedIdx { get; init; }
+        public required long[] Banned { get; init; }
         public required torch.Generator? Gen { get; init; }
         public Action<long>? OnToken { get; init; }
         public CancellationToken Cancel { get; init; }
@@ -247,7 +284,7 @@ public static class GuidedDecoder
             Budget = budget, Cap = cap,
             // index tensors built once per request (a per-step upload would be a host sync on CUDA)
             RefusalIds = Sampler.Index(refusal.Union, model.Device) ?? empty(0, ScalarType.Int64, model.Device).DetachFromDisposeScope(),
-            BannedIdx = Sampler.Index(banned, model.Device),
+            BannedIdx = Sampler.Index(banned, model.Device), Banned = banned,
             // a CPU generator and CPU draws: the same seed gives the same tokens on every device
             Gen = o.Greedy ? null : new torch.Generator(o.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64()),
             OnToken = onToken, Cancel = cancel,
@@ -312,14 +349,17 @@ public static class GuidedDecoder
         var o = r.O;
         bool unsafeSampling = r.Verdict == Verdict.Unsafe && o.Mode == DecodeMode.SafeCoDe;
         double temperature = o.Greedy ? 0 : unsafeSampling ? o.TemperatureUnsafe : o.TemperatureSafe;
+        Action<long> emit = t => { r.Tokens.Add(t); r.OnToken?.Invoke(t); };
+        // greedy on the real row alone: the batcher picks every request's token in one shared round
+        if (temperature <= 0 && o.Mode != DecodeMode.Vcd && r.Branches is BatchedBranches { BatchesContinuations: true, HasNoised: false } batched)
+            return batched.ContinueGreedy(budget, r.Eos, r.Banned, r.BannedIdx, emit, r.Cancel);
         ILogitsProcessor first = o.Mode == DecodeMode.Vcd ? new VcdContrast(o.Alpha, o.VcdBeta) : new RealRow();
         var chain = new LogitsChain(first, new BanTokens(r.BannedIdx));
         var phase = temperature <= 0
             ? new DecodePhase(chain, new Argmax())
             : new DecodePhase(chain.Then(new Temperature(temperature), new TopK(o.TopKSampling), new TopP(unsafeSampling ? o.TopPUnsafe : o.TopPSafe), new Softmax()),
                 new Multinomial(r.Gen));
-        var result = DecodeLoop.Run(r.Branches, phase, budget, r.Eos, t => { r.Tokens.Add(t); r.OnToken?.Invoke(t); }, r.Cancel);
-        return result;
+        return DecodeLoop.Run(r.Branches, phase, budget, r.Eos, emit, r.Cancel);
     }
 
     /// <summary>The reference's early exit: ≥ 2 words and a first word of ≥ 2 characters starting with an upper-case letter.</summary>

@@ -72,6 +72,52 @@ public class BatchedStatesTests(string family, string[] variants)
         }
     }
 
+    [TestCase(ScalarType.Float32)]
+    [TestCase(ScalarType.BFloat16)]
+    public void LogitsWrittenIntoAReusedBuffer_EqualTheAllocatingStep(ScalarType dtype)
+    {
+        var dir = ModelDirectory.Open(BackboneConformanceTests.FixtureDir(family, variants[0]));
+        using var model = Backbones.Load(dir, CPU, dtype);
+        if (model is not DecoderBackbone { StepsStatically: true } d)
+        {
+            Assert.That(StepProbe.StepsStatically(model), Is.False, "families without a static step have no batched static step");
+            return;
+        }
+        var owned = new List<Tensor>();
+        var (real, noised) = BackboneConformanceTests.ReferenceInputs(dir.Dir, owned);
+        using var scope = NewDisposeScope();
+        var pair = BatchCollator.Collate([real, noised], dir.Config.Text.PadTokenId ?? 0);
+        BackboneInputs[] prompts = [pair, real];
+        var (plain, viaBuffer) = (new List<DecodeState>(), new List<DecodeState>());
+        var tokens = new List<Tensor>();
+        try
+        {
+            foreach (var p in prompts)
+            {
+                var (s1, l) = d.Prefill(p, 6);
+                var (s2, _) = d.Prefill(p, 6);
+                plain.Add(s1); viaBuffer.Add(s2); tokens.Add(l.argmax(1));
+            }
+            using var buffer = empty([3, model.VocabSize], ScalarType.Float32);
+            for (int step = 0; step < 4; step++)
+            {
+                var expected = d.StaticStepMany(plain, tokens);
+                var got = d.StaticStepMany(viaBuffer, tokens, logitsOut: buffer);
+                for (int i = 0; i < prompts.Length; i++)
+                    Assert.That(got[i].equal(expected[i]).all().item<bool>(), Is.True, $"{dtype} step {step}, state {i}: bitwise equal");
+                tokens = expected.Select(e => e.argmax(1)).ToList();
+                buffer.zero_();
+                Assert.That(got.All(g => g.abs().sum().item<float>() == 0), Is.True, "the logits are views of the buffer");
+            }
+            Assert.That(() => d.StaticStepMany(viaBuffer, tokens, logitsOut: empty([2, model.VocabSize])), Throws.ArgumentException, "a buffer of the wrong shape");
+        }
+        finally
+        {
+            foreach (var s in plain.Concat(viaBuffer)) s.Dispose();
+            foreach (var t in owned) t.Dispose();
+        }
+    }
+
     /// <summary>What the batcher does with a round: one forward for static-step families, one step each otherwise.</summary>
     private static Tensor[] StepTogether(IBackbone model, List<DecodeState> states, List<Tensor> tokens) =>
         StepProbe.StepsStatically(model)
@@ -115,6 +161,31 @@ public class EngineBatchingTests
     }
 
     [Test]
+    public async Task GreedyContinuations_ArePickedInSharedRounds_AndEqualEachRequestAlone()
+    {
+        // vanilla and SafeCoDe requests, different budgets: the batcher picks every continuation's token in one round
+        SafeCoDeRequest Mixed(int i) => Request(i, 20) with
+        {
+            Options = Request(i, 20).Options with { Mode = i == 3 ? DecodeMode.Vanilla : DecodeMode.SafeCoDe },
+        };
+        var alone = new List<SafeCoDeResult>();
+        for (int i = 0; i < Prompts.Length; i++) alone.Add(await _engine.GenerateAsync(Mixed(i)));
+        var p0 = _engine.DecodeBatchProfile;
+        var streamed = new string[Prompts.Length];
+        var together = await Task.WhenAll(Enumerable.Range(0, Prompts.Length).Select(i =>
+            _engine.GenerateAsync(Mixed(i) with { OnText = t => streamed[i] += t })));
+        var p = _engine.DecodeBatchProfile.Since(p0);
+        for (int i = 0; i < Prompts.Length; i++)
+        {
+            Assert.That(together[i].TokenIds, Is.EqualTo(alone[i].TokenIds), $"request {i}");
+            Assert.That(streamed[i]?.Trim(), Is.EqualTo(together[i].Answer), $"streamed text of request {i}");
+        }
+        long continuationTokens = together.Sum(r => r.TokenIds.Length - r.GuidedTokens) - together.Length; // first pick of each is the request's own
+        Assert.That(p.Picked, Is.GreaterThan(0).And.LessThanOrEqualTo(continuationTokens), "the batcher picked the continuation tokens");
+        Assert.That(p.Rounds, Is.LessThan(p.Steps), "continuations share rounds");
+    }
+
+    [Test]
     public async Task CancellingOneRequest_DoesNotDisturbTheOthers()
     {
         var alone = new List<SafeCoDeResult>();
@@ -131,6 +202,78 @@ public class EngineBatchingTests
 /// <summary>The batcher on its own: a member whose cache is full fails alone; the others' steps still run batched.</summary>
 public class DecodeBatcherTests
 {
+    /// <summary>A greedy loop over one state (what <see cref="SafeCoDe.Torch.Decoding.Processors.DecodeLoop"/> does for a RealRow → BanTokens → Argmax phase).</summary>
+    private static List<long> GreedyAlone(IBackbone model, DecodeState state, long fed, int budget, long[] banned, ISet<long> eos)
+    {
+        var picks = new List<long>();
+        using var ban = tensor(banned);
+        using var tok = tensor(new[] { fed });
+        for (int i = 0; i < budget; i++)
+        {
+            using var scope = NewDisposeScope();
+            var logits = model.Step(state, tok);
+            long t = logits.index_fill(1, ban, double.NegativeInfinity).argmax(-1).item<long>();
+            picks.Add(t);
+            if (eos.Contains(t)) break;
+            tok.fill_(t);
+        }
+        return picks;
+    }
+
+    [Test]
+    public void GreedyContinuations_EqualAGreedyLoopAlone_WithTheirOwnBansBudgetsAndEos()
+    {
+        using var model = StepProbe.CreateTiny(2, CPU, ScalarType.Float32);
+        var batcher = new SafeCoDe.Torch.Decoding.Batching.DecodeBatcher(model, 8);
+        using var p1 = StepProbe.TinyPrompt(1, 12, seed: 3).InputIds;
+        using var p2 = StepProbe.TinyPrompt(1, 17, seed: 4).InputIds;
+        BackboneInputs In(Tensor ids) => new(ids, null, new Dictionary<string, Tensor>());
+        // request b's EOS is a token its free-running greedy decode reaches, so it stops early
+        var (probe, lp) = model.Prefill(In(p2), 12);
+        long fedB = lp.argmax(1).item<long>();
+        var probeTokens = GreedyAlone(model, probe, fedB, 10, [5, 6], new HashSet<long>());
+        probe.Dispose();
+        var eosB = new HashSet<long> { probeTokens[4] };
+        int expectedLenB = probeTokens.IndexOf(probeTokens[4]) + 1;
+        var jobs = new[]
+        {
+            (Prompt: p1, Budget: 9, Banned: new long[] { 1, 2, 3 }, Eos: (ISet<long>)new HashSet<long>()),
+            (Prompt: p2, Budget: 10, Banned: new long[] { 5, 6 }, Eos: (ISet<long>)eosB),
+        };
+        var expected = new List<long>[2];
+        var got = new List<long>[2];
+        var stopped = new bool[2];
+        var emitted = new List<long>[] { [], [] };
+        using var ready = new Barrier(2);
+        var threads = jobs.Select((j, i) => new Thread(() =>
+        {
+            var (alone, la) = model.Prefill(In(j.Prompt), 12);
+            var (mine, lm) = model.Prefill(In(j.Prompt), 12);
+            long fed = la.argmax(1).item<long>();
+            lock (jobs) expected[i] = GreedyAlone(model, alone, fed, j.Budget, j.Banned, j.Eos);
+            using var member = batcher.Join();
+            using var ban = tensor(j.Banned);
+            using var tok = tensor(new[] { fed });
+            ready.SignalAndWait();
+            var (tokens, eos, last) = batcher.ContinueGreedy(mine, tok, j.Budget, (IReadOnlySet<long>)j.Eos, j.Banned, ban, t => emitted[i].Add(t), default);
+            (got[i], stopped[i]) = (tokens, eos);
+            last.Dispose(); alone.Dispose(); mine.Dispose();
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.That(got[i], Is.EqualTo(expected[i]), $"continuation {i}");
+            Assert.That(emitted[i], Is.EqualTo(got[i]), $"emitted tokens of continuation {i}");
+        }
+        Assert.That(got[0], Has.Count.EqualTo(9), "the budget");
+        Assert.That(stopped, Is.EqualTo(new[] { false, true }));
+        Assert.That(got[1], Has.Count.EqualTo(expectedLenB), "stops at its own EOS");
+        var prof = batcher.Profile;
+        Assert.That(prof.Picked, Is.EqualTo(got[0].Count + got[1].Count));
+        Assert.That(prof.Forwards, Is.LessThan(prof.Steps), "the two continuations stepped as one forward");
+    }
+
     [Test]
     public void AFullCache_FailsOnlyItsOwnRequest()
     {

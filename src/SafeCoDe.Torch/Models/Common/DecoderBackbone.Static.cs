@@ -56,6 +56,7 @@ internal abstract partial class DecoderBackbone
     protected override void Dispose(bool disposing)
     {
         if (disposing) lock (_ropeLock) { _rope?.Dispose(); _rope = null; }
+        if (disposing) lock (_vRowsLock) { if (_vRows is var (o, z)) { o.Dispose(); z.Dispose(); } _vRows = null; }
         base.Dispose(disposing);
     }
 
@@ -74,6 +75,7 @@ internal abstract partial class DecoderBackbone
         var tc = Config.Text;
         long b = state.BatchSize;
         var st = state.Static ??= new StaticDecodeBuffers(state, DType, tc.NumKvHeads * tc.HeadDim);
+        VRows(tc.NumKvHeads * tc.HeadDim); // the batched step's v rows exist from the first static step on
         st.Tokens.copy_(tokens.view(b, 1));
         var seg = Open(state, 0, bucket);
         var embeds = StepEmbeddings(st.Tokens, state);
@@ -88,8 +90,13 @@ internal abstract partial class DecoderBackbone
     /// positions). Rows keep their own state, so a state can join or leave between steps without a new prefill.
     /// Returns each state's float32 logits [rows, vocab], in order.
     /// </summary>
+    /// <param name="logitsOut">
+    /// Optional float32 [Σ rows, vocab] buffer the logits are written into (the returned tensors are then views of it,
+    /// valid until the buffer is written again): a bias-free lm head writes it directly (<c>addmm_</c> with β = 0, no
+    /// logits allocation), other heads are copied into it. Ignored for a single state.
+    /// </param>
     /// <exception cref="InvalidOperationException">A state's cache is full, or the family has no static step.</exception>
-    public Tensor[] StaticStepMany(IReadOnlyList<DecodeState> states, IReadOnlyList<Tensor> tokens, long bucket = DefaultBucket)
+    public Tensor[] StaticStepMany(IReadOnlyList<DecodeState> states, IReadOnlyList<Tensor> tokens, long bucket = DefaultBucket, Tensor? logitsOut = null)
     {
         if (states.Count == 1) return [StaticStep(states[0], tokens[0], bucket)];
         var cs = states.Select(Ready).ToArray();
@@ -108,13 +115,39 @@ internal abstract partial class DecoderBackbone
         var ids = cat(tokens.Select((t, i) => t.to(Device).view(cs[i].BatchSize, 1)).ToArray(), 0);
         var positions = cat(cs.Select(c => c.NextPosition).ToArray(), 0);
         long vWidth = tc.NumKvHeads * tc.HeadDim;
-        var h = RunStatic(EmbedTokens(ids), positions, ones([row, vWidth], DType, Device), zeros([row, vWidth], DType, Device), segs,
-            cs.Max(c => c.Capacity));
+        var (vOnes, vZeros) = VColumns(row, vWidth);
+        var h = RunStatic(EmbedTokens(ids), positions, vOnes, vZeros, segs, cs.Max(c => c.Capacity));
         foreach (var c in cs) Close(c);
-        var logits = LmHead(h).squeeze(1).to(ScalarType.Float32);
+        var logits = logitsOut is null ? LmHead(h).squeeze(1).to(ScalarType.Float32) : LogitsInto(h, logitsOut, row);
         var result = new Tensor[cs.Length];
         for (int i = 0; i < cs.Length; i++) result[i] = logits.narrow(0, segs[i].Row0, segs[i].Rows).MoveToOuterDisposeScope();
         return result;
+    }
+
+    /// <summary>
+    /// The v columns' cos (ones) and sin (zeros) for <paramref name="rows"/> rows: broadcast views of one row each,
+    /// made at the first static step (no per-step fill of [rows, width] tensors).
+    /// </summary>
+    private (Tensor Ones, Tensor Zeros) VColumns(long rows, long width) => (VRows(width).One.expand(rows, width), VRows(width).Zero.expand(rows, width));
+
+    private (Tensor One, Tensor Zero) VRows(long width)
+    {
+        lock (_vRowsLock)
+            return _vRows ??= (ones([1, width], DType, Device).DetachFromDisposeScope(), zeros([1, width], DType, Device).DetachFromDisposeScope());
+    }
+    private (Tensor One, Tensor Zero)? _vRows;
+    private readonly object _vRowsLock = new();
+
+    /// <summary>Writes the lm head over <paramref name="h"/> [rows, 1, hidden] into <paramref name="buffer"/>; returns the buffer.</summary>
+    private Tensor LogitsInto(Tensor h, Tensor buffer, long rows)
+    {
+        if (buffer.dtype != ScalarType.Float32 || buffer.dim() != 2 || buffer.shape[0] != rows || buffer.shape[1] != VocabSize)
+            throw new ArgumentException($"the logits buffer must be float32 [{rows}, {VocabSize}], not {buffer.dtype} [{string.Join(", ", buffer.shape)}]");
+        if (LmHeadWeight is { } w && DType == ScalarType.Float32)
+            buffer.addmm_(h.reshape(rows, -1), w.t(), 0, 1);
+        else
+            buffer.copy_(LmHead(h).squeeze(1));
+        return buffer;
     }
 
     private CausalDecodeState Ready(DecodeState s)

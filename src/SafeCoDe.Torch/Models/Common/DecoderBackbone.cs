@@ -143,6 +143,12 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
     protected abstract Tensor LmHead(Tensor hidden);
 
     /// <summary>
+    /// The lm head's weight [vocab, hidden] when <see cref="LmHead"/> is a bias-free x·Wᵀ (then the batched static
+    /// step writes the logits straight into a reused buffer); null otherwise.
+    /// </summary>
+    internal virtual Tensor? LmHeadWeight => null;
+
+    /// <summary>
     /// Token embeddings with every image's features written at its placeholder positions: [B, T, hidden]. Per-request
     /// tensors a family needs while decoding (first dim = batch) go into <paramref name="state"/>'s <see cref="CausalDecodeState.FamilyState"/>.
     /// </summary>

@@ -217,6 +217,7 @@ internal sealed class Idefics3Backbone : DecoderBackbone
     protected override LlamaModel TextModel => model.text_model;
     /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => lm_head.Forward(hidden);
+    internal override Tensor? LmHeadWeight => lm_head.bias is null ? lm_head.weight : null;
 
     /// <summary>
     /// Features of every real tile in order: [real tiles, image_seq_len, text_hidden]. <paramref name="pixels"/> is

@@ -53,6 +53,7 @@ internal sealed class InstructBlipBackbone : DecoderBackbone
     protected override LlamaModel TextModel => language_model.model;
     /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => language_model.lm_head.Forward(hidden);
+    internal override Tensor? LmHeadWeight => language_model.lm_head.bias is null ? language_model.lm_head.weight : null;
 
     /// <summary>
     /// The projected query outputs of each image: [images, num_query_tokens, text_hidden]. Image i is conditioned on

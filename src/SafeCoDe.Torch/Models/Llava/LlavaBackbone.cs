@@ -82,6 +82,7 @@ internal sealed class LlavaBackbone : DecoderBackbone
     protected override LlamaModel TextModel => language_model.model;
     /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => language_model.lm_head.Forward(hidden);
+    internal override Tensor? LmHeadWeight => language_model.lm_head.bias is null ? language_model.lm_head.weight : null;
 
     /// <summary>Selected tower features of a stack of tiles/images, projected: [N, tokens, text_hidden].</summary>
     private Tensor TileFeatures(Tensor pixels)

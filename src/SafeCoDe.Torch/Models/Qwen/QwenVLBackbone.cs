@@ -46,6 +46,7 @@ internal sealed class QwenVLBackbone : DecoderBackbone
     protected override LlamaModel TextModel => model;
     /// <inheritdoc/>
     protected override Tensor LmHead(Tensor hidden) => lm_head.Forward(hidden);
+    internal override Tensor? LmHeadWeight => lm_head.bias is null ? lm_head.weight : null;
 
     private static readonly string[] VideoInputs = ["pixel_values_videos", "video_grid_thw", "second_per_grid_ts"];
 
