@@ -53,7 +53,7 @@ public static class SafeScenesCommand
         var data = new Option<string>("--data") { Description = "Evaluation folder written by safecode safescenes --out (with safescenes.json)", Required = true, HelpName = "DIR" };
         var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
         var chart = new Option<string>("--chart") { Description = "Also write a bar chart of the answer scores (PNG)", HelpName = "FILE" };
-        var modes = new Option<string>("--modes") { Description = "Comma-separated decodings whose answers are scored: vanilla, safecode, safecode-alpha0 (empty: judge only)", DefaultValueFactory = _ => "vanilla,safecode", HelpName = "LIST" };
+        var modes = new Option<string>("--modes") { Description = "Comma-separated decodings whose answers are scored: vanilla, safecode, safecode-alpha0 (no contrast), safecode-nomod (no refusal-token modulation) (empty: judge only)", DefaultValueFactory = _ => "vanilla,safecode", HelpName = "LIST" };
         var cmd = new Command("measure", """
             Measure a model on a SafeScenes evaluation folder: self-judge caption exact-match and verdict accuracy (all,
             and held-out combinations/paraphrases), and the answers of each decoding scored with a refusal keyword
@@ -78,7 +78,7 @@ public static class SafeScenesCommand
         var steps = new Option<int>("--steps") { Description = "Optimiser steps", DefaultValueFactory = _ => 3000, HelpName = "N" };
         var batch = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => 16, HelpName = "B" };
         var lr = new Option<double>("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => 2e-3, HelpName = "X" };
-        var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1024, HelpName = "V" };
+        var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1536, HelpName = "V" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var saveEvery = new Option<int>("--save-every") { Description = "Also write the checkpoint every N steps (0: only at the end)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var cmd = new Command("train", """
