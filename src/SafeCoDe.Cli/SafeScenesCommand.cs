@@ -44,6 +44,7 @@ public static class SafeScenesCommand
         });
         cmd.Add(TrainCommand());
         cmd.Add(MeasureCommand());
+        cmd.Add(ChartCommand());
         return cmd;
     }
 
@@ -65,6 +66,38 @@ public static class SafeScenesCommand
             var s = SafeScenesMeasure.Run(p.GetValue(model)!, p.GetValue(data)!, p.GetValue(seed), list, line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
             io.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (p.GetValue(chart) is { } png && s.Answers.Count > 0) SafeScenesChart.Save(s, png);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command ChartCommand()
+    {
+        var runs = new Argument<string[]>("RUN") { Description = "LABEL=MSS_RUN[,MOSS_RUN]: a label and the eval run folders of one decoding", Arity = ArgumentArity.OneOrMore };
+        var outPng = new Option<string>("--out", "-o") { Description = "The PNG to write", Required = true, HelpName = "FILE" };
+        var title = new Option<string>("--title") { Description = "Chart title", DefaultValueFactory = _ => "SafeScenes through the evaluation harness", HelpName = "TEXT" };
+        var cmd = new Command("chart", """
+            Bar chart of SafeScenes harness runs (eval run --benchmark mssbench, and optionally mossbench): total
+            accuracy, unsafe scenes refused, safe scenes answered, benign requests refused — one bar per decoding.
+            """) { runs, outPng, title };
+        Cli.SetExamples(cmd, "safecode safescenes chart -o docs/safescenes-ablation.png vanilla=runs/mss-vanilla,runs/moss-vanilla SafeCoDe=runs/mss-safecode,runs/moss-safecode");
+        cmd.SetHandler((p, io) =>
+        {
+            var list = new List<AblationRun>();
+            foreach (var spec in p.GetValue(runs)!)
+            {
+                int eq = spec.LastIndexOf('='); // labels may hold '=' ("α = 0"), run folders do not
+                if (eq <= 0) throw new UsageException($"'{spec}': expected LABEL=MSS_RUN[,MOSS_RUN]");
+                var dirs = spec[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (dirs.Length is < 1 or > 2) throw new UsageException($"'{spec}': expected one or two run folders");
+                var metrics = SafeCoDe.Eval.Reports.ReportWriter.Load(dirs);
+                list.Add(new AblationRun(spec[..eq], metrics[0], metrics.Count > 1 ? metrics[1] : null));
+            }
+            SafeScenesChart.SaveAblation(list, p.GetValue(outPng)!, p.GetValue(title)!);
+            foreach (var r in list)
+                io.Out.WriteLine($"{r.Label}: " + string.Join(", ", SafeScenesChart.AblationMetrics.Select((m, k) =>
+                    $"{m.Label} {(SafeScenesChart.AblationValue(r, k) is { } v ? (100 * v).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) : "–")}")));
+            io.Out.WriteLine($"wrote {p.GetValue(outPng)}");
             return ExitCodes.Ok;
         });
         return cmd;
