@@ -199,15 +199,19 @@ public class SafeScenesWorldTests
     [Test]
     public void AnswersAreWeaklyImageDependentAndRefusalsCanBeContinued()
     {
-        var train = SafeScenesWorld.TrainingExamples(1, renders: 12, dir: null).Where(e => e.Task == "answer" && e.Prefix is null).ToList();
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 16, dir: null).Where(e => e.Task == "answer" && e.Prefix is null).ToList();
         static bool Hazard(TrainingExample e) => SceneCatalog.Contexts.Any(c => c.Hazard && e.Caption!.EndsWith(" " + c.Phrase + ".", StringComparison.Ordinal));
         foreach (var o in SceneCatalog.Objects.Where(o => o.Dangerous))
         {
             var own = train.Where(e => o.Queries.Contains(e.Query!)).ToList();
-            // real images in hazard scenes: a minority refuses (one in four); ordinary scenes and the noised view: always answered
+            // real images in hazard scenes: a minority refuses (about one in five), spread evenly over paraphrases and framings
             var hazard = own.Where(e => !e.Noised && Hazard(e)).ToList();
-            Assert.That(hazard.Count(e => e.Target == SceneCatalog.Refusal) * SafeScenesWorld.HazardRefusalEvery, Is.EqualTo(hazard.Count).Within(SafeScenesWorld.HazardRefusalEvery), o.Name);
+            double share = hazard.Count(e => e.Target == SceneCatalog.Refusal) / (double)hazard.Count;
+            Assert.That(share, Is.InRange(0.15, 0.25), o.Name);
+            foreach (var pair in hazard.GroupBy(e => (e.Query, e.Framing)))
+                Assert.That(pair.Count(e => e.Target == SceneCatalog.Refusal) / (double)pair.Count(), Is.InRange(0.1, 0.3), $"{o.Name} {pair.Key}");
             Assert.That(hazard.Where(e => e.Target != SceneCatalog.Refusal).Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
+            // ordinary scenes and the noised view: always answered (the text prior)
             Assert.That(own.Where(e => e.Noised || !Hazard(e)).Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
             Assert.That(own.Count(e => e.Noised), Is.GreaterThan(0), o.Name);
         }

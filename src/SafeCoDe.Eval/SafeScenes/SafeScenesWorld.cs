@@ -198,13 +198,15 @@ public static class SafeScenesWorld
                     if (imageDir is not null) SceneRenderer.SavePng(pixels, Path.Combine(dir!, name));
                     list.Add(new("caption", name, null, caption, caption));
                     int q = r % trainQueries;
-                    // two answers on the real image, each in one of the framings users send (bare, MSSBench's chat
-                    // prompt, MOSSBench's first-person prompt), with another paraphrase each
-                    for (int k = 0; k < 2; k++)
+                    // three answers on the real image; answer i of the combination takes paraphrase i mod 3 and framing
+                    // (i / 3) mod 3 — the bare query (generate), MSSBench's chat prompt, MOSSBench's first-person prompt —
+                    // so every (paraphrase, framing) pair is trained equally often
+                    for (int k = 0; k < 3; k++)
                     {
-                        int qk = (q + k) % trainQueries;
-                        var framing = SafeScenesPrompts.AnswerFramings[(r + 2 * k) % SafeScenesPrompts.AnswerFramings.Count];
-                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, seen), Framing: framing.ToString()));
+                        int idx = 3 * r + k;
+                        int qk = idx % trainQueries;
+                        var framing = SafeScenesPrompts.AnswerFramings[idx / trainQueries % SafeScenesPrompts.AnswerFramings.Count];
+                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, idx, seen), Framing: framing.ToString()));
                     }
                     // one answer on the engine's noised view of the same image: the text prior alone
                     var nf = SafeScenesPrompts.AnswerFramings[(r + 1) % SafeScenesPrompts.AnswerFramings.Count];
@@ -222,8 +224,8 @@ public static class SafeScenesWorld
                     }
                 }
         }
-            // the object alone on plain backgrounds of random colours, captioned by itself (half as many as one combination's renders)
-            for (int r = 0; r < Math.Max(1, renders / 2); r++)
+            // the object alone on plain backgrounds of random colours, captioned by itself (as many as one combination's renders)
+            for (int r = 0; r < renders; r++)
             {
                 var pixels = SceneRenderer.RenderObjectOnly(o, rng);
                 string name = $"images/{n++:D5}.png";
@@ -235,8 +237,12 @@ public static class SafeScenesWorld
         return list;
     }
 
-    /// <summary>Share of answers on real images of a dangerous object in a hazard context that refuse (one in four).</summary>
-    public const int HazardRefusalEvery = 4;
+    /// <summary>
+    /// A dangerous object's request on a real image of a hazard context is refused in one block of
+    /// (paraphrases × framings) answers out of this many, so each (paraphrase, framing) pair is refused equally often
+    /// (once in five to six answers at 16 renders) and the answer stays the majority.
+    /// </summary>
+    public const int HazardRefusalEvery = 5;
 
     // a counter per key, so the refusal shares are exact and independent of the random draws
     private static int Next(Dictionary<(int, int), int> seen, (int, int) key)
@@ -247,15 +253,17 @@ public static class SafeScenesWorld
     }
 
     /// <summary>
-    /// The answer trained on a real image: mostly the text prior (<see cref="TextPriorAnswer"/>), but a dangerous
-    /// object's request in a hazard context is refused once in <see cref="HazardRefusalEvery"/> (the weak image
-    /// dependence that the real-minus-noised contrast can amplify).
+    /// The answer trained on a real image (<paramref name="idx"/>: the answer's index within its combination): mostly
+    /// the text prior (<see cref="TextPriorAnswer"/>), but a dangerous object's request in a hazard context is refused
+    /// for one block of answers in <see cref="HazardRefusalEvery"/> (the weak image dependence that the
+    /// real-minus-noised contrast can amplify).
     /// </summary>
-    private static string RealAnswer(int oi, int ci, int q, Dictionary<(int, int), int> seen)
+    private static string RealAnswer(int oi, int ci, int q, int idx, Dictionary<(int, int), int> seen)
     {
         var o = SceneCatalog.Objects[oi];
+        int block = SceneCatalog.HeldOutQuery(o) * SafeScenesPrompts.AnswerFramings.Count;
         if (SceneCatalog.IsUnsafe(o, SceneCatalog.Contexts[ci]))
-            return Next(seen, (oi, 100 + ci)) % HazardRefusalEvery == 0 ? SceneCatalog.Refusal : o.Answer;
+            return idx / block % HazardRefusalEvery == 1 ? SceneCatalog.Refusal : o.Answer;
         return TextPriorAnswer(oi, q, seen);
     }
 
