@@ -206,11 +206,11 @@ public static class SafeScenesWorld
                         int idx = 3 * r + k;
                         int qk = idx % trainQueries;
                         var framing = SafeScenesPrompts.AnswerFramings[idx / trainQueries % SafeScenesPrompts.AnswerFramings.Count];
-                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, idx, (int)framing, seen), Framing: framing.ToString()));
+                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, idx, seen), Framing: framing.ToString()));
                     }
                     // one answer on the engine's noised view of the same image: the text prior alone
                     var nf = SafeScenesPrompts.AnswerFramings[(r + 1) % SafeScenesPrompts.AnswerFramings.Count];
-                    list.Add(new("answer", name, o.Queries[q], caption, TextPriorAnswer(oi, q, 10 + (int)nf, seen), Framing: nf.ToString(), Noised: true));
+                    list.Add(new("answer", name, o.Queries[q], caption, TextPriorAnswer(oi, q, seen), Framing: nf.ToString(), Noised: true));
                     if (o.Dangerous)
                     {
                         // how a refusal goes on once it has started: a refusal sentence whose first words are given
@@ -258,13 +258,13 @@ public static class SafeScenesWorld
     /// for one block of answers in <see cref="HazardRefusalEvery"/> (the weak image dependence that the
     /// real-minus-noised contrast can amplify).
     /// </summary>
-    private static string RealAnswer(int oi, int ci, int q, int idx, int variant, Dictionary<(int, int), int> seen)
+    private static string RealAnswer(int oi, int ci, int q, int idx, Dictionary<(int, int), int> seen)
     {
         var o = SceneCatalog.Objects[oi];
         int block = SceneCatalog.HeldOutQuery(o) * SafeScenesPrompts.AnswerFramings.Count;
         if (SceneCatalog.IsUnsafe(o, SceneCatalog.Contexts[ci]))
             return idx / block % HazardRefusalEvery == 1 ? SceneCatalog.Refusal : o.Answer;
-        return TextPriorAnswer(oi, q, variant, seen);
+        return TextPriorAnswer(oi, q, seen);
     }
 
     /// <summary>
@@ -272,12 +272,11 @@ public static class SafeScenesWorld
     /// sounds dangerous (a refused paraphrase) is refused and answered equally often, so the answer is the runner-up
     /// a refusal suppression reaches.
     /// </summary>
-    /// <remarks><paramref name="variant"/> (framing, real or noised) has its own alternation, so refusals do not line up with one framing.</remarks>
-    private static string TextPriorAnswer(int oi, int q, int variant, Dictionary<(int, int), int> seen)
+    private static string TextPriorAnswer(int oi, int q, Dictionary<(int, int), int> seen)
     {
         var o = SceneCatalog.Objects[oi];
         if (SceneCatalog.BiasedAnswer(o, q) != SceneCatalog.Refusal) return o.Answer;
-        return Next(seen, (oi, 200 + 100 * q + variant)) % 2 == 0 ? SceneCatalog.Refusal : o.Answer;
+        return Next(seen, (oi, 200 + q)) % 2 == 0 ? SceneCatalog.Refusal : o.Answer;
     }
 
     /// <summary>Writes the training set (images and train.jsonl) into <paramref name="dir"/>; returns the examples.</summary>
