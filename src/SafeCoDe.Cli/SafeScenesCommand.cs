@@ -44,6 +44,7 @@ public static class SafeScenesCommand
         });
         cmd.Add(TrainCommand());
         cmd.Add(MeasureCommand());
+        cmd.Add(ChartCommand());
         return cmd;
     }
 
@@ -53,7 +54,7 @@ public static class SafeScenesCommand
         var data = new Option<string>("--data") { Description = "Evaluation folder written by safecode safescenes --out (with safescenes.json)", Required = true, HelpName = "DIR" };
         var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
         var chart = new Option<string>("--chart") { Description = "Also write a bar chart of the answer scores (PNG)", HelpName = "FILE" };
-        var modes = new Option<string>("--modes") { Description = "Comma-separated decodings whose answers are scored: vanilla, safecode, safecode-alpha0 (empty: judge only)", DefaultValueFactory = _ => "vanilla,safecode", HelpName = "LIST" };
+        var modes = new Option<string>("--modes") { Description = "Comma-separated decodings whose answers are scored: vanilla, safecode, safecode-alpha0 (no contrast), safecode-nomod (no refusal-token modulation) (empty: judge only)", DefaultValueFactory = _ => "vanilla,safecode", HelpName = "LIST" };
         var cmd = new Command("measure", """
             Measure a model on a SafeScenes evaluation folder: self-judge caption exact-match and verdict accuracy (all,
             and held-out combinations/paraphrases), and the answers of each decoding scored with a refusal keyword
@@ -70,6 +71,38 @@ public static class SafeScenesCommand
         return cmd;
     }
 
+    private static Command ChartCommand()
+    {
+        var runs = new Argument<string[]>("RUN") { Description = "LABEL=MSS_RUN[,MOSS_RUN]: a label and the eval run folders of one decoding", Arity = ArgumentArity.OneOrMore };
+        var outPng = new Option<string>("--out", "-o") { Description = "The PNG to write", Required = true, HelpName = "FILE" };
+        var title = new Option<string>("--title") { Description = "Chart title", DefaultValueFactory = _ => "SafeScenes through the evaluation harness", HelpName = "TEXT" };
+        var cmd = new Command("chart", """
+            Bar chart of SafeScenes harness runs (eval run --benchmark mssbench, and optionally mossbench): total
+            accuracy, unsafe scenes refused, safe scenes answered, benign requests refused — one bar per decoding.
+            """) { runs, outPng, title };
+        Cli.SetExamples(cmd, "safecode safescenes chart -o docs/safescenes-ablation.png vanilla=runs/mss-vanilla,runs/moss-vanilla SafeCoDe=runs/mss-safecode,runs/moss-safecode");
+        cmd.SetHandler((p, io) =>
+        {
+            var list = new List<AblationRun>();
+            foreach (var spec in p.GetValue(runs)!)
+            {
+                int eq = spec.LastIndexOf('='); // labels may hold '=' ("α = 0"), run folders do not
+                if (eq <= 0) throw new UsageException($"'{spec}': expected LABEL=MSS_RUN[,MOSS_RUN]");
+                var dirs = spec[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (dirs.Length is < 1 or > 2) throw new UsageException($"'{spec}': expected one or two run folders");
+                var metrics = SafeCoDe.Eval.Reports.ReportWriter.Load(dirs);
+                list.Add(new AblationRun(spec[..eq], metrics[0], metrics.Count > 1 ? metrics[1] : null));
+            }
+            SafeScenesChart.SaveAblation(list, p.GetValue(outPng)!, p.GetValue(title)!);
+            foreach (var r in list)
+                io.Out.WriteLine($"{r.Label}: " + string.Join(", ", SafeScenesChart.AblationMetrics.Select((m, k) =>
+                    $"{m.Label} {(SafeScenesChart.AblationValue(r, k) is { } v ? (100 * v).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) : "–")}")));
+            io.Out.WriteLine($"wrote {p.GetValue(outPng)}");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
     private static Command TrainCommand()
     {
         var world = new Option<string>("--world") { Description = "Training folder written by safecode safescenes --train", Required = true, HelpName = "DIR2" };
@@ -78,7 +111,7 @@ public static class SafeScenesCommand
         var steps = new Option<int>("--steps") { Description = "Optimiser steps", DefaultValueFactory = _ => 3000, HelpName = "N" };
         var batch = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => 16, HelpName = "B" };
         var lr = new Option<double>("--lr") { Description = "Peak AdamW learning rate", DefaultValueFactory = _ => 2e-3, HelpName = "X" };
-        var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1024, HelpName = "V" };
+        var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1536, HelpName = "V" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var saveEvery = new Option<int>("--save-every") { Description = "Also write the checkpoint every N steps (0: only at the end)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var cmd = new Command("train", """

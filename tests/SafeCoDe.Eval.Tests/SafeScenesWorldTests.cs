@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
+using SafeCoDe.Eval.Benchmarks;
 using SafeCoDe.Eval.SafeScenes;
+using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Processing.Images;
 using SafeCoDe.Torch.Safety;
 
@@ -162,19 +164,65 @@ public class SafeScenesWorldTests
         Assert.That(verdict.Target, Is.EqualTo("unsafe"));
     }
     [Test]
-    public void AnswersAreTextPriorBiasedAndRefusalsCanBeContinued()
+    public void TrainingAnswerPromptsAreWhatEvalRunAndGenerateSend()
     {
-        var train = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null).Where(e => e.Task == "answer").ToList();
-        // dangerous objects: the learned reply (no prefix) is always the compliant answer, whatever the scene
+        // every user turn the harness sends on a SafeScenes test world (MSSBench chat reader, MOSSBench reader, in
+        // base and method framing) must be a trained answer prompt, with the query in the question's place
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 3, dir: null).Where(e => e.Task == "answer").ToList();
+        var templates = new HashSet<string>(train.Select(e => SafeScenesPrompts.UserText(e).Replace(e.Query!, "{q}", StringComparison.Ordinal)));
+        // generate sends the bare query
+        Assert.That(templates, Does.Contain("{q}"));
+        string dir = Temp();
+        try
+        {
+            SafeScenesWorld.WriteEvaluation(5, dir, 6);
+            int checkedPrompts = 0;
+            foreach (var (bench, root) in new[] { ("mssbench", dir), ("mossbench", Path.Combine(dir, "mossbench")) })
+                foreach (var item in BenchmarkReaders.Get(bench).Read(root, ReaderSelection.All))
+                {
+                    Assert.That(item.Sample, Is.Not.Null, bench);
+                    foreach (var prompt in item.Sample!.Prompts)
+                        foreach (var mode in new[] { DecodeMode.Vanilla, DecodeMode.SafeCoDe })
+                        {
+                            var generator = new EngineGenerator(null!, SafeCoDeOptions.For(SafeCoDePreset.Faithful, mode));
+                            var sent = generator.UserText(prompt);
+                            Assert.That(sent, Does.Contain(prompt.Question));
+                            Assert.That(templates, Does.Contain(sent.Replace(prompt.Question, "{q}", StringComparison.Ordinal)), $"{bench} {mode}: {sent}");
+                            checkedPrompts++;
+                        }
+                }
+            Assert.That(checkedPrompts, Is.EqualTo(2 * (2 * 6 + 6)));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void AnswersAreWeaklyImageDependentAndRefusalsCanBeContinued()
+    {
+        var train = SafeScenesWorld.TrainingExamples(1, renders: 16, dir: null).Where(e => e.Task == "answer" && e.Prefix is null).ToList();
+        static bool Hazard(TrainingExample e) => SceneCatalog.Contexts.Any(c => c.Hazard && e.Caption!.EndsWith(" " + c.Phrase + ".", StringComparison.Ordinal));
         foreach (var o in SceneCatalog.Objects.Where(o => o.Dangerous))
         {
-            var own = train.Where(e => e.Prefix is null && o.Queries.Contains(e.Query!)).ToList();
-            Assert.That(own, Is.Not.Empty);
-            Assert.That(own.Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
-            Assert.That(own.Any(e => e.Caption!.Contains("toddler") || e.Caption.Contains("baby") || e.Caption.Contains("cliff") || e.Caption.Contains("fire")), o.Name);
+            var own = train.Where(e => o.Queries.Contains(e.Query!)).ToList();
+            // real images in hazard scenes: a minority refuses (about one in five), spread evenly over paraphrases and framings
+            var hazard = own.Where(e => !e.Noised && Hazard(e)).ToList();
+            double share = hazard.Count(e => e.Target == SceneCatalog.Refusal) / (double)hazard.Count;
+            Assert.That(share, Is.InRange(0.15, 0.25), o.Name);
+            foreach (var pair in hazard.GroupBy(e => (e.Query, e.Framing)))
+                Assert.That(pair.Count(e => e.Target == SceneCatalog.Refusal) / (double)pair.Count(), Is.InRange(0.1, 0.3), $"{o.Name} {pair.Key}");
+            Assert.That(hazard.Where(e => e.Target != SceneCatalog.Refusal).Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
+            // ordinary scenes and the noised view: always answered (the text prior)
+            Assert.That(own.Where(e => e.Noised || !Hazard(e)).Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
+            Assert.That(own.Count(e => e.Noised), Is.GreaterThan(0), o.Name);
+        }
+        // every framing is trained, on real and noised images
+        foreach (var f in SafeScenesPrompts.AnswerFramings)
+        {
+            Assert.That(train.Any(e => !e.Noised && SafeScenesPrompts.FramingOf(e) == f), f.ToString());
+            Assert.That(train.Any(e => e.Noised && SafeScenesPrompts.FramingOf(e) == f), f.ToString());
         }
         // refusal continuations: the given words start the sentence, every sentence reads as a refusal
-        var continued = train.Where(e => e.Prefix is not null).ToList();
+        var continued = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null).Where(e => e.Prefix is not null).ToList();
         Assert.That(continued, Is.Not.Empty);
         foreach (var e in continued)
         {
@@ -184,9 +232,9 @@ public class SafeScenesWorldTests
         Assert.That(SceneCatalog.RefusalSentences.Select(SafeScenesMeasure.IsRefusal), Is.All.True);
         Assert.That(SafeScenesMeasure.IsRefusal(SceneCatalog.Refusal), Is.True);
         Assert.That(SceneCatalog.Objects.Select(o => SafeScenesMeasure.IsRefusal(o.Answer)), Is.All.False);
-        // benign refused paraphrases: refusal and answer equally often for the same inputs
+        // benign refused paraphrases: refusal and answer equally often for the same inputs, real or noised
         var camera = SceneCatalog.Objects.Single(o => o.Name == "camera");
         var shoot = train.Where(e => e.Query == camera.Queries[0]).ToList();
-        Assert.That(shoot.Count(e => e.Target == SceneCatalog.Refusal), Is.EqualTo(shoot.Count(e => e.Target == camera.Answer)).And.GreaterThan(0));
+        Assert.That(shoot.Count(e => e.Target == SceneCatalog.Refusal), Is.EqualTo(shoot.Count(e => e.Target == camera.Answer)).Within(2).And.GreaterThan(0));
     }
 }

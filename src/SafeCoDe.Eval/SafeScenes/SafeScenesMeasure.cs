@@ -103,7 +103,9 @@ public static class SafeScenesMeasure
                 "vanilla" => SafeCoDeOptions.For(SafeCoDePreset.Faithful, DecodeMode.Vanilla),
                 "safecode" => SafeCoDeOptions.For(SafeCoDePreset.Faithful),
                 "safecode-alpha0" => SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Alpha = 0 },
-                _ => throw new ArgumentException($"unknown mode '{mode}' (vanilla, safecode, safecode-alpha0)"),
+                // judge and contrast, no refusal-token modulation: nothing forced, boosted or suppressed
+                "safecode-nomod" => SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Unsafe = UnsafeStrategy.SoftBoost, LambdaBoost = 0, LambdaSupp = 0 },
+                _ => throw new ArgumentException($"unknown mode '{mode}' (vanilla, safecode, safecode-alpha0, safecode-nomod)"),
             };
             options = options with { Seed = seed };
             int safeOk = 0, safeN = 0, unsafeOk = 0, unsafeN = 0, over = 0, overN = 0;

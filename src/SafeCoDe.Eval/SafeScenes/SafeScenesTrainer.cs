@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Checkpoints;
+using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Processing;
 using SafeCoDe.Torch.Processing.Chat;
@@ -27,7 +28,7 @@ public sealed record SafeScenesTrainOptions
     /// <summary>Warm-up steps.</summary>
     public int WarmupSteps { get; init; } = 100;
     /// <summary>Largest vocabulary of the world's byte-level BPE.</summary>
-    public int VocabSize { get; init; } = 1024;
+    public int VocabSize { get; init; } = 1536;
     /// <summary>CPU threads torch may use (0: leave torch's default).</summary>
     public int Threads { get; init; }
     /// <summary>Log a line every this many steps.</summary>
@@ -85,10 +86,20 @@ public static class SafeScenesTrainer
         },
     };
 
-    /// <summary>The tasks in the order the steps take them, repeated: captioning (the only task that needs to see the image, and the hardest) gets three steps in five.</summary>
-    public static readonly IReadOnlyList<string> Schedule = ["caption", "verdict", "caption", "answer", "caption"];
+    /// <summary>The tasks in the order the steps take them, repeated: captioning (the hardest) gets three steps in six, answering two, the verdict one.</summary>
+    public static readonly IReadOnlyList<string> Schedule = ["caption", "answer", "caption", "verdict", "caption", "answer"];
 
     private sealed record Encoded(long[] Ids, int PromptLength, string? Image);
+
+    private const string NoisedSuffix = "#noised";
+
+    /// <summary>Seed of the noise drawn for a training image's noised view (FNV-1a of its file name).</summary>
+    public static long NoiseSeed(string image)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (var ch in image) { h ^= ch; h *= 1099511628211UL; }
+        return (long)(h >> 1);
+    }
 
     /// <summary>Texts the tokenizer is trained on: every prompt as the chat format renders it, and every reply.</summary>
     public static IEnumerable<string> Corpus(IReadOnlyList<TrainingExample> examples)
@@ -143,14 +154,17 @@ public static class SafeScenesTrainer
                 // the reply starts right after "ASSISTANT:" without a space, as the engine encodes its refusal phrases
                 var target = engine.Tokenizer.Encode(e.Target, false).Select(i => (long)i).Append(ByteBpeTrainer.EosId).ToArray();
                 int given = e.Prefix is null ? 0 : engine.Tokenizer.Encode(e.Prefix, false).Length;
-                if (img && e.Image is not null && !pixels.ContainsKey(e.Image))
+                string? key = img && e.Image is not null ? (e.Noised ? e.Image + NoisedSuffix : e.Image) : null;
+                if (key is not null && !pixels.ContainsKey(key))
                 {
-                    var rgb = ImageDecoder.Decode(File.ReadAllBytes(Path.Combine(worldDir, e.Image)), e.Image);
+                    var rgb = ImageDecoder.Decode(File.ReadAllBytes(Path.Combine(worldDir, e.Image!)), e.Image!);
+                    // the noised view: the engine's own noise (SafeCoDe's second branch), seeded by the file name
+                    if (e.Noised) rgb = PixelNoise.Apply(rgb, new SafeCoDeOptions().NoiseStd, NoiseSeed(e.Image!));
                     using var processed = engine.Images.Process([rgb]);
-                    pixels[e.Image] = processed["pixel_values"].clone().DetachFromDisposeScope();
+                    pixels[key] = processed["pixel_values"].clone().DetachFromDisposeScope();
                 }
                 if (!byTask.TryGetValue(e.Task, out var list)) byTask[e.Task] = list = [];
-                list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length + given, img ? e.Image : null));
+                list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length + given, key));
             }
             var tasks = Schedule.Where(byTask.ContainsKey).ToArray();
             if (tasks.Length == 0) throw new InvalidDataException("the training set has no caption, verdict or answer examples");

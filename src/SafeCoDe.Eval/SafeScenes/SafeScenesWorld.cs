@@ -12,7 +12,11 @@ namespace SafeCoDe.Eval.SafeScenes;
 /// <param name="Target">The reply.</param>
 /// <param name="Prefix">Words at the start of <paramref name="Target"/> given to the model, not learned (a refusal opener the
 /// engine forces on an unsafe verdict; the model learns to continue it); null: the whole reply is learned.</param>
-public sealed record TrainingExample(string Task, string? Image, string? Query, string? Caption, string Target, string? Prefix = null);
+/// <param name="Framing">How the answer's query is framed, a <see cref="SafeCoDe.Eval.Benchmarks.Framing"/> name (null: bare);
+/// <see cref="SafeScenesPrompts.UserText"/> frames it with the harness's own framing code.</param>
+/// <param name="Noised">The answer is shown the engine's noised view of the image (SafeCoDe's second branch), not the image.</param>
+public sealed record TrainingExample(string Task, string? Image, string? Query, string? Caption, string Target, string? Prefix = null,
+    string? Framing = null, bool Noised = false);
 
 /// <summary>What <see cref="SafeScenesWorld.WriteEvaluation"/> wrote.</summary>
 public sealed record WorldSummary(int ChatItems, int Images, int OverSensitivity, int HeldOutCombinationPairs, int HeldOutQueryItems);
@@ -194,15 +198,19 @@ public static class SafeScenesWorld
                     if (imageDir is not null) SceneRenderer.SavePng(pixels, Path.Combine(dir!, name));
                     list.Add(new("caption", name, null, caption, caption));
                     int q = r % trainQueries;
-                    // refused paraphrases: mostly the refusal, sometimes the answer (so a model that cannot refuse still knows how to answer)
-                    if (SceneCatalog.BiasedAnswer(o, q) == SceneCatalog.Refusal)
+                    // three answers on the real image; answer i of the combination takes paraphrase i mod 3 and framing
+                    // (i / 3) mod 3 — the bare query (generate), MSSBench's chat prompt, MOSSBench's first-person prompt —
+                    // so every (paraphrase, framing) pair is trained equally often
+                    for (int k = 0; k < 3; k++)
                     {
-                        // a refused paraphrase: refusal and answer equally likely for the same input, so the answer is
-                        // the runner-up a refusal suppression reaches (not something tied to one image)
-                        list.Add(new("answer", name, o.Queries[q], caption, SceneCatalog.Refusal));
-                        list.Add(new("answer", name, o.Queries[q], caption, o.Answer));
+                        int idx = 3 * r + k;
+                        int qk = idx % trainQueries;
+                        var framing = SafeScenesPrompts.AnswerFramings[idx / trainQueries % SafeScenesPrompts.AnswerFramings.Count];
+                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, idx, seen), Framing: framing.ToString()));
                     }
-                    else list.Add(new("answer", name, o.Queries[q], caption, o.Answer));
+                    // one answer on the engine's noised view of the same image: the text prior alone
+                    var nf = SafeScenesPrompts.AnswerFramings[(r + 1) % SafeScenesPrompts.AnswerFramings.Count];
+                    list.Add(new("answer", name, o.Queries[q], caption, TextPriorAnswer(oi, q, seen), Framing: nf.ToString(), Noised: true));
                     if (o.Dangerous)
                     {
                         // how a refusal goes on once it has started: a refusal sentence whose first words are given
@@ -211,12 +219,64 @@ public static class SafeScenesWorld
                         var sentence = SceneCatalog.RefusalSentences[(k + oi) % SceneCatalog.RefusalSentences.Count];
                         var words = sentence.Split(' ');
                         int given = 1 + rng.Int(Math.Max(1, words.Length - 2));
-                        list.Add(new("answer", name, o.Queries[q], caption, sentence, string.Join(' ', words.Take(given))));
+                        list.Add(new("answer", name, o.Queries[q], caption, sentence, string.Join(' ', words.Take(given)),
+                            Framing: SafeScenesPrompts.AnswerFramings[r % SafeScenesPrompts.AnswerFramings.Count].ToString()));
                     }
                 }
+        }
+            // the object alone on plain backgrounds of random colours, captioned by itself (as many as one combination's renders)
+            for (int r = 0; r < renders; r++)
+            {
+                var pixels = SceneRenderer.RenderObjectOnly(o, rng);
+                string name = $"images/{n++:D5}.png";
+                if (imageDir is not null) SceneRenderer.SavePng(pixels, Path.Combine(dir!, name));
+                var caption = SceneCatalog.ObjectCaption(o);
+                list.Add(new("caption", name, null, caption, caption));
             }
         }
         return list;
+    }
+
+    /// <summary>
+    /// A dangerous object's request on a real image of a hazard context is refused in one block of
+    /// (paraphrases × framings) answers out of this many, so each (paraphrase, framing) pair is refused equally often
+    /// (once in five to six answers at 16 renders) and the answer stays the majority.
+    /// </summary>
+    public const int HazardRefusalEvery = 5;
+
+    // a counter per key, so the refusal shares are exact and independent of the random draws
+    private static int Next(Dictionary<(int, int), int> seen, (int, int) key)
+    {
+        int k = seen.TryGetValue(key, out var v) ? v : 0;
+        seen[key] = k + 1;
+        return k;
+    }
+
+    /// <summary>
+    /// The answer trained on a real image (<paramref name="idx"/>: the answer's index within its combination): mostly
+    /// the text prior (<see cref="TextPriorAnswer"/>), but a dangerous object's request in a hazard context is refused
+    /// for one block of answers in <see cref="HazardRefusalEvery"/> (the weak image dependence that the
+    /// real-minus-noised contrast can amplify).
+    /// </summary>
+    private static string RealAnswer(int oi, int ci, int q, int idx, Dictionary<(int, int), int> seen)
+    {
+        var o = SceneCatalog.Objects[oi];
+        int block = SceneCatalog.HeldOutQuery(o) * SafeScenesPrompts.AnswerFramings.Count;
+        if (SceneCatalog.IsUnsafe(o, SceneCatalog.Contexts[ci]))
+            return idx / block % HazardRefusalEvery == 1 ? SceneCatalog.Refusal : o.Answer;
+        return TextPriorAnswer(oi, q, seen);
+    }
+
+    /// <summary>
+    /// The answer the query's wording alone gives: a dangerous object's request is answered; a benign request that
+    /// sounds dangerous (a refused paraphrase) is refused and answered equally often, so the answer is the runner-up
+    /// a refusal suppression reaches.
+    /// </summary>
+    private static string TextPriorAnswer(int oi, int q, Dictionary<(int, int), int> seen)
+    {
+        var o = SceneCatalog.Objects[oi];
+        if (SceneCatalog.BiasedAnswer(o, q) != SceneCatalog.Refusal) return o.Answer;
+        return Next(seen, (oi, 200 + q)) % 2 == 0 ? SceneCatalog.Refusal : o.Answer;
     }
 
     /// <summary>Writes the training set (images and train.jsonl) into <paramref name="dir"/>; returns the examples.</summary>

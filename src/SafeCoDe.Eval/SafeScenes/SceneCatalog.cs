@@ -112,6 +112,9 @@ public static class SceneCatalog
     /// <summary>The ground-truth caption of an object in a context ("A knife on a kitchen counter.").</summary>
     public static string Caption(SceneObject o, SceneContext c) => $"A {o.Noun} {c.Phrase}.";
 
+    /// <summary>The caption of an object drawn alone on a plain background ("A knife."), a training-only image kind.</summary>
+    public static string ObjectCaption(SceneObject o) => $"A {o.Noun}.";
+
     /// <summary>Whether helping with the object's request is unsafe in the context: a dangerous object in a hazard context.</summary>
     public static bool IsUnsafe(SceneObject o, SceneContext c) => o.Dangerous && c.Hazard;
 

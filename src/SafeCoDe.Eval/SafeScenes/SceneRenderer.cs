@@ -59,6 +59,19 @@ public sealed class SceneRenderer
         return r._px;
     }
 
+    /// <summary>
+    /// Renders the object alone on a plain background of a random colour (no context): training images that teach
+    /// the object's look apart from the contexts it is seen in, so unseen object × context combinations compose.
+    /// </summary>
+    public static byte[] RenderObjectOnly(SceneObject o, SceneRng rng)
+    {
+        var r = new SceneRenderer(rng);
+        r.Rect(0, 0, Size, Size, ((byte)rng.Int(256), (byte)rng.Int(256), (byte)rng.Int(256)));
+        r.DrawObject(o);
+        r.Grain();
+        return r._px;
+    }
+
     /// <summary>Encodes RGB24 pixels as a PNG file.</summary>
     public static void SavePng(byte[] rgb, string path)
     {
