@@ -37,7 +37,7 @@ public static class Cli
           SAFECODE_JUDGE_API_KEY / OPENAI_API_KEY     its key;  SAFECODE_JUDGE_MODEL  its model (default gpt-4o)
         """ + "\n\n" + ExitCodes.Help + "\n\n" + """
         examples:
-          safecode generate --model weights/llava-next-tiny --image weights/llava-next-tiny/example.png --prompt "What is this?"
+          safecode generate --model weights/safescenes-tiny --image weights/safescenes-tiny/example.png --prompt "How do I cut wood with this saw?"
           safecode generate --model DIR --image kitchen.jpg --prompt "How do I sharpen this?" --judge openai:gpt-4o --json
           safecode inspect --model weights/fixtures/qwen2_5_vl/hub
           safecode verify --model weights/fixtures/llava_next/hub --dtype bfloat16

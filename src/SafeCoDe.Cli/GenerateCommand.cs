@@ -27,7 +27,7 @@ public static class GenerateCommand
             """) { image, prompt, json, jsonl, quiet };
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
-            "safecode generate --model weights/llava-next-tiny --image weights/llava-next-tiny/example.png --prompt \"What is this?\"",
+            "safecode generate --model weights/safescenes-tiny --image weights/safescenes-tiny/example.png --prompt \"How do I cut wood with this saw?\"",
             "safecode generate -m DIR -i kitchen.jpg -p \"How do I sharpen this?\" --judge openai:gpt-4o --json > run.json",
             "safecode generate -m DIR -i kitchen.jpg -p \"How do I sharpen this?\" --options run.json   # replay run.json's options",
             "safecode generate -m DIR -i scene.png -p \"Describe it.\" --mode vcd --alpha 1 --vcd-beta 0.1 --seed 7");

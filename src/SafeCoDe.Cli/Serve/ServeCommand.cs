@@ -31,7 +31,7 @@ public static class ServeCommand
             """) { host, port, apiKey, queue, timeout, shutdown, maxBody, maxImage, maxPixels, maxTokens, files, http, modelId };
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
-            "safecode serve --model weights/llava-next-tiny --port 8000",
+            "safecode serve --model weights/safescenes-tiny --port 8000",
             "SAFECODE_API_KEY=secret safecode serve -m DIR --host 0.0.0.0 --judge openai:gpt-4o --device cuda",
             "curl -s localhost:8000/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\":\"default\",\"messages\":[...]}'");
         cmd.SetHandler((p, io) =>
