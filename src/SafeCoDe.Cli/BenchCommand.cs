@@ -117,7 +117,7 @@ public static class BenchCommand
     public static Command Create()
     {
         var shapeO = CliOptions.Choice("--shape", "Model shapes to build with random weights (without --shape, --config or --request: the decode-overhead bench)", ["llava-1.5-7b"], null);
-        var modelO = new Option<string>("--model", "-m") { Description = "Checkpoint for the concurrent-requests part of the decode-overhead bench", DefaultValueFactory = _ => Path.Combine("weights", "llava-next-tiny"), HelpName = "DIR" };
+        var modelO = new Option<string>("--model", "-m") { Description = "Checkpoint for the concurrent-requests part of the decode-overhead bench (default: the shipped default model; weights/llava-next-tiny measures a 32k-vocabulary LLaVA-NeXT)", DefaultValueFactory = _ => Path.Combine("weights", "safescenes-tiny"), HelpName = "DIR" };
         var configO = new Option<string>("--config") { Description = "Build the shapes of this config.json instead (LLaVA-1.5; LLaVA-NeXT with --request)", HelpName = "FILE" };
         var deviceO = CliOptions.Device();
         var dtypeO = CliOptions.DType("bfloat16");
