@@ -2,6 +2,7 @@ using NUnit.Framework;
 using SafeCoDe.Torch.Decoding.Batching;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
+using SafeCoDe.Torch.Tests.Decoding;
 using static TorchSharp.torch;
 using static SafeCoDe.Torch.Tests.TestMath;
 
@@ -79,45 +80,13 @@ public class IdeficsStaticStepTests
         BackboneInputs[] prompts = [PairWithABlindRow(), IdeficsStepProbe.Prompt(1, 9, 0, seed: 3), IdeficsStepProbe.Prompt(1, 14, 1, seed: 5), IdeficsStepProbe.Prompt(2, 7, 0, seed: 9)];
         int[] joinAt = [0, 0, 3, 1], leaveAfter = [5, 8, 5, 9];
         const int dropRowAfter = 2;
-        int n = prompts.Length, batchedSteps = 0;
-        var together = new DecodeState?[n]; var alone = new DecodeState?[n]; var tokens = new Tensor?[n];
-        using var scope = NewDisposeScope();
         try
         {
-            for (int step = 0; step < 10; step++)
-            {
-                for (int i = 0; i < n; i++)
-                {
-                    if (step == joinAt[i])
-                    {
-                        Tensor l;
-                        (together[i], l) = model.Prefill(prompts[i], 12);
-                        (alone[i], _) = model.Prefill(prompts[i], 12);
-                        tokens[i] = l.argmax(1);
-                    }
-                    if (step == leaveAfter[i] + 1) { together[i]!.Dispose(); alone[i]!.Dispose(); together[i] = alone[i] = null; }
-                }
-                if (step == dropRowAfter + 1) { together[0]!.KeepRows([0]); alone[0]!.KeepRows([0]); tokens[0] = tokens[0]!.narrow(0, 0, 1); }
-                var live = Enumerable.Range(0, n).Where(i => together[i] is not null).ToArray();
-                var batched = d.StaticStepMany(live.Select(i => together[i]!).ToList(), live.Select(i => tokens[i]!).ToList());
-                if (live.Length > 1) batchedSteps++;
-                for (int k = 0; k < live.Length; k++)
-                {
-                    int i = live[k];
-                    var single = model.Step(alone[i]!, tokens[i]!);
-                    Assert.That(RelErr(batched[k], single), Is.LessThanOrEqualTo(1e-5), $"step {step}, request {i}");
-                    var top = single.topk(2, 1).values;
-                    var decided = (top[.., 0] - top[.., 1]).gt(1e-4);
-                    Assert.That(batched[k].argmax(1).eq(single.argmax(1)).logical_or(decided.logical_not()).all().item<bool>(), Is.True,
-                        $"greedy token, step {step}, request {i}");
-                    tokens[i] = single.argmax(1);
-                }
-            }
+            int batchedSteps = JoinLeaveDriver.Run(model, prompts, joinAt, leaveAfter, dropRowAfter, steps: 10, capacity: 12, (states, tokens) => d.StaticStepMany(states, tokens));
             Assert.That(batchedSteps, Is.EqualTo(9), "steps 0–8 ran several requests as one batch");
         }
         finally
         {
-            foreach (var s in together.Concat(alone)) s?.Dispose();
             foreach (var p in prompts) IdeficsStepProbe.Dispose(p);
         }
     }

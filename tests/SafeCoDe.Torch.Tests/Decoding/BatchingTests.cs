@@ -31,43 +31,13 @@ public class BatchedStatesTests(string family, string[] variants)
         BackboneInputs[] prompts = [pair, real, noised];
         int[] joinAt = [0, 0, 2], leaveAfter = [6, 4, 6];
         const int dropNoisedAfter = 3; // the pair drops its noised row (end of guidance)
-        var together = new DecodeState?[3]; var alone = new DecodeState?[3];
-        var tokens = new Tensor?[3];
         try
         {
-            for (int step = 0; step < 7; step++)
-            {
-                for (int i = 0; i < 3; i++)
-                {
-                    if (step == joinAt[i])
-                    {
-                        Tensor l;
-                        (together[i], l) = model.Prefill(prompts[i], 10);
-                        (alone[i], _) = model.Prefill(prompts[i], 10);
-                        tokens[i] = l.argmax(1);
-                    }
-                    if (step == leaveAfter[i] + 1) { together[i]!.Dispose(); alone[i]!.Dispose(); together[i] = alone[i] = null; }
-                }
-                if (step == dropNoisedAfter + 1) { together[0]!.KeepRows([0]); alone[0]!.KeepRows([0]); tokens[0] = tokens[0]!.narrow(0, 0, 1); }
-                var live = Enumerable.Range(0, 3).Where(i => together[i] is not null).ToArray();
-                if (live.Length == 0) break;
-                var batched = StepTogether(model, live.Select(i => together[i]!).ToList(), live.Select(i => tokens[i]!).ToList());
-                for (int k = 0; k < live.Length; k++)
-                {
-                    int i = live[k];
-                    var single = model.Step(alone[i]!, tokens[i]!);
-                    Assert.That(RelErr(batched[k], single), Is.LessThanOrEqualTo(1e-5), $"step {step}, request {i}");
-                    var top = single.topk(2, 1).values;
-                    var decided = (top[.., 0] - top[.., 1]).gt(1e-4);
-                    Assert.That(batched[k].argmax(1).eq(single.argmax(1)).logical_or(decided.logical_not()).all().item<bool>(), Is.True,
-                        $"greedy token, step {step}, request {i}");
-                    tokens[i] = single.argmax(1);
-                }
-            }
+            JoinLeaveDriver.Run(model, prompts, joinAt, leaveAfter, dropNoisedAfter, steps: 7, capacity: 10,
+                (states, tokens) => StepTogether(model, states, tokens));
         }
         finally
         {
-            foreach (var s in together.Concat(alone)) s?.Dispose();
             foreach (var t in owned) t.Dispose();
         }
     }
