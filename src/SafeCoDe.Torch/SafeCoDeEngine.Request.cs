@@ -89,13 +89,18 @@ public sealed partial class SafeCoDeEngine
         if (run.Options.Mode != DecodeMode.SafeCoDe || r.Verdict is not null) return;
         var judge = JudgeFor(r.Judge);
         var sw = Stopwatch.StartNew();
-        var bytes = run.ImageBytes ?? (run.Image is null ? null : Png(run.Image));
+        // a PNG of a given image only for judges that read bytes (an endpoint, a cache key): encoding one costs
+        // ≈ 20 ms of CPU per request, more than the whole decode of a small model
+        var bytes = run.ImageBytes ?? (run.Image is null || !ReadsImageBytes(judge) ? null : Png(run.Image));
         var request = new JudgeRequest(r.JudgeQuery ?? r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = run.Options.UnknownVerdict };
         run.Judged = await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
         run.JudgeMs = sw.Elapsed.TotalMilliseconds;
         run.Verdict = run.Judged.Verdict;
         r.OnJudged?.Invoke(run.Judged);
     }
+
+    /// <summary>False for judges that never look at the image's bytes: a fixed verdict, or this engine's model judge (it reads the decoded pixels).</summary>
+    private static bool ReadsImageBytes(ISafetyJudge judge) => judge is not (FixedJudge or ModelJudge);
 
     /// <summary>
     /// The request's judge (default: this model judging itself). A model judge on this engine — also behind a
