@@ -163,10 +163,20 @@ public sealed partial class SafeCoDeEngine
         int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
         // prefills run one at a time (compute-bound; concurrent ones only contend for the cores) while other
         // requests' decode steps go on batched
-        _prefillGate.Wait(cancel);
+        // requests waiting at the same time are prefilled as one batch where the family allows it
+        int capacity = budget + o.MaxSteps + 1;
         BatchedBranches made;
-        try { made = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0, _batcher); }
-        finally { _prefillGate.Release(); }
+        if (_prefills is not null)
+        {
+            var (state, logits) = _prefills.Prefill(inputs.Real, inputs.Noised, capacity, cancel);
+            made = new BatchedBranches(Model, state, logits, _batcher);
+        }
+        else
+        {
+            _prefillGate.Wait(cancel);
+            try { made = new BatchedBranches(Model, inputs.Real, inputs.Noised, capacity, Tokenizer.Pad?.Id ?? 0, _batcher); }
+            finally { _prefillGate.Release(); }
+        }
         using var branches = made;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
         var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)

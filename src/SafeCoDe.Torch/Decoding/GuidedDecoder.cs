@@ -51,6 +51,16 @@ public sealed class BatchedBranches : IBranches
         _membership = batcher?.Join();
     }
 
+    /// <summary>Branches from a state already prefilled (by the engine's <see cref="PrefillBatcher"/>); they own <paramref name="state"/> and <paramref name="logits"/>.</summary>
+    internal BatchedBranches(IBackbone model, DecodeState state, Tensor logits, DecodeBatcher? batcher)
+    {
+        _model = model;
+        _state = state;
+        _logits = logits;
+        _batcher = batcher;
+        _membership = batcher?.Join();
+    }
+
     private readonly DecodeBatcher? _batcher;
     private readonly IDisposable? _membership;
 

@@ -19,6 +19,13 @@ internal sealed class LayerCache : IDisposable
         V = zeros([batch, kvHeads, capacity, headDim], dtype, device);
     }
 
+    /// <summary>Wraps existing cache tensors [batch, kv_heads, capacity, head_dim] (e.g. rows of a larger cache); the cache owns them.</summary>
+    public LayerCache(Tensor k, Tensor v)
+    {
+        K = k;
+        V = v;
+    }
+
     /// <summary>Writes [batch, kv_heads, t, head_dim] at <paramref name="start"/> and returns views of everything up to it.</summary>
     public (Tensor k, Tensor v) Append(Tensor k, Tensor v, long start)
     {

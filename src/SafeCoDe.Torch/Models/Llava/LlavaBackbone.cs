@@ -62,6 +62,9 @@ internal sealed class LlavaBackbone : DecoderBackbone
 #pragma warning restore IDE1006
     private readonly LlavaConfig _cfg;
 
+    /// <summary>LLaVA-1.5 and LLaVA-NeXT: plain Llama/Mistral decoder, HF's left-padding positions, no per-row state.</summary>
+    protected override bool BatchesPrefills => true;
+
     /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public LlavaBackbone(LlavaConfig cfg, ParamFactory f) : base(nameof(LlavaBackbone), cfg, f)
     {
