@@ -210,10 +210,9 @@ internal sealed partial class LlamaAttention
     public Tensor StaticForward(Tensor x, StaticStepInputs si, int layer)
     {
         long d = _headDim, h = _heads, kv = _kvHeads, n = (h + 2 * kv) * d, rep = h / kv;
-        var qkv = _qkv.Forward(x);                       // [R, 1, N]
-        var rot = qkv * si.CosF;
-        var swapped = qkv.index_select(-1, si.Perm);
-        rot.add_(swapped.mul_(si.SinF));                 // x·cos + rotate_half(x)·sin, v untouched (cos 1, sin 0)
+        var rot = _qkv.Forward(x);                       // [R, 1, N]
+        var swapped = rot.index_select(-1, si.Perm);     // gathered before rot is overwritten
+        rot.mul_(si.CosF).add_(swapped.mul_(si.SinF));   // x·cos + rotate_half(x)·sin in place, v untouched (cos 1, sin 0)
         var segs = si.Segments;
         var outs = segs.Length == 1 ? null : new Tensor[segs.Length];
         Tensor o = null!;
