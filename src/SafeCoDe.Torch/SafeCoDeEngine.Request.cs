@@ -161,9 +161,9 @@ public sealed partial class SafeCoDeEngine
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         var pre = Stopwatch.StartNew();
         int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
-        // prefills run one at a time (compute-bound; concurrent ones only contend for the cores) while other
-        // requests' decode steps go on batched
-        // requests waiting at the same time are prefilled as one batch where the family allows it
+        // prefills never run concurrently (compute-bound; concurrent ones only contend for the cores) while other
+        // requests' decode steps go on batched; requests waiting at the same time are prefilled as one batch where
+        // the family allows it (PrefillBatcher), one at a time otherwise
         int capacity = budget + o.MaxSteps + 1;
         BatchedBranches made;
         if (_prefills is not null)
