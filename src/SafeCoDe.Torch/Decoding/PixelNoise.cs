@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Processing.Images;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,10 +23,11 @@ public static class PixelNoise
         using var scope = NewDisposeScope();
         // the reference's expression, ((x/255 + n·σ).clamp(0, 1)·255).round(), with every step after the first in
         // place (bit-identical to the out-of-place ops) and the bytes copied out as one block, not element by element
-        var x = tensor(image.Pixels, ScalarType.Byte).view(image.Height, image.Width, 3).to(ScalarType.Float32).div_(255.0f);
+        var x = tensor(image.Pixels, ScalarType.Byte).view(image.Height, image.Width, 3).to(ScalarType.Float32).div_(Scalars.Byte255Float);
         using var gen = new torch.Generator((ulong)seed);
-        var noise = randn(x.shape, ScalarType.Float32, generator: gen).mul_((float)std);
-        var y = x.add_(noise).clamp_(0.0, 1.0).mul_(255.0f).round_().to(ScalarType.Byte);
+        using var sigma = ((float)std).ToScalar();
+        var noise = randn(x.shape, ScalarType.Float32, generator: gen).mul_(sigma);
+        var y = x.PlusInPlace(noise).clamp_(Scalars.ZeroDouble, Scalars.OneDouble).mul_(Scalars.Byte255Float).round_().to(ScalarType.Byte);
         var result = new RgbImage(image.Width, image.Height);
         y.bytes.CopyTo(result.Pixels);
         return result;
