@@ -68,6 +68,20 @@ internal static class Scalars
         return arange(a, b, One, dtype, device);
     }
 
+    /// <summary><c>t * k</c> for a value known only now, its scalar kept alive for the call.</summary>
+    public static Tensor Times(this Tensor t, double k)
+    {
+        using var s = k.ToScalar();
+        return t.mul(s);
+    }
+
+    /// <summary><c>t + k</c> for a value known only now, its scalar and alpha kept alive for the call.</summary>
+    public static Tensor PlusValue(this Tensor t, double k)
+    {
+        using var s = k.ToScalar();
+        return t.add(s, One);
+    }
+
     /// <summary><c>a + b</c> with a rooted alpha (what <c>a + b</c> computes, without the implicit alpha).</summary>
     public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
 

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -106,7 +107,8 @@ internal sealed class LlavaBackbone : DecoderBackbone
         var pixels = inputs.Image("pixel_values");
         if (pixels is null)
         {
-            long n = ids.eq(_cfg.ImageTokenId).sum().item<long>();
+            using var imageToken = _cfg.ImageTokenId.ToScalar();
+        long n = ids.eq(imageToken).sum().item<long>();
             if (n > 0) throw new ArgumentException($"the prompt has {n} image tokens but no pixel_values were given");
             return embeds.MoveToOuterDisposeScope();
         }
