@@ -67,9 +67,12 @@ public static class BenchCommand
         var gen = new torch.Generator(1234);
         var pre = randint(2, vocab - 1, [1, 40], generator: gen, dtype: ScalarType.Int64);
         var post = randint(2, vocab - 1, [1, 60], generator: gen, dtype: ScalarType.Int64);
-        var ids = cat([ones(1, 1, dtype: ScalarType.Int64), pre, full(1, n, (long)cfg.ImageTokenId, ScalarType.Int64), post], 1);
+        using var imageToken = ((long)cfg.ImageTokenId).ToScalar();
+        var ids = cat([ones(1, 1, dtype: ScalarType.Int64), pre, full(1, n, imageToken, ScalarType.Int64), post], 1);
         var pv = randn([1, tiles, 3, side, side], generator: gen).to(dtype);
-        var pvn = (pv.to(ScalarType.Float32) + randn([1, tiles, 3, side, side], generator: gen) * 0.37).to(dtype);
+        using var noiseScale = 0.37.ToScalar();
+        using var alpha = 1.ToScalar();
+        var pvn = pv.to(ScalarType.Float32).add(randn([1, tiles, 3, side, side], generator: gen) * noiseScale, alpha).to(dtype);
         var sizes = tensor(new long[] { 672, 672 }).view(1, 2);
         var real = new BackboneInputs(ids, null, new Dictionary<string, Tensor> { ["pixel_values"] = pv, ["image_sizes"] = sizes });
         var noised = real with { Images = new Dictionary<string, Tensor> { ["pixel_values"] = pvn, ["image_sizes"] = sizes } };
@@ -179,9 +182,11 @@ public static class BenchCommand
         int nImg = cfg.Vision.NumPatches + (cfg.VisionFeatureSelectStrategy == "full" ? 1 : 0);
         var gen = new torch.Generator(1234);
         var ids = randint(3, Math.Min(cfg.Text.VocabSize, cfg.ImageTokenId), [1, textTokens + nImg], generator: gen, dtype: ScalarType.Int64);
-        ids.narrow(1, 5, nImg).fill_(cfg.ImageTokenId);
+        using (var imageToken = cfg.ImageTokenId.ToScalar()) ids.narrow(1, 5, nImg).fill_(imageToken);
         var pix = randn([1, 3, cfg.Vision.ImageSize, cfg.Vision.ImageSize], generator: gen);
-        var pixN = pix + randn([1, 3, cfg.Vision.ImageSize, cfg.Vision.ImageSize], generator: gen) * 0.1;
+        using var noiseScale = 0.1.ToScalar();
+        using var alpha = 1.ToScalar();
+        var pixN = pix.add(randn([1, 3, cfg.Vision.ImageSize, cfg.Vision.ImageSize], generator: gen) * noiseScale, alpha);
         var single = new BackboneInputs(ids, null, new Dictionary<string, Tensor> { ["pixel_values"] = pix.to(dtype) });
         var noised = new BackboneInputs(ids, null, new Dictionary<string, Tensor> { ["pixel_values"] = pixN.to(dtype) });
         var pair = BatchCollator.Collate([single, noised], 0);
@@ -252,7 +257,7 @@ public static class BenchCommand
         using var _ = no_grad();
         foreach (var (name, p) in m.named_parameters())
         {
-            if (name.EndsWith("norm.weight") || name.EndsWith("layernorm.weight") || name.EndsWith("layrnorm.weight") || name.Contains("layer_norm")) p.fill_(1.0);
+            if (name.EndsWith("norm.weight") || name.EndsWith("layernorm.weight") || name.EndsWith("layrnorm.weight") || name.Contains("layer_norm")) { using var one = 1.0.ToScalar(); p.fill_(one); }
             else if (name.EndsWith(".bias")) p.zero_();
             else p.normal_(0, 0.02);
         }

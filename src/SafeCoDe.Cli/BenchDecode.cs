@@ -62,6 +62,7 @@ internal static class BenchDecode
                 concurrent8_samples_per_s = conc is null ? (double?)null : 8 / conc.ConcurrentS,
                 concurrent8_vs_sequential_throughput_ratio = conc is null ? (double?)null : conc.SequentialS / conc.ConcurrentS,
                 concurrent8_steps = conc?.Steps, concurrent8_forwards = conc?.Forwards, concurrent8_same_tokens = conc?.SameTokens,
+                concurrent8_prefills = conc?.ConcurrentPrefills, concurrent8_prefill_forwards = conc?.ConcurrentPrefillForwards,
                 idefics_shape = "idefics, 32 layers, gated cross-attention every 4th, hidden 64, 4 heads, head_dim 16, one image (4 latents)",
                 idefics_tensors_per_plain_layer_step = ide.Static.PerPlainLayer, idefics_tensors_per_gated_layer_step = ide.Static.PerGatedLayer,
                 idefics_eager_tensors_per_plain_layer_step = ide.Eager.PerPlainLayer, idefics_eager_tensors_per_gated_layer_step = ide.Eager.PerGatedLayer,
@@ -82,6 +83,7 @@ internal static class BenchDecode
             {
                 o.WriteLine($"  8 SafeCoDe requests ({modelDir}, fixed:safe, 32 greedy tokens), best of {Trials}: one at a time {c.SequentialS:F3} s, together {c.ConcurrentS:F3} s → ×{c.SequentialS / c.ConcurrentS:F2} (trials ×{string.Join(" ×", c.TrialRatios)}; {c.Steps} steps in {c.Forwards} forwards; same tokens: {c.SameTokens})");
                 o.WriteLine($"    process CPU time: one at a time {c.SequentialCpuS:F3} s, together {c.ConcurrentCpuS:F3} s");
+                o.WriteLine($"    prefills together: {c.ConcurrentPrefills} requests in {c.ConcurrentPrefillForwards} forwards");
                 o.WriteLine($"    batcher, one at a time: {c.SequentialBatcher}");
                 o.WriteLine($"    batcher, together:      {c.ConcurrentBatcher}");
                 o.WriteLine($"    phase ms summed over the 8 (one at a time): {c.SequentialPhases}");
@@ -130,7 +132,8 @@ internal static class BenchDecode
     /// <summary>What the concurrent-requests part measured: best-of-trials times, each trial's ratio, the profiles of the best trials.</summary>
     internal sealed record ConcurrentFigures(double SequentialS, double ConcurrentS, double[] TrialRatios, long Steps, long Forwards, bool SameTokens,
         PhaseSums SequentialPhases, PhaseSums ConcurrentPhases, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile SequentialBatcher,
-        SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile ConcurrentBatcher, double SequentialCpuS, double ConcurrentCpuS);
+        SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile ConcurrentBatcher, double SequentialCpuS, double ConcurrentCpuS,
+        long ConcurrentPrefills, long ConcurrentPrefillForwards);
 
     /// <summary>Trials of the concurrent-requests part: each runs the 8 requests one at a time, then together.</summary>
     internal const int Trials = 3;
@@ -154,25 +157,27 @@ internal static class BenchDecode
         SafeCoDeResult[] Sequential() => Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)).GetAwaiter().GetResult()).ToArray();
         SafeCoDeResult[] Together() => Task.WhenAll(Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)))).GetAwaiter().GetResult();
         var self = Process.GetCurrentProcess();
-        (double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu) Timed(Func<SafeCoDeResult[]> run)
+        (double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf) Timed(Func<SafeCoDeResult[]> run)
         {
             var p0 = engine.DecodeBatchProfile;
+            var f0 = engine.PrefillBatchCounts;
             self.Refresh();
             var cpu0 = self.TotalProcessorTime;
             var sw = Stopwatch.StartNew();
             var r = run();
             double s = sw.Elapsed.TotalSeconds;
             self.Refresh();
-            return (s, r, engine.DecodeBatchProfile.Since(p0), (self.TotalProcessorTime - cpu0).TotalSeconds);
+            var f1 = engine.PrefillBatchCounts;
+            return (s, r, engine.DecodeBatchProfile.Since(p0), (self.TotalProcessorTime - cpu0).TotalSeconds, (f1.Prefills - f0.Prefills, f1.Forwards - f0.Forwards));
         }
         Sequential(); Together(); // warm-up
-        var seq = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu)>();
-        var tog = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu)>();
+        var seq = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf)>();
+        var tog = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf)>();
         for (int t = 0; t < Trials; t++) { seq.Add(Timed(Sequential)); tog.Add(Timed(Together)); }
         var bs = seq.MinBy(x => x.S);
         var bt = tog.MinBy(x => x.S);
         bool same = seq.Concat(tog).All(run => run.R.Zip(seq[0].R).All(p => p.First.TokenIds.SequenceEqual(p.Second.TokenIds)));
         return new ConcurrentFigures(bs.S, bt.S, seq.Zip(tog).Select(p => Math.Round(p.First.S / p.Second.S, 2)).ToArray(), bt.P.Steps, bt.P.Forwards, same,
-            PhaseSums.Of(bs.R), PhaseSums.Of(bt.R), bs.P, bt.P, bs.Cpu, bt.Cpu);
+            PhaseSums.Of(bs.R), PhaseSums.Of(bt.R), bs.P, bt.P, bs.Cpu, bt.Cpu, bt.Pf.Prefills, bt.Pf.Forwards);
     }
 }

@@ -89,13 +89,18 @@ public sealed partial class SafeCoDeEngine
         if (run.Options.Mode != DecodeMode.SafeCoDe || r.Verdict is not null) return;
         var judge = JudgeFor(r.Judge);
         var sw = Stopwatch.StartNew();
-        var bytes = run.ImageBytes ?? (run.Image is null ? null : Png(run.Image));
+        // a PNG of a given image only for judges that read bytes (an endpoint, a cache key): encoding one costs
+        // ≈ 20 ms of CPU per request, more than the whole decode of a small model
+        var bytes = run.ImageBytes ?? (run.Image is null || !ReadsImageBytes(judge) ? null : Png(run.Image));
         var request = new JudgeRequest(r.JudgeQuery ?? r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = run.Options.UnknownVerdict };
         run.Judged = await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
         run.JudgeMs = sw.Elapsed.TotalMilliseconds;
         run.Verdict = run.Judged.Verdict;
         r.OnJudged?.Invoke(run.Judged);
     }
+
+    /// <summary>False for judges that never look at the image's bytes: a fixed verdict, or this engine's model judge (it reads the decoded pixels).</summary>
+    private static bool ReadsImageBytes(ISafetyJudge judge) => judge is not (FixedJudge or ModelJudge);
 
     /// <summary>
     /// The request's judge (default: this model judging itself). A model judge on this engine — also behind a
@@ -156,12 +161,22 @@ public sealed partial class SafeCoDeEngine
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         var pre = Stopwatch.StartNew();
         int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
-        // prefills run one at a time (compute-bound; concurrent ones only contend for the cores) while other
-        // requests' decode steps go on batched
-        _prefillGate.Wait(cancel);
+        // prefills never run concurrently (compute-bound; concurrent ones only contend for the cores) while other
+        // requests' decode steps go on batched; requests waiting at the same time are prefilled as one batch where
+        // the family allows it (PrefillBatcher), one at a time otherwise
+        int capacity = budget + o.MaxSteps + 1;
         BatchedBranches made;
-        try { made = new BatchedBranches(Model, inputs.Real, inputs.Noised, budget + o.MaxSteps + 1, Tokenizer.Pad?.Id ?? 0, _batcher); }
-        finally { _prefillGate.Release(); }
+        if (_prefills is not null)
+        {
+            var (state, logits) = _prefills.Prefill(inputs.Real, inputs.Noised, capacity, cancel);
+            made = new BatchedBranches(Model, state, logits, _batcher);
+        }
+        else
+        {
+            _prefillGate.Wait(cancel);
+            try { made = new BatchedBranches(Model, inputs.Real, inputs.Noised, capacity, Tokenizer.Pad?.Id ?? 0, _batcher); }
+            finally { _prefillGate.Release(); }
+        }
         using var branches = made;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
         var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)

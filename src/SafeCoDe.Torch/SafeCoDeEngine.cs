@@ -135,6 +135,10 @@ public sealed partial class SafeCoDeEngine : IDisposable
     private readonly SemaphoreSlim _judgeGate = new(1, 1);
     private readonly SemaphoreSlim _prefillGate = new(1, 1);
     private readonly DecodeBatcher? _batcher;
+    /// <summary>Batches the prefills of requests waiting together (null with MaxBatchRows 1 or a family that prefills one request at a time).</summary>
+    private readonly PrefillBatcher? _prefills;
+    /// <summary>Requests prefilled so far and the forwards they took (equal when no prefills were batched; zeros without a prefill batcher).</summary>
+    public (long Prefills, long Forwards) PrefillBatchCounts => _prefills?.Counts ?? (0, 0);
     /// <summary>The decode-step batcher (null with MaxBatchRows 1): tests read its counts.</summary>
     internal DecodeBatcher? Batcher => _batcher;
     /// <summary>Decode steps batched so far and the forwards they took (equal when nothing ran together; zeros with MaxBatchRows 1).</summary>
@@ -178,6 +182,8 @@ public sealed partial class SafeCoDeEngine : IDisposable
         int admitted = o.ConcurrentRequests;
         _gate = new SemaphoreSlim(admitted, admitted);
         _batcher = admitted > 1 ? new DecodeBatcher(model, o.MaxBatchRows) : null;
+        _prefills = admitted > 1 && model is Models.Common.DecoderBackbone { PrefillsTogether: true } decoder
+            ? new PrefillBatcher(decoder, tokenizer.Pad?.Id ?? 0, o.MaxBatchRows) : null;
         Format = ChatFormat.For(dir.Config.ModelType, o.PromptStyle);
         _qformer = qformer;
         _prompts = new PromptBuilder(dir.Config, tokenizer, Format, qformer);

@@ -169,7 +169,8 @@ public static class SafeScenesTrainer
             var tasks = Schedule.Where(byTask.ContainsKey).ToArray();
             if (tasks.Length == 0) throw new InvalidDataException("the training set has no caption, verdict or answer examples");
 
-            using var optimizer = torch.optim.AdamW(parameters.Select(p => p.Parameter), lr: o.LearningRate, weight_decay: 0.01);
+            // TorchSharp's AdamW hands libtorch finalizer-owned scalars (see ScopedScalarAdamW); this one updates identically
+            using var optimizer = new ScopedScalarAdamW(parameters.Select(p => p.Parameter), lr: o.LearningRate, weightDecay: 0.01);
             var rng = SceneRng.For(o.Seed, "batches");
             var losses = new List<double>();
             long tokens = 0;
@@ -178,7 +179,7 @@ public static class SafeScenesTrainer
             {
                 double lr = step < o.WarmupSteps ? o.LearningRate * (step + 1) / o.WarmupSteps
                     : o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - o.WarmupSteps) / Math.Max(1, o.Steps - o.WarmupSteps))));
-                foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+                optimizer.LearningRate = lr;
                 var pool = byTask[tasks[step % tasks.Length]];
                 var batch = Enumerable.Range(0, o.BatchSize).Select(_ => pool[rng.Int(pool.Count)]).ToList();
                 using var scope = NewDisposeScope();
@@ -201,10 +202,10 @@ public static class SafeScenesTrainer
                 var inputs = new BackboneInputs(tensor(ids).view(batch.Count, t), tensor(mask).view(batch.Count, t), images);
                 var logits = BackboneTraining.Logits(model, inputs);
                 var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), tensor(labels), ignore_index: -100);
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 loss.backward();
                 nn.utils.clip_grad_norm_(parameters.Select(p => p.Parameter), 1.0);
-                optimizer.step();
+                optimizer.Step();
                 double l = loss.item<float>();
                 losses.Add(l);
                 if (o.SaveEvery > 0 && (step + 1) % o.SaveEvery == 0 && step + 1 < o.Steps)

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SafeCoDe.Torch.Models;
@@ -75,12 +76,12 @@ public static class RandomCheckpoint
         using var gen = new torch.Generator(Mix((ulong)o.Seed, name));
         var last = name.Split('.')[^1];
         Tensor t;
-        if (last.Contains("alpha")) t = rand(shape, generator: gen) + 0.5;
-        else if (name.Contains("query_tokens") || last == "latents") t = randn(shape, generator: gen) * 0.5;
-        else if (shape.Length >= 2) t = randn(shape, generator: gen) * (o.InitScale / Math.Sqrt(Math.Max(1, shape.Skip(1).Aggregate(1L, (a, b) => a * b))));
-        else if (last.EndsWith("bias")) t = randn(shape, generator: gen) * 0.1;
-        else if (last == "weight") t = randn(shape, generator: gen) * 0.2 + 1.0;
-        else t = randn(shape, generator: gen) * 0.5;
+        if (last.Contains("alpha")) t = rand(shape, generator: gen).PlusValue(0.5);
+        else if (name.Contains("query_tokens") || last == "latents") t = randn(shape, generator: gen).Times(0.5);
+        else if (shape.Length >= 2) t = randn(shape, generator: gen).Times(o.InitScale / Math.Sqrt(Math.Max(1, shape.Skip(1).Aggregate(1L, (a, b) => a * b))));
+        else if (last.EndsWith("bias")) t = randn(shape, generator: gen).Times(0.1);
+        else if (last == "weight") t = randn(shape, generator: gen).Times(0.2).PlusValue(1.0);
+        else t = randn(shape, generator: gen).Times(0.5);
         if (part >= 0) t = t.narrow(0, part * shape[0] / 3, shape[0] / 3);
         else if (name.EndsWith(".self_attn.qkv.bias")) t.narrow(0, shape[0] / 3, shape[0] / 3).zero_(); // k third zero (Hub InstructBLIP)
         return t.to(o.DType).contiguous().MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using System.Diagnostics;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding.Batching;
@@ -51,6 +52,16 @@ public sealed class BatchedBranches : IBranches
         _membership = batcher?.Join();
     }
 
+    /// <summary>Branches from a state already prefilled (by the engine's <see cref="PrefillBatcher"/>); they own <paramref name="state"/> and <paramref name="logits"/>.</summary>
+    internal BatchedBranches(IBackbone model, DecodeState state, Tensor logits, DecodeBatcher? batcher)
+    {
+        _model = model;
+        _state = state;
+        _logits = logits;
+        _batcher = batcher;
+        _membership = batcher?.Join();
+    }
+
     private readonly DecodeBatcher? _batcher;
     private readonly IDisposable? _membership;
 
@@ -70,7 +81,7 @@ public sealed class BatchedBranches : IBranches
             _token?.Dispose();
             _token = empty(_state.BatchSize, ScalarType.Int64, _model.Device).DetachFromDisposeScope();
         }
-        _token.fill_(token);
+        using (var t = token.ToScalar()) _token.fill_(t);
         var next = _batcher is null ? _model.Step(_state, _token) : _batcher.Step(_state, _token);
         _logits.Dispose();
         _logits = next;
@@ -106,7 +117,7 @@ public sealed class BatchedBranches : IBranches
             _token?.Dispose();
             _token = empty(1, ScalarType.Int64, _model.Device).DetachFromDisposeScope();
         }
-        _token.fill_(first);
+        using (var f = first.ToScalar()) _token.fill_(f);
         var (more, stoppedAtEos, logits) = _batcher.ContinueGreedy(_state, _token, budget - 1, eos, banned, banIndex, emit, cancel);
         _logits.Dispose();
         _logits = logits;
@@ -164,7 +175,8 @@ public sealed class SeparateBranches : IBranches
     /// <inheritdoc/>
     public void Step(long token)
     {
-        using var t = full(1, token, ScalarType.Int64, _model.Device);
+        using var value = token.ToScalar();
+        using var t = full(1, value, ScalarType.Int64, _model.Device);
         Reset();
         var r = _model.Step(_real, t); _lr.Dispose(); _lr = r;
         if (_noised is not null) { var n = _model.Step(_noised, t); _ln.Dispose(); _ln = n; }

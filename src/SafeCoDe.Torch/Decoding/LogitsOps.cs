@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,8 +15,9 @@ public static class LogitsOps
     public static Tensor SafeCoDeContrast(Tensor real, Tensor noised, double alpha)
     {
         // −(α·z_n) + z_r, in place on the one temporary: the same value as z_r − α·z_n, bit for bit
-        var scaled = noised * alpha;
-        return scaled.neg_().add_(real);
+        using var a = alpha.ToScalar();
+        var scaled = noised * a;
+        return scaled.neg_().PlusInPlace(real);
     }
 
     /// <summary>
@@ -25,9 +27,12 @@ public static class LogitsOps
     public static Tensor VcdContrast(Tensor real, Tensor noised, double alpha, double beta)
     {
         using var scope = NewDisposeScope();
-        var cd = real * (1 + alpha) - noised * alpha;
-        var cutoff = real.max(-1, keepdim: true).values + Math.Log(beta);
-        return cd.masked_fill(real.lt(cutoff), double.NegativeInfinity).MoveToOuterDisposeScope();
+        using var onePlusAlpha = (1 + alpha).ToScalar();
+        using var a = alpha.ToScalar();
+        using var logBeta = Math.Log(beta).ToScalar();
+        var cd = real * onePlusAlpha - noised * a;
+        var cutoff = real.max(-1, keepdim: true).values.Plus(logBeta);
+        return cd.masked_fill(real.lt(cutoff), Scalars.NegativeInfinity).MoveToOuterDisposeScope();
     }
 
     /// <summary>Multiplies the probabilities of <paramref name="ids"/> by <paramref name="factor"/> and renormalises (last axis).</summary>
@@ -38,8 +43,11 @@ public static class LogitsOps
     }
 
     /// <summary>A float32 [vocab] vector: 1 everywhere, <paramref name="factor"/> at <paramref name="ids"/> (made once per request).</summary>
-    public static Tensor RefusalScaleVector(long vocab, Tensor ids, double factor, Device device) =>
-        ones(vocab, ScalarType.Float32, device).index_fill_(0, ids, factor);
+    public static Tensor RefusalScaleVector(long vocab, Tensor ids, double factor, Device device)
+    {
+        using var f = factor.ToScalar();
+        return ones(vocab, ScalarType.Float32, device).index_fill_(0, ids, f);
+    }
 
     /// <summary>Multiplies by a precomputed [vocab] <paramref name="scale"/> and renormalises, dividing in place.</summary>
     public static Tensor ScaleAndRenormalize(Tensor probs, Tensor scale)
@@ -61,7 +69,9 @@ public static class LogitsOps
     public static Tensor TemperedDistribution(Tensor probs, double temperature)
     {
         using var scope = NewDisposeScope();
-        return ((probs + 1e-10).log() / temperature).softmax(-1).MoveToOuterDisposeScope();
+        using var eps = 1e-10.ToScalar();
+        using var t = temperature.ToScalar();
+        return (probs.Plus(eps).log() / t).softmax(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -71,8 +81,8 @@ public static class LogitsOps
     public static Tensor PhraseScores(Tensor probs, Tensor phraseTokens)
     {
         using var scope = NewDisposeScope();
-        var valid = phraseTokens.ge(0);
-        var idx = phraseTokens.clamp_min(0);
+        var valid = phraseTokens.ge(Scalars.Zero);
+        var idx = phraseTokens.clamp_min(Scalars.Zero);
         var g = probs.view(-1).index_select(0, idx.view(-1)).view(idx.shape);
         return (g * valid.to(ScalarType.Float32)).sum(1).MoveToOuterDisposeScope();
     }
@@ -93,8 +103,10 @@ public static class VcdNoise
     {
         if (step < 0 || step >= Steps) throw new ArgumentOutOfRangeException(nameof(step), $"noise step must be in [0, {Steps})");
         using var scope = NewDisposeScope();
-        var betas = linspace(-6, 6, Steps, ScalarType.Float32).sigmoid() * (0.5e-2 - 1e-5) + 1e-5;
-        var aBar = (1 - betas).cumprod(0, ScalarType.Float32);
+        using var span = (0.5e-2 - 1e-5).ToScalar();
+        using var floor = 1e-5.ToScalar();
+        var betas = (linspace(-6, 6, Steps, ScalarType.Float32).sigmoid() * span).Plus(floor);
+        var aBar = betas.negative().Plus(Scalars.One).cumprod(0, ScalarType.Float32); // 1 − β, as TorchSharp computes it
         return aBar[step].item<float>();
     }
 
@@ -106,7 +118,9 @@ public static class VcdNoise
         var x = pixels.to(ScalarType.Float32).cpu();
         using var gen = new torch.Generator((ulong)seed);
         var noise = randn(x.shape, ScalarType.Float32, generator: gen);
-        var y = x * MathF.Sqrt(aBar) + noise * MathF.Sqrt(1 - aBar);
+        using var keep = MathF.Sqrt(aBar).ToScalar();
+        using var mix = MathF.Sqrt(1 - aBar).ToScalar();
+        var y = (x * keep).Plus(noise * mix);
         return y.to(pixels.dtype).to(pixels.device).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Processing.Images;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,11 +21,15 @@ public static class PixelNoise
     {
         if (std < 0) throw new ArgumentOutOfRangeException(nameof(std), "noise std must be ≥ 0");
         using var scope = NewDisposeScope();
-        var x = tensor(image.Pixels, ScalarType.Byte).view(image.Height, image.Width, 3).to(ScalarType.Float32) / 255.0f;
+        // the reference's expression, ((x/255 + n·σ).clamp(0, 1)·255).round(), with every step after the first in
+        // place (bit-identical to the out-of-place ops) and the bytes copied out as one block, not element by element
+        var x = tensor(image.Pixels, ScalarType.Byte).view(image.Height, image.Width, 3).to(ScalarType.Float32).div_(Scalars.Byte255Float);
         using var gen = new torch.Generator((ulong)seed);
-        var noise = randn(x.shape, ScalarType.Float32, generator: gen) * (float)std;
-        var y = ((x + noise).clamp(0.0, 1.0) * 255.0f).round().to(ScalarType.Byte);
-        var bytes = y.contiguous().data<byte>().ToArray();
-        return new RgbImage(image.Width, image.Height, bytes);
+        using var sigma = ((float)std).ToScalar();
+        var noise = randn(x.shape, ScalarType.Float32, generator: gen).mul_(sigma);
+        var y = x.PlusInPlace(noise).clamp_(Scalars.ZeroDouble, Scalars.OneDouble).mul_(Scalars.Byte255Float).round_().to(ScalarType.Byte);
+        var result = new RgbImage(image.Width, image.Height);
+        y.bytes.CopyTo(result.Pixels);
+        return result;
     }
 }

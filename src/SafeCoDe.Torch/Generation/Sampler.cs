@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,7 +44,7 @@ public static class Sampler
 {
     /// <summary>Sets the ids in <paramref name="index"/> (int64, on the logits' device, built once per request) to −∞.</summary>
     public static Tensor Suppress(Tensor logits, Tensor? index) =>
-        index is null || index.numel() == 0 ? logits.alias() : logits.index_fill(logits.dim() - 1, index, double.NegativeInfinity);
+        index is null || index.numel() == 0 ? logits.alias() : logits.index_fill(logits.dim() - 1, index, Scalars.NegativeInfinity);
 
     /// <summary>An int64 index of <paramref name="ids"/> on <paramref name="device"/> for <see cref="Suppress(Tensor, Tensor?)"/> (null when empty).</summary>
     public static Tensor? Index(IReadOnlyList<long> ids, Device device)
@@ -59,7 +60,7 @@ public static class Sampler
         if (ids.Count == 0) return logits.alias();
         using var cpu = tensor(ids.ToArray(), ScalarType.Int64);
         using var idx = cpu.to(logits.device);
-        return logits.index_fill(logits.dim() - 1, idx, double.NegativeInfinity);
+        return logits.index_fill(logits.dim() - 1, idx, Scalars.NegativeInfinity);
     }
 
     /// <summary>Keeps the k largest logits per row (ties at the k-th value kept, as HF does).</summary>
@@ -68,7 +69,7 @@ public static class Sampler
         if (k <= 0 || k >= logits.shape[1]) return logits.alias();
         using var scope = NewDisposeScope();
         var kth = logits.topk(k, 1).values.narrow(1, k - 1, 1);
-        return logits.masked_fill(logits.lt(kth), double.NegativeInfinity).MoveToOuterDisposeScope();
+        return logits.masked_fill(logits.lt(kth), Scalars.NegativeInfinity).MoveToOuterDisposeScope();
     }
 
     /// <summary>Nucleus filter: keeps the smallest set of top tokens whose probability reaches p (at least one).</summary>
@@ -79,10 +80,11 @@ public static class Sampler
         // HF's rule: sort ascending, drop tokens whose cumulative probability is ≤ 1 − p, always keep the last.
         var (sorted, order) = logits.sort(1, descending: false);
         var cum = sorted.softmax(1).cumsum(1);
-        var remove = cum.le(1 - p);
-        remove.narrow(1, remove.shape[1] - 1, 1).fill_(false);
+        using var cut = (1 - p).ToScalar();
+        var remove = cum.le(cut);
+        remove.narrow(1, remove.shape[1] - 1, 1).fill_(Scalars.False);
         var mask = zeros_like(remove).scatter(1, order, remove);
-        return logits.masked_fill(mask, double.NegativeInfinity).MoveToOuterDisposeScope();
+        return logits.masked_fill(mask, Scalars.NegativeInfinity).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -94,7 +96,8 @@ public static class Sampler
     {
         using var scope = NewDisposeScope();
         if (o.Greedy) return logits.argmax(1).MoveToOuterDisposeScope();
-        var l = logits / o.Temperature;
+        using var temperature = o.Temperature.ToScalar();
+        var l = logits / temperature;
         l = TopK(l, o.TopK);
         l = TopP(l, o.TopP);
         var probs = l.softmax(1);

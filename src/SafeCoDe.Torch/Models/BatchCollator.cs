@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,7 +45,8 @@ public static class BatchCollator
         if (have == len) return t.alias();
         var shape = t.shape.ToArray();
         shape[1] = len - have;
-        using var pad = full(shape, value, t.dtype, t.device);
+        using var fill = value.ToScalar();
+        using var pad = full(shape, fill, t.dtype, t.device);
         return cat([pad, t], 1);
     }
 }

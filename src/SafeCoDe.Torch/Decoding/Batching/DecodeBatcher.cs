@@ -308,11 +308,11 @@ internal sealed class DecodeBatcher : IDisposable
             var rows = cs.Count == 1 ? cs[0].Logits!.clone() : cat(cs.Select(c => c.Logits!).ToArray(), 0);
             if (cs.All(c => c.Banned.AsSpan().SequenceEqual(cs[0].Banned)))
             {
-                if (cs[0].BanIndex is { } idx && idx.numel() > 0) rows.index_fill_(1, idx, double.NegativeInfinity);
+                if (cs[0].BanIndex is { } idx && idx.numel() > 0) rows.index_fill_(1, idx, Scalars.NegativeInfinity);
             }
             else
                 for (int i = 0; i < cs.Count; i++)
-                    if (cs[i].BanIndex is { } idx && idx.numel() > 0) rows.narrow(0, i, 1).index_fill_(1, idx, double.NegativeInfinity);
+                    if (cs[i].BanIndex is { } idx && idx.numel() > 0) rows.narrow(0, i, 1).index_fill_(1, idx, Scalars.NegativeInfinity);
             onDevice = rows.argmax(1).DetachFromDisposeScope();
             using var host = onDevice.cpu();
             picks = host.data<long>().ToArray();

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Generation;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -107,8 +108,10 @@ internal sealed class RefusalScale(Tensor refusalIds, double factor) : ILogitsPr
 /// <summary>Logits divided by the temperature (sampling only; greedy decoding skips it).</summary>
 internal sealed class Temperature(double t) : ILogitsProcessor
 {
+    private readonly Scalar _t = t.ToScalar(); // held for the processor's lifetime (see Runtime/Scalars.cs)
+
     /// <inheritdoc/>
-    public Tensor Process(Tensor scores) => scores / t;
+    public Tensor Process(Tensor scores) => scores / _t;
 }
 
 /// <summary>Keeps the k largest logits per row (0: off).</summary>

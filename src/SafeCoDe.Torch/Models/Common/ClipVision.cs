@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using TorchSharp;
@@ -114,8 +115,8 @@ internal sealed class VitEncoderLayer : Block
     public Tensor Forward(Tensor x, Tensor? mask = null)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(layer_norm1.Forward(x), mask);
-        return (h + mlp.Forward(layer_norm2.Forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(self_attn.Forward(layer_norm1.Forward(x), mask));
+        return h.Plus(mlp.Forward(layer_norm2.Forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -157,7 +158,7 @@ internal sealed class ClipEmbeddings : Block
         var patches = patch_embedding.Forward(pixels.to(patch_embedding.weight.dtype)).flatten(2).transpose(1, 2); // [N, P, H]
         var cls = class_embedding.view(1, 1, -1).expand(n, 1, -1);
         var x = cat([cls, patches], 1);
-        return (x + position_embedding.weight.unsqueeze(0)).MoveToOuterDisposeScope();
+        return x.Plus(position_embedding.weight.unsqueeze(0)).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,7 +43,7 @@ internal abstract partial class DecoderBackbone
             long p = (positions + 4095) / 4096 * 4096;
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var pos = arange(0, p, dtype: ScalarType.Int64, device: Device).view(1, p);
+            var pos = Scalars.Arange(0, p, ScalarType.Int64, Device).view(1, p);
             var (cos, sin) = CosSin(pos);
             var table = new RopeTable(cos.view(p, -1), sin.view(p, -1), p);
             table.Cos.DetachFromDisposeScope(); table.SinSigned.DetachFromDisposeScope();
@@ -172,8 +173,8 @@ internal abstract partial class DecoderBackbone
     private static void Close(CausalDecodeState state)
     {
         state.Advance(1);
-        state.NextPosition.add_(1);
-        state.Static!.Slot.add_(1);
+        state.NextPosition.PlusInPlace(Scalars.One);
+        state.Static!.Slot.PlusInPlace(Scalars.One);
     }
 
     /// <summary>The decoder over one token per row: RoPE rows gathered from the table, fused columns, all layers.</summary>

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -63,8 +64,8 @@ internal sealed class CausalDecodeState : DecodeState
         long drop = _length - length;
         if (drop == 0) return;
         ResetStatic();
-        using (var tail = KeyValid.narrow(1, length, drop)) tail.fill_(false);
-        NextPosition.sub_(drop);
+        using (var tail = KeyValid.narrow(1, length, drop)) tail.fill_(Scalars.False);
+        using (var dropS = drop.ToScalar()) NextPosition.sub_(dropS);
         _length = length;
     }
 
@@ -162,8 +163,8 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
     {
         using var scope = NewDisposeScope();
         var m = mask.to(ScalarType.Int64);
-        var pos = m.cumsum(1) - 1;
-        pos = pos.masked_fill(m.eq(0), 1);
+        var pos = m.cumsum(1).sub(Scalars.One);
+        pos = pos.masked_fill(m.eq(Scalars.Zero), Scalars.One);
         var next = m.sum(1);
         return (pos.MoveToOuterDisposeScope(), next.MoveToOuterDisposeScope());
     }
@@ -257,14 +258,14 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
         using var scope = NewDisposeScope();
         long b = state.BatchSize, start = state.Length;
         var ids = tokens.to(Device).to(ScalarType.Int64).view(b, 1);
-        state.KeyValid.narrow(1, start, 1).fill_(true);
+        state.KeyValid.narrow(1, start, 1).fill_(Scalars.True);
         var embeds = StepEmbeddings(ids, state);
         var pos = StepPositions(state);
         var (cos, sin) = CosSin(pos);
         var mask = state.KeyValid.narrow(1, 0, start + 1).view(b, 1, 1, start + 1);
         var h = RunDecoder(embeds, cos, sin, state, start, mask);
         state.Advance(1);
-        state.NextPosition.add_(1);
+        state.NextPosition.PlusInPlace(Scalars.One);
         return LmHead(h).squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
@@ -294,7 +295,8 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
     protected static Tensor ScatterImageFeatures(Tensor embeds, Tensor ids, long tokenId, Tensor features, string what)
     {
         using var scope = NewDisposeScope();
-        var isImage = ids.eq(tokenId);
+        using var token = tokenId.ToScalar();
+        var isImage = ids.eq(token);
         long n = isImage.sum().item<long>();
         if (n != features.shape[0])
             throw new ArgumentException($"the prompt has {n} image tokens (id {tokenId}) but the {what} produced {features.shape[0]} features");
@@ -303,6 +305,11 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
     }
 
     /// <summary>Token ids with the placeholder replaced by 0 so the embedding lookup stays in range.</summary>
-    protected static Tensor SafeIds(Tensor ids, long tokenId, long vocab) =>
-        tokenId >= vocab ? ids.masked_fill(ids.eq(tokenId), 0) : ids.alias();
+    protected static Tensor SafeIds(Tensor ids, long tokenId, long vocab)
+    {
+        if (tokenId < vocab) return ids.alias();
+        using var token = tokenId.ToScalar();
+        using var eq = ids.eq(token);
+        return ids.masked_fill(eq, Scalars.Zero);
+    }
 }

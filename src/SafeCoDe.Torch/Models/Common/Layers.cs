@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using TorchSharp;
 using TorchSharp.Modules;
@@ -102,12 +103,12 @@ internal sealed partial class RmsNorm : Block
 #pragma warning disable IDE1006
     public readonly Parameter weight;
 #pragma warning restore IDE1006
-    private readonly double _eps;
+    private readonly Scalar _eps; // held for the module's lifetime (see Runtime/Scalars.cs)
 
     public RmsNorm(ParamFactory f, long dim, double eps) : base(nameof(RmsNorm))
     {
         weight = f.Make(dim);
-        _eps = eps;
+        _eps = eps.ToScalar();
         RegisterComponents();
     }
 
@@ -116,8 +117,8 @@ internal sealed partial class RmsNorm : Block
         using var scope = NewDisposeScope();
         var dtype = x.dtype;
         var h = x.to(ScalarType.Float32);
-        var v = h.pow(2).mean([-1L], keepdim: true);
-        h = h * rsqrt(v + _eps);
+        var v = h.pow(Scalars.Two).mean([-1L], keepdim: true);
+        h = h * rsqrt(v.Plus(_eps));
         return (weight * h.to(dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -152,7 +153,7 @@ internal static class Activations
         "silu" or "swish" => x => F.silu(x),
         "gelu" => x => F.gelu(x),
         "gelu_pytorch_tanh" or "gelu_new" or "gelu_fast" => GeluTanh,
-        "quick_gelu" => x => { using var s = sigmoid(x * 1.702); return x * s; },
+        "quick_gelu" => x => { using var s = sigmoid(x.mul(Scalars.QuickGelu)); return x * s; },
         "relu" => x => F.relu(x),
         _ => throw new NotSupportedException($"activation '{name}' is not supported"),
     };
@@ -161,7 +162,7 @@ internal static class Activations
     public static Tensor GeluTanh(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var inner = (x + x.pow(3) * 0.044715) * Math.Sqrt(2.0 / Math.PI);
-        return (x * 0.5 * (inner.tanh() + 1.0)).MoveToOuterDisposeScope();
+        var inner = x.Plus(x.pow(Scalars.Three).mul(Scalars.GeluCubic)).mul(Scalars.SqrtTwoOverPi);
+        return x.mul(Scalars.HalfDouble).mul(inner.tanh().Plus(Scalars.OneDouble)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using TorchSharp;
@@ -17,6 +18,13 @@ internal sealed class LayerCache : IDisposable
     {
         K = zeros([batch, kvHeads, capacity, headDim], dtype, device);
         V = zeros([batch, kvHeads, capacity, headDim], dtype, device);
+    }
+
+    /// <summary>Wraps existing cache tensors [batch, kv_heads, capacity, head_dim] (e.g. rows of a larger cache); the cache owns them.</summary>
+    public LayerCache(Tensor k, Tensor v)
+    {
+        K = k;
+        V = v;
     }
 
     /// <summary>Writes [batch, kv_heads, t, head_dim] at <paramref name="start"/> and returns views of everything up to it.</summary>
@@ -85,8 +93,8 @@ internal static class Attention
         using var scope = NewDisposeScope();
         long l = start + t;
         var dev = keyValid.device;
-        var qpos = arange(start, l, dtype: ScalarType.Int64, device: dev).view(t, 1);
-        var kpos = arange(0, l, dtype: ScalarType.Int64, device: dev).view(1, l);
+        var qpos = Scalars.Arange(start, l, ScalarType.Int64, dev).view(t, 1);
+        var kpos = Scalars.Arange(0, l, ScalarType.Int64, dev).view(1, l);
         var causal = kpos.le(qpos);          // [t, l]
         var self = kpos.eq(qpos);            // [t, l]
         var valid = keyValid.narrow(1, 0, l).unsqueeze(1); // [B, 1, l]
@@ -112,7 +120,8 @@ internal sealed class Rotary
             if (!_invFreq.TryGetValue(key, out var t))
             {
                 using var scope = NewDisposeScope(); // every intermediate freed; only the cached table survives
-                var idx = arange(0, Dim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32).div(Dim);
+                using var dim = Dim.ToScalar();
+                var idx = arange(Scalars.Zero, dim, Scalars.Two, dtype: ScalarType.Int64).to(ScalarType.Float32).div(dim);
                 t = tensor((float)_theta).pow(idx).reciprocal().to(device).DetachFromDisposeScope();
                 _invFreq[key] = t;
             }
@@ -143,7 +152,7 @@ internal sealed class Rotary
     {
         using var scope = NewDisposeScope();
         var c = cos.unsqueeze(1); var s = sin.unsqueeze(1);
-        return (x * c + RotateHalf(x) * s).MoveToOuterDisposeScope();
+        return (x * c).Plus(RotateHalf(x) * s).MoveToOuterDisposeScope();
     }
 }
 
@@ -246,8 +255,8 @@ internal sealed partial class LlamaDecoderLayer : Block
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, LayerCache cache, long start, Tensor mask)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.Forward(x), cos, sin, cache, start, mask);
-        return (h + mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(self_attn.Forward(input_layernorm.Forward(x), cos, sin, cache, start, mask));
+        return h.Plus(mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
     }
 }
 

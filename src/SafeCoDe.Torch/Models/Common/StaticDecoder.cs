@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -88,7 +89,7 @@ internal sealed class StaticDecodeBuffers : IDisposable
         var device = state.KeyValid.device;
         long b = state.BatchSize;
         Slot = tensor(new[] { state.Length }, ScalarType.Int64, device).DetachFromDisposeScope();
-        AddMask = zeros([b, state.Capacity], dtype, device).masked_fill_(state.KeyValid.logical_not(), double.NegativeInfinity).DetachFromDisposeScope();
+        AddMask = zeros([b, state.Capacity], dtype, device).masked_fill_(state.KeyValid.logical_not(), Scalars.NegativeInfinity).DetachFromDisposeScope();
         Tokens = zeros([b, 1], ScalarType.Int64, device).DetachFromDisposeScope();
         VOnes = ones([b, vWidth], dtype, device).DetachFromDisposeScope();
         VZeros = zeros([b, vWidth], dtype, device).DetachFromDisposeScope();
@@ -114,8 +115,8 @@ internal sealed class StaticDecodeBuffers : IDisposable
     /// <summary>Marks this step's slot as attended to (mask and key-valid) before the layers run.</summary>
     public void OpenSlot(CausalDecodeState state)
     {
-        AddMask.index_fill_(1, Slot, 0.0);
-        state.KeyValid.index_fill_(1, Slot, true);
+        AddMask.index_fill_(1, Slot, Scalars.ZeroDouble);
+        state.KeyValid.index_fill_(1, Slot, Scalars.True);
     }
 
     public void Dispose()
@@ -184,8 +185,8 @@ internal sealed partial class LlamaDecoderLayer
     /// <summary>One token per row: x + attn(norm(x)), then + mlp(norm(·)), residuals added in place.</summary>
     public Tensor StaticForward(Tensor x, StaticStepInputs si, int layer)
     {
-        var h = self_attn.StaticForward(input_layernorm.StaticForward(x), si, layer).add_(x);
-        return mlp.StaticForward(post_attention_layernorm.StaticForward(h)).add_(h);
+        var h = self_attn.StaticForward(input_layernorm.StaticForward(x), si, layer).PlusInPlace(x);
+        return mlp.StaticForward(post_attention_layernorm.StaticForward(h)).PlusInPlace(h);
     }
 }
 
@@ -196,8 +197,8 @@ internal sealed partial class RmsNorm
     {
         var dtype = x.dtype;
         var h = dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        var v = h.pow(2).mean([-1L], keepdim: true);
-        v.add_(_eps).rsqrt_();
+        var v = h.pow(Scalars.Two).mean([-1L], keepdim: true);
+        v.PlusInPlace(_eps).rsqrt_();
         var n = h * v;
         var o = dtype == ScalarType.Float32 ? n : n.to(dtype);
         return o.mul_(weight);
@@ -210,10 +211,9 @@ internal sealed partial class LlamaAttention
     public Tensor StaticForward(Tensor x, StaticStepInputs si, int layer)
     {
         long d = _headDim, h = _heads, kv = _kvHeads, n = (h + 2 * kv) * d, rep = h / kv;
-        var qkv = _qkv.Forward(x);                       // [R, 1, N]
-        var rot = qkv * si.CosF;
-        var swapped = qkv.index_select(-1, si.Perm);
-        rot.add_(swapped.mul_(si.SinF));                 // x·cos + rotate_half(x)·sin, v untouched (cos 1, sin 0)
+        var rot = _qkv.Forward(x);                       // [R, 1, N]
+        var swapped = rot.index_select(-1, si.Perm);     // gathered before rot is overwritten
+        rot.mul_(si.CosF).PlusInPlace(swapped.mul_(si.SinF));   // x·cos + rotate_half(x)·sin in place, v untouched (cos 1, sin 0)
         var segs = si.Segments;
         var outs = segs.Length == 1 ? null : new Tensor[segs.Length];
         Tensor o = null!;

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -18,11 +19,11 @@ internal sealed class DecoupledEmbedding : Block
     public readonly Parameter weight;
     public readonly EmbeddingHolder? additional_embedding;
 #pragma warning restore IDE1006
-    private readonly long _vocab, _additional;
+    private readonly Scalar _vocab, _lastAdditional; // held for the module's lifetime (see Runtime/Scalars.cs)
 
     public DecoupledEmbedding(ParamFactory f, long vocab, long additional, long dim) : base("IdeficsDecoupledEmbedding")
     {
-        _vocab = vocab; _additional = additional;
+        _vocab = vocab.ToScalar(); _lastAdditional = (additional - 1).ToScalar();
         weight = f.Make(vocab, dim);
         if (additional > 0) additional_embedding = new EmbeddingHolder(f, additional, dim);
         RegisterComponents();
@@ -33,9 +34,9 @@ internal sealed class DecoupledEmbedding : Block
     {
         using var scope = NewDisposeScope();
         var isExtra = ids.ge(_vocab);
-        var baseRows = Lookup(weight, ids.masked_fill(isExtra, 0));
+        var baseRows = Lookup(weight, ids.masked_fill(isExtra, Scalars.Zero));
         if (additional_embedding is null) return baseRows.MoveToOuterDisposeScope();
-        var extraRows = Lookup(additional_embedding.weight, (ids - _vocab).clamp(0, _additional - 1));
+        var extraRows = Lookup(additional_embedding.weight, (ids - _vocab).clamp(Scalars.Zero, _lastAdditional));
         return where(isExtra.unsqueeze(-1), extraRows, baseRows).MoveToOuterDisposeScope();
     }
 
@@ -154,10 +155,10 @@ internal sealed partial class GatedCrossAttentionLayer : Block
         if (kv is { } p)
         {
             var a = cross_attn.Forward(input_layernorm.Forward(x), p.k, p.v, mask!);
-            a = a.masked_fill(seesImage!.logical_not(), 0.0);
-            h = x + alpha_cross_attn.tanh() * a;
+            a = a.masked_fill(seesImage!.logical_not(), Scalars.ZeroDouble);
+            h = x.Plus(alpha_cross_attn.tanh() * a);
         }
-        return (h + alpha_dense.tanh() * mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
+        return h.Plus(alpha_dense.tanh() * mlp.Forward(post_attention_layernorm.Forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -258,14 +259,15 @@ internal sealed partial class IdeficsBackbone : DecoderBackbone
         var ids = inputs.InputIds;
         long b = inputs.BatchSize, t = inputs.SeqLen;
         // the decoupled lookup clamps ids; reject out-of-range ones here (one host sync per prefill)
-        if (ids.lt(0).logical_or(ids.ge(VocabSize)).any().item<bool>())
+        using var vocabSize = VocabSize.ToScalar();
+        if (ids.lt(Scalars.Zero).logical_or(ids.ge(vocabSize)).any().item<bool>())
             throw new ArgumentException($"input_ids must lie in [0, {VocabSize}) (vocab_size plus additional_vocab_size)");
         var embeds = EmbedTokens(ids);
         var pixels = inputs.Image("pixel_values");
         var iam = inputs.Image("image_attention_mask");
         if (pixels is null)
         {
-            if (iam is not null && iam.numel() > 0 && iam.ne(0).any().item<bool>())
+            if (iam is not null && iam.numel() > 0 && iam.ne(Scalars.Zero).any().item<bool>())
                 throw new ArgumentException("image_attention_mask lets tokens see images but no pixel_values were given");
             return embeds.MoveToOuterDisposeScope(); // text only: cross-attention contributes nothing
         }
@@ -283,7 +285,7 @@ internal sealed partial class IdeficsBackbone : DecoderBackbone
         long perImage = latents.shape[1] / nImages;
         var kv = model.gated_cross_attn_layers.Select(l => l.cross_attn.KeyValues(latents)).ToArray();
         // each image's flag covers all of its latents: [B, T, n] → [B, T, n·latents]
-        var sees = iam.to(Device).ne(0);
+        var sees = iam.to(Device).ne(Scalars.Zero);
         var mask = sees.unsqueeze(-1).expand(b, t, nImages, perImage).reshape(b, t, nImages * perImage);
         state.FamilyState?.Dispose();
         state.FamilyState = new IdeficsCrossState(kv.Select(x => x.Item1).ToArray(), kv.Select(x => x.Item2).ToArray(), mask.select(1, t - 1), mask);

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Models.Common;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,7 +37,7 @@ internal sealed class IdeficsStaticBuffers : IDisposable
             long l = m.shape[1];
             var sees = m.any(-1, keepdim: true);                    // [B, 1]
             var allowed = m.logical_or(sees.logical_not());
-            Mask = zeros([b, l], dtype, device).masked_fill_(allowed.logical_not(), double.NegativeInfinity).view(b, 1, 1, l).DetachFromDisposeScope();
+            Mask = zeros([b, l], dtype, device).masked_fill_(allowed.logical_not(), Scalars.NegativeInfinity).view(b, 1, 1, l).DetachFromDisposeScope();
             gateScale = sees.to(dtype).view(b, 1, 1);
         }
         else
@@ -112,8 +113,8 @@ internal sealed partial class GatedCrossAttentionLayer
     public Tensor StaticForward(Tensor x, IdeficsStaticContext ctx, int g)
     {
         var h = x;
-        if (ctx.AnyImage) h = cross_attn.StaticForward(input_layernorm.StaticForward(x), ctx, g).mul_(ctx.CrossGate(g)).add_(x);
-        return mlp.StaticForward(post_attention_layernorm.StaticForward(h)).mul_(ctx.DenseGate(g)).add_(h);
+        if (ctx.AnyImage) h = cross_attn.StaticForward(input_layernorm.StaticForward(x), ctx, g).mul_(ctx.CrossGate(g)).PlusInPlace(x);
+        return mlp.StaticForward(post_attention_layernorm.StaticForward(h)).mul_(ctx.DenseGate(g)).PlusInPlace(h);
     }
 }
 

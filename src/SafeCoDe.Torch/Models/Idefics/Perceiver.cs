@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -119,8 +120,8 @@ internal sealed class PerceiverResampler : Block
         {
             var attn = (PerceiverAttention)block[0];
             var mlp = (PerceiverMlp)block[1];
-            x = attn.Forward(context, x) + x;
-            x = mlp.Forward(x) + x;
+            x = attn.Forward(context, x).Plus(x);
+            x = mlp.Forward(x).Plus(x);
         }
         return layer_norm.Forward(x).MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -44,7 +45,9 @@ internal sealed class Idefics3VisionEmbeddings : Block
         int n = mask.GetLength(0), ph = mask.GetLength(1), pw = mask.GetLength(2);
         var result = new long[n, ph * pw];
         using var scope = NewDisposeScope();
-        var boundaries = arange(1.0 / patchesPerSide, 1.0, 1.0 / patchesPerSide, ScalarType.Float32);
+        using var first = (1.0 / patchesPerSide).ToScalar();
+        using var stepS = (1.0 / patchesPerSide).ToScalar();
+        var boundaries = arange(first, Scalars.OneDouble, stepS, ScalarType.Float32);
         var cache = new Dictionary<(int nb, int len), long[]>();
         long[] Get(int nb, int len)
         {
@@ -70,7 +73,8 @@ internal sealed class Idefics3VisionEmbeddings : Block
     {
         using var scope = NewDisposeScope();
         var step = tensor((long)nb).reciprocal(); // Python's 1.0 / int64 tensor: float32 (inf for an empty extent, as in HF)
-        var frac = (arange(len, dtype: ScalarType.Float32) * step).clamp_max(1.0 - 1e-6).to(dtype);
+        using var below1 = (1.0 - 1e-6).ToScalar();
+        var frac = (Scalars.Arange(0, len, ScalarType.Float32) * step).clamp_max(below1).to(dtype);
         return bucketize(frac.to(ScalarType.Float32), boundaries, right: true).to(ScalarType.Int64).data<long>().ToArray();
     }
 
@@ -79,7 +83,7 @@ internal sealed class Idefics3VisionEmbeddings : Block
     {
         using var scope = NewDisposeScope();
         var patches = patch_embedding.Forward(pixels).flatten(2).transpose(1, 2);
-        return (patches + position_embedding.Forward(positionIds)).MoveToOuterDisposeScope();
+        return patches.Plus(position_embedding.Forward(positionIds)).MoveToOuterDisposeScope();
     }
 }
 
@@ -241,10 +245,10 @@ internal sealed class Idefics3Backbone : DecoderBackbone
             mask = pixelMask.to(Device).reshape(-1, pixelMask.shape[^2], pixelMask.shape[^1]);
             if (mask.shape[0] != total || mask.shape[1] != height || mask.shape[2] != width)
                 throw new ArgumentException($"pixel_attention_mask [{string.Join(",", pixelMask.shape)}] does not match pixel_values [{string.Join(",", pixels.shape)}]");
-            mask = mask.ne(0);
+            mask = mask.ne(Scalars.Zero);
         }
         // batch padding: tiles whose every value is 0 (in the model dtype, as HF checks) carry no image
-        var real = pixels.eq(0).flatten(1).all(1).logical_not();
+        var real = pixels.eq(Scalars.Zero).flatten(1).all(1).logical_not();
         if (!real.all().item<bool>())
         {
             var keep = real.nonzero().view(-1);
@@ -283,7 +287,8 @@ internal sealed class Idefics3Backbone : DecoderBackbone
         var pixels = inputs.Image("pixel_values");
         if (pixels is null)
         {
-            long count = ids.eq(_cfg.ImageTokenId).sum().item<long>();
+            using var imageToken = _cfg.ImageTokenId.ToScalar();
+            long count = ids.eq(imageToken).sum().item<long>();
             if (count > 0) throw new ArgumentException($"the prompt has {count} image tokens but no pixel_values were given");
             return embeds.MoveToOuterDisposeScope();
         }

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -65,8 +66,8 @@ internal sealed class BlipEncoderLayer : Block
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(layer_norm1.Forward(x));
-        return (h + mlp.Forward(layer_norm2.Forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(self_attn.Forward(layer_norm1.Forward(x)));
+        return h.Plus(mlp.Forward(layer_norm2.Forward(h))).MoveToOuterDisposeScope();
     }
 }
 
@@ -118,7 +119,7 @@ internal sealed class BlipVisionEmbeddings : Block
         var patches = patch_embedding.Forward(pixels.to(dtype)).flatten(2).transpose(1, 2); // [N, P, H]
         var cls = class_embedding.expand(n, 1, -1);
         var x = cat([cls, patches], 1);
-        return (x + position_embedding.narrow(1, 0, x.shape[1])).MoveToOuterDisposeScope();
+        return x.Plus(position_embedding.narrow(1, 0, x.shape[1])).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -82,7 +83,8 @@ internal sealed class InstructBlipBackbone : DecoderBackbone
         var pixels = inputs.Image("pixel_values");
         if (pixels is null)
         {
-            long n = ids.eq(_imageTokenId).sum().item<long>();
+            using var imageToken = _imageTokenId.ToScalar();
+        long n = ids.eq(imageToken).sum().item<long>();
             if (n > 0) throw new ArgumentException($"the prompt has {n} image tokens but no pixel_values were given");
             return embeds.MoveToOuterDisposeScope();
         }

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -62,7 +63,7 @@ internal sealed class QFormerResidualOutput : Block
     public Tensor Forward(Tensor h, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return LayerNorm.Forward(dense.Forward(h) + residual).MoveToOuterDisposeScope();
+        return LayerNorm.Forward(dense.Forward(h).Plus(residual)).MoveToOuterDisposeScope();
     }
 }
 
@@ -200,8 +201,8 @@ internal sealed class QFormerEmbeddings : Block
             long max = ids.max().item<long>(), min = ids.min().item<long>();
             if (min < 0 || max >= _c.VocabSize)
                 throw new ArgumentException($"qformer_input_ids holds ids in [{min}, {max}] outside the Q-Former vocabulary of {_c.VocabSize}");
-            var pos = arange(t, dtype: ScalarType.Int64, device: ids.device);
-            var text = word_embeddings.Forward(ids) + position_embeddings.Forward(pos).unsqueeze(0);
+            var pos = Scalars.Arange(0, t, ScalarType.Int64, ids.device);
+            var text = word_embeddings.Forward(ids).Plus(position_embeddings.Forward(pos).unsqueeze(0));
             x = cat([queries, text.to(queries.dtype)], 1);
         }
         return layernorm.Forward(x.to(layernorm.weight.dtype)).MoveToOuterDisposeScope();
@@ -236,7 +237,7 @@ internal sealed class QFormerModel : Block
         var keyValid = ones(b, q, dtype: ScalarType.Bool, device: x.device);
         if (total > q)
         {
-            var textValid = idsMask is null ? ones(b, total - q, dtype: ScalarType.Bool, device: x.device) : idsMask.to(x.device).ne(0);
+            var textValid = idsMask is null ? ones(b, total - q, dtype: ScalarType.Bool, device: x.device) : idsMask.to(x.device).ne(Scalars.Zero);
             keyValid = cat([keyValid, textValid], 1);
         }
         var mask = keyValid.view(b, 1, 1, total);

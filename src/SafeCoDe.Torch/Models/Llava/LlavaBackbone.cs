@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -62,6 +63,9 @@ internal sealed class LlavaBackbone : DecoderBackbone
 #pragma warning restore IDE1006
     private readonly LlavaConfig _cfg;
 
+    /// <summary>LLaVA-1.5 and LLaVA-NeXT: plain Llama/Mistral decoder, HF's left-padding positions, no per-row state.</summary>
+    protected override bool BatchesPrefills => true;
+
     /// <summary>Creates the modules with uninitialised parameters; <see cref="Backbones.Load(string, Device, ScalarType, IProgress{ValueTuple{int, int}}?)"/> fills them.</summary>
     public LlavaBackbone(LlavaConfig cfg, ParamFactory f) : base(nameof(LlavaBackbone), cfg, f)
     {
@@ -103,7 +107,8 @@ internal sealed class LlavaBackbone : DecoderBackbone
         var pixels = inputs.Image("pixel_values");
         if (pixels is null)
         {
-            long n = ids.eq(_cfg.ImageTokenId).sum().item<long>();
+            using var imageToken = _cfg.ImageTokenId.ToScalar();
+        long n = ids.eq(imageToken).sum().item<long>();
             if (n > 0) throw new ArgumentException($"the prompt has {n} image tokens but no pixel_values were given");
             return embeds.MoveToOuterDisposeScope();
         }

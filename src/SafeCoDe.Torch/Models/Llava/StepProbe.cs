@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using System.Diagnostics;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -53,7 +54,7 @@ public static class StepProbe
         var gen = new torch.Generator((ulong)seed);
         foreach (var (name, p) in m.named_parameters())
         {
-            if (name.EndsWith("norm.weight") || name.EndsWith("layernorm.weight") || name.EndsWith("layrnorm.weight") || name.Contains("layer_norm")) p.fill_(1.0);
+            if (name.EndsWith("norm.weight") || name.EndsWith("layernorm.weight") || name.EndsWith("layrnorm.weight") || name.Contains("layer_norm")) p.fill_(Scalars.OneDouble);
             else if (name.EndsWith(".bias")) p.zero_();
             else p.normal_(0, 0.02, generator: gen);
         }
@@ -96,10 +97,10 @@ public static class StepProbe
             logits.Dispose();
             using var t = tensor(new[] { tok }, ScalarType.Int64, model.Device);
             for (int i = 0; i < warmup; i++)
-                using (var scope = NewDisposeScope()) t.fill_(Step(model, state, t, path).argmax(-1).item<long>());
+                using (var scope = NewDisposeScope()) { using var next = Step(model, state, t, path).argmax(-1).item<long>().ToScalar(); t.fill_(next); }
             var stats = DisposeScopeManager.Statistics;
             long before = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
-            using (var scope = NewDisposeScope()) t.fill_(Step(model, state, t, path).argmax(-1).item<long>());
+            using (var scope = NewDisposeScope()) { using var next = Step(model, state, t, path).argmax(-1).item<long>().ToScalar(); t.fill_(next); }
             return stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount - before;
         }
     }

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 using System.Text.Json.Nodes;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -63,8 +64,12 @@ internal sealed class QwenFamily(string modelType) : IModelFamily
     public long? ImageTokenId(ModelConfig config, ITokenizer tokenizer) => ((QwenVLConfig)config).ImageTokenId;
 
     /// <summary>The token types: 1 where an image token sits.</summary>
-    public void AddInputs(PromptBuilder builder, EncodedPrompt prompt, ProcessedImages? pixels, Tensor inputIds, IDictionary<string, Tensor> images) =>
-        images["mm_token_type_ids"] = inputIds.eq(((QwenVLConfig)builder.Config).ImageTokenId).to(ScalarType.Int64);
+    public void AddInputs(PromptBuilder builder, EncodedPrompt prompt, ProcessedImages? pixels, Tensor inputIds, IDictionary<string, Tensor> images)
+    {
+        using var imageToken = ((QwenVLConfig)builder.Config).ImageTokenId.ToScalar();
+        using var isImage = inputIds.eq(imageToken);
+        images["mm_token_type_ids"] = isImage.to(ScalarType.Int64);
+    }
 
     public long[] PlaceholderTokenIds(ModelConfig config) => [((QwenVLConfig)config).ImageTokenId, ((QwenVLConfig)config).VideoTokenId];
 

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Runtime;
 #pragma warning disable CS1591 // public fields mirror the checkpoint's tensor names; the class summaries document them
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models.Common;
@@ -136,7 +137,7 @@ internal sealed class QwenVisionAttention : Block
     {
         using var scope = NewDisposeScope();
         var xf = x.to(ScalarType.Float32);
-        return (xf * cos + Rotary.RotateHalf(xf) * sin).to(x.dtype).MoveToOuterDisposeScope();
+        return (xf * cos).Plus(Rotary.RotateHalf(xf) * sin).to(x.dtype).MoveToOuterDisposeScope();
     }
 }
 
@@ -161,9 +162,9 @@ internal sealed class QwenVisionBlock : Block
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, SegmentAttention segments)
     {
         using var scope = NewDisposeScope();
-        var h = x + attn.Forward(Norm(norm1, x), cos, sin, segments);
+        var h = x.Plus(attn.Forward(Norm(norm1, x), cos, sin, segments));
         var m = mlp switch { GatedMlp g => g.Forward(Norm(norm2, h)), VitMlp v => v.Forward(Norm(norm2, h)), _ => throw new InvalidOperationException() };
-        return (h + m).MoveToOuterDisposeScope();
+        return h.Plus(m).MoveToOuterDisposeScope();
     }
 
     internal static Tensor Norm(Block norm, Tensor x) => norm switch

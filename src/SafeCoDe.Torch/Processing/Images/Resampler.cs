@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace SafeCoDe.Torch.Processing.Images;
 
 /// <summary>Interpolation used to resize, by the PIL numbering <c>resample</c> uses in preprocessor_config.json.</summary>
@@ -32,8 +34,8 @@ public static class Resampler
         if (width == src.Width && height == src.Height) return src;
         if (filter == ResampleFilter.Nearest) return Nearest(src, width, height);
         var img = src;
-        if (width != src.Width) img = Horizontal(img, width, Weights.For(src.Width, width, filter));
-        if (height != src.Height) img = Vertical(img, height, Weights.For(src.Height, height, filter));
+        if (width != src.Width) img = Horizontal(img, width, Weights.Cached(src.Width, width, filter));
+        if (height != src.Height) img = Vertical(img, height, Weights.Cached(src.Height, height, filter));
         return img;
     }
 
@@ -45,6 +47,23 @@ public static class Resampler
         public short[] K = [];
         public int Taps;
         public int Precision;
+
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<(int, int, ResampleFilter), Weights> Made = new();
+
+        /// <summary>
+        /// <see cref="For"/>, kept per (input size, output size, filter) for the process: a server resizes the same
+        /// camera sizes to the same tile size again and again. The tables are never changed once made; at most
+        /// <c>MaxCached</c> of them are kept (they are a few kB each).
+        /// </summary>
+        public static Weights Cached(int inSize, int outSize, ResampleFilter filter)
+        {
+            if (Made.TryGetValue((inSize, outSize, filter), out var w)) return w;
+            w = For(inSize, outSize, filter);
+            if (Made.Count < MaxCached) Made.TryAdd((inSize, outSize, filter), w);
+            return w;
+        }
+
+        private const int MaxCached = 256;
 
         public static Weights For(int inSize, int outSize, ResampleFilter filter)
         {
@@ -113,7 +132,7 @@ public static class Resampler
         var dst = new RgbImage(outW, h);
         byte[] s = src.Pixels, d = dst.Pixels;
         int prec = wt.Precision, round = prec > 0 ? 1 << (prec - 1) : 0;
-        Parallel.For(0, h, RowOptions(h, outW), y =>
+        Rows(h, outW, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int y) =>
         {
             int rowIn = y * inW * 3, rowOut = y * outW * 3;
             for (int x = 0; x < outW; x++)
@@ -140,7 +159,7 @@ public static class Resampler
         byte[] s = src.Pixels, d = dst.Pixels;
         int prec = wt.Precision, round = prec > 0 ? 1 << (prec - 1) : 0;
         int stride = w * 3;
-        Parallel.For(0, outH, RowOptions(outH, w), y =>
+        Rows(outH, w, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int y) =>
         {
             int start = wt.Start[y], n = wt.Count[y], kb = y * wt.Taps;
             var acc = new int[stride];
@@ -183,6 +202,12 @@ public static class Resampler
 
     private static byte Clamp(int v) => v < 0 ? (byte)0 : v > 255 ? (byte)255 : (byte)v;
 
-    private static ParallelOptions RowOptions(int rows, int width) =>
-        new() { MaxDegreeOfParallelism = (long)rows * width < 1 << 16 ? 1 : Environment.ProcessorCount };
+    /// <summary>Runs <paramref name="row"/> for every output row: on the thread pool for large images, inline below 64k pixels.</summary>
+    private static void Rows(int rows, int width, Action<int> row)
+    {
+        if ((long)rows * width < 1 << 16)
+            for (int y = 0; y < rows; y++) row(y);
+        else
+            Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, row);
+    }
 }
