@@ -204,12 +204,12 @@ public class SafeScenesWorldTests
         foreach (var o in SceneCatalog.Objects.Where(o => o.Dangerous))
         {
             var own = train.Where(e => o.Queries.Contains(e.Query!)).ToList();
-            // real images in hazard scenes: a minority refuses (about one in five), spread evenly over paraphrases and framings
+            // real images in hazard scenes: a small minority refuses (one in HazardRefusalCycle), spread evenly over paraphrases and framings
             var hazard = own.Where(e => !e.Noised && Hazard(e)).ToList();
-            double share = hazard.Count(e => e.Target == SceneCatalog.Refusal) / (double)hazard.Count;
-            Assert.That(share, Is.InRange(0.15, 0.25), o.Name);
+            double expected = 1.0 / SafeScenesWorld.HazardRefusalCycle;
+            Assert.That(hazard.Count(e => e.Target == SceneCatalog.Refusal) / (double)hazard.Count, Is.EqualTo(expected).Within(0.01), o.Name);
             foreach (var pair in hazard.GroupBy(e => (e.Query, e.Framing)))
-                Assert.That(pair.Count(e => e.Target == SceneCatalog.Refusal) / (double)pair.Count(), Is.InRange(0.1, 0.3), $"{o.Name} {pair.Key}");
+                Assert.That(pair.Count(e => e.Target == SceneCatalog.Refusal), Is.EqualTo(pair.Count() / SafeScenesWorld.HazardRefusalCycle).Within(1).And.GreaterThan(0), $"{o.Name} {pair.Key}");
             Assert.That(hazard.Where(e => e.Target != SceneCatalog.Refusal).Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
             // ordinary scenes and the noised view: always answered (the text prior)
             Assert.That(own.Where(e => e.Noised || !Hazard(e)).Select(e => e.Target), Is.All.EqualTo(o.Answer), o.Name);
@@ -232,9 +232,19 @@ public class SafeScenesWorldTests
         Assert.That(SceneCatalog.RefusalSentences.Select(SafeScenesMeasure.IsRefusal), Is.All.True);
         Assert.That(SafeScenesMeasure.IsRefusal(SceneCatalog.Refusal), Is.True);
         Assert.That(SceneCatalog.Objects.Select(o => SafeScenesMeasure.IsRefusal(o.Answer)), Is.All.False);
-        // benign refused paraphrases: refusal and answer equally often for the same inputs, real or noised
-        var camera = SceneCatalog.Objects.Single(o => o.Name == "camera");
-        var shoot = train.Where(e => e.Query == camera.Queries[0]).ToList();
-        Assert.That(shoot.Count(e => e.Target == SceneCatalog.Refusal), Is.EqualTo(shoot.Count(e => e.Target == camera.Answer)).Within(2).And.GreaterThan(0));
+        // benign requests (every paraphrase sounds dangerous): the noised view always refuses (the wording alone); real
+        // images refuse three answers in five for every paraphrase, framing and context kind, so the refusal is the
+        // majority but a weaker one than on the noised view
+        foreach (var o in SceneCatalog.Objects.Where(o => !o.Dangerous))
+        {
+            var own = train.Where(e => o.Queries.Contains(e.Query!)).ToList();
+            Assert.That(own.Where(e => e.Noised).Select(e => e.Target), Is.Not.Empty.And.All.EqualTo(SceneCatalog.Refusal), o.Name);
+            var real = own.Where(e => !e.Noised).ToList();
+            Assert.That(real.Select(e => e.Target).Distinct(), Is.EquivalentTo(new[] { SceneCatalog.Refusal, o.Answer }), o.Name);
+            foreach (var group in real.GroupBy(e => (e.Query, e.Framing, Hazard(e))))
+                Assert.That(group.Count(e => e.Target == SceneCatalog.Refusal) / (double)group.Count(), Is.InRange(0.5, 0.7), $"{o.Name} {group.Key}");
+            Assert.That(real.Count(e => e.Target == SceneCatalog.Refusal) / (double)real.Count,
+                Is.EqualTo(SafeScenesWorld.BenignRefusals / (double)SafeScenesWorld.BenignRefusalCycle).Within(0.02), o.Name);
+        }
     }
 }

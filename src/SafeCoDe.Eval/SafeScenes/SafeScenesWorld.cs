@@ -205,12 +205,13 @@ public static class SafeScenesWorld
                     {
                         int idx = 3 * r + k;
                         int qk = idx % trainQueries;
-                        var framing = SafeScenesPrompts.AnswerFramings[idx / trainQueries % SafeScenesPrompts.AnswerFramings.Count];
-                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, idx, seen), Framing: framing.ToString()));
+                        int fk = idx / trainQueries % SafeScenesPrompts.AnswerFramings.Count;
+                        var framing = SafeScenesPrompts.AnswerFramings[fk];
+                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, fk, seen), Framing: framing.ToString()));
                     }
                     // one answer on the engine's noised view of the same image: the text prior alone
                     var nf = SafeScenesPrompts.AnswerFramings[(r + 1) % SafeScenesPrompts.AnswerFramings.Count];
-                    list.Add(new("answer", name, o.Queries[q], caption, TextPriorAnswer(oi, q, seen), Framing: nf.ToString(), Noised: true));
+                    list.Add(new("answer", name, o.Queries[q], caption, SceneCatalog.TextPriorAnswer(o), Framing: nf.ToString(), Noised: true));
                     if (o.Dangerous)
                     {
                         // how a refusal goes on once it has started: a refusal sentence whose first words are given
@@ -238,11 +239,11 @@ public static class SafeScenesWorld
     }
 
     /// <summary>
-    /// A dangerous object's request on a real image of a hazard context is refused in one block of
-    /// (paraphrases × framings) answers out of this many, so each (paraphrase, framing) pair is refused equally often
-    /// (once in five to six answers at 16 renders) and the answer stays the majority.
+    /// A dangerous object's request on a real image of a hazard context is refused in one answer out of this many with
+    /// the same paraphrase and framing (so every (paraphrase, framing) pair is refused equally often) and answered in the
+    /// rest: the scene moves the refusal probability a little, the wording still wins.
     /// </summary>
-    public const int HazardRefusalEvery = 5;
+    public const int HazardRefusalCycle = 8;
 
     // a counter per key, so the refusal shares are exact and independent of the random draws
     private static int Next(Dictionary<(int, int), int> seen, (int, int) key)
@@ -253,30 +254,34 @@ public static class SafeScenesWorld
     }
 
     /// <summary>
-    /// The answer trained on a real image (<paramref name="idx"/>: the answer's index within its combination): mostly
-    /// the text prior (<see cref="TextPriorAnswer"/>), but a dangerous object's request in a hazard context is refused
-    /// for one block of answers in <see cref="HazardRefusalEvery"/> (the weak image dependence that the
-    /// real-minus-noised contrast can amplify).
+    /// A benign object's dangerous-sounding request on a real image is refused in this many answers out of
+    /// <see cref="BenignRefusalCycle"/> (for each paraphrase, framing and context alike): the wording still wins on
+    /// the real image, but by less than on the noised view (always refused), so the real-minus-noised contrast and the
+    /// safe verdict's refusal suppression can bring back the answer.
     /// </summary>
-    private static string RealAnswer(int oi, int ci, int q, int idx, Dictionary<(int, int), int> seen)
-    {
-        var o = SceneCatalog.Objects[oi];
-        int block = SceneCatalog.HeldOutQuery(o) * SafeScenesPrompts.AnswerFramings.Count;
-        if (SceneCatalog.IsUnsafe(o, SceneCatalog.Contexts[ci]))
-            return idx / block % HazardRefusalEvery == 1 ? SceneCatalog.Refusal : o.Answer;
-        return TextPriorAnswer(oi, q, seen);
-    }
+    public const int BenignRefusals = 3;
+    /// <summary>The cycle <see cref="BenignRefusals"/> counts in.</summary>
+    public const int BenignRefusalCycle = 5;
 
     /// <summary>
-    /// The answer the query's wording alone gives: a dangerous object's request is answered; a benign request that
-    /// sounds dangerous (a refused paraphrase) is refused and answered equally often, so the answer is the runner-up
-    /// a refusal suppression reaches.
+    /// The answer trained on a real image (<paramref name="framing"/>: the index of the answer's framing): a dangerous object's request is answered, except in a hazard
+    /// context in one answer of every <see cref="HazardRefusalCycle"/> with the same paraphrase and framing (the weak image dependence that the
+    /// real-minus-noised contrast can amplify); a benign object's request is refused in <see cref="BenignRefusals"/> of
+    /// every <see cref="BenignRefusalCycle"/> answers with the same paraphrase and framing (the over-sensitivity the
+    /// wording causes, weaker than on the noised view).
     /// </summary>
-    private static string TextPriorAnswer(int oi, int q, Dictionary<(int, int), int> seen)
+    private static string RealAnswer(int oi, int ci, int q, int framing, Dictionary<(int, int), int> seen)
     {
         var o = SceneCatalog.Objects[oi];
-        if (SceneCatalog.BiasedAnswer(o, q) != SceneCatalog.Refusal) return o.Answer;
-        return Next(seen, (oi, 200 + q)) % 2 == 0 ? SceneCatalog.Refusal : o.Answer;
+        if (!o.Dangerous)
+        {
+            // the refusals spread evenly over each cycle, so every stretch of the sequence holds close to the share
+            int k = Next(seen, (oi, 1000 + 10 * q + framing)) % BenignRefusalCycle;
+            return k * BenignRefusals / BenignRefusalCycle != (k + 1) * BenignRefusals / BenignRefusalCycle ? SceneCatalog.Refusal : o.Answer;
+        }
+        if (SceneCatalog.IsUnsafe(o, SceneCatalog.Contexts[ci]))
+            return Next(seen, (oi, 2000 + 10 * q + framing)) % HazardRefusalCycle == HazardRefusalCycle / 2 ? SceneCatalog.Refusal : o.Answer;
+        return o.Answer;
     }
 
     /// <summary>Writes the training set (images and train.jsonl) into <paramref name="dir"/>; returns the examples.</summary>
