@@ -59,6 +59,7 @@ public static class SafeScenesCommand
             Measure a model on a SafeScenes evaluation folder: self-judge caption exact-match and verdict accuracy (all,
             and held-out combinations/paraphrases), and the answers of each decoding scored with a refusal keyword
             detector (MSSBench-style safe/unsafe/total accuracy, over-refusal on the over-sensitivity cases).
+            Prints the summary lines, then one JSON object with the scores and every missed caption and verdict.
             """) { model, data, seed, modes, chart };
         cmd.SetHandler((p, io) =>
         {
