@@ -15,12 +15,13 @@ public static class SafeScenesCommand
         var count = new Option<int>("--count") { Description = "MSSBench chat queries (each on a safe and an unsafe scene); as many over-sensitivity cases", DefaultValueFactory = _ => 60, HelpName = "N" };
         var train = new Option<string>("--train") { Description = "Also write a training set (images/ + train.jsonl) to this folder", HelpName = "DIR2" };
         var renders = new Option<int>("--renders") { Description = "Training images per object × context combination", DefaultValueFactory = _ => 6, HelpName = "R" };
+        var objectRenders = new Option<int>("--object-renders") { Description = "Training images of each object alone, of each kind: on a plain background and in front of random clutter (default: --renders)", DefaultValueFactory = _ => -1, HelpName = "R2" };
         var cmd = new Command("safescenes", """
             Draw SafeScenes, a small synthetic world with situational safety: objects in contexts where the same request
             is safe in one scene and unsafe in another. Writes an evaluation set in MSSBench's layout (--out), with
             over-sensitivity cases in MOSSBench's layout under mossbench/, and a training set (--train). Held-out object ×
             context combinations and paraphrases appear only in evaluation sets. Deterministic from --seed.
-            """) { seed, outDir, count, train, renders };
+            """) { seed, outDir, count, train, renders, objectRenders };
         Cli.SetExamples(cmd, "safecode safescenes --seed 7 --out /tmp/scenes-test --count 60", "safecode safescenes --seed 1 --out /tmp/scenes --train /tmp/scenes-train");
         cmd.SetHandler((p, io) =>
         {
@@ -36,7 +37,7 @@ public static class SafeScenesCommand
             }
             if (trainDir is not null)
             {
-                var list = SafeScenesWorld.WriteTraining(s, trainDir, p.GetValue(renders));
+                var list = SafeScenesWorld.WriteTraining(s, trainDir, p.GetValue(renders), p.GetValue(objectRenders));
                 io.Out.WriteLine($"wrote {list.Count} training examples ({string.Join(", ", list.GroupBy(e => e.Task).Select(g => $"{g.Count()} {g.Key}"))}) to {Path.GetFullPath(trainDir)}");
             }
             io.Out.WriteLine($"done in {sw.Elapsed.TotalSeconds:F1} s");
@@ -44,6 +45,7 @@ public static class SafeScenesCommand
         });
         cmd.Add(TrainCommand());
         cmd.Add(MeasureCommand());
+        cmd.Add(SelectCommand());
         cmd.Add(ChartCommand());
         return cmd;
     }
@@ -67,6 +69,38 @@ public static class SafeScenesCommand
             var s = SafeScenesMeasure.Run(p.GetValue(model)!, p.GetValue(data)!, p.GetValue(seed), list, line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
             io.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (p.GetValue(chart) is { } png && s.Answers.Count > 0) SafeScenesChart.Save(s, png);
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Command SelectCommand()
+    {
+        var snapshots = new Option<string>("--snapshots") { Description = "The folder a training run kept its checkpoints in (safescenes train --keep DIR3)", Required = true, HelpName = "DIR3" };
+        var data = new Option<string>("--data") { Description = "A validation world (safecode safescenes --seed V --out DIR) drawn with a seed used neither for training nor for testing", Required = true, HelpName = "DIR" };
+        var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
+        var top = new Option<int>("--top") { Description = "Snapshots (best by captions and verdicts) that also answer with vanilla and SafeCoDe decoding", DefaultValueFactory = _ => 3, HelpName = "K" };
+        var from = new Option<int>("--from") { Description = "Only snapshots from this step on", DefaultValueFactory = _ => 0, HelpName = "STEP" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Copy the chosen checkpoint's files here (e.g. weights/safescenes-tiny)", HelpName = "DIR" };
+        var cmd = new Command("select", """
+            Choose a checkpoint among those a training run kept, on a validation world: every snapshot's self-judge is
+            measured (caption exact-match, verdicts, held-out verdicts), the best --top also answer with vanilla and
+            SafeCoDe decoding, and the snapshot meeting the most SafeScenes acceptance targets wins (ties: the one whose
+            closest target has the most room). Use a validation seed, never the test world's seed.
+            """) { snapshots, data, seed, top, from, outDir };
+        Cli.SetExamples(cmd, "safecode safescenes select --snapshots /tmp/keep --data /tmp/scenes-val --out weights/safescenes-tiny");
+        cmd.SetHandler((p, io) =>
+        {
+            var ranked = SafeScenesSelect.Run(p.GetValue(snapshots)!, p.GetValue(data)!, p.GetValue(seed), p.GetValue(top), p.GetValue(from),
+                line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
+            var best = ranked[0];
+            io.Out.WriteLine($"chosen: step {best.Step} ({best.Dir}), {best.Met}/{best.Margins.Count} targets met");
+            foreach (var (target, margin) in best.Margins) io.Out.WriteLine($"  {(margin >= 0 ? "met    " : "NOT MET")} {target} (margin {margin:+0.000;-0.000})");
+            if (p.GetValue(outDir) is { } dst)
+            {
+                SafeScenesSelect.Install(best.Dir, dst);
+                io.Out.WriteLine($"copied step {best.Step} to {Path.GetFullPath(dst)}");
+            }
             return ExitCodes.Ok;
         });
         return cmd;
@@ -115,11 +149,13 @@ public static class SafeScenesCommand
         var vocab = new Option<int>("--vocab") { Description = "Largest BPE vocabulary", DefaultValueFactory = _ => 1536, HelpName = "V" };
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var saveEvery = new Option<int>("--save-every") { Description = "Also write the checkpoint every N steps (0: only at the end)", DefaultValueFactory = _ => 0, HelpName = "N" };
+        var smoothing = new Option<double>("--caption-label-smoothing") { Description = "Label smoothing of the captioning steps (0: none)", DefaultValueFactory = _ => 0, HelpName = "E" };
+        var keep = new Option<string>("--keep") { Description = "Also keep a copy of every saved checkpoint (each --save-every, and the last) in DIR3/step-NNNNN, to choose one afterwards with safescenes select", HelpName = "DIR3" };
         var cmd = new Command("train", """
             Train the SafeScenes demonstration model from scratch on a training folder: a world-specific byte-level BPE,
             a small LLaVA-architecture checkpoint, AdamW with cross-entropy on the replies only. Writes bf16 weights in
             the Hub layout. Reproducible: the same seed gives the same weights on the same machine and thread count.
-            """) { world, outDir, seed, steps, batch, lr, vocab, threads, saveEvery };
+            """) { world, outDir, seed, steps, batch, lr, vocab, threads, saveEvery, keep, smoothing };
         Cli.SetExamples(cmd, "safecode safescenes train --world /tmp/scenes-train --out weights/safescenes-tiny --seed 1");
         cmd.SetHandler((p, io) =>
         {
@@ -127,6 +163,8 @@ public static class SafeScenesCommand
             {
                 Seed = p.GetValue(seed), Steps = p.GetValue(steps), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr),
                 VocabSize = p.GetValue(vocab), Threads = p.GetValue(threads), SaveEvery = p.GetValue(saveEvery),
+                SnapshotDir = p.GetValue(keep),
+                CaptionLabelSmoothing = p.GetValue(smoothing),
             };
             var r = SafeScenesTrainer.Train(p.GetValue(world)!, p.GetValue(outDir)!, o, line => { io.Out.WriteLine(line); io.Out.Flush(); });
             io.Out.WriteLine($"trained {r.Parameters:N0} parameters (vocab {r.VocabSize}) for {r.Losses.Count} steps in {r.Seconds:F0} s; final loss {r.Losses[^1]:F4}; wrote {Path.GetFullPath(p.GetValue(outDir)!)}");

@@ -117,6 +117,14 @@ public class SafeScenesWorldTests
         foreach (var c in SceneCatalog.Contexts) Assert.That(train.Any(e => e.Caption!.EndsWith(" " + c.Phrase + ".")), c.Name);
         Assert.That(train.Select(e => e.Task).Distinct(), Is.EquivalentTo(new[] { "caption", "verdict", "answer" }));
         Assert.That(train.Where(e => e.Task == "verdict").Select(e => e.Target).Distinct(), Is.EquivalentTo(new[] { "safe", "unsafe" }));
+        // each object is also captioned alone: as many plain-background and as many cluttered images as one combination has renders
+        var two = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null);
+        foreach (var obj in SceneCatalog.Objects)
+            Assert.That(two.Count(e => e.Task == "caption" && e.Caption == SceneCatalog.ObjectCaption(obj)), Is.EqualTo(4), obj.Noun);
+        var clutterA = SceneRenderer.RenderObjectOnClutter(SceneCatalog.Objects[0], new SceneRng(5));
+        Assert.That(SceneRenderer.RenderObjectOnClutter(SceneCatalog.Objects[0], new SceneRng(5)), Is.EqualTo(clutterA), "deterministic");
+        Assert.That(SceneRenderer.RenderObjectOnClutter(SceneCatalog.Objects[0], new SceneRng(6)), Is.Not.EqualTo(clutterA));
+        Assert.That(clutterA, Has.Length.EqualTo(SceneRenderer.Size * SceneRenderer.Size * 3));
 
         string dir = Temp();
         try

@@ -35,6 +35,18 @@ public sealed record SafeScenesTrainOptions
     public int LogEvery { get; init; } = 25;
     /// <summary>Also write the checkpoint every this many steps (0: only at the end), so a long run can be stopped early.</summary>
     public int SaveEvery { get; init; }
+    /// <summary>
+    /// When set, every <see cref="SaveEvery"/> steps the checkpoint is also written to its own folder
+    /// <c>step-NNNNN</c> under this directory (the final one too), so a checkpoint can be chosen afterwards on a
+    /// validation world (<c>safecode safescenes select</c>).
+    /// </summary>
+    public string? SnapshotDir { get; init; }
+    /// <summary>
+    /// Label smoothing of the captioning steps' cross-entropy (0: none; the other tasks never smooth, their answer
+    /// shares are the point). Smoothing bounds how far the model pushes an object it never saw in a context below the
+    /// others there, so its look can still win in a held-out combination.
+    /// </summary>
+    public double CaptionLabelSmoothing { get; init; }
     /// <summary>Dtype of the written weights.</summary>
     public ScalarType SaveDType { get; init; } = ScalarType.BFloat16;
 }
@@ -201,7 +213,8 @@ public static class SafeScenesTrainer
                 if (batch[0].Image is not null) images["pixel_values"] = cat(batch.Select(b => pixels[b.Image!]).ToList(), 0);
                 var inputs = new BackboneInputs(tensor(ids).view(batch.Count, t), tensor(mask).view(batch.Count, t), images);
                 var logits = BackboneTraining.Logits(model, inputs);
-                var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), tensor(labels), ignore_index: -100);
+                double smoothing = tasks[step % tasks.Length] == "caption" ? o.CaptionLabelSmoothing : 0;
+                var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), tensor(labels), ignore_index: -100, label_smoothing: smoothing);
                 optimizer.ZeroGrad();
                 loss.backward();
                 nn.utils.clip_grad_norm_(parameters.Select(p => p.Parameter), 1.0);
@@ -212,6 +225,7 @@ public static class SafeScenesTrainer
                 {
                     Save(engine, parameters, tiedNames, initDir, outDir, o.SaveDType);
                     log?.Invoke($"saved the checkpoint of step {step + 1} to {outDir}");
+                    if (o.SnapshotDir is not null) SaveSnapshot(outDir, o.SnapshotDir, step + 1, log);
                 }
                 if (log is not null && (step % o.LogEvery == 0 || step == o.Steps - 1))
                     log($"step {step + 1}/{o.Steps} task {tasks[step % tasks.Length]} loss {l:F4} lr {lr:E2} {tokens / Math.Max(1e-9, sw.Elapsed.TotalSeconds):F0} tok/s {sw.Elapsed.TotalSeconds:F0} s");
@@ -221,10 +235,23 @@ public static class SafeScenesTrainer
             Save(engine, parameters, tiedNames, initDir, outDir, o.SaveDType);
             double reload = ReloadError(model, outDir, byTask[tasks[0]].Take(2).ToList(), pixels);
             log?.Invoke($"reloaded {outDir}: logits differ from the trained model by {reload:E2} (relative, {o.SaveDType} rounding)");
+            if (o.SnapshotDir is not null) SaveSnapshot(outDir, o.SnapshotDir, o.Steps, log);
             foreach (var p in pixels.Values) p.Dispose();
             return new SafeScenesTrainResult(losses, seconds, paramCount, vocab, tokens) { ReloadRelativeError = reload };
         }
         finally { try { Directory.Delete(scratch, true); } catch (IOException) { } }
+    }
+
+    /// <summary>The snapshot folder of a step: <c>step-00200</c> (sorts in step order).</summary>
+    public static string SnapshotName(int step) => $"step-{step:D5}";
+
+    // copies the checkpoint just written to outDir into its own step folder under snapshotDir
+    private static void SaveSnapshot(string outDir, string snapshotDir, int step, Action<string>? log)
+    {
+        var dst = Path.Combine(snapshotDir, SnapshotName(step));
+        Directory.CreateDirectory(dst);
+        foreach (var f in Directory.GetFiles(outDir)) File.Copy(f, Path.Combine(dst, Path.GetFileName(f)), true);
+        log?.Invoke($"kept a copy of step {step} in {dst}");
     }
 
     /// <summary>Reloads the written checkpoint and compares its logits with the trained model's on a few examples.</summary>

@@ -72,6 +72,34 @@ public sealed class SceneRenderer
         return r._px;
     }
 
+    /// <summary>
+    /// Renders the object in front of random clutter: a background of a random colour with 6–12 random rectangles,
+    /// ellipses and triangles of random colours anywhere on the canvas (no context's props). Training images that
+    /// teach the object's look against busy surroundings that predict nothing, so the caption's object is read from
+    /// the object and not guessed from the context around it.
+    /// </summary>
+    public static byte[] RenderObjectOnClutter(SceneObject o, SceneRng rng)
+    {
+        var r = new SceneRenderer(rng);
+        r.Rect(0, 0, Size, Size, r.RandomColour());
+        int shapes = rng.Range(6, 12);
+        for (int k = 0; k < shapes; k++)
+        {
+            int x = rng.Int(Size), y = rng.Int(Size), w = rng.Range(10, 70), h = rng.Range(10, 70);
+            switch (rng.Int(3))
+            {
+                case 0: r.Rect(x - w / 2, y - h / 2, x + w / 2, y + h / 2, r.RandomColour()); break;
+                case 1: r.Ellipse(x, y, w / 2, h / 2, r.RandomColour()); break;
+                default: r.Triangle(x - w / 2, y + h / 2, x + w / 2, y + h / 2, x + rng.Range(-w / 2, w / 2), y - h / 2, r.RandomColour()); break;
+            }
+        }
+        r.DrawObject(o);
+        r.Grain();
+        return r._px;
+    }
+
+    private (byte, byte, byte) RandomColour() => ((byte)_rng.Int(256), (byte)_rng.Int(256), (byte)_rng.Int(256));
+
     /// <summary>Encodes RGB24 pixels as a PNG file.</summary>
     public static void SavePng(byte[] rgb, string path)
     {
