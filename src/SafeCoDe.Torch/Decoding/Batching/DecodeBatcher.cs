@@ -347,7 +347,8 @@ internal sealed class DecodeBatcher : IDisposable
     {
         int forwards = 0;
         // a state with a full cache fails on its own (its step throws) instead of failing the whole batch
-        var together = live.Where(e => e.State.Length < e.State.Capacity).ToList();
+        // in cache order: requests prefilled together sit next to each other and attend as one segment
+        var together = DecoderBackbone.InCacheOrder(live.Where(e => e.State.Length < e.State.Capacity).ToList(), e => e.State);
         var alone = live.Except(together).ToList();
         if (together.Count > 1 && _model is DecoderBackbone { StepsStatically: true } d)
         {
