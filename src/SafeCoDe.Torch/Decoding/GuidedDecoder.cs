@@ -383,8 +383,8 @@ public static class GuidedDecoder
         if (maxSteps <= 0 || r.Branches is not BatchedBranches { BatchesContinuations: true, HasNoised: true } batched) return null;
         using var scale = unsafePath ? RefusalScale.Boost(r.RefusalIds, o.LambdaBoost) : RefusalScale.Suppress(r.RefusalIds, o.LambdaSupp);
         var logits = batched.Logits;
-        // the continuation after guidance is greedy exactly when the request decodes greedily (safe or unsafe verdict)
-        bool greedyContinuation = o.Greedy;
+        // the continuation after guidance is greedy exactly when Continue's temperature is 0 (see there)
+        bool greedyContinuation = (o.Greedy ? 0 : r.Verdict == Verdict.Unsafe ? o.TemperatureUnsafe : o.TemperatureSafe) <= 0;
         var spec = new GuidedSpec
         {
             Alpha = alpha, Scale = scale.Vector(logits.shape[^1], logits.device), ScaleKey = (scale.Factor, r.Refusal), MaxSteps = maxSteps,
