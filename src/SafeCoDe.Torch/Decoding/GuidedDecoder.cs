@@ -125,6 +125,21 @@ public sealed class BatchedBranches : IBranches
         return new(tokens, stoppedAtEos);
     }
 
+    /// <summary>
+    /// The guided phase handed to the batcher whole (<see cref="DecodeBatcher.Guide"/>): the batcher picks every guided
+    /// token with the other guided requests' rows, drops the noised row at the end of guidance and, when the spec
+    /// allows, runs the greedy continuation too. Afterwards the branches hold the real row alone and its last logits.
+    /// </summary>
+    internal GuidedOutcome GuideInBatcher(GuidedSpec spec, IReadOnlySet<long> eos, long[] banned, Tensor? banIndex, Action<long>? emit, CancellationToken cancel)
+    {
+        if (_batcher is null || !HasNoised) throw new InvalidOperationException("a batched guided phase needs the batcher and both branches");
+        cancel.ThrowIfCancellationRequested();
+        var outcome = _batcher.Guide(_state, _logits, spec, eos, banned, banIndex, emit, cancel);
+        _logits.Dispose();
+        _logits = outcome.Logits;
+        return outcome;
+    }
+
     /// <inheritdoc/>
     /// <remarks>Row 0 of the cache and of the logits stay views of the batch's storage: nothing is copied.</remarks>
     public void DropNoised()
@@ -257,6 +272,7 @@ public static class GuidedDecoder
         RefusalTokens refusal, IReadOnlyList<long> eosIds, int budget, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
     {
         var sw = Stopwatch.StartNew();
+        long started = Stopwatch.GetTimestamp();
         using var r = Prepare(model, branches, verdict, o, codec, refusal, eosIds, budget, onToken, cancel, bannedIds);
         if (o.Mode != DecodeMode.SafeCoDe)
         {
@@ -272,7 +288,15 @@ public static class GuidedDecoder
         long lengthBeforeGuidance = branches.Length;
         using var firstLogits = RealRowCopy(branches.Logits);
         var forced = unsafePath && o.Unsafe == UnsafeStrategy.ForcePhrase ? ForcePhrase(r, alpha) : null;
-        if (forced is null) Guide(r, alpha, unsafePath);
+        if (forced is null && GuideInBatcher(r, alpha, unsafePath) is { } driven)
+        {
+            double endedMs = Stopwatch.GetElapsedTime(started, driven.GuidanceEnded).TotalMilliseconds;
+            if (driven.Continued)
+                return new GuidedResult(r.Tokens.ToArray(), driven.Guided.Count, null, driven.StoppedAtEos, alpha, r.Budget, false, 0, endedMs,
+                    sw.Elapsed.TotalMilliseconds - endedMs, driven.Continuation.Count);
+            r.Tokens.AddRange(driven.Guided); // handed back at the end of guidance: rollback and the continuation as below
+        }
+        else if (forced is null) Guide(r, alpha, unsafePath);
         branches.DropNoised();
         double guidedMs = sw.Elapsed.TotalMilliseconds;
         int guided = r.Tokens.Count;
@@ -344,6 +368,35 @@ public static class GuidedDecoder
             o.EarlyExit ? (tokens, step) => step >= 1 && NaturalStart(r.Codec.Decode(tokens)) : null);
         // streamed after the rollback check
         r.Tokens.AddRange(DecodeLoop.Run(r.Branches, phase, maxSteps, new HashSet<long>(), null, r.Cancel).Tokens);
+    }
+
+    /// <summary>
+    /// <see cref="Guide"/> driven by the engine's batcher when the branches decode in it (null otherwise): the same
+    /// chain, selectors and early exit, picked with the other requests' guided rows. When the guided tokens need no
+    /// rollback and the continuation is greedy, the batcher goes on with it (the tokens stream from its round); else
+    /// the request takes over at the end of guidance.
+    /// </summary>
+    private static GuidedOutcome? GuideInBatcher(DecodeRun r, double alpha, bool unsafePath)
+    {
+        var o = r.O;
+        int maxSteps = Math.Min(o.MaxSteps, r.Cap);
+        if (maxSteps <= 0 || r.Branches is not BatchedBranches { BatchesContinuations: true, HasNoised: true } batched) return null;
+        using var scale = unsafePath ? RefusalScale.Boost(r.RefusalIds, o.LambdaBoost) : RefusalScale.Suppress(r.RefusalIds, o.LambdaSupp);
+        var logits = batched.Logits;
+        // the continuation after guidance is greedy exactly when Continue's temperature is 0 (see there)
+        bool greedyContinuation = (o.Greedy ? 0 : r.Verdict == Verdict.Unsafe ? o.TemperatureUnsafe : o.TemperatureSafe) <= 0;
+        var spec = new GuidedSpec
+        {
+            Alpha = alpha, Scale = scale.Vector(logits.shape[^1], logits.device), ScaleKey = (scale.Factor, r.Refusal), MaxSteps = maxSteps,
+            QuoteSkip = !unsafePath && o.QuoteSkip, Codec = r.Codec,
+            Sampled = o.Greedy ? null : new After(new TemperedDistribution(unsafePath ? o.GuidedTemperatureUnsafe : o.GuidedTemperatureSafe), new Multinomial(r.Gen)),
+            StopAfter = o.EarlyExit ? (tokens, step) => step >= 1 && NaturalStart(r.Codec.Decode(tokens)) : null,
+            ContinueGreedily = tokens => !greedyContinuation || (o.CorruptionRollback && Corrupt(r.Model.Family, tokens, r.Codec)) ? 0
+                : Math.Min(r.Budget, r.Cap - tokens.Count),
+            OnGuided = tokens => { foreach (var t in tokens) { r.Tokens.Add(t); r.OnToken?.Invoke(t); } },
+        };
+        Action<long> emit = t => { r.Tokens.Add(t); r.OnToken?.Invoke(t); };
+        return batched.GuideInBatcher(spec, r.Eos, r.Banned, r.BannedIdx, emit, r.Cancel);
     }
 
     /// <summary>Drops the corrupt guided tokens, keeping the first one when it is clean (the reference's intent); returns how many stay.</summary>

@@ -3,6 +3,7 @@ using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Tests.Conformance;
+using TorchSharp;
 using static TorchSharp.torch;
 using static SafeCoDe.Torch.Tests.TestMath;
 
@@ -69,6 +70,65 @@ public class PrefillBatchingTests(string family)
         finally
         {
             foreach (var (s, l) in together.Concat(alone)) { s.Dispose(); l.Dispose(); }
+            foreach (var o in owned) o.Dispose();
+        }
+    }
+
+    [Test]
+    public void PartsSteppedTogether_AttendAsOneSegment_AndEqualEachSteppedAlone()
+    {
+        var owned = new List<Tensor>();
+        var dir = ModelDirectory.Open(BackboneConformanceTests.FixtureDir(family, "hub"));
+        using var model = (DecoderBackbone)Backbones.Load(dir, CPU, ScalarType.Float32);
+        long pad = dir.Config.Text.PadTokenId ?? 0;
+        var (real, noised) = BackboneConformanceTests.ReferenceInputs(dir.Dir, owned);
+        using var scope = NewDisposeScope();
+        // two guided requests (two rows each), then two one-row ones: runs of equal row counts merge
+        BackboneInputs[][] requests = [[real, noised], [Longer(real, 5), Longer(noised, 5)], [Longer(real, 2)], [real]];
+        const int maxNew = 8;
+        var parts = model.PrefillParts(BatchCollator.Collate(requests.SelectMany(r => r).ToList(), pad), maxNew, requests.Select(r => r.Length).ToList());
+        var alone = requests.Select(r => model.Prefill(r.Length == 1 ? r[0] : BatchCollator.Collate(r, pad), maxNew)).ToList();
+        try
+        {
+            var tokens = alone.Select(a => a.Logits.argmax(1)).ToList();
+            var live = new List<int> { 3, 1, 0, 2 }; // any order: the batcher's InCacheOrder puts them in storage order
+            var stats = DisposeScopeManager.Statistics;
+            for (int step = 0; step < 6; step++)
+            {
+                if (step == 2)
+                    foreach (int i in new[] { 0, 1 }) { parts[i].State.KeepRows([0]); alone[i].State.KeepRows([0]); tokens[i] = tokens[i].narrow(0, 0, 1); }
+                if (step == 4) live.Remove(1); // a request leaves
+                var order = DecoderBackbone.InCacheOrder(live, i => parts[i].State);
+                Assert.That(order, Is.EqualTo(live.Order().ToList()), "storage order");
+                long t0 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+                var got = model.StaticStepMany(order.Select(i => parts[i].State).ToList(), order.Select(i => tokens[i]).ToList());
+                long merged = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount - t0;
+                var expected = order.Select(i => model.StaticStep(alone[i].State, tokens[i])).ToArray();
+                for (int k = 0; k < order.Count; k++)
+                {
+                    int i = order[k];
+                    Assert.That(got[k].shape, Is.EqualTo(expected[k].shape), $"step {step}, request {i}: rows");
+                    Assert.That(RelErr(got[k], expected[k]), Is.LessThanOrEqualTo(Tolerance), $"step {step}, request {i}: logits");
+                    Assert.That(got[k].argmax(1).equal(expected[k].argmax(1)).all().item<bool>(), Is.True, $"step {step}, request {i}: greedy tokens");
+                    tokens[i] = expected[k].argmax(1);
+                }
+                if (step == 1)
+                {
+                    // the same states stepped one segment each (separate storages, static buffers made by a first step)
+                    // create more tensors: the runs merged
+                    var copies = requests.Select(r => model.Prefill(r.Length == 1 ? r[0] : BatchCollator.Collate(r, pad), maxNew)).ToList();
+                    var warm = model.StaticStepMany(order.Select(i => copies[i].State).ToList(), order.Select(i => tokens[i]).ToList());
+                    long t1 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+                    model.StaticStepMany(order.Select(i => copies[i].State).ToList(), order.Select(i => tokens[i]).ToList());
+                    long separate = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount - t1;
+                    Assert.That(merged, Is.LessThan(separate), $"tensors per step: merged {merged}, one segment per state {separate}");
+                    foreach (var (s, l) in copies) { s.Dispose(); l.Dispose(); }
+                }
+            }
+        }
+        finally
+        {
+            foreach (var (s, l) in parts.Concat(alone)) { s.Dispose(); l.Dispose(); }
             foreach (var o in owned) o.Dispose();
         }
     }

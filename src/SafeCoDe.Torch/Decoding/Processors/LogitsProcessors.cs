@@ -90,15 +90,17 @@ internal sealed class RefusalScale(Tensor refusalIds, double factor) : ILogitsPr
 
     /// <inheritdoc/>
     /// <remarks>The [vocab] scale vector is made at the first call and reused (no per-step ones(vocab)).</remarks>
-    public Tensor Process(Tensor scores)
+    public Tensor Process(Tensor scores) => LogitsOps.ScaleAndRenormalize(scores, Vector(scores.shape[^1], scores.device));
+
+    /// <summary>The float32 [<paramref name="vocab"/>] scale vector (made once, kept until <see cref="Dispose"/>): what the batcher stacks for guided rows.</summary>
+    public Tensor Vector(long vocab, Device device)
     {
-        long vocab = scores.shape[^1];
-        if (_scale is null || _scale.shape[0] != vocab || _scale.device != scores.device)
+        if (_scale is null || _scale.shape[0] != vocab || _scale.device != device)
         {
             _scale?.Dispose();
-            _scale = LogitsOps.RefusalScaleVector(vocab, refusalIds, factor, scores.device).DetachFromDisposeScope();
+            _scale = LogitsOps.RefusalScaleVector(vocab, refusalIds, factor, device).DetachFromDisposeScope();
         }
-        return LogitsOps.ScaleAndRenormalize(scores, _scale);
+        return _scale;
     }
 
     /// <summary>Frees the scale vector.</summary>

@@ -37,12 +37,13 @@ internal abstract partial class DecoderBackbone
         {
             if (state.FamilyState is not null) throw new InvalidOperationException($"{GetType().Name} keeps per-row state: its prompts are prefilled one request at a time");
             using var scope = NewDisposeScope();
+            var shared = new object();
             long offset = 0;
             foreach (int n in rowCounts)
             {
                 var caches = state.Caches.Select(c => new LayerCache(c.K.narrow(0, offset, n).DetachFromDisposeScope(), c.V.narrow(0, offset, n).DetachFromDisposeScope())).ToList();
                 var part = new CausalDecodeState(caches, state.KeyValid.narrow(0, offset, n).clone().DetachFromDisposeScope(),
-                    state.NextPosition.narrow(0, offset, n).clone().DetachFromDisposeScope(), state.Length, state.Capacity) { PromptLength = state.PromptLength };
+                    state.NextPosition.narrow(0, offset, n).clone().DetachFromDisposeScope(), state.Length, state.Capacity) { PromptLength = state.PromptLength, SharedCache = shared };
                 parts.Add((part, logits.narrow(0, offset, n).DetachFromDisposeScope()));
                 offset += n;
             }

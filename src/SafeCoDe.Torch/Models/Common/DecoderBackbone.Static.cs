@@ -191,8 +191,102 @@ internal abstract partial class DecoderBackbone
             SinF = cat([sin.repeat(1, qk), vZeros], 1).unsqueeze(1),
             Perm = RotatePermutation(),
             Segments = segs,
+            AttentionSegments = MergeAttention(segs),
             Batch = embeds.shape[0],
         };
         return StaticDecoder(embeds, si);
+    }
+
+    /// <summary>
+    /// <paramref name="items"/> ordered so that states prefilled together (row views of one cache storage) come next
+    /// to each other in their storage's row order, groups in order of first appearance (a stable regrouping: states
+    /// that share nothing keep their order). Stepped in this order their attention runs as one segment
+    /// (<see cref="MergeAttention"/>).
+    /// </summary>
+    internal static List<T> InCacheOrder<T>(IReadOnlyList<T> items, Func<T, DecodeState> state)
+    {
+        var groups = new List<object?>();
+        int Group(T item)
+        {
+            var g = (state(item) as CausalDecodeState)?.SharedCache;
+            if (g is null) return -1;
+            int at = groups.FindIndex(x => ReferenceEquals(x, g));
+            if (at < 0) { groups.Add(g); at = groups.Count - 1; }
+            return at;
+        }
+        long Offset(T item) => state(item) is CausalDecodeState { SharedCache: not null, Caches.Count: > 0 } c ? c.Caches[0].K.storage_offset() : 0;
+        var keyed = items.Select((item, index) => (item, index, group: Group(item))).ToList();
+        // a state that shares no storage keeps its own place; a group sits where its first state was
+        int Anchor((T item, int index, int group) x) => x.group < 0 ? x.index : keyed.First(y => y.group == x.group).index;
+        return keyed.OrderBy(Anchor).ThenBy(x => Offset(x.item)).Select(x => x.item).ToList();
+    }
+
+    /// <summary>
+    /// The attention segments of a batched step: runs of adjacent states that are rows of one cache storage at a
+    /// constant row step (states prefilled together, each with the same number of rows), with the same length,
+    /// capacity and attention length, attend as one segment — one cache write per K and V and one attention call per
+    /// layer for the run, over strided views of the shared storage and their masks stacked — instead of one per state.
+    /// Each row still attends over its own keys with its own mask, so the values are those of the states one by one.
+    /// </summary>
+    private static StaticSegment[] MergeAttention(StaticSegment[] segs)
+    {
+        if (segs.Length < 2) return segs;
+        var merged = new List<StaticSegment>(segs.Length);
+        int i = 0;
+        while (i < segs.Length)
+        {
+            int j = i + 1;
+            while (j < segs.Length && Continues(segs, i, j)) j++;
+            merged.Add(j - i == 1 ? segs[i] : Merge(segs, i, j));
+            i = j;
+        }
+        return merged.Count == segs.Length ? segs : merged.ToArray();
+    }
+
+    /// <summary>True when state <paramref name="j"/> continues the run of states [<paramref name="i"/>, j) (see <see cref="MergeAttention"/>).</summary>
+    private static bool Continues(StaticSegment[] segs, int i, int j)
+    {
+        StaticSegment first = segs[i], prev = segs[j - 1], next = segs[j];
+        if (first.State.SharedCache is null || !ReferenceEquals(next.State.SharedCache, first.State.SharedCache)
+            || first.State.FamilyState is not null || next.State.FamilyState is not null)
+            return false;
+        if (next.State.Length != first.State.Length || next.State.Capacity != first.State.Capacity || next.Rows != first.Rows
+            || next.Views.Mask.shape[3] != first.Views.Mask.shape[3] || next.Caches.Count != first.Caches.Count)
+            return false;
+        for (int l = 0; l < first.Caches.Count; l++)
+            if (!Step(first.Caches[l].K, segs[i + 1 == j ? i : i + 1].Caches[l].K, prev.Caches[l].K, next.Caches[l].K, first.Rows, j - i)
+                || !Step(first.Caches[l].V, segs[i + 1 == j ? i : i + 1].Caches[l].V, prev.Caches[l].V, next.Caches[l].V, first.Rows, j - i))
+                return false;
+        return true;
+
+        // next's rows follow prev's at the run's row step in the shared storage, with the same strides
+        static bool Step(Tensor first, Tensor second, Tensor prev, Tensor next, long rows, int run)
+        {
+            if (next.dtype != first.dtype || !next.stride().SequenceEqual(first.stride())) return false;
+            long delta = next.storage_offset() - prev.storage_offset();
+            long rowStride = first.stride(0);
+            if (delta <= 0 || delta % rowStride != 0 || (rows > 1 && delta != rows * rowStride)) return false;
+            return run == 1 || delta == second.storage_offset() - first.storage_offset();
+        }
+    }
+
+    /// <summary>One segment for the run of states [<paramref name="i"/>, <paramref name="j"/>): strided views of their shared cache storage, their masks stacked.</summary>
+    private static StaticSegment Merge(StaticSegment[] segs, int i, int j)
+    {
+        var first = segs[i];
+        long rows = 0;
+        for (int s = i; s < j; s++) rows += segs[s].Rows;
+        long length = first.Views.Mask.shape[3];
+        // one row each: the run's row step is the distance between states; several rows each: rows are adjacent
+        long rowStep = first.Rows == 1 ? segs[i + 1].Caches[0].K.storage_offset() - first.Caches[0].K.storage_offset() : first.Caches[0].K.stride(0);
+        Tensor View(Tensor t)
+        {
+            long step = first.Rows == 1 ? rowStep / first.Caches[0].K.stride(0) * t.stride(0) : t.stride(0);
+            return t.as_strided([rows, t.shape[1], length, t.shape[3]], [step, t.stride(1), t.stride(2), t.stride(3)], t.storage_offset());
+        }
+        var k = first.Caches.Select(c => View(c.K)).ToArray();
+        var v = first.Caches.Select(c => View(c.V)).ToArray();
+        var views = new StaticDecodeBuffers.BucketViews { Mask = cat(segs[i..j].Select(s => s.Views.Mask).ToArray(), 0), K = k, V = v };
+        return new StaticSegment(first.Row0, rows, first.Slot, views, k.Zip(v, (a, b) => new LayerCache(a, b)).ToList(), first.State);
     }
 }

@@ -46,6 +46,12 @@ internal sealed class CausalDecodeState : DecodeState
 
     internal void Advance(long t) => _length += t;
 
+    /// <summary>
+    /// The prefill batch whose cache storage this state's caches are row views of (<c>PrefillParts</c>; null when the
+    /// caches are the state's own). States sharing it may attend as one segment in a batched static step.
+    /// </summary>
+    internal object? SharedCache { get; set; }
+
     /// <summary>The static step's buffers (null until the first static step; dropped when rows or length change from outside it).</summary>
     internal StaticDecodeBuffers? Static { get; set; }
 
@@ -83,6 +89,7 @@ internal sealed class CausalDecodeState : DecodeState
             return;
         }
         using var idx = tensor(keep.ToArray(), ScalarType.Int64, KeyValid.device);
+        SharedCache = null; // the selected rows are copies
         foreach (var c in Caches) c.KeepRows(idx);
         KeyValid = Replace(KeyValid, KeyValid.index_select(0, idx));
         NextPosition = Replace(NextPosition, NextPosition.index_select(0, idx));

@@ -23,6 +23,11 @@ internal sealed class StaticStepInputs
     public required Tensor Perm { get; init; }
     /// <summary>The decode states stepped together, each a run of rows of the batch (one for a plain step).</summary>
     public required StaticSegment[] Segments { get; init; }
+    /// <summary>
+    /// The segments the self-attention runs over: <see cref="Segments"/>, with runs of states that share their cache
+    /// storage merged into one (see <c>DecoderBackbone.MergeAttention</c>); null: <see cref="Segments"/>.
+    /// </summary>
+    public StaticSegment[]? AttentionSegments { get; init; }
     /// <summary>Rows in the batch (all segments).</summary>
     public required long Batch { get; init; }
 
@@ -214,7 +219,7 @@ internal sealed partial class LlamaAttention
         var rot = _qkv.Forward(x);                       // [R, 1, N]
         var swapped = rot.index_select(-1, si.Perm);     // gathered before rot is overwritten
         rot.mul_(si.CosF).PlusInPlace(swapped.mul_(si.SinF));   // x·cos + rotate_half(x)·sin in place, v untouched (cos 1, sin 0)
-        var segs = si.Segments;
+        var segs = si.AttentionSegments ?? si.Segments;
         var outs = segs.Length == 1 ? null : new Tensor[segs.Length];
         Tensor o = null!;
         for (int i = 0; i < segs.Length; i++)
