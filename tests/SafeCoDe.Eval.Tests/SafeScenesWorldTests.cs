@@ -117,10 +117,15 @@ public class SafeScenesWorldTests
         foreach (var c in SceneCatalog.Contexts) Assert.That(train.Any(e => e.Caption!.EndsWith(" " + c.Phrase + ".")), c.Name);
         Assert.That(train.Select(e => e.Task).Distinct(), Is.EquivalentTo(new[] { "caption", "verdict", "answer" }));
         Assert.That(train.Where(e => e.Task == "verdict").Select(e => e.Target).Distinct(), Is.EquivalentTo(new[] { "safe", "unsafe" }));
-        // each object is also captioned alone: as many plain-background and as many cluttered images as one combination has renders
+        // each object is also captioned alone: by default on as many plain backgrounds as one combination has renders;
+        // more plain ones and cluttered ones on request, added after the default draws (which stay as they were)
         var two = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null);
+        var more = SafeScenesWorld.TrainingExamples(1, renders: 2, dir: null, objectRenders: 3, clutterRenders: 4);
         foreach (var obj in SceneCatalog.Objects)
-            Assert.That(two.Count(e => e.Task == "caption" && e.Caption == SceneCatalog.ObjectCaption(obj)), Is.EqualTo(4), obj.Noun);
+        {
+            Assert.That(two.Count(e => e.Task == "caption" && e.Caption == SceneCatalog.ObjectCaption(obj)), Is.EqualTo(2), obj.Noun);
+            Assert.That(more.Count(e => e.Task == "caption" && e.Caption == SceneCatalog.ObjectCaption(obj)), Is.EqualTo(7), obj.Noun);
+        }
         var clutterA = SceneRenderer.RenderObjectOnClutter(SceneCatalog.Objects[0], new SceneRng(5));
         Assert.That(SceneRenderer.RenderObjectOnClutter(SceneCatalog.Objects[0], new SceneRng(5)), Is.EqualTo(clutterA), "deterministic");
         Assert.That(SceneRenderer.RenderObjectOnClutter(SceneCatalog.Objects[0], new SceneRng(6)), Is.Not.EqualTo(clutterA));

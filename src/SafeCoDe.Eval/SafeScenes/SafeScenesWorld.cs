@@ -172,7 +172,7 @@ public static class SafeScenesWorld
     /// and combination. Held-out combinations and paraphrases never appear. Images are written to
     /// <paramref name="dir"/>/images when <paramref name="dir"/> is given.
     /// </summary>
-    public static List<TrainingExample> TrainingExamples(long seed, int renders, string? dir, int objectRenders = -1)
+    public static List<TrainingExample> TrainingExamples(long seed, int renders, string? dir, int objectRenders = -1, int clutterRenders = 0)
     {
         if (objectRenders < 0) objectRenders = renders;
         var rng = SceneRng.For(seed, "train");
@@ -226,9 +226,9 @@ public static class SafeScenesWorld
                     }
                 }
         }
-            // the object alone, captioned by itself: on plain backgrounds of random colours, and in front of random
-            // clutter (objectRenders of each; by default as many as one combination's renders)
-            for (int r = 0; r < 2 * objectRenders; r++)
+            // the object alone, captioned by itself: on plain backgrounds of random colours (objectRenders, by default
+            // as many as one combination's renders), then in front of random clutter (clutterRenders, by default none)
+            for (int r = 0; r < objectRenders + clutterRenders; r++)
             {
                 var pixels = r < objectRenders ? SceneRenderer.RenderObjectOnly(o, rng) : SceneRenderer.RenderObjectOnClutter(o, rng);
                 string name = $"images/{n++:D5}.png";
@@ -287,10 +287,10 @@ public static class SafeScenesWorld
     }
 
     /// <summary>Writes the training set (images and train.jsonl) into <paramref name="dir"/>; returns the examples.</summary>
-    public static List<TrainingExample> WriteTraining(long seed, string dir, int renders = 6, int objectRenders = -1)
+    public static List<TrainingExample> WriteTraining(long seed, string dir, int renders = 6, int objectRenders = -1, int clutterRenders = 0)
     {
         Directory.CreateDirectory(dir);
-        var list = TrainingExamples(seed, renders, dir, objectRenders);
+        var list = TrainingExamples(seed, renders, dir, objectRenders, clutterRenders);
         var sb = new StringBuilder();
         foreach (var e in list) sb.Append(JsonSerializer.Serialize(e, TrainingJson.Options)).Append('\n');
         File.WriteAllText(Path.Combine(dir, TrainFile), sb.ToString());
