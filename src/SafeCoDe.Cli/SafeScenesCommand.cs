@@ -17,12 +17,13 @@ public static class SafeScenesCommand
         var renders = new Option<int>("--renders") { Description = "Training images per object × context combination", DefaultValueFactory = _ => 6, HelpName = "R" };
         var objectRenders = new Option<int>("--object-renders") { Description = "Training images of each object alone on a plain background (default: --renders)", DefaultValueFactory = _ => -1, HelpName = "R2" };
         var clutterRenders = new Option<int>("--clutter-renders") { Description = "Training images of each object alone in front of random clutter", DefaultValueFactory = _ => 0, HelpName = "R3" };
+        var softAnswers = new Option<bool>("--soft-answers") { Description = "Write each answer whose reply the world draws (a benign object's dangerous-sounding request, a dangerous object's request in a hazard context) twice, refused and answered, weighted by their shares, instead of one drawn reply per image" };
         var cmd = new Command("safescenes", """
             Draw SafeScenes, a small synthetic world with situational safety: objects in contexts where the same request
             is safe in one scene and unsafe in another. Writes an evaluation set in MSSBench's layout (--out), with
             over-sensitivity cases in MOSSBench's layout under mossbench/, and a training set (--train). Held-out object ×
             context combinations and paraphrases appear only in evaluation sets. Deterministic from --seed.
-            """) { seed, outDir, count, train, renders, objectRenders, clutterRenders };
+            """) { seed, outDir, count, train, renders, objectRenders, clutterRenders, softAnswers };
         Cli.SetExamples(cmd, "safecode safescenes --seed 7 --out /tmp/scenes-test --count 60", "safecode safescenes --seed 1 --out /tmp/scenes --train /tmp/scenes-train");
         cmd.SetHandler((p, io) =>
         {
@@ -38,7 +39,7 @@ public static class SafeScenesCommand
             }
             if (trainDir is not null)
             {
-                var list = SafeScenesWorld.WriteTraining(s, trainDir, p.GetValue(renders), p.GetValue(objectRenders), p.GetValue(clutterRenders));
+                var list = SafeScenesWorld.WriteTraining(s, trainDir, p.GetValue(renders), p.GetValue(objectRenders), p.GetValue(clutterRenders), p.GetValue(softAnswers));
                 io.Out.WriteLine($"wrote {list.Count} training examples ({string.Join(", ", list.GroupBy(e => e.Task).Select(g => $"{g.Count()} {g.Key}"))}) to {Path.GetFullPath(trainDir)}");
             }
             io.Out.WriteLine($"done in {sw.Elapsed.TotalSeconds:F1} s");

@@ -140,6 +140,37 @@ public class SafeScenesModelTests
     }
 
     [Test]
+    public void WeightedLossLearnsTheShareAndUnweightedIsTheMean()
+    {
+        NativeRuntime.Initialize(new RuntimeOptions { Device = DeviceRequest.Cpu });
+        using var scope = NewDisposeScope();
+        // unweighted: the plain mean cross-entropy over supervised positions
+        var logits = randn(2, 3, 5, generator: new Generator(5));
+        long[] labels = [1, -100, 4, -100, 2, 0];
+        double plain = SafeScenesTrainer.SupervisedLoss(logits, labels, [null, null]).item<float>();
+        double mean = nn.functional.cross_entropy(logits.view(-1, 5), tensor(labels), ignore_index: -100).item<float>();
+        Assert.That(plain, Is.EqualTo(mean).Within(1e-6));
+        // all weights 1 gives the same number through the weighted path
+        Assert.That(SafeScenesTrainer.SupervisedLoss(logits, labels, [1.0, null]).item<float>(), Is.EqualTo(mean).Within(1e-5));
+        // one input written twice, refused (token 1, weight 0.6) and answered (token 3, weight 0.4): minimising the loss
+        // gives the refusal probability 0.6, not 1 (the model cannot memorise one reply)
+        var z = zeros(1, 1, 5).requires_grad_(true);
+        for (int i = 0; i < 400; i++)
+        {
+            using var s = NewDisposeScope();
+            var both = z.expand(2, 1, 5);
+            var loss = SafeScenesTrainer.SupervisedLoss(both, [1, 3], [0.6, 0.4]);
+            z.grad?.zero_();
+            loss.backward();
+            using (no_grad()) z.sub_(z.grad! * 2.0);
+        }
+        var p = softmax(z.detach().view(5), 0);
+        Assert.That(p[1].item<float>(), Is.EqualTo(0.6).Within(0.01));
+        Assert.That(p[3].item<float>(), Is.EqualTo(0.4).Within(0.01));
+        Assert.Throws<ArgumentException>(() => SafeScenesTrainer.SupervisedLoss(logits, labels, [1.0, null, 1.0, 1.0]));
+    }
+
+    [Test]
     public void TrainingForwardMatchesInferencePrefillAndHasGradients()
     {
         string world = Temp(), model = Temp();

@@ -149,6 +149,54 @@ public class SafeScenesWorldTests
     }
 
     [Test]
+    public void SoftAnswersWriteEachDrawnReplyTwiceWeightedByItsShare()
+    {
+        var hard = SafeScenesWorld.TrainingExamples(3, renders: 5, dir: null);
+        var soft = SafeScenesWorld.TrainingExamples(3, renders: 5, dir: null, softAnswers: true);
+        Assert.That(hard.Select(e => e.Weight), Is.All.Null, "the default world has no weights");
+        // captions, verdicts, noised answers and refusal continuations are the same, in the same order
+        static bool Drawn(TrainingExample e) => e.Task == "answer" && !e.Noised && e.Prefix is null;
+        Assert.That(soft.Where(e => !Drawn(e)), Is.EqualTo(hard.Where(e => !Drawn(e))));
+        var byInput = soft.Where(Drawn).GroupBy(e => (e.Image, e.Query, e.Framing)).ToList();
+        Assert.That(byInput, Has.Count.EqualTo(hard.Count(Drawn)), "one group per real-image answer of the default world");
+        int pairs = 0;
+        foreach (var g in byInput)
+        {
+            var obj = SceneCatalog.Objects.Single(o => o.Queries.Contains(g.Key.Query!));
+            var ctx = SceneCatalog.Contexts.Single(c => g.First().Caption!.EndsWith(" " + c.Phrase + "."));
+            double share = !obj.Dangerous ? (double)SafeScenesWorld.BenignRefusals / SafeScenesWorld.BenignRefusalCycle
+                : SceneCatalog.IsUnsafe(obj, ctx) ? 1.0 / SafeScenesWorld.HazardRefusalCycle : 0;
+            if (share == 0)
+            {
+                Assert.That(g.Select(e => (e.Target, e.Weight)), Is.EqualTo(new[] { (obj.Answer, (double?)null) }), obj.Noun);
+                continue;
+            }
+            pairs++;
+            Assert.That(g.Select(e => (e.Target, e.Weight)), Is.EqualTo(new[] { (SceneCatalog.Refusal, (double?)share), (obj.Answer, (double?)(1 - share)) }), $"{obj.Noun} {ctx.Name}");
+        }
+        Assert.That(pairs, Is.GreaterThan(0));
+        // the hard world draws the same shares over each (paraphrase, framing): the soft world's weights are their expectation
+        foreach (bool dangerous in new[] { false, true })
+        {
+            var hardDrawn = hard.Where(Drawn).Where(e => SceneCatalog.Objects.Single(o => o.Queries.Contains(e.Query!)).Dangerous == dangerous).ToList();
+            var softDrawn = soft.Where(Drawn).Where(e => SceneCatalog.Objects.Single(o => o.Queries.Contains(e.Query!)).Dangerous == dangerous).ToList();
+            double hardRefused = hardDrawn.Count(e => e.Target == SceneCatalog.Refusal);
+            double softRefused = softDrawn.Where(e => e.Target == SceneCatalog.Refusal).Sum(e => e.Weight ?? 1);
+            Assert.That(softRefused, Is.EqualTo(hardRefused).Within(0.1 * hardRefused + 2), dangerous ? "dangerous" : "benign");
+        }
+        // the weight travels through train.jsonl; unweighted lines stay as before (no weight field)
+        string dir = Temp();
+        try
+        {
+            var written = SafeScenesWorld.WriteTraining(3, dir, renders: 1, softAnswers: true);
+            var lines = File.ReadAllLines(Path.Combine(dir, SafeScenesWorld.TrainFile));
+            Assert.That(lines.Count(l => l.Contains("\"weight\"")), Is.EqualTo(written.Count(e => e.Weight is not null)));
+            Assert.That(SafeScenesWorld.ReadTraining(dir), Is.EqualTo(written));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
     public async Task TrainingPromptsAreTheSelfJudgesPrompts()
     {
         // run the engine's self-judge on a completion that records what it is asked, then build the training prompts

@@ -101,7 +101,7 @@ public static class SafeScenesTrainer
     /// <summary>The tasks in the order the steps take them, repeated: captioning (the hardest) gets three steps in six, answering two, the verdict one.</summary>
     public static readonly IReadOnlyList<string> Schedule = ["caption", "answer", "caption", "verdict", "caption", "answer"];
 
-    private sealed record Encoded(long[] Ids, int PromptLength, string? Image);
+    private sealed record Encoded(long[] Ids, int PromptLength, string? Image, double? Weight);
 
     private const string NoisedSuffix = "#noised";
 
@@ -176,7 +176,7 @@ public static class SafeScenesTrainer
                     pixels[key] = processed["pixel_values"].clone().DetachFromDisposeScope();
                 }
                 if (!byTask.TryGetValue(e.Task, out var list)) byTask[e.Task] = list = [];
-                list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length + given, key));
+                list.Add(new Encoded([.. prompt.Ids, .. target], prompt.Length + given, key, e.Weight));
             }
             var tasks = Schedule.Where(byTask.ContainsKey).ToArray();
             if (tasks.Length == 0) throw new InvalidDataException("the training set has no caption, verdict or answer examples");
@@ -214,7 +214,7 @@ public static class SafeScenesTrainer
                 var inputs = new BackboneInputs(tensor(ids).view(batch.Count, t), tensor(mask).view(batch.Count, t), images);
                 var logits = BackboneTraining.Logits(model, inputs);
                 double smoothing = tasks[step % tasks.Length] == "caption" ? o.CaptionLabelSmoothing : 0;
-                var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), tensor(labels), ignore_index: -100, label_smoothing: smoothing);
+                var loss = SupervisedLoss(logits, labels, batch.Select(b => b.Weight).ToArray(), smoothing);
                 optimizer.ZeroGrad();
                 loss.backward();
                 nn.utils.clip_grad_norm_(parameters.Select(p => p.Parameter), 1.0);
@@ -240,6 +240,25 @@ public static class SafeScenesTrainer
             return new SafeScenesTrainResult(losses, seconds, paramCount, vocab, tokens) { ReloadRelativeError = reload };
         }
         finally { try { Directory.Delete(scratch, true); } catch (IOException) { } }
+    }
+
+    /// <summary>
+    /// The loss of one batch: cross-entropy at the supervised positions (<paramref name="labels"/> ≠ −100, row-major over
+    /// the batch's rows), their mean when no row has a weight (the plain path, as every run before soft answers), else
+    /// each position's loss times its row's weight (null: 1) over the number of supervised positions — so an input
+    /// written refused with weight p and answered with 1 − p is pulled towards refusing with probability p.
+    /// </summary>
+    public static Tensor SupervisedLoss(Tensor logits, long[] labels, double?[] rowWeights, double labelSmoothing = 0)
+    {
+        var flat = logits.view(-1, logits.shape[^1]);
+        if (rowWeights.All(w => w is null))
+            return nn.functional.cross_entropy(flat, tensor(labels), ignore_index: -100, label_smoothing: labelSmoothing);
+        if (labels.Length % rowWeights.Length != 0) throw new ArgumentException($"{labels.Length} labels do not split into {rowWeights.Length} rows");
+        int t = labels.Length / rowWeights.Length;
+        var weights = new float[labels.Length];
+        for (int i = 0; i < labels.Length; i++) weights[i] = labels[i] == -100 ? 0f : (float)(rowWeights[i / t] ?? 1.0);
+        var each = nn.functional.cross_entropy(flat, tensor(labels), ignore_index: -100, reduction: nn.Reduction.None, label_smoothing: labelSmoothing);
+        return (each * tensor(weights)).sum() / Math.Max(1, labels.Count(x => x != -100));
     }
 
     /// <summary>The snapshot folder of a step: <c>step-00200</c> (sorts in step order).</summary>

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace SafeCoDe.Eval.SafeScenes;
 
@@ -15,8 +16,11 @@ namespace SafeCoDe.Eval.SafeScenes;
 /// <param name="Framing">How the answer's query is framed, a <see cref="SafeCoDe.Eval.Benchmarks.Framing"/> name (null: bare);
 /// <see cref="SafeScenesPrompts.UserText"/> frames it with the harness's own framing code.</param>
 /// <param name="Noised">The answer is shown the engine's noised view of the image (SafeCoDe's second branch), not the image.</param>
+/// <param name="Weight">Weight of the example's loss (null: 1). Soft answers (<see cref="SafeScenesWorld.TrainingExamples"/>'s
+/// <c>softAnswers</c>) write one input twice, refused and answered, weighted by the shares the world gives them.</param>
 public sealed record TrainingExample(string Task, string? Image, string? Query, string? Caption, string Target, string? Prefix = null,
-    string? Framing = null, bool Noised = false);
+    string? Framing = null, bool Noised = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Weight = null);
 
 /// <summary>What <see cref="SafeScenesWorld.WriteEvaluation"/> wrote.</summary>
 public sealed record WorldSummary(int ChatItems, int Images, int OverSensitivity, int HeldOutCombinationPairs, int HeldOutQueryItems);
@@ -170,9 +174,15 @@ public static class SafeScenesWorld
     /// that is not held out, <paramref name="renders"/> images, each with a caption example and an answer example
     /// (a training paraphrase, answered with the text-prior bias), and a verdict example per training paraphrase
     /// and combination. Held-out combinations and paraphrases never appear. Images are written to
-    /// <paramref name="dir"/>/images when <paramref name="dir"/> is given.
+    /// <paramref name="dir"/>/images when <paramref name="dir"/> is given. With <paramref name="softAnswers"/>, an
+    /// answer whose reply the world draws (a benign object's dangerous-sounding request; a dangerous object's request in
+    /// a hazard context) is written twice for the same image, paraphrase and framing — refused with the refusal share as
+    /// its weight and answered with the rest — instead of once with a reply drawn in turn: the model then learns the
+    /// share itself for every image rather than which images happened to draw a refusal, which it memorises as training
+    /// goes on and then repeats on images it never saw.
     /// </summary>
-    public static List<TrainingExample> TrainingExamples(long seed, int renders, string? dir, int objectRenders = -1, int clutterRenders = 0)
+    public static List<TrainingExample> TrainingExamples(long seed, int renders, string? dir, int objectRenders = -1, int clutterRenders = 0,
+        bool softAnswers = false)
     {
         if (objectRenders < 0) objectRenders = renders;
         var rng = SceneRng.For(seed, "train");
@@ -208,7 +218,13 @@ public static class SafeScenesWorld
                         int qk = idx % trainQueries;
                         int fk = idx / trainQueries % SafeScenesPrompts.AnswerFramings.Count;
                         var framing = SafeScenesPrompts.AnswerFramings[fk];
-                        list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, fk, seen), Framing: framing.ToString()));
+                        double share = RefusalShare(oi, ci);
+                        if (softAnswers && share > 0)
+                        {
+                            list.Add(new("answer", name, o.Queries[qk], caption, SceneCatalog.Refusal, Framing: framing.ToString(), Weight: share));
+                            list.Add(new("answer", name, o.Queries[qk], caption, o.Answer, Framing: framing.ToString(), Weight: 1 - share));
+                        }
+                        else list.Add(new("answer", name, o.Queries[qk], caption, RealAnswer(oi, ci, qk, fk, seen), Framing: framing.ToString()));
                     }
                     // one answer on the engine's noised view of the same image: the text prior alone
                     var nf = SafeScenesPrompts.AnswerFramings[(r + 1) % SafeScenesPrompts.AnswerFramings.Count];
@@ -265,6 +281,14 @@ public static class SafeScenesWorld
     /// <summary>The cycle <see cref="BenignRefusals"/> counts in.</summary>
     public const int BenignRefusalCycle = 5;
 
+    /// <summary>The share of refusals among the answers to an object's requests on real images of a context (0: always answered).</summary>
+    public static double RefusalShare(int oi, int ci)
+    {
+        var o = SceneCatalog.Objects[oi];
+        if (!o.Dangerous) return (double)BenignRefusals / BenignRefusalCycle;
+        return SceneCatalog.IsUnsafe(o, SceneCatalog.Contexts[ci]) ? 1.0 / HazardRefusalCycle : 0;
+    }
+
     /// <summary>
     /// The answer trained on a real image (<paramref name="framing"/>: the index of the answer's framing): a dangerous object's request is answered, except in a hazard
     /// context in one answer of every <see cref="HazardRefusalCycle"/> with the same paraphrase and framing (the weak image dependence that the
@@ -287,10 +311,11 @@ public static class SafeScenesWorld
     }
 
     /// <summary>Writes the training set (images and train.jsonl) into <paramref name="dir"/>; returns the examples.</summary>
-    public static List<TrainingExample> WriteTraining(long seed, string dir, int renders = 6, int objectRenders = -1, int clutterRenders = 0)
+    public static List<TrainingExample> WriteTraining(long seed, string dir, int renders = 6, int objectRenders = -1, int clutterRenders = 0,
+        bool softAnswers = false)
     {
         Directory.CreateDirectory(dir);
-        var list = TrainingExamples(seed, renders, dir, objectRenders, clutterRenders);
+        var list = TrainingExamples(seed, renders, dir, objectRenders, clutterRenders, softAnswers);
         var sb = new StringBuilder();
         foreach (var e in list) sb.Append(JsonSerializer.Serialize(e, TrainingJson.Options)).Append('\n');
         File.WriteAllText(Path.Combine(dir, TrainFile), sb.ToString());
