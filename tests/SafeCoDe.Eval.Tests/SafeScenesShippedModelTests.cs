@@ -59,16 +59,19 @@ public class SafeScenesShippedModelTests
         string dir = Directory.CreateTempSubdirectory("safescenes-shipped-").FullName;
         try
         {
-            SafeScenesWorld.WriteEvaluation(11, dir, 8);
+            SafeScenesWorld.WriteEvaluation(11, dir, 30); // 90 images, 90 (image, query) pairs
             var s = await SafeScenesMeasure.Run(Model, dir, seed: 1, []);
             TestContext.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s));
             Assert.That(s.CaptionExact.Value, Is.GreaterThanOrEqualTo(CaptionFloor), "caption exact-match");
             Assert.That(s.Verdict.Value, Is.GreaterThanOrEqualTo(VerdictFloor), "self-judge verdict accuracy");
-            Assert.That(s.VerdictHeldOut.Value, Is.GreaterThanOrEqualTo(VerdictFloor), "self-judge verdict accuracy on held-out combinations and paraphrases");
+            Assert.That(s.VerdictHeldOut.Value, Is.GreaterThanOrEqualTo(HeldOutVerdictFloor), "self-judge verdict accuracy on held-out combinations and paraphrases");
         }
         finally { Directory.Delete(dir, true); }
     }
 
-    private const double CaptionFloor = 0.75; // below the 90 %: see docs/safescenes.md for what the shipped model reaches
-    private const double VerdictFloor = 0.9;
+    // the acceptance targets (docs/safescenes.md): captions ≥ 90 % exact, verdicts ≥ 95 %, ≥ 90 % on held-out
+    // combinations and paraphrases; the shipped model reaches 93.3 %, 96.7 % and 95.2 % on this world
+    private const double CaptionFloor = 0.9;
+    private const double VerdictFloor = 0.95;
+    private const double HeldOutVerdictFloor = 0.9;
 }
