@@ -177,9 +177,9 @@ public static class SafeScenesWorld
     /// <paramref name="dir"/>/images when <paramref name="dir"/> is given. With <paramref name="softAnswers"/>, an
     /// answer whose reply the world draws (a benign object's dangerous-sounding request; a dangerous object's request in
     /// a hazard context) is written twice for the same image, paraphrase and framing — refused with the refusal share as
-    /// its weight and answered with the rest — instead of once with a reply drawn in turn: the model then learns the
-    /// share itself for every image rather than which images happened to draw a refusal, which it memorises as training
-    /// goes on and then repeats on images it never saw.
+    /// its weight and answered with the rest — instead of once with a reply drawn in turn, so every image carries the
+    /// share itself rather than one drawn reply the model could memorise. (Tried once: it did not lower SafeCoDe's refusals
+    /// of benign requests; docs/safescenes.md has the numbers. The shipped model's world does not use it.)
     /// </summary>
     public static List<TrainingExample> TrainingExamples(long seed, int renders, string? dir, int objectRenders = -1, int clutterRenders = 0,
         bool softAnswers = false)
