@@ -124,7 +124,7 @@ public class IdeficsStaticStepTests
         var eager = IdeficsStepProbe.TensorsPerLayerStep(StepPath.Eager, CPU, ScalarType.Float32);
         TestContext.Out.WriteLine($"idefics tensors per step: plain layer static {st.PerPlainLayer:0.##} / eager {eager.PerPlainLayer:0.##}, " +
             $"gated cross-attention layer static {st.PerGatedLayer:0.##} / eager {eager.PerGatedLayer:0.##}");
-        Assert.That(st.PerPlainLayer, Is.LessThanOrEqualTo(20), "a plain layer keeps the shared decoder's budget");
+        Assert.That(st.PerPlainLayer, Is.LessThanOrEqualTo(12), "a plain layer keeps the shared decoder's budget (reused GEMM buffers, docs/perf.md)");
         Assert.That(st.PerGatedLayer, Is.LessThanOrEqualTo(20), "a gated cross-attention layer");
         Assert.That(st.PerGatedLayer, Is.LessThan(eager.PerGatedLayer));
     }

@@ -128,7 +128,10 @@ public class StaticStepBudgetTests
         double perLayer = StepProbe.TensorsPerLayerStep(StepPath.Static, CPU, ScalarType.Float32);
         double eager = StepProbe.TensorsPerLayerStep(StepPath.Eager, CPU, ScalarType.Float32);
         TestContext.Out.WriteLine($"tensors per layer per step: static {perLayer:0.##}, eager {eager:0.##}");
-        Assert.That(perLayer, Is.LessThanOrEqualTo(20));
+        Assert.That(perLayer, Is.LessThanOrEqualTo(20), "the issue's budget");
+        // the step makes 11 since its GEMM outputs and their views are reused (docs/perf.md, sixth pass): a change that
+        // silently reallocates them every step (as a first version did) shows here before it shows in a benchmark
+        Assert.That(perLayer, Is.LessThanOrEqualTo(12), "reused q|k|v and gate|up buffers and views");
         Assert.That(perLayer, Is.LessThan(eager), "the static step must create fewer tensors than the eager one");
     }
 }

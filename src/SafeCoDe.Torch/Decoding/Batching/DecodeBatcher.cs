@@ -106,7 +106,7 @@ internal sealed class DecodeBatcher : IDisposable
     /// <summary>Frees the logits buffers (call when no request decodes any more).</summary>
     public void Dispose()
     {
-        lock (_lock) _logitsBuffer.Dispose();
+        lock (_lock) { _logitsBuffer.Dispose(); _scratch.Dispose(); }
     }
 
     /// <summary>Makes the caller a member until the returned handle is disposed.</summary>
@@ -126,6 +126,7 @@ internal sealed class DecodeBatcher : IDisposable
             lock (owner._lock)
             {
                 owner._members--;
+                if (owner._members == 0 && !owner._running) owner._scratch.Clear();
                 // the others may all be waiting now: one of them runs the round (the leaving request goes on with
                 // its own host work instead of running the others' rounds)
                 next = owner.Ready ? owner._waiting[0] : null;
@@ -249,6 +250,12 @@ internal sealed class DecodeBatcher : IDisposable
     /// </summary>
     private readonly Tensor _logitsBuffer;
 
+    /// <summary>
+    /// The rounds' reusable GEMM buffers (rounds run one at a time); freed whenever the last member leaves, so an idle
+    /// engine holds none and a busy one makes each row range's views once.
+    /// </summary>
+    private readonly StaticScratch _scratch = new(1);
+
     /// <summary>Takes the waiting entries that fit in <see cref="MaxRows"/> (at least one); caller holds the lock.</summary>
     private List<Entry> Take()
     {
@@ -359,7 +366,7 @@ internal sealed class DecodeBatcher : IDisposable
                 // waiting, so none still reads the views the previous round handed out
                 long rows = together.Sum(e => e.State.BatchSize);
                 using var buffer = _clean && rows <= MaxRows ? _logitsBuffer.narrow(0, 0, rows).DetachFromDisposeScope() : null;
-                var logits = d.StaticStepMany(together.Select(e => e.State).ToList(), together.Select(e => e.Tokens).ToList(), logitsOut: buffer);
+                var logits = d.StaticStepMany(together.Select(e => e.State).ToList(), together.Select(e => e.Tokens).ToList(), logitsOut: buffer, scratch: _scratch);
                 for (int i = 0; i < together.Count; i++) SetLogits(together[i], logits[i].DetachFromDisposeScope());
             }
             catch (Exception ex) { foreach (var e in together) e.Error = ex; }

@@ -79,10 +79,10 @@ internal abstract partial class DecoderBackbone
         VRows(tc.NumKvHeads * tc.HeadDim); // the batched step's v rows exist from the first static step on
         st.Tokens.copy_(tokens.view(b, 1));
         var seg = Open(state, 0, bucket);
-        var embeds = StepEmbeddings(st.Tokens, state);
-        var h = RunStatic(embeds, state.NextPosition, st.VOnes, st.VZeros, [seg], state.Capacity);
+        var embeds = StepEmbeddings(st.Tokens, state).view(b, -1);
+        var h = RunStatic(embeds, state.NextPosition, st.VOnes, st.VZeros, [seg], state.Capacity, st.Scratch);
         Close(state);
-        return LmHead(h).squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return LmHead(h).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -96,8 +96,13 @@ internal abstract partial class DecoderBackbone
     /// valid until the buffer is written again): a bias-free lm head writes it directly (<c>addmm_</c> with β = 0, no
     /// logits allocation), other heads are copied into it. Ignored for a single state.
     /// </param>
+    /// <param name="scratch">
+    /// Optional reusable GEMM buffers (see <see cref="StaticScratch"/>) owned by the caller, used by one step at a
+    /// time; null: the step allocates its intermediates.
+    /// </param>
     /// <exception cref="InvalidOperationException">A state's cache is full, or the family has no static step.</exception>
-    public Tensor[] StaticStepMany(IReadOnlyList<DecodeState> states, IReadOnlyList<Tensor> tokens, long bucket = DefaultBucket, Tensor? logitsOut = null)
+    public Tensor[] StaticStepMany(IReadOnlyList<DecodeState> states, IReadOnlyList<Tensor> tokens, long bucket = DefaultBucket, Tensor? logitsOut = null,
+        StaticScratch? scratch = null)
     {
         if (states.Count == 1) return [StaticStep(states[0], tokens[0], bucket)];
         var cs = states.Select(Ready).ToArray();
@@ -117,9 +122,9 @@ internal abstract partial class DecoderBackbone
         var positions = cat(cs.Select(c => c.NextPosition).ToArray(), 0);
         long vWidth = tc.NumKvHeads * tc.HeadDim;
         var (vOnes, vZeros) = VColumns(row, vWidth);
-        var h = RunStatic(EmbedTokens(ids), positions, vOnes, vZeros, segs, cs.Max(c => c.Capacity));
+        var h = RunStatic(EmbedTokens(ids).view(row, -1), positions, vOnes, vZeros, segs, cs.Max(c => c.Capacity), scratch);
         foreach (var c in cs) Close(c);
-        var logits = logitsOut is null ? LmHead(h).squeeze(1).to(ScalarType.Float32) : LogitsInto(h, logitsOut, row);
+        var logits = logitsOut is null ? LmHead(h).to(ScalarType.Float32) : LogitsInto(h, logitsOut, row);
         var result = new Tensor[cs.Length];
         for (int i = 0; i < cs.Length; i++) result[i] = logits.narrow(0, segs[i].Row0, segs[i].Rows).MoveToOuterDisposeScope();
         return result;
@@ -139,15 +144,15 @@ internal abstract partial class DecoderBackbone
     private (Tensor One, Tensor Zero)? _vRows;
     private readonly object _vRowsLock = new();
 
-    /// <summary>Writes the lm head over <paramref name="h"/> [rows, 1, hidden] into <paramref name="buffer"/>; returns the buffer.</summary>
+    /// <summary>Writes the lm head over <paramref name="h"/> [rows, hidden] into <paramref name="buffer"/>; returns the buffer.</summary>
     private Tensor LogitsInto(Tensor h, Tensor buffer, long rows)
     {
         if (buffer.dtype != ScalarType.Float32 || buffer.dim() != 2 || buffer.shape[0] != rows || buffer.shape[1] != VocabSize)
             throw new ArgumentException($"the logits buffer must be float32 [{rows}, {VocabSize}], not {buffer.dtype} [{string.Join(", ", buffer.shape)}]");
         if (LmHeadWeight is { } w && DType == ScalarType.Float32)
-            buffer.addmm_(h.reshape(rows, -1), w.t(), 0, 1);
+            buffer.addmm_(h, w.t(), 0, 1);
         else
-            buffer.copy_(LmHead(h).squeeze(1));
+            buffer.copy_(LmHead(h));
         return buffer;
     }
 
@@ -177,8 +182,13 @@ internal abstract partial class DecoderBackbone
         state.Static!.Slot.PlusInPlace(Scalars.One);
     }
 
-    /// <summary>The decoder over one token per row: RoPE rows gathered from the table, fused columns, all layers.</summary>
-    private Tensor RunStatic(Tensor embeds, Tensor positions, Tensor vOnes, Tensor vZeros, StaticSegment[] segs, long capacity)
+    /// <summary>
+    /// The decoder over one token per row, <paramref name="embeds"/> [R, hidden] → normed hidden states [R, hidden]:
+    /// RoPE rows gathered from the table, fused columns, all layers. Rows stay two-dimensional through the layers:
+    /// a linear layer over [R, 1, in] costs TorchSharp and ATen a reshape round trip per call that the 2-D GEMM
+    /// does not (the same GEMM, so the same values).
+    /// </summary>
+    private Tensor RunStatic(Tensor embeds, Tensor positions, Tensor vOnes, Tensor vZeros, StaticSegment[] segs, long capacity, StaticScratch? scratch)
     {
         var tc = Config.Text;
         var rope = Rope(capacity);
@@ -187,12 +197,13 @@ internal abstract partial class DecoderBackbone
         var sin = rope.SinSigned.index_select(0, positions);
         var si = new StaticStepInputs
         {
-            CosF = cat([cos.repeat(1, qk), vOnes], 1).unsqueeze(1),
-            SinF = cat([sin.repeat(1, qk), vZeros], 1).unsqueeze(1),
+            CosF = cat([cos.repeat(1, qk), vOnes], 1),
+            SinF = cat([sin.repeat(1, qk), vZeros], 1),
             Perm = RotatePermutation(),
             Segments = segs,
             AttentionSegments = MergeAttention(segs),
             Batch = embeds.shape[0],
+            Scratch = scratch,
         };
         return StaticDecoder(embeds, si);
     }

@@ -45,6 +45,20 @@ internal sealed class Linear : Block
     public Tensor Forward(Tensor x) => F.linear(x, weight, bias);
 
     /// <summary>
+    /// <see cref="Forward"/> over rows [R, in] (the static decode step), with the values <see cref="Forward"/> gives
+    /// for [R, 1, in]: ATen computes a biased 3-D linear as a GEMM followed by adding the bias, but a 2-D one as one
+    /// fused addmm, which rounds once instead of twice (different bfloat16 results), so the bias is added separately.
+    /// </summary>
+    public Tensor ForwardRows(Tensor x) => LinearRows(x, weight, bias);
+
+    /// <summary>See <see cref="ForwardRows"/>.</summary>
+    internal static Tensor LinearRows(Tensor x, Tensor weight, Tensor? bias)
+    {
+        var y = F.linear(x, weight);
+        return bias is null ? y : y.add_(bias);
+    }
+
+    /// <summary>
     /// Uses <paramref name="shared"/> as this layer's weight (tied embeddings: the lm_head reads the embedding table)
     /// instead of holding a second copy; the layer's own, never-loaded weight is freed.
     /// </summary>
@@ -82,6 +96,7 @@ internal sealed class FusedLinear : IDisposable
         long total = outs.Sum();
         Weight = empty([total, inFeatures], f.DType, f.Device).DetachFromDisposeScope();
         Bias = hasBias ? empty([total], f.DType, f.Device).DetachFromDisposeScope() : null;
+        _weightT = Weight.t().DetachFromDisposeScope(); // a view: the loader fills Weight in place
         Parts = new Linear[outs.Length];
         long offset = 0;
         for (int i = 0; i < outs.Length; i++)
@@ -94,7 +109,22 @@ internal sealed class FusedLinear : IDisposable
     /// <summary>All parts at once: [.., Σ out].</summary>
     public Tensor Forward(Tensor x) => F.linear(x, Weight, Bias);
 
-    public void Dispose() { Weight.Dispose(); Bias?.Dispose(); }
+    /// <summary>All parts at once over rows [R, in] (see <see cref="Linear.ForwardRows"/>).</summary>
+    public Tensor ForwardRows(Tensor x) => Linear.LinearRows(x, Weight, Bias);
+
+    /// <summary>
+    /// <see cref="ForwardRows"/> written into <paramref name="output"/> [R, Σ out] (returned): the same GEMM
+    /// (<c>linear</c> without a bias is <c>mm</c>, i.e. <c>addmm</c> with β = 0), then the bias added.
+    /// </summary>
+    public Tensor ForwardRowsInto(Tensor x, Tensor output)
+    {
+        output.addmm_(x, _weightT, 0, 1);
+        return Bias is null ? output : output.add_(Bias);
+    }
+
+    private readonly Tensor _weightT;
+
+    public void Dispose() { _weightT.Dispose(); Weight.Dispose(); Bias?.Dispose(); }
 }
 
 /// <summary>Llama/Qwen RMSNorm: computed in float32, weight applied after casting back (as HF does).</summary>

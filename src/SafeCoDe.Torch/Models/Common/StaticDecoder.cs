@@ -15,9 +15,9 @@ namespace SafeCoDe.Torch.Models.Common;
 /// </summary>
 internal sealed class StaticStepInputs
 {
-    /// <summary>[R, 1, N] cos for the fused q|k|v columns (ones on v), N = (H + 2·KV)·D.</summary>
+    /// <summary>[R, N] cos for the fused q|k|v columns (ones on v), N = (H + 2·KV)·D.</summary>
     public required Tensor CosF { get; init; }
-    /// <summary>[R, 1, N] signed sin (−sin on each head's first half, 0 on v): rotate-half becomes a column gather.</summary>
+    /// <summary>[R, N] signed sin (−sin on each head's first half, 0 on v): rotate-half becomes a column gather.</summary>
     public required Tensor SinF { get; init; }
     /// <summary>[N] int64: the column gather that swaps the halves of every head.</summary>
     public required Tensor Perm { get; init; }
@@ -30,6 +30,11 @@ internal sealed class StaticStepInputs
     public StaticSegment[]? AttentionSegments { get; init; }
     /// <summary>Rows in the batch (all segments).</summary>
     public required long Batch { get; init; }
+    /// <summary>
+    /// This step's reusable outputs of the GEMMs whose results stay inside one layer (fused q|k|v, gate|up) and their
+    /// views; null: the layers allocate them.
+    /// </summary>
+    public StaticScratch? Scratch { get; init; }
 
     /// <summary>[(H + 2·KV)·D] int64 column gather swapping the halves of every q/k/v head of a text config's fused projection.</summary>
     public static Tensor MakePermutation(Checkpoints.TextConfig config, Device device)
@@ -40,6 +45,85 @@ internal sealed class StaticStepInputs
             for (long j = 0; j < d; j++) idx[h * d + j] = h * d + (j < half ? j + half : j - half);
         return tensor(idx, ScalarType.Int64, device).DetachFromDisposeScope();
     }
+}
+
+/// <summary>
+/// Reusable buffers of the static step: the fused q|k|v and gate|up GEMMs write into them (<c>addmm_</c> with β = 0:
+/// the GEMM <c>linear</c> runs, without a new tensor) and the q/k/v and gate/up views of them are made once, not per
+/// layer and step. Only outputs consumed inside a layer live here: the residual stream (attention and MLP outputs) is
+/// still allocated, so a layer's input can never be overwritten by its own output. Not thread-safe: a decode state
+/// owns one for its own steps (<see cref="StaticDecodeBuffers.Scratch"/>), a batcher one for its rounds, which run
+/// one at a time. Buffers hold the most rows asked so far; views are cached per row range until <see cref="Clear"/>.
+/// </summary>
+internal sealed class StaticScratch : IDisposable
+{
+    private long _capacity;
+    private readonly Dictionary<long, Tensor> _full = [];
+    private readonly Dictionary<(long Width, long Rows), Tensor> _rows = [];
+    private readonly Dictionary<(long Width, long Row0, long Rows, long Kv, long Rep, long D, long H), Tensor[]> _qkv = [];
+    private readonly Dictionary<(long Width, long Rows, long Half), Tensor[]> _halves = [];
+
+    public StaticScratch(long rows) => _capacity = rows;
+
+    /// <summary>
+    /// A [<paramref name="rows"/>, <paramref name="width"/>] buffer in <paramref name="like"/>'s dtype, on its device
+    /// (the hidden states of one backbone keep one device, so only the dtype is checked: <c>Tensor.device</c> is a new
+    /// object per call and would never compare equal).
+    /// </summary>
+    public Tensor Buffer(long width, long rows, Tensor like)
+    {
+        if (rows > _capacity) { Clear(); _capacity = rows; }
+        if (!_full.TryGetValue(width, out var full) || full.dtype != like.dtype)
+        {
+            if (full is not null) Clear(); // another dtype: start over (a new width only adds its buffer)
+            full = zeros([_capacity, width], like.dtype, like.device).DetachFromDisposeScope();
+            _full[width] = full;
+        }
+        if (rows == _capacity) return full;
+        if (_rows.TryGetValue((width, rows), out var v)) return v;
+        v = full.narrow(0, 0, rows).DetachFromDisposeScope();
+        _rows[(width, rows)] = v;
+        return v;
+    }
+
+    /// <summary>
+    /// q [rows, KV, rep, D] (query heads of a KV group folded into the query axis), k and v [rows, KV, 1, D] of a
+    /// fused q|k|v buffer of width N = (H + 2·KV)·D, for rows [<paramref name="row0"/>, row0 + <paramref name="rows"/>).
+    /// </summary>
+    public Tensor[] QkvViews(Tensor buffer, long row0, long rows, long kv, long rep, long d, long h)
+    {
+        long n = (h + 2 * kv) * d;
+        var key = (n, row0, rows, kv, rep, d, h);
+        if (_qkv.TryGetValue(key, out var v)) return v;
+        long o = buffer.storage_offset() + row0 * n;
+        v =
+        [
+            buffer.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], o).DetachFromDisposeScope(),
+            buffer.as_strided([rows, kv, 1, d], [n, d, d, 1], o + h * d).DetachFromDisposeScope(),
+            buffer.as_strided([rows, kv, 1, d], [n, d, d, 1], o + (h + kv) * d).DetachFromDisposeScope(),
+        ];
+        _qkv[key] = v;
+        return v;
+    }
+
+    /// <summary>The two halves [rows, <paramref name="half"/>] of a [rows, 2·half] buffer (gate | up).</summary>
+    public Tensor[] Halves(Tensor buffer, long rows, long half)
+    {
+        var key = (2 * half, rows, half);
+        if (_halves.TryGetValue(key, out var v)) return v;
+        v = [buffer.narrow(1, 0, half).DetachFromDisposeScope(), buffer.narrow(1, half, half).DetachFromDisposeScope()];
+        _halves[key] = v;
+        return v;
+    }
+
+    /// <summary>Frees every buffer and view (the next step makes them again).</summary>
+    public void Clear()
+    {
+        foreach (var t in _qkv.Values.SelectMany(x => x).Concat(_halves.Values.SelectMany(x => x)).Concat(_rows.Values).Concat(_full.Values)) t.Dispose();
+        _qkv.Clear(); _halves.Clear(); _rows.Clear(); _full.Clear();
+    }
+
+    public void Dispose() => Clear();
 }
 
 /// <summary>One decode state's rows [<paramref name="Row0"/>, Row0 + <paramref name="Rows"/>) of a static step.</summary>
@@ -86,10 +170,14 @@ internal sealed class StaticDecodeBuffers : IDisposable
     /// family at its first static step and freed with these buffers, so they follow the state's rows.
     /// </summary>
     public IDisposable? Family { get; set; }
+
+    /// <summary>The state's own reusable GEMM buffers for its steps alone (see <see cref="StaticScratch"/>).</summary>
+    public StaticScratch Scratch { get; }
     private readonly Dictionary<long, BucketViews> _views = [];
 
     public StaticDecodeBuffers(CausalDecodeState state, ScalarType dtype, long vWidth)
     {
+        Scratch = new StaticScratch(state.BatchSize);
         using var scope = NewDisposeScope();
         var device = state.KeyValid.device;
         long b = state.BatchSize;
@@ -130,6 +218,7 @@ internal sealed class StaticDecodeBuffers : IDisposable
         _views.Clear();
         Family?.Dispose();
         Family = null;
+        Scratch.Dispose();
         Slot.Dispose(); AddMask.Dispose(); Tokens.Dispose(); VOnes.Dispose(); VZeros.Dispose();
     }
 }
@@ -170,7 +259,7 @@ internal sealed partial class LlamaModel
 
     private Tensor MakePermutation(Device device) => StaticStepInputs.MakePermutation(Config, device);
 
-    /// <summary>All layers for one decode token per row ([B, 1, hidden]); returns the normed hidden states.</summary>
+    /// <summary>All layers for one decode token per row ([B, hidden]); returns the normed hidden states [B, hidden].</summary>
     public Tensor StaticForward(Tensor x, StaticStepInputs si)
     {
         var h = x;
@@ -191,7 +280,7 @@ internal sealed partial class LlamaDecoderLayer
     public Tensor StaticForward(Tensor x, StaticStepInputs si, int layer)
     {
         var h = self_attn.StaticForward(input_layernorm.StaticForward(x), si, layer).PlusInPlace(x);
-        return mlp.StaticForward(post_attention_layernorm.StaticForward(h)).PlusInPlace(h);
+        return mlp.StaticForward(post_attention_layernorm.StaticForward(h), si.Scratch, si.Batch).PlusInPlace(h);
     }
 }
 
@@ -216,7 +305,8 @@ internal sealed partial class LlamaAttention
     public Tensor StaticForward(Tensor x, StaticStepInputs si, int layer)
     {
         long d = _headDim, h = _heads, kv = _kvHeads, n = (h + 2 * kv) * d, rep = h / kv;
-        var rot = _qkv.Forward(x);                       // [R, 1, N]
+        var scratch = si.Scratch;
+        var rot = scratch is null ? _qkv.ForwardRows(x) : _qkv.ForwardRowsInto(x, scratch.Buffer(n, si.Batch, x));   // [R, N]
         var swapped = rot.index_select(-1, si.Perm);     // gathered before rot is overwritten
         rot.mul_(si.CosF).PlusInPlace(swapped.mul_(si.SinF));   // x·cos + rotate_half(x)·sin in place, v untouched (cos 1, sin 0)
         var segs = si.AttentionSegments ?? si.Segments;
@@ -224,11 +314,20 @@ internal sealed partial class LlamaAttention
         Tensor o = null!;
         for (int i = 0; i < segs.Length; i++)
         {
-            var (row0, rows) = (segs[i].Row0 * n, segs[i].Rows);
-            // q is read with the query heads of each KV group folded into the query axis (grouped-query attention)
-            var q = rot.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], row0);
-            var k = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + h * d);
-            var v = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + (h + kv) * d);
+            Tensor q, k, v;
+            if (scratch is not null)
+            {
+                var views = scratch.QkvViews(rot, segs[i].Row0, segs[i].Rows, kv, rep, d, h);
+                (q, k, v) = (views[0], views[1], views[2]);
+            }
+            else
+            {
+                var (row0, rows) = (segs[i].Row0 * n, segs[i].Rows);
+                // q is read with the query heads of each KV group folded into the query axis (grouped-query attention)
+                q = rot.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], row0);
+                k = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + h * d);
+                v = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + (h + kv) * d);
+            }
             var cache = segs[i].Caches[layer];
             cache.K.index_copy_(2, segs[i].Slot, k);
             cache.V.index_copy_(2, segs[i].Slot, v);
@@ -236,19 +335,29 @@ internal sealed partial class LlamaAttention
             if (outs is not null) outs[i] = o;
         }
         if (outs is not null) o = cat(outs, 0);
-        return o_proj.Forward(o.reshape(si.Batch, 1, h * d));
+        return o_proj.ForwardRows(o.reshape(si.Batch, h * d));
     }
 }
 
 internal sealed partial class GatedMlp
 {
     /// <summary>down(act(gate(x)) · up(x)) with gate|up as one GEMM and the activation and product in place.</summary>
-    public Tensor StaticForward(Tensor x)
+    public Tensor StaticForward(Tensor x, StaticScratch? scratch = null, long rows = 0)
     {
-        var gu = _gateUp.Forward(x);
-        var g = gu.narrow(-1, 0, _intermediate);
-        var u = gu.narrow(-1, _intermediate, _intermediate);
+        Tensor g, u;
+        if (scratch is null)
+        {
+            var gu = _gateUp.ForwardRows(x);
+            g = gu.narrow(-1, 0, _intermediate);
+            u = gu.narrow(-1, _intermediate, _intermediate);
+        }
+        else
+        {
+            var gu = _gateUp.ForwardRowsInto(x, scratch.Buffer(2 * _intermediate, rows, x));
+            var halves = scratch.Halves(gu, rows, _intermediate);
+            (g, u) = (halves[0], halves[1]);
+        }
         g = _actName is "silu" or "swish" ? g.silu_() : _act(g);
-        return down_proj.Forward(g.mul_(u));
+        return down_proj.ForwardRows(g.mul_(u));
     }
 }

@@ -17,9 +17,9 @@ internal sealed class IdeficsStaticBuffers : IDisposable
     public bool HasImage { get; }
     /// <summary>[B, 1, 1, L] additive mask in the model dtype over the latents (0 = attend); a row that sees no image attends to all (finite softmax).</summary>
     public Tensor? Mask { get; }
-    /// <summary>Per gated layer, [B, 1, G]: tanh(alpha_cross_attn) on rows that see an image, 0 on the others (the eager step's masked_fill).</summary>
+    /// <summary>Per gated layer, [B, G]: tanh(alpha_cross_attn) on rows that see an image, 0 on the others (the eager step's masked_fill).</summary>
     public Tensor[] CrossGates { get; }
-    /// <summary>Per gated layer: tanh(alpha_dense), in the alpha's shape.</summary>
+    /// <summary>Per gated layer: tanh(alpha_dense), flattened ([G]) to broadcast over the static step's [B, hidden] rows.</summary>
     public Tensor[] DenseGates { get; }
     /// <summary>[B, heads, 1, head_dim] zeros: a text-only request's attention output when it shares a step with requests that have images.</summary>
     public Tensor? NoImage { get; }
@@ -46,8 +46,8 @@ internal sealed class IdeficsStaticBuffers : IDisposable
             NoImage = zeros([b, heads, 1, headDim], dtype, device).DetachFromDisposeScope();
         }
         // tanh(alpha)·1 is tanh(alpha) exactly, so gate·a on a seeing row is the eager tanh(alpha)·a bit for bit
-        CrossGates = layers.Select(g => g.alpha_cross_attn.tanh().mul(gateScale).DetachFromDisposeScope()).ToArray();
-        DenseGates = layers.Select(g => g.alpha_dense.tanh().DetachFromDisposeScope()).ToArray();
+        CrossGates = layers.Select(g => g.alpha_cross_attn.tanh().mul(gateScale).view(b, -1).DetachFromDisposeScope()).ToArray();
+        DenseGates = layers.Select(g => g.alpha_dense.tanh().view(-1).DetachFromDisposeScope()).ToArray();
     }
 
     public void Dispose()
@@ -71,7 +71,7 @@ internal sealed class IdeficsStaticContext
     /// <summary>Whether any row has image latents; without any, the gated layers skip cross-attention (as the eager step does).</summary>
     public required bool AnyImage { get; init; }
 
-    /// <summary>Gated layer <paramref name="g"/>'s cross gate over all rows [R, 1, G].</summary>
+    /// <summary>Gated layer <paramref name="g"/>'s cross gate over all rows [R, G].</summary>
     public Tensor CrossGate(int g) =>
         Buffers.Length == 1 ? Buffers[0].CrossGates[g] : cat(Buffers.Select(b => b.CrossGates[g]).ToArray(), 0);
 
@@ -85,7 +85,7 @@ internal sealed partial class IdeficsCrossAttention
     public Tensor StaticForward(Tensor x, IdeficsStaticContext ctx, int g)
     {
         long r = x.shape[0];
-        var q = q_proj.Forward(x).view(r, _heads, 1, _headDim);    // one token per row: [B, H, 1, D] directly, no transpose
+        var q = q_proj.ForwardRows(x).view(r, _heads, 1, _headDim);    // one token per row: [B, H, 1, D] directly, no transpose
         if (q_layer_norm is not null) q = q_layer_norm.StaticForward(q);
         var segs = ctx.Segments;
         Tensor o;
@@ -97,7 +97,7 @@ internal sealed partial class IdeficsCrossAttention
                 outs[i] = ctx.Cross[i] is null ? ctx.Buffers[i].NoImage! : Attend(q.narrow(0, segs[i].Row0, segs[i].Rows), ctx, i, g);
             o = cat(outs, 0);
         }
-        return o_proj.Forward(o.reshape(r, 1, _heads * _headDim));
+        return o_proj.ForwardRows(o.reshape(r, _heads * _headDim));
     }
 
     private static Tensor Attend(Tensor q, IdeficsStaticContext ctx, int seg, int g)
