@@ -125,7 +125,7 @@ public class IdeficsStaticStepTests
         TestContext.Out.WriteLine($"idefics tensors per step: plain layer static {st.PerPlainLayer:0.##} / eager {eager.PerPlainLayer:0.##}, " +
             $"gated cross-attention layer static {st.PerGatedLayer:0.##} / eager {eager.PerGatedLayer:0.##}");
         Assert.That(st.PerPlainLayer, Is.LessThanOrEqualTo(12), "a plain layer keeps the shared decoder's budget (reused GEMM buffers, docs/perf.md)");
-        Assert.That(st.PerGatedLayer, Is.LessThanOrEqualTo(20), "a gated cross-attention layer");
+        Assert.That(st.PerGatedLayer, Is.LessThanOrEqualTo(12), "a gated cross-attention layer (its MLP shares the reused GEMM buffers)");
         Assert.That(st.PerGatedLayer, Is.LessThan(eager.PerGatedLayer));
     }
 }

@@ -70,6 +70,8 @@ internal sealed class IdeficsStaticContext
     public required IdeficsCrossState?[] Cross { get; init; }
     /// <summary>Whether any row has image latents; without any, the gated layers skip cross-attention (as the eager step does).</summary>
     public required bool AnyImage { get; init; }
+    /// <summary>The step's inputs (its rows, and the reusable GEMM buffers the gated layers' MLPs share with the decoder layers).</summary>
+    public required StaticStepInputs Step { get; init; }
 
     /// <summary>Gated layer <paramref name="g"/>'s cross gate over all rows [R, G].</summary>
     public Tensor CrossGate(int g) =>
@@ -114,7 +116,7 @@ internal sealed partial class GatedCrossAttentionLayer
     {
         var h = x;
         if (ctx.AnyImage) h = cross_attn.StaticForward(input_layernorm.StaticForward(x), ctx, g).mul_(ctx.CrossGate(g)).PlusInPlace(x);
-        return mlp.StaticForward(post_attention_layernorm.StaticForward(h)).mul_(ctx.DenseGate(g)).PlusInPlace(h);
+        return mlp.StaticForward(post_attention_layernorm.StaticForward(h), ctx.Step.Scratch, ctx.Step.Batch).mul_(ctx.DenseGate(g)).PlusInPlace(h);
     }
 }
 
@@ -172,6 +174,6 @@ internal sealed partial class IdeficsBackbone
             buffers[i] = (IdeficsStaticBuffers)st.Family;
             cross[i] = segs[i].State.FamilyState as IdeficsCrossState;
         }
-        return new IdeficsStaticContext { Segments = segs, Buffers = buffers, Cross = cross, AnyImage = buffers.Any(b => b.HasImage) };
+        return new IdeficsStaticContext { Segments = segs, Buffers = buffers, Cross = cross, AnyImage = buffers.Any(b => b.HasImage), Step = si };
     }
 }
