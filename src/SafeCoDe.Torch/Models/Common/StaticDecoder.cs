@@ -60,8 +60,8 @@ internal sealed class StaticScratch : IDisposable
     private long _capacity;
     private readonly Dictionary<long, Tensor> _full = [];
     private readonly Dictionary<(long Width, long Rows), Tensor> _rows = [];
-    private readonly Dictionary<(long Width, long Row0, long Rows, long Kv, long Rep, long D, long H), Tensor[]> _qkv = [];
-    private readonly Dictionary<(long Width, long Rows, long Half), Tensor[]> _halves = [];
+    private readonly Dictionary<(long Row0, long Rows, long Kv, long Rep, long D, long H), Tensor[]> _qkv = [];
+    private readonly Dictionary<(long Rows, long Half), Tensor[]> _halves = [];
 
     public StaticScratch(long rows) => _capacity = rows;
 
@@ -86,30 +86,37 @@ internal sealed class StaticScratch : IDisposable
         return v;
     }
 
-    /// <summary>
-    /// q [rows, KV, rep, D] (query heads of a KV group folded into the query axis), k and v [rows, KV, 1, D] of a
-    /// fused q|k|v buffer of width N = (H + 2·KV)·D, for rows [<paramref name="row0"/>, row0 + <paramref name="rows"/>).
-    /// </summary>
+    /// <summary><see cref="SplitQkv"/> of a scratch buffer, made once per row range and kept until <see cref="Clear"/>.</summary>
     public Tensor[] QkvViews(Tensor buffer, long row0, long rows, long kv, long rep, long d, long h)
     {
-        long n = (h + 2 * kv) * d;
-        var key = (n, row0, rows, kv, rep, d, h);
+        var key = (row0, rows, kv, rep, d, h);
         if (_qkv.TryGetValue(key, out var v)) return v;
-        long o = buffer.storage_offset() + row0 * n;
-        v =
-        [
-            buffer.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], o).DetachFromDisposeScope(),
-            buffer.as_strided([rows, kv, 1, d], [n, d, d, 1], o + h * d).DetachFromDisposeScope(),
-            buffer.as_strided([rows, kv, 1, d], [n, d, d, 1], o + (h + kv) * d).DetachFromDisposeScope(),
-        ];
+        v = SplitQkv(buffer, row0, rows, kv, rep, d, h);
+        foreach (var t in v) t.DetachFromDisposeScope();
         _qkv[key] = v;
         return v;
+    }
+
+    /// <summary>
+    /// q [rows, KV, rep, D] (the query heads of each KV group folded into the query axis: grouped-query attention), k
+    /// and v [rows, KV, 1, D] as views of a fused q|k|v tensor [R, N], N = (H + 2·KV)·D, for rows
+    /// [<paramref name="row0"/>, row0 + <paramref name="rows"/>).
+    /// </summary>
+    public static Tensor[] SplitQkv(Tensor fused, long row0, long rows, long kv, long rep, long d, long h)
+    {
+        long n = (h + 2 * kv) * d, o = fused.storage_offset() + row0 * n;
+        return
+        [
+            fused.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], o),
+            fused.as_strided([rows, kv, 1, d], [n, d, d, 1], o + h * d),
+            fused.as_strided([rows, kv, 1, d], [n, d, d, 1], o + (h + kv) * d),
+        ];
     }
 
     /// <summary>The two halves [rows, <paramref name="half"/>] of a [rows, 2·half] buffer (gate | up).</summary>
     public Tensor[] Halves(Tensor buffer, long rows, long half)
     {
-        var key = (2 * half, rows, half);
+        var key = (rows, half);
         if (_halves.TryGetValue(key, out var v)) return v;
         v = [buffer.narrow(1, 0, half).DetachFromDisposeScope(), buffer.narrow(1, half, half).DetachFromDisposeScope()];
         _halves[key] = v;
@@ -314,20 +321,10 @@ internal sealed partial class LlamaAttention
         Tensor o = null!;
         for (int i = 0; i < segs.Length; i++)
         {
-            Tensor q, k, v;
-            if (scratch is not null)
-            {
-                var views = scratch.QkvViews(rot, segs[i].Row0, segs[i].Rows, kv, rep, d, h);
-                (q, k, v) = (views[0], views[1], views[2]);
-            }
-            else
-            {
-                var (row0, rows) = (segs[i].Row0 * n, segs[i].Rows);
-                // q is read with the query heads of each KV group folded into the query axis (grouped-query attention)
-                q = rot.as_strided([rows, kv, rep, d], [n, rep * d, d, 1], row0);
-                k = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + h * d);
-                v = rot.as_strided([rows, kv, 1, d], [n, d, d, 1], row0 + (h + kv) * d);
-            }
+            var qkv = scratch is not null
+                ? scratch.QkvViews(rot, segs[i].Row0, segs[i].Rows, kv, rep, d, h)
+                : StaticScratch.SplitQkv(rot, segs[i].Row0, segs[i].Rows, kv, rep, d, h);
+            var (q, k, v) = (qkv[0], qkv[1], qkv[2]);
             var cache = segs[i].Caches[layer];
             cache.K.index_copy_(2, segs[i].Slot, k);
             cache.V.index_copy_(2, segs[i].Slot, v);
