@@ -2,7 +2,6 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Processing.Chat;
 using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Safety;
@@ -17,10 +16,6 @@ public static class CliNames
 {
     private static readonly Dictionary<Type, (Enum Value, string Name)[]> Tables = new()
     {
-        [typeof(DecodeMode)] = [(DecodeMode.SafeCoDe, "safecode"), (DecodeMode.Vanilla, "vanilla"), (DecodeMode.Vcd, "vcd")],
-        [typeof(SafeCoDePreset)] = [(SafeCoDePreset.Faithful, "faithful"), (SafeCoDePreset.Paper, "paper")],
-        [typeof(UnsafeStrategy)] = [(UnsafeStrategy.ForcePhrase, "force-phrase"), (UnsafeStrategy.SoftBoost, "soft-boost")],
-        [typeof(NoiseKind)] = [(NoiseKind.Pixel, "pixel"), (NoiseKind.VcdDiffusion, "vcd")],
         [typeof(Verdict)] = [(Verdict.Safe, "safe"), (Verdict.Unsafe, "unsafe")],
         [typeof(PromptStyle)] = [(PromptStyle.Official, "official"), (PromptStyle.Reference, "reference")],
         [typeof(DeviceRequest)] = [(DeviceRequest.Cpu, "cpu"), (DeviceRequest.Cuda, "cuda"), (DeviceRequest.Auto, "auto")],
@@ -83,20 +78,19 @@ public static class CliJson
     public static string Write<T>(T value, bool line = false) => JsonSerializer.Serialize(value, line ? Line : Indented);
 
     /// <summary>
-    /// Reads decoding options from a file: either the <c>options</c> block of a <c>generate --json</c> result, or a
-    /// whole result (its <c>options</c> block is used). Fields not in the file keep their defaults.
+    /// Reads the decoding options object of a file: either the <c>options</c> block of a <c>generate --json</c>
+    /// result, or a whole result (its <c>options</c> block is used).
     /// </summary>
-    /// <exception cref="UsageException">The file is missing, not JSON, or has an unknown field or a bad value.</exception>
-    public static SafeCoDeOptions ReadOptionsFile(string path)
+    /// <exception cref="UsageException">The file is missing, a directory, not JSON, or not an object.</exception>
+    public static JsonObject ReadOptionsObject(string path)
     {
+        if (Directory.Exists(path)) throw new UsageException($"--options {path}: is a directory, not a JSON file");
         if (!File.Exists(path)) throw new UsageException($"--options {path}: file not found");
         JsonNode? node;
         try { node = JsonNode.Parse(SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, "options file")); }
         catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({ex.Message})"); }
         if (node is not JsonObject obj) throw new UsageException($"--options {path}: expected a JSON object");
-        if (obj["options"] is JsonObject inner && !obj.ContainsKey("alpha")) obj = inner;
-        try { return obj.Deserialize<SafeCoDeOptions>(Strict) ?? throw new UsageException($"--options {path}: null"); }
-        catch (JsonException ex) { throw new UsageException($"--options {path}: {ex.Message}"); }
+        return obj["options"] is JsonObject inner && !obj.ContainsKey("mode") ? (JsonObject)inner.DeepClone() : obj;
     }
 
     private sealed class CliEnumConverterFactory : JsonConverterFactory

@@ -110,6 +110,7 @@ public static class EvalCommand
         {
             var s = gen.Read(p);
             s.CheckJudgeSpec();
+            s.PrintWarnings(io, "eval run");
             string bench;
             try { bench = BenchmarkReaders.Get(p.GetValue(benchmark)!).Name; }
             catch (ArgumentException ex) { throw new UsageException("--benchmark: " + ex.Message.Split(" (Parameter")[0]); }
@@ -123,14 +124,14 @@ public static class EvalCommand
             if (inFlight < 1) throw new UsageException($"--concurrency {inFlight}: expected at least 1");
             var run = p.GetValue(outDir)!.Replace("{shard}", sh?.Index.ToString(CultureInfo.InvariantCulture) ?? "all");
             var f = p.GetValue(framing)!;
-            bool method = f == "auto" ? s.Decoding.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla : f == "method";
+            bool method = f == "auto" ? SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Of(s.Decoding).FramesAsMethod : f == "method";
             var selection = new ReaderSelection(
                 p.GetValue(splits) is { Length: > 0 } sp ? sp.ToHashSet() : null,
                 p.GetValue(steps) is { Length: > 0 } st ? st.ToHashSet() : null,
                 p.GetValue(kinds) is { Length: > 0 } k ? k.ToHashSet() : null);
             var hashed = RunOptions.Flatten(s.Decoding, new Dictionary<string, string?>
             {
-                ["judge"] = s.Decoding.Mode == SafeCoDe.Torch.Decoding.DecodeMode.SafeCoDe ? s.JudgeSpec : null,
+                ["judge"] = s.UsesJudge ? s.JudgeSpec : null,
                 ["prompt-style"] = CliNames.Name(s.Engine.PromptStyle),
                 ["dtype"] = p.GetValue(gen.DType) ?? "default",
                 ["system"] = s.SystemPrompt,

@@ -2,7 +2,7 @@ using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
 using static TorchSharp.torch;
 
-namespace SafeCoDe.Torch.Decoding.Batching;
+namespace SafeCoDe.Torch.Decoding.Scheduling;
 
 /// <summary>
 /// Prefills of requests that wait at the same time run as one forward (group commit). A request queues its rows

@@ -3,7 +3,7 @@ using SafeCoDe.Torch.Processing.Images;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SafeCoDe.Torch.Decoding;
+namespace SafeCoDe.Torch.Decoding.Noise;
 
 /// <summary>
 /// SafeCoDe's noised view (the reference's apply_gaussian_noise): the RGB image scaled to [0, 1], plus

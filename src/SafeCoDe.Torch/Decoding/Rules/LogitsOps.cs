@@ -2,12 +2,12 @@ using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SafeCoDe.Torch.Decoding;
+namespace SafeCoDe.Torch.Decoding.Rules;
 
 /// <summary>
-/// The pure steps of SafeCoDe's logits pipeline on float32 tensors: [branches, vocab] logits in, [vocab]-wide
-/// logits or probabilities out. Each step is a TorchSharp reference implementation; nothing here synchronises
-/// with the host. Row 0 is the real-image branch, row 1 the noised one.
+/// The pure TorchSharp steps the decoding rules are made of, on float32 tensors whose last axis is the vocabulary:
+/// the reference implementation every rule (and any fused kernel) is checked against. Nothing here synchronises with
+/// the host, and no input is changed.
 /// </summary>
 public static class LogitsOps
 {
@@ -18,21 +18,6 @@ public static class LogitsOps
         using var a = alpha.ToScalar();
         var scaled = noised * a;
         return scaled.neg_().PlusInPlace(real);
-    }
-
-    /// <summary>
-    /// VCD's contrast: (1+α)·z_r − α·z_n, with tokens whose real logit is below log β + max z_r set to −∞
-    /// (the adaptive plausibility constraint, i.e. p_r &lt; β·max p_r).
-    /// </summary>
-    public static Tensor VcdContrast(Tensor real, Tensor noised, double alpha, double beta)
-    {
-        using var scope = NewDisposeScope();
-        using var onePlusAlpha = (1 + alpha).ToScalar();
-        using var a = alpha.ToScalar();
-        using var logBeta = Math.Log(beta).ToScalar();
-        var cd = real * onePlusAlpha - noised * a;
-        var cutoff = real.max(-1, keepdim: true).values.Plus(logBeta);
-        return cd.masked_fill(real.lt(cutoff), Scalars.NegativeInfinity).MoveToOuterDisposeScope();
     }
 
     /// <summary>Multiplies the probabilities of <paramref name="ids"/> by <paramref name="factor"/> and renormalises (last axis).</summary>
@@ -49,7 +34,7 @@ public static class LogitsOps
         return ones(vocab, ScalarType.Float32, device).index_fill_(0, ids, f);
     }
 
-    /// <summary>Multiplies by a precomputed [vocab] <paramref name="scale"/> and renormalises, dividing in place.</summary>
+    /// <summary>Multiplies by a precomputed [vocab] (or [rows, vocab]) <paramref name="scale"/> and renormalises, dividing in place.</summary>
     public static Tensor ScaleAndRenormalize(Tensor probs, Tensor scale)
     {
         var p = probs * scale;
@@ -59,11 +44,17 @@ public static class LogitsOps
 
     /// <summary>Safe verdict: refusal-token probabilities × (1 − 0.5·λ_supp), renormalised (reference code).</summary>
     public static Tensor SuppressRefusals(Tensor probs, Tensor refusalIds, double lambdaSupp) =>
-        ScaleAndRenormalize(probs, refusalIds, Math.Max(0.0, 1 - 0.5 * lambdaSupp));
+        ScaleAndRenormalize(probs, refusalIds, SuppressFactor(lambdaSupp));
 
     /// <summary>Unsafe verdict, soft form (paper; the reference's fallback): refusal-token probabilities × (1 + λ_boost), renormalised.</summary>
     public static Tensor BoostRefusals(Tensor probs, Tensor refusalIds, double lambdaBoost) =>
-        ScaleAndRenormalize(probs, refusalIds, 1 + lambdaBoost);
+        ScaleAndRenormalize(probs, refusalIds, BoostFactor(lambdaBoost));
+
+    /// <summary>The suppression factor max(0, 1 − 0.5·λ_supp).</summary>
+    public static double SuppressFactor(double lambdaSupp) => Math.Max(0.0, 1 - 0.5 * lambdaSupp);
+
+    /// <summary>The boost factor 1 + λ_boost.</summary>
+    public static double BoostFactor(double lambdaBoost) => 1 + lambdaBoost;
 
     /// <summary>The reference's temperature step on probabilities: softmax(log(p + 1e-10) / T).</summary>
     public static Tensor TemperedDistribution(Tensor probs, double temperature)
@@ -86,41 +77,40 @@ public static class LogitsOps
         var g = probs.view(-1).index_select(0, idx.view(-1)).view(idx.shape);
         return (g * valid.to(ScalarType.Float32)).sum(1).MoveToOuterDisposeScope();
     }
-}
 
-/// <summary>
-/// VCD's diffusion-style noise on a processed pixel tensor: x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε with the 1000-step sigmoid
-/// β schedule. With <see cref="Apply"/>'s CPU generator seeded as torch.manual_seed(seed) it reproduces PyTorch's
-/// <c>randn_like</c> draws exactly.
-/// </summary>
-public static class VcdNoise
-{
-    /// <summary>Number of steps of the noise schedule.</summary>
-    public const int Steps = 1000;
+    /// <summary>Sets the ids in <paramref name="index"/> (int64, on the logits' device, built once per request) to −∞.</summary>
+    public static Tensor Suppress(Tensor logits, Tensor? index) =>
+        index is null || index.numel() == 0 ? logits.alias() : logits.index_fill(logits.dim() - 1, index, Scalars.NegativeInfinity);
 
-    /// <summary>ᾱ_t of the schedule (float32 math as in the reference).</summary>
-    public static float AlphaBar(int step)
+    /// <summary>An int64 index of <paramref name="ids"/> on <paramref name="device"/> for <see cref="Suppress"/> (null when empty).</summary>
+    public static Tensor? Index(IReadOnlyList<long> ids, Device device)
     {
-        if (step < 0 || step >= Steps) throw new ArgumentOutOfRangeException(nameof(step), $"noise step must be in [0, {Steps})");
-        using var scope = NewDisposeScope();
-        using var span = (0.5e-2 - 1e-5).ToScalar();
-        using var floor = 1e-5.ToScalar();
-        var betas = (linspace(-6, 6, Steps, ScalarType.Float32).sigmoid() * span).Plus(floor);
-        var aBar = betas.negative().Plus(Scalars.One).cumprod(0, ScalarType.Float32); // 1 − β, as TorchSharp computes it
-        return aBar[step].item<float>();
+        if (ids.Count == 0) return null;
+        using var cpu = tensor(ids.ToArray(), ScalarType.Int64);
+        return cpu.to(device).DetachFromDisposeScope();
     }
 
-    /// <summary>Noises <paramref name="pixels"/> (any shape, computed in float32 on the CPU for reproducibility, returned in its dtype/device).</summary>
-    public static Tensor Apply(Tensor pixels, int step, long seed)
+    /// <summary>Keeps the k largest logits per row of [rows, vocab] (ties at the k-th value kept, as HF does); 0 or ≥ vocab: off.</summary>
+    public static Tensor TopK(Tensor logits, int k)
     {
+        if (k <= 0 || k >= logits.shape[1]) return logits.alias();
         using var scope = NewDisposeScope();
-        var aBar = AlphaBar(step);
-        var x = pixels.to(ScalarType.Float32).cpu();
-        using var gen = new torch.Generator((ulong)seed);
-        var noise = randn(x.shape, ScalarType.Float32, generator: gen);
-        using var keep = MathF.Sqrt(aBar).ToScalar();
-        using var mix = MathF.Sqrt(1 - aBar).ToScalar();
-        var y = (x * keep).Plus(noise * mix);
-        return y.to(pixels.dtype).to(pixels.device).MoveToOuterDisposeScope();
+        var kth = logits.topk(k, 1).values.narrow(1, k - 1, 1);
+        return logits.masked_fill(logits.lt(kth), Scalars.NegativeInfinity).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Nucleus filter on [rows, vocab] logits: keeps the smallest set of top tokens whose probability reaches p (at least one); p ≥ 1: off.</summary>
+    public static Tensor TopP(Tensor logits, double p)
+    {
+        if (p >= 1) return logits.alias();
+        using var scope = NewDisposeScope();
+        // HF's rule: sort ascending, drop tokens whose cumulative probability is ≤ 1 − p, always keep the last.
+        var (sorted, order) = logits.sort(1, descending: false);
+        var cum = sorted.softmax(1).cumsum(1);
+        using var cut = (1 - p).ToScalar();
+        var remove = cum.le(cut);
+        remove.narrow(1, remove.shape[1] - 1, 1).fill_(Scalars.False);
+        var mask = zeros_like(remove).scatter(1, order, remove);
+        return logits.masked_fill(mask, Scalars.NegativeInfinity).MoveToOuterDisposeScope();
     }
 }
