@@ -122,7 +122,7 @@ public sealed class GenerationOptions
                 IReadOnlyList<string> fromFile;
                 try { (start, fromFile) = DecodingMethods.FromJson(JsonSerializer.SerializeToElement(obj), ""); }
                 catch (ArgumentException ex) { throw new UsageException($"--options {file}: {ex.Message}"); }
-                if (fromFile.Count > 0) warnings.Add($"--options {file}: {string.Join(", ", fromFile)} ha{(fromFile.Count == 1 ? "s" : "ve")} no effect with --mode {start.Method}");
+                if (fromFile.Count > 0) warnings.Add($"--options {file}: {string.Join(", ", fromFile.Select(n => n.Replace('-', '_')))} ha{(fromFile.Count == 1 ? "s" : "ve")} no effect with --mode {start.Method}");
                 preset = null;
             }
             var values = Decoding.Where(d => p.Given(d.Flag)).Select(d => (d.Spec.Name, Value(p, d.Spec, d.Flag))).ToList();

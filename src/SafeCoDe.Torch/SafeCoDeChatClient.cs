@@ -115,7 +115,8 @@ public sealed class SafeCoDeChatClient : IChatClient
             var extra = options.AdditionalProperties;
             if (extra?.TryGetValue("safecode.mode", out var mode) == true)
                 o = DecodingMethods.Rebase(o, DecodingMethods.Get(mode?.ToString() ?? "").Name);
-            if (options.Temperature is { } t) o = Set(o, "temperature", (double)t, "Temperature");
+            // an API temperature decides greedy vs sampled: 0 is greedy, anything above samples
+            if (options.Temperature is { } t) o = Set(Set(o, "temperature", (double)t, "Temperature"), "greedy", t <= 0, "Temperature");
             if (options.TopP is { } p) o = Set(o, "top-p", (double)p, "TopP");
             if (options.TopK is { } k) o = Set(o, "top-k", k, "TopK");
             // the guided span counts too

@@ -143,14 +143,22 @@ public static class SafeScenesMeasure
         return scores;
     }
 
-    /// <summary>The measured decodings, as data: a row name and its options (measure-rows.json, shipped with the library).</summary>
-    private static readonly Lazy<IReadOnlyDictionary<string, JsonElement>> Rows = new(() =>
+    /// <summary>measure-rows.json, shipped with the library: the measured decodings (a row name and its options) and the rows' roles.</summary>
+    private static readonly Lazy<JsonElement> RowsFile = new(() =>
     {
         using var stream = typeof(SafeScenesMeasure).Assembly.GetManifestResourceStream("SafeCoDe.Eval.SafeScenes.measure-rows.json")
             ?? throw new InvalidOperationException("measure-rows.json is missing from the assembly");
         using var doc = JsonDocument.Parse(stream);
-        return doc.RootElement.EnumerateObject().Where(p => !p.Name.StartsWith('_')).ToDictionary(p => p.Name, p => p.Value.Clone());
+        return doc.RootElement.Clone();
     });
+
+    private static readonly Lazy<IReadOnlyDictionary<string, JsonElement>> Rows = new(() =>
+        RowsFile.Value.EnumerateObject().Where(p => !p.Name.StartsWith('_')).ToDictionary(p => p.Name, p => p.Value));
+
+    /// <summary>The row the model's own behaviour is read from (plain decoding).</summary>
+    public static string BaselineRow => RowsFile.Value.GetProperty("_roles").GetProperty("baseline").GetString()!;
+    /// <summary>The row of the method the world is measured for.</summary>
+    public static string MethodRow => RowsFile.Value.GetProperty("_roles").GetProperty("method").GetString()!;
 
     /// <summary>The options of a measured row (e.g. "safecode-alpha0": judge and contrast without refusal-token modulation is "safecode-nomod").</summary>
     public static DecodingOptions Row(string name) =>

@@ -32,6 +32,9 @@ public sealed class VanillaMethod : DecodingMethod<VanillaOptions>
     /// <inheritdoc/>
     protected override MethodNeeds Needs(VanillaOptions o) => new(Image: false, Noised: null, Judge: false);
     /// <inheritdoc/>
-    protected override DecodePhase Plan(DecodeContext context, DecodeSession session, VanillaOptions o) =>
-        Continuation.Phase(context, session, Math.Min(context.Budget, context.Cap), o.Greedy ? 0 : o.TemperatureSafe, o.TopPSafe, o.TopKSampling);
+    protected override DecodePhase Plan(DecodeContext context, DecodeSession session, VanillaOptions o)
+    {
+        session.DropNoised(); // prefilled with a noised branch by a caller that made both: the real one decodes alone
+        return Continuation.Phase(context, session, Math.Min(context.Budget, context.Cap), o.Greedy ? 0 : o.TemperatureSafe, o.TopPSafe, o.TopKSampling);
+    }
 }

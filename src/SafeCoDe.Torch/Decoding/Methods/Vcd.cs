@@ -90,11 +90,13 @@ public sealed class VcdContrast(double alpha, double beta) : LogitsRule
     public (double Alpha, double Beta) Settings => (alpha, beta);
 
     /// <inheritdoc/>
-    public override int RowsOut(int rowsIn) => rowsIn == 2 ? 1 : throw new InvalidOperationException($"VCD's contrast needs a [real, noised] pair, not {rowsIn} row(s)");
+    public override int RowsOut(int rowsIn) => rowsIn is 1 or 2 ? 1 : throw new InvalidOperationException($"VCD's contrast needs a [real, noised] pair, not {rowsIn} rows");
 
     /// <inheritdoc/>
+    /// <remarks>A session whose noised row is gone passes its real row through.</remarks>
     public override Tensor Apply(Tensor scores, RuleRows rows, IReadOnlyList<LogitsRule> members)
     {
+        if (rows.RowsPerSession == 1) return scores;
         if (!Agree<VcdContrast, (double, double)>(members, m => m.Settings)) return PerSession(scores, rows, members);
         using var pairs = scores.reshape(rows.Sessions, 2, -1);
         using var real = pairs.select(1, 0);

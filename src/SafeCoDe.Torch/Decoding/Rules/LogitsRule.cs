@@ -89,6 +89,9 @@ public sealed class RuleChain(params LogitsRule[] rules)
     /// <summary>Rows per session after the chain, given the rows before it.</summary>
     public int RowsOut(int rowsIn) => Rules.Aggregate(rowsIn, (rows, r) => r.RowsOut(rows));
 
+    /// <summary>The chain on one session's scores ([rows, vocab]): what the unit tests and one-off callers use.</summary>
+    public Tensor Process(Tensor scores) => Run(scores, (int)scores.shape[0], owned: false, [this]);
+
     /// <summary>
     /// Runs the chain over the stacked rows of <paramref name="chains"/>.Count sessions that share this signature
     /// (<paramref name="chains"/>[i] is session i's chain). Returns a new tensor or a view of the input.

@@ -52,31 +52,61 @@ internal sealed class DecodeScheduler : IDisposable
     /// <summary>All counters (see <see cref="DecodeBatchProfile"/>).</summary>
     public DecodeBatchProfile Profile { get { lock (_lock) return _profile.Read(); } }
 
+    /// <summary>
+    /// Makes <paramref name="session"/> a member from now until it leaves (its <see cref="Run"/> ends, or it is disposed):
+    /// a round waits until every member has handed its session over, so sessions prefilled together step together from
+    /// their first round. Sessions that do not join before <see cref="Run"/> join there.
+    /// </summary>
+    public void Join(DecodeSession session)
+    {
+        lock (_lock)
+        {
+            if (session.Membership is not null) return;
+            _members++;
+            session.Membership = new Leave(this);
+        }
+    }
+
+    private sealed class Leave(DecodeScheduler owner) : IDisposable
+    {
+        private int _left;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _left, 1) == 1) return;
+            Ticket? next;
+            lock (owner._lock)
+            {
+                owner._members--;
+                if (owner._members == 0 && !owner._running) owner._forward.Idle();
+                // the others may all be waiting now: one of them runs the round
+                next = owner.Ready ? owner._waiting[0] : null;
+            }
+            if (next is not null) owner.Wake(next);
+        }
+    }
+
     /// <summary>Decodes <paramref name="session"/> to its end with every other session that runs meanwhile; rethrows its error.</summary>
     public void Run(DecodeSession session)
     {
-        if (session.Finished) return;
-        var me = new Ticket(session);
-        List<Ticket>? batch;
-        lock (_lock)
+        Join(session);
+        try
         {
-            _members++;
-            _waiting.Add(me);
-            batch = Ready ? Take() : null;
-        }
-        try { Await(me, batch); }
-        finally
-        {
-            Ticket? next;
+            if (session.Finished) return;
+            var me = new Ticket(session);
+            List<Ticket>? batch;
             lock (_lock)
             {
-                _members--;
-                if (_members == 0 && !_running) _forward.Idle();
-                next = Ready ? _waiting[0] : null;
+                _waiting.Add(me);
+                batch = Ready ? Take() : null;
             }
-            if (next is not null) Wake(next);
+            Await(me, batch);
+            if (me.Error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(me.Error);
         }
-        if (me.Error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(me.Error);
+        finally
+        {
+            session.Membership?.Dispose();
+            session.Membership = null;
+        }
     }
 
     /// <summary>Runs rounds while this thread's session goes on and a round is possible, else sleeps until woken.</summary>
@@ -110,8 +140,12 @@ internal sealed class DecodeScheduler : IDisposable
         if (t.Owner != Environment.CurrentManagedThreadId) Interlocked.Increment(ref _profile.WakeUps);
     }
 
-    /// <summary>True when a batch may start: nothing runs and a session waits.</summary>
-    private bool Ready => !_running && _waiting.Count > 0;
+    /// <summary>
+    /// True when a batch may start: nothing runs and every member has handed its session over — or sessions of a
+    /// round that did not fit in <see cref="MaxRows"/> are left over.
+    /// </summary>
+    private bool Ready => !_running && _waiting.Count > 0 && (_waiting.Count >= _members || _leftover);
+    private bool _leftover;
 
     /// <summary>Takes the waiting sessions that fit in <see cref="MaxRows"/> rows (at least one); caller holds the lock.</summary>
     private List<Ticket> Take()
@@ -125,6 +159,7 @@ internal sealed class DecodeScheduler : IDisposable
             rows += t.Session.Rows;
         }
         _waiting.RemoveRange(0, batch.Count);
+        _leftover = _waiting.Count > 0;
         _running = true;
         return batch;
     }

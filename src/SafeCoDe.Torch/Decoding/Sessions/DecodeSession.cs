@@ -227,9 +227,14 @@ public sealed class DecodeSession : IDisposable
     /// <summary>Replaces the answer so far (a rollback keeps part of the guided tokens).</summary>
     public void Truncate(int tokens) => _tokens.RemoveRange(tokens, _tokens.Count - tokens);
 
-    /// <summary>Frees the states, logits, fed tokens and the generator.</summary>
+    /// <summary>The session's membership of a scheduler (see <c>DecodeScheduler.Join</c>); left when the session is disposed.</summary>
+    internal IDisposable? Membership { get; set; }
+
+    /// <summary>Leaves the scheduler it joined, and frees the states, logits, fed tokens and the generator.</summary>
     public void Dispose()
     {
+        Membership?.Dispose();
+        Membership = null;
         foreach (var s in _states) s.Dispose();
         foreach (var l in _logits) l?.Dispose();
         foreach (var f in _fed) f?.Dispose();

@@ -1,6 +1,6 @@
-using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Noise;
 
-namespace SafeCoDe.Torch.Decoding.Noise;
+namespace SafeCoDe.Torch.Decoding.Methods;
 
 /// <summary>The options of a method with a noised branch (<c>noise</c>, <c>noise-std</c>, <c>vcd-noise-step</c>), for its own options record.</summary>
 public static class NoiseOptions
