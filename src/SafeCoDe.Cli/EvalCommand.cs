@@ -86,7 +86,9 @@ public static class EvalCommand
         var steps = new Option<int[]>("--steps") { Description = "HADES optimisation steps (e.g. 5) [default: all]", HelpName = "N", AllowMultipleArgumentsPerToken = true };
         var kinds = new Option<string[]>("--kinds") { Description = "MM-SafetyBench image kinds SD, SD_TYPO, TYPO [default: all]", HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
         var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (what the benchmark's own evaluation code sends), auto (base for vanilla, method otherwise); recorded in run.json and the report", ["auto", "method", "base"], "auto");
-        var subset = new Option<string>("--subset") { Description = "An official subset: figstep SafeBench-Tiny (50 questions), mm-safetybench tiny (TinyVersion_ID_List.json, 168 questions) [default: all]", HelpName = "NAME" };
+        var subsets = string.Join("; ", BenchmarkReaders.Names.Select(n => (n, BenchmarkReaders.Get(n).Subsets)).Where(x => x.Subsets.Count > 0)
+            .Select(x => $"{x.n} {string.Join(", ", x.Subsets)}"));
+        var subset = new Option<string>("--subset") { Description = $"An official subset the benchmark publishes ({subsets}) [default: all]", HelpName = "NAME" };
         var ids = new Option<string>("--ids") { Description = "Only the sample ids listed in FILE, one per line (# comments), as records.jsonl writes them; an id the data lacks is an error", HelpName = "FILE" };
         var concurrency = new Option<int>("--concurrency")
         {
