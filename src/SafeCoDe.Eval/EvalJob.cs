@@ -33,6 +33,8 @@ public sealed record EvalJobSettings
     public string? System { get; init; }
     /// <summary>Method (SafeCoDe) framing of the prompts; null: the method's own choice (<see cref="IDecodingMethod.FramesAsMethod"/>).</summary>
     public bool? MethodFraming { get; init; }
+    /// <summary>Whether prompts get SafeCoDe's framing (<see cref="MethodFraming"/> resolved); otherwise the benchmark's own protocol.</summary>
+    public bool UsesMethodFraming => MethodFraming ?? DecodingMethods.Of(Decode).FramesAsMethod;
     /// <summary>Every option that changes the answers, by its command-line name (hashed into run.json).</summary>
     public required SortedDictionary<string, string> HashedOptions { get; init; }
     /// <summary>Subset selection for the reader.</summary>
@@ -60,6 +62,7 @@ public static class EvalJob
         {
             Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data,
             Mode = s.Decode.Method, Preset = DecodingMethods.Of(s.Decode).PresetOf(s.Decode),
+            Framing = s.UsesMethodFraming ? "method" : "base",
             Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
             Scorer = scorerName, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),
             Device = s.Engine.Device.ToString().ToLowerInvariant(), Created = DateTime.UtcNow.ToString("o"),
@@ -73,6 +76,8 @@ public static class EvalJob
         var benchmark = reader.Name;
         s = s with { Benchmark = benchmark };
         _ = reader.Read(s.Data, s.Selection); // a wrong --data fails here, before anything is written or loaded
+        // an --ids list naming ids the copy lacks fails here too: one pass that builds nothing, before anything is written
+        if (s.Selection.Ids is not null) foreach (var _ in reader.Read(s.Data, s.Selection with { Include = _ => false })) { }
         var scorerName = s.Scorer is null ? null : Scorers.CanonicalName(s.Scorer, benchmark);
         // the scorer is built before anything is written: a scorer that cannot be used (no endpoint configured) fails first
         IScorer? scorer = s.Scorer is null ? null : Scorers.Create(s.Scorer, s.ScorerSettings with
@@ -90,7 +95,7 @@ public static class EvalJob
             using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
             var judge = !DecodingMethods.Of(s.Decode).Needs(s.Decode).Judge ? null
                 : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
-            var generator = s.MethodFraming is { } mf ? new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = mf } : new EngineGenerator(engine, s.Decode, judge, s.System);
+            var generator = new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = s.UsesMethodFraming };
             var runner = new EvalRunner(store, generator, scorer) { Concurrency = s.Concurrency };
             var selection = s.Selection;
             return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);

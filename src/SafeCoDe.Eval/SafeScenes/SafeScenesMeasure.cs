@@ -123,7 +123,7 @@ public static class SafeScenesMeasure
             {
                 var rel = p["image"]!.GetValue<string>();
                 bool moss = rel.StartsWith("mossbench/", StringComparison.Ordinal);
-                // framed as `eval run` frames it: MSSBench's chat prompt, MOSSBench's first-person prompt
+                // MSSBench's chat prompt; for MOSSBench the first-person prompt in every mode (what `eval run --framing method` sends)
                 var framing = moss ? Framing.FirstPersonAlways : Framing.MssChat;
                 var request = new SafeCoDeRequest
                 {
