@@ -82,20 +82,20 @@ public static class BenchCommand
         // the default method's request (SafeCoDe) with its early exit and rollback off, so every run guides the same span
         var opts = Without(DecodingMethods.Defaults(DecodingMethods.Default), "early-exit", "corruption-rollback") with { Seed = 1, MaxNewTokens = 251 };
 
-        (double total, double guided, double prefill, int tokens) RunOnce(int budget)
+        (double total, double guided, double prefill, int tokens) TimeRequest(int budget)
         {
             Sync(dev);
             var sw = Stopwatch.StartNew();
             using var b = DecodeSessions.Open(model, real, noised, budget + 6, 0);
             Sync(dev);
             double prefill = sw.Elapsed.TotalMilliseconds;
-            var r = MethodDecoder.Run(model, b, SafeCoDe.Torch.Safety.Verdict.Safe, opts with { MaxNewTokens = budget }, codec, refusal, [], (int)ids.shape[1]);
+            var r = MethodDecoder.Decode(model, b, SafeCoDe.Torch.Safety.Verdict.Safe, opts with { MaxNewTokens = budget }, codec, refusal, [], (int)ids.shape[1]);
             Sync(dev);
             return (sw.Elapsed.TotalMilliseconds, prefill + r.GuidedMs, prefill, r.Tokens.Length);
         }
         using var bar = progress.Start("bench --request: warm-up, SafeCoDe request, plain generation", 4, "runs");
-        RunOnce(8); bar.Report(1); RunOnce(8); bar.Report(2); // warm-up (kernels, tiered JIT)
-        var req = RunOnce(251);
+        TimeRequest(8); bar.Report(1); TimeRequest(8); bar.Report(2); // warm-up (kernels, tiered JIT)
+        var req = TimeRequest(251);
         bar.Report(3);
         Sync(dev);
         var sw2 = Stopwatch.StartNew();

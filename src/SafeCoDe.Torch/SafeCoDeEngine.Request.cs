@@ -17,13 +17,13 @@ namespace SafeCoDe.Torch;
 
 /// <summary>
 /// One request, as the steps of SafeCoDe: read inputs → judge → build branches → decode → assemble the result.
-/// Every step reads and writes the request's own <see cref="RequestRun"/>; none keeps per-request state on the
+/// Every step reads and writes the request's own <see cref="RequestState"/>; none keeps per-request state on the
 /// engine, so the steps do not assume they own the model alone (several requests can later share one batch).
 /// </summary>
 public sealed partial class SafeCoDeEngine
 {
     /// <summary>The state of one request as it moves through the steps.</summary>
-    private sealed class RequestRun(SafeCoDeRequest request, Action<string>? stream)
+    private sealed class RequestState(SafeCoDeRequest request, Action<string>? stream)
     {
         public SafeCoDeRequest Request { get; } = request;
         /// <summary>The request's options, validated once, with the seed fixed (drawn when the request has none).</summary>
@@ -57,15 +57,15 @@ public sealed partial class SafeCoDeEngine
         public void Dispose() { realPixels?.Dispose(); noisedPixels?.Dispose(); }
     }
 
-    private async Task<SafeCoDeResult> RunAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
+    private async Task<SafeCoDeResult> ProcessAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
     {
-        var run = new RequestRun(request, stream);
+        var run = new RequestState(request, stream);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
         ReadInputs(run);
         run.Context = new RequestContext(request.Prompt, request.SystemPrompt, request.JudgeQuery ?? request.Prompt, run.Image, request.Verdict, run.Options,
             new Services(this, run));
-        foreach (var step in run.Method.Before(run.Options)) await run.Context.RunAsync(step, cancel).ConfigureAwait(false);
+        foreach (var step in run.Method.Before(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
         if (run.Context.Judged is { } judged) request.OnJudged?.Invoke(judged);
         if (run.Context.Refusal is { } refusal) return Assemble(run, null, null, refusal);
         DecodeOutcome decoded;
@@ -77,12 +77,12 @@ public sealed partial class SafeCoDeEngine
             prompt = inputs.Prompt;
         }
         run.Context.Answer = AnswerText(decoded);
-        foreach (var step in run.Method.After(run.Options)) await run.Context.RunAsync(step, cancel).ConfigureAwait(false);
+        foreach (var step in run.Method.After(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
         return Assemble(run, prompt, decoded, run.Context.Answer);
     }
 
     /// <summary>Step 1: the image (decoded from bytes or a path when needed); contrastive modes need one.</summary>
-    private void ReadInputs(RequestRun run)
+    private void ReadInputs(RequestState run)
     {
         var r = run.Request;
         if (r.Image is not null) (run.Image, run.MediaType) = (r.Image, "image/png");
@@ -99,14 +99,14 @@ public sealed partial class SafeCoDeEngine
     }
 
     /// <summary>What the engine lends a request's steps: the request's judge, and completions inside the held request.</summary>
-    private sealed class Services(SafeCoDeEngine engine, RequestRun run) : IRequestServices
+    private sealed class Services(SafeCoDeEngine engine, RequestState run) : IRequestServices
     {
         public Task<JudgeResult> JudgeAsync(string query, UnknownVerdictPolicy unknownVerdict, CancellationToken cancel) => engine.JudgeAsync(run, query, unknownVerdict, cancel);
         public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel) => engine.CompleteHeld(prompt, image, maxNewTokens, cancel);
     }
 
     /// <summary>Scene-level reasoning for a step: caption and verdict from the request's judge.</summary>
-    private async Task<JudgeResult> JudgeAsync(RequestRun run, string query, UnknownVerdictPolicy unknown, CancellationToken cancel)
+    private async Task<JudgeResult> JudgeAsync(RequestState run, string query, UnknownVerdictPolicy unknown, CancellationToken cancel)
     {
         var judge = JudgeFor(run.Request.Judge);
         // a PNG of a given image only for judges that read bytes (an endpoint, a cache key): encoding one costs
@@ -133,7 +133,7 @@ public sealed partial class SafeCoDeEngine
     };
 
     /// <summary>Step 3: the prompt, then the inputs of the real and (when the method contrasts) the noised branch.</summary>
-    private BranchInputs BuildBranches(RequestRun run)
+    private BranchInputs BuildBranches(RequestState run)
     {
         var prep = Stopwatch.StartNew();
         var (r, o) = (run.Request, run.Options);
@@ -172,7 +172,7 @@ public sealed partial class SafeCoDeEngine
     }
 
     /// <summary>Step 4: the branches prefilled as one batch, then the method's phases with every other request's rows; the answer streams as it is chosen.</summary>
-    private DecodeOutcome Decode(RequestRun run, BranchInputs inputs, CancellationToken cancel)
+    private DecodeOutcome Decode(RequestState run, BranchInputs inputs, CancellationToken cancel)
     {
         var o = run.Options;
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
@@ -197,7 +197,7 @@ public sealed partial class SafeCoDeEngine
         using var session = made;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
         var stream = run.Stream;
-        var g = MethodDecoder.Run(_scheduler, Model, session, run.Context.Verdict, o, _codec, Refusal, _eos, inputs.Prompt.Length,
+        var g = MethodDecoder.Decode(_scheduler, Model, session, run.Context.Verdict, o, _codec, Refusal, _eos, inputs.Prompt.Length,
             stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); }, cancel, _banned);
         if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
         return g;
@@ -211,7 +211,7 @@ public sealed partial class SafeCoDeEngine
     /// Step 5: the answer (decoded, or a step's replacement or refusal), the guided span, the verdict, the steps'
     /// records and timings. <paramref name="g"/> is null when a step answered without decoding.
     /// </summary>
-    private SafeCoDeResult Assemble(RequestRun run, EncodedPrompt? prompt, DecodeOutcome? g, string? answer)
+    private SafeCoDeResult Assemble(RequestState run, EncodedPrompt? prompt, DecodeOutcome? g, string? answer)
     {
         var (r, o, c) = (run.Request, run.Options, run.Context);
         long[] tokens = g?.Tokens ?? [];

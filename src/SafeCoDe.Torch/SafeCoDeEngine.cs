@@ -212,7 +212,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
 
     /// <summary>Runs a request to the end.</summary>
     public Task<SafeCoDeResult> GenerateAsync(SafeCoDeRequest request, CancellationToken cancel = default) =>
-        RunLockedAsync(() => OwnThread(() => RunAsync(request, null, cancel), cancel), cancel);
+        InSlotAsync(() => OwnThread(() => ProcessAsync(request, null, cancel), cancel), cancel);
 
     /// <summary>Runs a request and yields the answer's text as it is generated (never a broken UTF-8 character).</summary>
     public async IAsyncEnumerable<string> StreamAsync(SafeCoDeRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
@@ -220,9 +220,9 @@ public sealed partial class SafeCoDeEngine : IDisposable
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         // a consumer that stops reading early cancels the generation (and frees the engine for the next request)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var work = RunLockedAsync(() => OwnThread(async () =>
+        var work = InSlotAsync(() => OwnThread(async () =>
         {
-            try { return await RunAsync(request, piece => channel.Writer.TryWrite(piece), stop.Token).ConfigureAwait(false); }
+            try { return await ProcessAsync(request, piece => channel.Writer.TryWrite(piece), stop.Token).ConfigureAwait(false); }
             finally { channel.Writer.TryComplete(); }
         }, stop.Token), stop.Token);
         bool finished = false;
@@ -251,7 +251,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         Task.Factory.StartNew(body, cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     /// <summary>Runs <paramref name="body"/> while holding one of the engine's request slots (MaxBatchRows / 2 of them).</summary>
-    private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
+    private async Task<T> InSlotAsync<T>(Func<Task<T>> body, CancellationToken cancel)
     {
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
         try { return await body().ConfigureAwait(false); }
@@ -270,7 +270,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel = default) =>
         prompt.Length > InputLimits.Current.MaxPromptChars * 2L
             ? throw new InputLimitException($"the judge prompt has {prompt.Length:N0} characters, over twice the {InputLimits.Current.MaxPromptChars:N0}-character limit (InputLimits.MaxPromptChars)")
-            : RunLockedAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
+            : InSlotAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
 
     /// <summary>
     /// <see cref="CompleteAsync"/> for a caller that already holds the model (a judge inside a request): the
@@ -297,7 +297,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         session.Cancel = cancel;
         session.Begin(new DecodePhase { Name = "completion", Chain = new RuleChain(new RealRow()), Selector = new Argmax(), Budget = maxNewTokens, Eos = _eosSet });
         cancel.ThrowIfCancellationRequested();
-        _scheduler.Run(session);
+        _scheduler.Decode(session);
         var ids = session.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList();
         return Tokenizer.Decode(ids, skipSpecialTokens: true).Trim();
     }

@@ -108,8 +108,8 @@ public class IdeficsStaticStepTests
             using var sb = SessionScripts.FeedThenGreedy(b, lb, tb.item<long>(), 1, [], new HashSet<long>());
             batcher.Join(sa); batcher.Join(sb); // members before either runs: their first round waits for both
             var ready = new Barrier(2);
-            var t1 = new Thread(() => { ready.SignalAndWait(); batcher.Run(sa); });
-            var t2 = new Thread(() => { ready.SignalAndWait(); batcher.Run(sb); });
+            var t1 = new Thread(() => { ready.SignalAndWait(); batcher.Decode(sa); });
+            var t2 = new Thread(() => { ready.SignalAndWait(); batcher.Decode(sb); });
             t1.Start(); t2.Start(); t1.Join(); t2.Join();
             var (ga, gb) = (sa.Logits[0]!, sb.Logits[0]!);
             using var ea = model.Step(ra, ta); using var eb = model.Step(rb, tb);

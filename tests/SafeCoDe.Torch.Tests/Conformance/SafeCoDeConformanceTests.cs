@@ -70,7 +70,7 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
         using var b = batched
             ? DecodeSessions.Open(_model, _real, noised ? _noised : null, 64, 0)
             : DecodeSessions.OpenSeparate(_model, _real, _noised, 64);
-        return MethodDecoder.Run(_model, b, v, o, _codec, _refusal, _eos, (int)_real.SeqLen, bannedIds: _banned);
+        return MethodDecoder.Decode(_model, b, v, o, _codec, _refusal, _eos, (int)_real.SeqLen, bannedIds: _banned);
     }
 
     private static readonly SafeCoDeOptions Greedy = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = 24 };

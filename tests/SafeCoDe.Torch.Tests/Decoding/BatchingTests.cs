@@ -228,7 +228,7 @@ public class DecodeSchedulerTests
             using var session = SessionScripts.FeedThenGreedy(mine, lm, fed, j.Budget, j.Banned, (IReadOnlySet<long>)j.Eos, t => emitted[i].Add(t));
             batcher.Join(session);
             ready.SignalAndWait();
-            batcher.Run(session);
+            batcher.Decode(session);
             (got[i], stopped[i]) = ([.. session.Tokens], session.StoppedAtEos);
             alone.Dispose();
         })).ToArray();
@@ -262,12 +262,12 @@ public class DecodeSchedulerTests
         DecodeSession Open(int i) => DecodeSessions.Open(model, In(prompts[i]), In(prompts[i + 1]), 16, 0);
         try
         {
-            var alone = Enumerable.Range(0, 4).Select(i => { using var s = Open(i); return MethodDecoder.Run(model, s, Verdict.Safe, o, codec, refusal, [], 10 + i); }).ToArray();
+            var alone = Enumerable.Range(0, 4).Select(i => { using var s = Open(i); return MethodDecoder.Decode(model, s, Verdict.Safe, o, codec, refusal, [], 10 + i); }).ToArray();
             var sessions = Enumerable.Range(0, 4).Select(Open).ToArray();
             foreach (var s in sessions) scheduler.Join(s);
             var together = new DecodeOutcome[4];
             var threads = Enumerable.Range(0, 4).Select(i => new Thread(() =>
-                together[i] = MethodDecoder.Run(scheduler, model, sessions[i], Verdict.Safe, o, codec, refusal, [], 10 + i, null, default, null))).ToArray();
+                together[i] = MethodDecoder.Decode(scheduler, model, sessions[i], Verdict.Safe, o, codec, refusal, [], 10 + i, null, default, null))).ToArray();
             foreach (var t in threads) t.Start();
             foreach (var t in threads) t.Join();
             foreach (var s in sessions) s.Dispose();
@@ -302,8 +302,8 @@ public class DecodeSchedulerTests
             Exception? smallError = null;
             batcher.Join(a); batcher.Join(b);
             var ready = new Barrier(2);
-            var ta = new Thread(() => { ready.SignalAndWait(); try { batcher.Run(a); } catch (Exception ex) { smallError = ex; } });
-            var tb = new Thread(() => { ready.SignalAndWait(); batcher.Run(b); });
+            var ta = new Thread(() => { ready.SignalAndWait(); try { batcher.Decode(a); } catch (Exception ex) { smallError = ex; } });
+            var tb = new Thread(() => { ready.SignalAndWait(); batcher.Decode(b); });
             ta.Start(); tb.Start(); ta.Join(); tb.Join();
             Assert.That(smallError, Is.InstanceOf<InvalidOperationException>(), "the full cache's own error");
             Assert.That(b.Tokens, Is.EqualTo(expected), "the other request's steps are unaffected");

@@ -55,8 +55,8 @@ public class GuidedBatchingTests(string family, string[] variants)
                 var (o, v, swap) = Jobs[i];
                 var (r, n) = swap ? (noised, real) : (real, noised);
                 using var branches = DecodeSessions.Open(model, r, DecodingMethods.Of(o).Needs(o).Noised is null ? null : n, 64, 0);
-                var result = b is null ? MethodDecoder.Run(model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, bannedIds: banned)
-                    : MethodDecoder.Run(b, model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, null, default, banned);
+                var result = b is null ? MethodDecoder.Decode(model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, bannedIds: banned)
+                    : MethodDecoder.Decode(b, model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, null, default, banned);
                 return (result, branches.Logits[0]!.clone().DetachFromDisposeScope());
             }
             var alone = Enumerable.Range(0, Jobs.Length).Select(i => Decode(i, null)).ToArray();

@@ -191,7 +191,7 @@ public class LogitsProcessorTests
         using var session = new DecodeSession([state], [logits]) { Emit = emitted is null ? null : emitted.Add, Cancel = cancel };
         session.Begin(new DecodePhase { Name = "greedy", Chain = new RuleChain(new RealRow()), Selector = new Argmax(), Budget = budget, Eos = eos, StopAfter = stop });
         using var scheduler = new DecodeScheduler(model, 2);
-        scheduler.Run(session);
+        scheduler.Decode(session);
         return ([.. session.Tokens], session.StoppedAtEos, ((Scripted.State)state).Fed);
     }
 

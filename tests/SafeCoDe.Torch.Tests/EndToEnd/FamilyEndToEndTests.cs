@@ -220,9 +220,9 @@ public sealed class FamilyEndToEndTests(string family)
         var codec = new Codec(_tokenizer);
 
         using var batched = DecodeSessions.Open(_engine.Model, realIn, noisedIn, capacity, _tokenizer.Pad?.Id ?? 0);
-        var b = MethodDecoder.Run(_engine.Model, batched, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
+        var b = MethodDecoder.Decode(_engine.Model, batched, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
         using var separate = DecodeSessions.OpenSeparate(_engine.Model, realIn, noisedIn, capacity);
-        var sep = MethodDecoder.Run(_engine.Model, separate, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
+        var sep = MethodDecoder.Decode(_engine.Model, separate, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
 
         Assert.That(b.Tokens, Is.EqualTo(sep.Tokens), "one batch of [real, noised] = two batch-1 passes");
         Assert.That(b.GuidedTokens, Is.EqualTo(sep.GuidedTokens));

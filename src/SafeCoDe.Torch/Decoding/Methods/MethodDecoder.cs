@@ -15,17 +15,17 @@ public static class MethodDecoder
     /// Decodes <paramref name="session"/> (prefilled with the branches the method needs) with the method of
     /// <paramref name="options"/>, alone; <paramref name="refusal"/> is the refusal token space of the default phrases.
     /// </summary>
-    public static DecodeOutcome Run(IBackbone model, DecodeSession session, Verdict verdict, DecodingOptions options, ITokenCodec codec,
+    public static DecodeOutcome Decode(IBackbone model, DecodeSession session, Verdict verdict, DecodingOptions options, ITokenCodec codec,
         RefusalTokens refusal, IReadOnlyList<long> eosIds, int promptLength, Action<long>? onToken = null, CancellationToken cancel = default,
         IReadOnlyList<long>? bannedIds = null)
     {
         options.Validate();
         using var scheduler = new DecodeScheduler(model, Math.Max(2, session.Rows));
-        return Run(scheduler, model, session, verdict, options, codec, refusal, eosIds, promptLength, onToken, cancel, bannedIds);
+        return Decode(scheduler, model, session, verdict, options, codec, refusal, eosIds, promptLength, onToken, cancel, bannedIds);
     }
 
-    /// <summary><see cref="Run(IBackbone, DecodeSession, Verdict, DecodingOptions, ITokenCodec, RefusalTokens, IReadOnlyList{long}, int, Action{long}?, CancellationToken, IReadOnlyList{long}?)"/> on a shared scheduler (options already validated).</summary>
-    internal static DecodeOutcome Run(DecodeScheduler scheduler, IBackbone model, DecodeSession session, Verdict verdict, DecodingOptions options, ITokenCodec codec,
+    /// <summary><see cref="Decode(IBackbone, DecodeSession, Verdict, DecodingOptions, ITokenCodec, RefusalTokens, IReadOnlyList{long}, int, Action{long}?, CancellationToken, IReadOnlyList{long}?)"/> on a shared scheduler (options already validated).</summary>
+    internal static DecodeOutcome Decode(DecodeScheduler scheduler, IBackbone model, DecodeSession session, Verdict verdict, DecodingOptions options, ITokenCodec codec,
         RefusalTokens refusal, IReadOnlyList<long> eosIds, int promptLength, Action<long>? onToken, CancellationToken cancel, IReadOnlyList<long>? bannedIds)
     {
         using var context = new DecodeContext(options, model.Family, model.VocabSize, model.Device, codec, eosIds.ToHashSet(), bannedIds ?? [], verdict, promptLength,
@@ -36,7 +36,7 @@ public static class MethodDecoder
         session.Generator ??= options.Greedy ? null : new TorchSharp.torch.Generator(options.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
         cancel.ThrowIfCancellationRequested();
         session.Begin(DecodingMethods.Of(options).Plan(context, session));
-        scheduler.Run(session);
+        scheduler.Decode(session);
         return DecodeOutcome.Of(session, context.Budget);
     }
 }

@@ -15,7 +15,7 @@ public interface IRequestStep
     /// <summary>The step's name in results (e.g. <c>scene_judge</c>).</summary>
     string Name { get; }
     /// <summary>Runs the step.</summary>
-    Task RunAsync(RequestContext request, CancellationToken cancel);
+    Task ExecuteAsync(RequestContext request, CancellationToken cancel);
 }
 
 /// <summary>One call a step made: to whom (its role and the model or judge that answered), what it sent and got, how long it took.</summary>
@@ -93,11 +93,11 @@ public sealed class RequestContext(string prompt, string? systemPrompt, string j
     public void RecordIo(string? input, string? output) => (_input, _output) = (input, output);
 
     /// <summary>Runs <paramref name="step"/>, timed, and keeps its record.</summary>
-    internal async Task RunAsync(IRequestStep step, CancellationToken cancel)
+    internal async Task ExecuteAsync(IRequestStep step, CancellationToken cancel)
     {
         (_calls, _input, _output) = (null, null, null);
         var sw = Stopwatch.StartNew();
-        await step.RunAsync(this, cancel).ConfigureAwait(false);
+        await step.ExecuteAsync(this, cancel).ConfigureAwait(false);
         _steps.Add(new StepRecord(step.Name, _input, _output, (IReadOnlyList<CallRecord>?)_calls ?? [], sw.Elapsed.TotalMilliseconds));
     }
 }

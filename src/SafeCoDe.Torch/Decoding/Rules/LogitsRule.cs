@@ -90,13 +90,13 @@ public sealed class RuleChain(params LogitsRule[] rules)
     public int RowsOut(int rowsIn) => Rules.Aggregate(rowsIn, (rows, r) => r.RowsOut(rows));
 
     /// <summary>The chain on one session's scores ([rows, vocab]): what the unit tests and one-off callers use.</summary>
-    public Tensor Process(Tensor scores) => Run(scores, (int)scores.shape[0], owned: false, [this]);
+    public Tensor Process(Tensor scores) => Apply(scores, (int)scores.shape[0], owned: false, [this]);
 
     /// <summary>
     /// Runs the chain over the stacked rows of <paramref name="chains"/>.Count sessions that share this signature
     /// (<paramref name="chains"/>[i] is session i's chain). Returns a new tensor or a view of the input.
     /// </summary>
-    public static Tensor Run(Tensor scores, int rowsPerSession, bool owned, IReadOnlyList<RuleChain> chains)
+    public static Tensor Apply(Tensor scores, int rowsPerSession, bool owned, IReadOnlyList<RuleChain> chains)
     {
         var current = scores;
         int rows = rowsPerSession;

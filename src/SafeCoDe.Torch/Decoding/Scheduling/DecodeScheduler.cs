@@ -7,7 +7,7 @@ namespace SafeCoDe.Torch.Decoding.Scheduling;
 
 /// <summary>
 /// Continuous batching of decode sessions: when to step, not what to pick. A request hands its whole decode over as a
-/// session (<see cref="Run"/>) and sleeps until it is done. Whoever makes a round possible runs it — the request
+/// session (<see cref="Decode"/>) and sleeps until it is done. Whoever makes a round possible runs it — the request
 /// whose session arrives while nothing runs, or the runner of the previous round while its own session goes on — so
 /// a thread is woken once, when its session is done (or to take over the rounds when the runner's own session ends).
 /// A round forwards every session that was fed a token as rows of one batch (<see cref="RoundForward"/>), then picks
@@ -53,9 +53,9 @@ internal sealed class DecodeScheduler : IDisposable
     public DecodeBatchProfile Profile { get { lock (_lock) return _profile.Read(); } }
 
     /// <summary>
-    /// Makes <paramref name="session"/> a member from now until it leaves (its <see cref="Run"/> ends, or it is disposed):
+    /// Makes <paramref name="session"/> a member from now until it leaves (its <see cref="Decode"/> ends, or it is disposed):
     /// a round waits until every member has handed its session over, so sessions prefilled together step together from
-    /// their first round. Sessions that do not join before <see cref="Run"/> join there.
+    /// their first round. Sessions that do not join before <see cref="Decode"/> join there.
     /// </summary>
     public void Join(DecodeSession session)
     {
@@ -86,7 +86,7 @@ internal sealed class DecodeScheduler : IDisposable
     }
 
     /// <summary>Decodes <paramref name="session"/> to its end with every other session that runs meanwhile; rethrows its error.</summary>
-    public void Run(DecodeSession session)
+    public void Decode(DecodeSession session)
     {
         Join(session);
         try
@@ -116,7 +116,7 @@ internal sealed class DecodeScheduler : IDisposable
         {
             while (batch is not null)
             {
-                RunBatch(batch);
+                StepBatch(batch);
                 lock (_lock) batch = !me.Done && Ready ? Take() : null;
             }
             lock (_lock) if (me.Done) return;
@@ -169,7 +169,7 @@ internal sealed class DecodeScheduler : IDisposable
     /// next token, finished or failed. Unfinished sessions go back to the queue without waking anyone; the owners of
     /// finished ones are woken.
     /// </summary>
-    private void RunBatch(List<Ticket> batch)
+    private void StepBatch(List<Ticket> batch)
     {
         var tickets = batch.ToDictionary(t => t.Session);
         void Fail(DecodeSession s, Exception ex) => tickets[s].Error ??= ex;
@@ -183,7 +183,7 @@ internal sealed class DecodeScheduler : IDisposable
             var stepping = batch.Where(t => t.Error is null && t.Session.NeedsForward).Select(t => t.Session).ToList();
             round.States = stepping.Sum(s => s.States.Count);
             round.Rows = stepping.Sum(s => s.Rows);
-            round.Forwards = _forward.Run(stepping, Fail);
+            round.Forwards = _forward.Forward(stepping, Fail);
             t1 = Stopwatch.GetTimestamp();
             c1 = ThreadCpu.Ms();
             var pending = batch.Where(t => t.Error is null && !t.Session.Finished).Select(t => t.Session).ToList();

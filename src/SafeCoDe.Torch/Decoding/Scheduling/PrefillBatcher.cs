@@ -123,7 +123,7 @@ internal sealed class PrefillBatcher
         {
             try
             {
-                RunTogether(group);
+                PrefillTogether(group);
                 lock (_lock) { _prefills += group.Count; _forwards++; }
                 return;
             }
@@ -149,7 +149,7 @@ internal sealed class PrefillBatcher
         return (s, l.DetachFromDisposeScope());
     }
 
-    private void RunTogether(List<Ticket> group)
+    private void PrefillTogether(List<Ticket> group)
     {
         using var scope = NewDisposeScope();
         var rows = new List<BackboneInputs>();

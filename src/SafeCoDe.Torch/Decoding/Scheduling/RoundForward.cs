@@ -31,7 +31,7 @@ internal sealed class RoundForward : IDisposable
     private readonly record struct Row(DecodeSession Session, int Index, DecodeState State, Tensor Fed);
 
     /// <summary>Forwards every fed state of <paramref name="sessions"/>; a failure is recorded per session. Returns the forwards run.</summary>
-    public int Run(IReadOnlyList<DecodeSession> sessions, Action<DecodeSession, Exception> fail)
+    public int Forward(IReadOnlyList<DecodeSession> sessions, Action<DecodeSession, Exception> fail)
     {
         var rows = sessions.SelectMany(s => s.States.Select((st, i) => new Row(s, i, st, s.Fed(i)))).ToList();
         // a state with a full cache fails on its own (its step throws) instead of failing the whole batch;

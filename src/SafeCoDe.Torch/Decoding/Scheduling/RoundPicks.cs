@@ -52,7 +52,7 @@ internal static class RoundPicks
             var parts = members.SelectMany(s => s.Logits).Select(l => l!).ToArray();
             bool owned = parts.Length > 1;
             var stacked = owned ? cat(parts, 0) : parts[0];
-            scores = RuleChain.Run(stacked, rowsPerSession, owned, members.Select(s => s.Phase!.Chain).ToList());
+            scores = RuleChain.Apply(stacked, rowsPerSession, owned, members.Select(s => s.Phase!.Chain).ToList());
         }
         int start = 0;
         while (start < members.Count)

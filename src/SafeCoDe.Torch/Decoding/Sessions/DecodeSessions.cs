@@ -45,7 +45,7 @@ public static class DecodeSessions
             Name = "greedy", Chain = new RuleChain(new RealRow(), new BanTokens(index, banned)), Selector = new Argmax(), Budget = tokens,
         });
         using var scheduler = new DecodeScheduler(model, (int)Math.Max(1, inputs.BatchSize));
-        scheduler.Run(session);
+        scheduler.Decode(session);
         return session.Tokens.ToArray();
     }
 }

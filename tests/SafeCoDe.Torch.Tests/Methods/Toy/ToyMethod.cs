@@ -104,7 +104,7 @@ public sealed class ToyPromptStep : IRequestStep
     public string Name => "toy_prompt";
 
     /// <inheritdoc/>
-    public Task RunAsync(RequestContext request, CancellationToken cancel)
+    public Task ExecuteAsync(RequestContext request, CancellationToken cancel)
     {
         var before = request.Prompt;
         request.Prompt = before + ToyMethod.Suffix;

@@ -15,7 +15,7 @@ public sealed class SceneJudgeStep : IRequestStep
     public string Name => "scene_judge";
 
     /// <inheritdoc/>
-    public async Task RunAsync(RequestContext request, CancellationToken cancel)
+    public async Task ExecuteAsync(RequestContext request, CancellationToken cancel)
     {
         if (request.VerdictGiven) { request.RecordIo(request.JudgeQuery, request.Verdict.ToString().ToLowerInvariant() + " (given)"); return; }
         var sw = Stopwatch.StartNew();
