@@ -23,6 +23,7 @@ public static class EvalCommand
         cmd.Add(Merge());
         cmd.Add(Report());
         cmd.Add(Compare());
+        cmd.Add(EvalCalibrateCommand.Create());
         Cli.SetExamples(cmd,
             "safecode eval run --benchmark mssbench --data ~/data/mssbench --model DIR --out runs/mss-safecode --scorer openai",
             "safecode eval report runs/mss-safecode runs/mss-vanilla",

@@ -183,41 +183,13 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
     /// <exception cref="UsageException">The spec is not one of the forms above.</exception>
     public ISafetyJudge BuildJudge(SafeCoDeEngine engine)
     {
-        ISafetyJudge judge = ParseJudge(JudgeSpec, engine, Engine.Device);
-        return JudgeCache is null ? judge : new CachedJudge(JudgeCache, judge);
+        try { return SceneJudgeSpecs.Create(JudgeSpec, engine, Engine.Device, JudgeCache); }
+        catch (ArgumentException ex) { throw new UsageException(ex.Message); }
     }
 
     /// <summary>Checks the judge spec's form without building anything (so a typo fails before a model loads).</summary>
     public void CheckJudgeSpec()
     {
-        if (!IsJudgeSpec(JudgeSpec)) throw new UsageException(JudgeSpecError(JudgeSpec));
-    }
-
-    private static bool IsJudgeSpec(string spec)
-    {
-        int colon = spec.IndexOf(':');
-        string kind = colon < 0 ? spec : spec[..colon], arg = colon < 0 ? "" : spec[(colon + 1)..];
-        return kind switch
-        {
-            "self" => arg.Length == 0, "openai" => true, "local" or "cache" => arg.Length > 0, "fixed" => arg is "safe" or "unsafe", _ => false,
-        };
-    }
-
-    private static string JudgeSpecError(string spec) => $"--judge '{spec}': expected self, local:DIR, openai[:MODEL], fixed:safe, fixed:unsafe or cache:FILE";
-
-    private static ISafetyJudge ParseJudge(string spec, SafeCoDeEngine engine, DeviceRequest device)
-    {
-        int colon = spec.IndexOf(':');
-        string kind = colon < 0 ? spec : spec[..colon], arg = colon < 0 ? "" : spec[(colon + 1)..];
-        return kind switch
-        {
-            "self" => new ModelJudge(engine),
-            "local" when arg.Length > 0 => ModelJudge.Local(arg, new EngineOptions { Device = device }),
-            "openai" => new EndpointJudge(new EndpointJudgeOptions { Model = arg.Length > 0 ? arg : null }),
-            "fixed" when arg is "safe" => new FixedJudge(Verdict.Safe),
-            "fixed" when arg is "unsafe" => new FixedJudge(Verdict.Unsafe),
-            "cache" when arg.Length > 0 => new CachedJudge(arg),
-            _ => throw new UsageException(JudgeSpecError(spec)),
-        };
+        if (!ModelSpec.IsValid(JudgeSpec, ModelRole.Judge)) throw new UsageException($"--judge '{JudgeSpec}': expected {ModelSpec.Forms(ModelRole.Judge)}");
     }
 }

@@ -24,6 +24,9 @@ public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decodi
     /// <summary>True when prompts get the SafeCoDe (method) framing (default: the method's own choice).</summary>
     public bool MethodFraming { get; init; } = SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Of(options).FramesAsMethod;
 
+    /// <summary>The system turn sent with a prompt (the run's override, else the record's own).</summary>
+    public string? SystemText(EvalPrompt prompt) => systemOverride ?? prompt.System;
+
     /// <summary>The user-turn text of a prompt.</summary>
     public string UserText(EvalPrompt prompt) => PromptFraming.Frame(prompt, MethodFraming);
 
@@ -179,9 +182,13 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
         foreach (var prompt in sample.Prompts)
         {
             var r = await generator.GenerateAsync(prompt, cancel).ConfigureAwait(false);
+            var userText = generator is EngineGenerator g ? g.UserText(prompt) : null;
             var output = new RunOutput
             {
-                Key = prompt.Key, Question = prompt.Question, UserText = generator is EngineGenerator g ? g.UserText(prompt) : null,
+                Key = prompt.Key, Question = prompt.Question, UserText = userText,
+                DecodedText = r.DecodedPrompt.Length > 0 && r.DecodedPrompt != userText ? r.DecodedPrompt : null,
+                DecodedSystem = r.DecodedSystemPrompt is { } ds && ds != (generator is EngineGenerator eg ? eg.SystemText(prompt) : prompt.System) ? ds : null,
+                AnswerReplaced = r.AnswerReplaced, RefusedBeforeDecoding = r.Refused, Steps = r.Steps.Count == 0 ? null : r.Steps,
                 System = prompt.System, Image = Describe(prompt.Image),
                 Answer = r.Answer, Verdict = r.Verdict, Caption = r.Caption, RawVerdict = r.RawVerdict, Judge = r.Judge,
                 GuidedText = r.GuidedText, GuidedTokens = r.GuidedTokens, ForcedPhrase = r.ForcedPhrase,

@@ -60,6 +60,7 @@ public sealed partial class SafeCoDeEngine
     private async Task<SafeCoDeResult> ProcessAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
     {
         var run = new RequestState(request, stream);
+        CheckMethod(run.Options);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
         ReadInputs(run);
@@ -67,17 +68,25 @@ public sealed partial class SafeCoDeEngine
             new Services(this, run));
         foreach (var step in run.Method.Before(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
         if (run.Context.Judged is { } judged) request.OnJudged?.Invoke(judged);
-        if (run.Context.Refusal is { } refusal) return Assemble(run, null, null, refusal);
+        if (run.Context.Refusal is { } refusal)
+        {
+            run.Stream?.Invoke(refusal);
+            return Assemble(run, null, null, refusal);
+        }
+        // a step after decoding may replace the answer: then nothing is streamed until the answer is final
+        var after = run.Method.After(run.Options);
+        var live = after.Count == 0 ? run.Stream : null;
         DecodeOutcome decoded;
         EncodedPrompt prompt;
         using (var scope = NewDisposeScope())
         using (var inputs = BuildBranches(run))
         {
-            decoded = Decode(run, inputs, cancel);
+            decoded = Decode(run, inputs, live, cancel);
             prompt = inputs.Prompt;
         }
         run.Context.Answer = AnswerText(decoded);
-        foreach (var step in run.Method.After(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
+        foreach (var step in after) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
+        if (live is null && run.Stream is { } whole && run.Context.Answer is { Length: > 0 } final) whole(final);
         return Assemble(run, prompt, decoded, run.Context.Answer);
     }
 
@@ -98,11 +107,30 @@ public sealed partial class SafeCoDeEngine
             throw new ArgumentException($"{run.Options.Method} decoding contrasts the image with a noised copy: the request needs an image (use the {DecodingMethods.Plain} mode for text-only prompts)");
     }
 
-    /// <summary>What the engine lends a request's steps: the request's judge, and completions inside the held request.</summary>
+    /// <summary>What the engine lends a request's steps: the request's judge, generations by its model and by helper models, inside the held request.</summary>
     private sealed class Services(SafeCoDeEngine engine, RequestState run) : IRequestServices
     {
+        public string ModelName => engine.ModelName;
         public Task<JudgeResult> JudgeAsync(string query, UnknownVerdictPolicy unknownVerdict, CancellationToken cancel) => engine.JudgeAsync(run, query, unknownVerdict, cancel);
         public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel) => engine.CompleteHeld(prompt, image, maxNewTokens, cancel);
+        public Task<string> GenerateAsync(GenerationCall call, CancellationToken cancel) => engine.GenerateNestedAsync(run, call, cancel);
+        public Task<string> HelperAsync(ModelSpec helper, HelperCall call, CancellationToken cancel) => engine.Helpers.CompleteAsync(helper, call, this, cancel);
+        public Task<double> PerplexityAsync(ModelSpec helper, string text, CancellationToken cancel) => engine.Helpers.PerplexityAsync(helper, text, cancel);
+        public double? CalibratedPerplexityThreshold(ModelSpec helper) => engine.Helpers.CalibratedThreshold(helper);
+    }
+
+    /// <summary>
+    /// A generation a step asks for, decoded by this model inside the held request (a nested request with the outer one's
+    /// prompt style; it is not streamed and takes no second request slot).
+    /// </summary>
+    private async Task<string> GenerateNestedAsync(RequestState outer, GenerationCall call, CancellationToken cancel)
+    {
+        var inner = new SafeCoDeRequest
+        {
+            Prompt = call.Prompt, Image = call.Image, SystemPrompt = call.SystemPrompt, Options = call.Options, PromptStyle = outer.Request.PromptStyle,
+        };
+        var result = await ProcessAsync(inner, null, cancel).ConfigureAwait(false);
+        return result.Answer;
     }
 
     /// <summary>Scene-level reasoning for a step: caption and verdict from the request's judge.</summary>
@@ -172,7 +200,7 @@ public sealed partial class SafeCoDeEngine
     }
 
     /// <summary>Step 4: the branches prefilled as one batch, then the method's phases with every other request's rows; the answer streams as it is chosen.</summary>
-    private DecodeOutcome Decode(RequestState run, BranchInputs inputs, CancellationToken cancel)
+    private DecodeOutcome Decode(RequestState run, BranchInputs inputs, Action<string>? stream, CancellationToken cancel)
     {
         var o = run.Options;
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
@@ -196,7 +224,6 @@ public sealed partial class SafeCoDeEngine
         }
         using var session = made;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
-        var stream = run.Stream;
         var g = MethodDecoder.Decode(_scheduler, Model, session, run.Context.Verdict, o, _codec, Refusal, _eos, inputs.Prompt.Length,
             stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); }, cancel, _banned);
         if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
@@ -224,6 +251,9 @@ public sealed partial class SafeCoDeEngine
         var j = c.Judged;
         return new SafeCoDeResult(answer ?? "", run.Method.Needs(o).Judge ? (c.Verdict == Verdict.Unsafe ? "unsafe" : "safe") : null,
             j?.Caption, j?.RawVerdictReply, j?.Judge ?? (r.Verdict is null ? null : "given"), guidedText, guided, g?.ForcedPhrase,
-            prompt?.Length ?? 0, tokens.Length, g?.StoppedAtEos ?? false, tokens, timings, o, Family, Model.Device.ToString()) { Steps = c.Steps };
+            prompt?.Length ?? 0, tokens.Length, g?.StoppedAtEos ?? false, tokens, timings, o, Family, Model.Device.ToString())
+        {
+            Steps = c.Steps, DecodedPrompt = c.Prompt, DecodedSystemPrompt = c.SystemPrompt, AnswerReplaced = c.AnswerReplaced, Refused = c.Refusal is not null,
+        };
     }
 }

@@ -118,6 +118,14 @@ public sealed record SafeCoDeResult(
 {
     /// <summary>What the method's request-level steps did (e.g. the scene judge's call), in order.</summary>
     [JsonPropertyName("steps")] public IReadOnlyList<StepRecord> Steps { get; init; } = [];
+    /// <summary>The user-turn text the model decoded (the request's prompt as its method's steps left it).</summary>
+    [JsonPropertyName("decoded_prompt")] public string DecodedPrompt { get; init; } = "";
+    /// <summary>The system turn the model decoded with (null: none).</summary>
+    [JsonPropertyName("decoded_system_prompt")] public string? DecodedSystemPrompt { get; init; }
+    /// <summary>True when a step after decoding replaced the decoded answer (a filter's refusal, a safe re-answer).</summary>
+    [JsonPropertyName("answer_replaced")] public bool AnswerReplaced { get; init; }
+    /// <summary>True when a step before decoding answered with a refusal and nothing was decoded.</summary>
+    [JsonPropertyName("refused_before_decoding")] public bool Refused { get; init; }
 }
 
 /// <summary>
@@ -308,6 +316,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()
     {
+        _helpers?.Dispose();
         _scheduler.Dispose();
         Model.Dispose();
         _gate.Dispose();

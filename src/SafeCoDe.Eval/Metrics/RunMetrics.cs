@@ -63,6 +63,8 @@ public sealed record RunMetrics
     public required IReadOnlyDictionary<string, string> Definitions { get; init; }
     /// <summary>Latency statistics.</summary>
     public required LatencyStats Latency { get; init; }
+    /// <summary>What the method cost per sample: extra calls and seconds.</summary>
+    public CostStats Cost { get; init; } = CostStats.From([]);
 
     /// <summary>The run as one JSON object: benchmark, mode, scorer, counts, metrics, definitions, latency.</summary>
     public JsonObject ToJson()
@@ -83,6 +85,7 @@ public sealed record RunMetrics
         o["metric_sets"] = new JsonObject(MetricSets.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["definitions"] = new JsonObject(Definitions.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["latency"] = Latency.ToJson();
+        o["cost"] = Cost.ToJson();
         return o;
     }
 
@@ -126,7 +129,7 @@ public static class MetricsCalculator
         {
             Benchmark = benchmark, Mode = mode, Preset = preset, Scorer = scorer, Samples = records.Count, Problems = problems,
             Unparsed = unparsed, ScoreErrors = errors, Unscored = unscored, Rows = rows, Json = json, Definitions = defs,
-            Latency = LatencyStats.From(outputs),
+            Latency = LatencyStats.From(outputs), Cost = CostStats.From(records),
             UnscoredReasons = Tally(outputs.Where(o => o.Score?.Label == ScoreResult.UnscoredLabel).Select(o => o.Score!.Error ?? "(no reason given)")),
             KeywordLanguages = Tally(outputs.Where(o => o.Score is { Language: not null }).Select(o => o.Score!.Language!)),
             MetricSets = rows.Select(r => r.MetricSet).Distinct().Where(n => n.Length > 0).ToDictionary(n => n, MetricSetText),

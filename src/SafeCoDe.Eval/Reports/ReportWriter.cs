@@ -72,6 +72,7 @@ public static class ReportWriter
             md.AppendLine($"| {Charts.Label(r)} | {P("judge")} | {P("prefill")} | {P("guided")} | {P("decode")} | {P("total")} | {P("score")} | {F($"{r.Latency.OverallTokensPerSecond:F1}")} | {F($"{r.Latency.TokensPerSecond.Median:F1}")} |");
         }
         md.AppendLine();
+        Cost(runs, md);
         var lat = Path.Combine(dir, "latency.png");
         if (Charts.LatencyChart(runs, lat)) { charts.Add(lat); md.AppendLine("![latency](latency.png)").AppendLine(); }
         var mdPath = Path.Combine(dir, "report.md");
@@ -89,6 +90,21 @@ public static class ReportWriter
         var row = r.Rows.FirstOrDefault(x => x.Path == path);
         if (row is null) return "–";
         return row.Scorer is { } by && by != r.Scorer ? $"{row.Rate} [{by}]" : row.Rate.ToString();
+    }
+
+    /// <summary>The cost table: extra calls per sample (by role), seconds per sample, answers replaced or refused before decoding.</summary>
+    private static void Cost(IReadOnlyList<RunMetrics> runs, StringBuilder md)
+    {
+        md.AppendLine("## Cost per sample").AppendLine();
+        md.AppendLine("Extra calls the method's steps made (a judge, a helper, a check, a re-answer) and wall seconds, per sample.").AppendLine();
+        md.AppendLine("| run | extra calls | calls by role | seconds | answers replaced | refused before decoding |");
+        md.AppendLine("|---|---:|---|---:|---:|---:|");
+        foreach (var r in runs)
+        {
+            var roles = r.Cost.CallsByRole.Count == 0 ? "–" : string.Join(", ", r.Cost.CallsByRole.Select(kv => F($"{kv.Key} {kv.Value:0.##}")));
+            md.AppendLine(F($"| {Charts.Label(r)} | {r.Cost.CallsPerSample:0.##} | {roles} | {r.Cost.SecondsPerSample:0.###} | {r.Cost.Replaced} | {r.Cost.RefusedBeforeDecoding} |"));
+        }
+        md.AppendLine();
     }
 
     /// <summary>Which keyword refusal lists were used and why answers were left unscored, per run (nothing when neither applies).</summary>

@@ -56,6 +56,16 @@ public sealed record RunOutput
     public int GeneratedTokens { get; init; }
     /// <summary>The seed the request used.</summary>
     public long? Seed { get; init; }
+    /// <summary>The user-turn text the model decoded, when the method's steps changed <see cref="UserText"/> (a rewritten or re-split question).</summary>
+    public string? DecodedText { get; init; }
+    /// <summary>The system turn the model decoded with, when the method's steps changed <see cref="System"/>.</summary>
+    public string? DecodedSystem { get; init; }
+    /// <summary>True when a step after decoding replaced the decoded answer.</summary>
+    public bool AnswerReplaced { get; init; }
+    /// <summary>True when a step before decoding answered with a refusal (nothing was decoded).</summary>
+    public bool RefusedBeforeDecoding { get; init; }
+    /// <summary>What the method's request-level steps did: their input, output, calls (to whom, prompt, reply, time) and time (null: no steps).</summary>
+    public IReadOnlyList<SafeCoDe.Torch.Decoding.Methods.StepRecord>? Steps { get; init; }
     /// <summary>Timings in milliseconds.</summary>
     public OutputTimings Timings { get; init; } = new();
     /// <summary>The scorer's result for this answer (null until scored).</summary>

@@ -106,6 +106,18 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
             [new ChatMessage(ChatRole.System, JudgePrompts.VerdictSystem), new ChatMessage(ChatRole.User, JudgePrompts.VerdictPrompt(request.Query, caption))],
             new ChatOptions { ModelId = _o.ResolvedModel, MaxOutputTokens = _o.VerdictMaxTokens, Temperature = _o.VerdictTemperature }, cancel);
 
+    /// <summary>
+    /// A plain chat completion on this endpoint with its time limit and retries: what a method's helper model (a
+    /// paraphraser, a checker) served by an OpenAI-compatible endpoint answers.
+    /// </summary>
+    public Task<string> ChatAsync(string user, string? system, float? temperature, long? seed, int? maxTokens, CancellationToken cancel = default)
+    {
+        var messages = new List<ChatMessage>();
+        if (system is not null) messages.Add(new ChatMessage(ChatRole.System, system));
+        messages.Add(new ChatMessage(ChatRole.User, user));
+        return CallAsync("helper", messages, new ChatOptions { ModelId = _o.ResolvedModel, Temperature = temperature, Seed = seed, MaxOutputTokens = maxTokens }, cancel);
+    }
+
     private async Task<string> CallAsync(string what, List<ChatMessage> messages, ChatOptions options, CancellationToken cancel)
     {
         var delay = _o.InitialBackoff;

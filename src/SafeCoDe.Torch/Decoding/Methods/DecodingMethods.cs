@@ -12,7 +12,18 @@ namespace SafeCoDe.Torch.Decoding.Methods;
 public static class DecodingMethods
 {
     private static readonly object Lock = new();
-    private static List<IDecodingMethod> _all = [new SafeCoDeDecoding.SafeCoDeMethod(), new VanillaMethod(), new VcdMethod()];
+    private static List<IDecodingMethod> _all = [.. BuiltIn];
+
+    /// <summary>The built-in methods: SafeCoDe, plain decoding, VCD, then the paper's baseline defenses.</summary>
+    private static IDecodingMethod[] BuiltIn =>
+    [
+        new SafeCoDeDecoding.SafeCoDeMethod(), new VanillaMethod(), new VcdMethod(),
+        new Baselines.ParaphraseMethod(), new Baselines.RetokenizationMethod(), new Baselines.SelfReminderMethod(), new Baselines.ChainOfThoughtMethod(),
+        new Baselines.PerplexityFilterMethod(), new Baselines.SelfExaminationMethod(), new Baselines.AdaShieldMethod(), new Baselines.DppMethod(),
+        new Baselines.EcsoMethod(),
+    ];
+
+    private static readonly int BuiltInCount = BuiltIn.Length;
 
     /// <summary>The method that decodes the model as it is, on the real image or none: text-only fallbacks and plain completions use it.</summary>
     public static string Plain => VanillaMethod.MethodName;
@@ -45,7 +56,7 @@ public static class DecodingMethods
     {
         lock (Lock)
         {
-            if (_all.Take(3).Any(m => m.Name == name)) return false;
+            if (_all.Take(BuiltInCount).Any(m => m.Name == name)) return false;
             int before = _all.Count;
             _all = _all.Where(m => m.Name != name).ToList();
             return _all.Count < before;

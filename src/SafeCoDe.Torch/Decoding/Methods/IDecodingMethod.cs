@@ -6,6 +6,10 @@ namespace SafeCoDe.Torch.Decoding.Methods;
 /// <summary>How a method's second branch is made: the noise kind, its σ (pixel noise) and its step (diffusion noise).</summary>
 public sealed record NoisedView(NoiseKind Kind, double Std, int DiffusionStep);
 
+/// <summary>What a method may ask of the loaded model before it serves requests.</summary>
+/// <param name="CalibratedPerplexityThreshold">A helper's perplexity threshold from its model folder, or null.</param>
+public sealed record ModelFacts(Func<Safety.ModelSpec, double?> CalibratedPerplexityThreshold);
+
 /// <summary>What a method needs from a request before it can decode.</summary>
 /// <param name="Image">An image is required (a contrast needs one to noise).</param>
 /// <param name="Noised">The noised branch to build next to the real one (null: the real branch alone).</param>
@@ -46,6 +50,11 @@ public interface IDecodingMethod
     MethodNeeds Needs(DecodingOptions options);
     /// <summary>Steps run before decoding (e.g. SafeCoDe's scene judge), in order.</summary>
     IReadOnlyList<IRequestStep> Before(DecodingOptions options);
+    /// <summary>
+    /// Checks that the loaded model can serve <paramref name="options"/> (e.g. a calibration the method needs), before
+    /// any request work; throws an <see cref="InvalidOperationException"/> that says what to do otherwise.
+    /// </summary>
+    void CheckModel(DecodingOptions options, ModelFacts facts);
     /// <summary>Steps run after decoding (e.g. a check of the answer), in order.</summary>
     IReadOnlyList<IRequestStep> After(DecodingOptions options);
     /// <summary>
@@ -81,6 +90,8 @@ public abstract class DecodingMethod<TOptions> : IDecodingMethod where TOptions 
     protected abstract MethodNeeds Needs(TOptions options);
     /// <summary>Steps before decoding.</summary>
     protected virtual IReadOnlyList<IRequestStep> Before(TOptions options) => [];
+    /// <summary>Checks the model can serve the options (default: nothing to check).</summary>
+    protected virtual void CheckModel(TOptions options, ModelFacts facts) { }
     /// <summary>Steps after decoding.</summary>
     protected virtual IReadOnlyList<IRequestStep> After(TOptions options) => [];
     /// <summary>The first phase.</summary>
@@ -100,6 +111,8 @@ public abstract class DecodingMethod<TOptions> : IDecodingMethod where TOptions 
     public MethodNeeds Needs(DecodingOptions options) => Needs(Typed(options));
     /// <inheritdoc/>
     public IReadOnlyList<IRequestStep> Before(DecodingOptions options) => Before(Typed(options));
+    /// <inheritdoc/>
+    public void CheckModel(DecodingOptions options, ModelFacts facts) => CheckModel(Typed(options), facts);
     /// <inheritdoc/>
     public IReadOnlyList<IRequestStep> After(DecodingOptions options) => After(Typed(options));
     /// <inheritdoc/>

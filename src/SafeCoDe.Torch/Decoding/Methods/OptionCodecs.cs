@@ -60,10 +60,18 @@ public static class OptionCodecs
     public static OptionCodec<int?> OptionalInt { get; } = new Optional<int>(Int);
     /// <summary>A 64-bit integer or null.</summary>
     public static OptionCodec<long?> OptionalLong { get; } = new Optional<long>(new NumberCodec<long>("an integer", NumberStyles.Integer, e => e.TryGetInt64(out var l) ? l : null));
+    /// <summary>A double or null.</summary>
+    public static OptionCodec<double?> OptionalDouble { get; } = new Optional<double>(new NumberCodec<double>("a number", NumberStyles.Float, e => e.GetDouble()));
     /// <summary>A finite or infinite double (ranges are the options record's to check).</summary>
     public static OptionCodec<double> Double { get; } = new NumberCodec<double>("a number", NumberStyles.Float, e => e.GetDouble());
     /// <summary>Lines of text: on the command line a FILE (one entry per non-empty line), in JSON an array of strings.</summary>
     public static OptionCodec<IReadOnlyList<string>> Lines { get; } = new LinesCodec();
+    /// <summary>A string taken as given (a model spec, a path).</summary>
+    public static OptionCodec<string> Text { get; } = new TextCodec();
+    /// <summary>A string or null (null: the method's own default).</summary>
+    public static OptionCodec<string?> OptionalText { get; } = new OptionalTextCodec();
+    /// <summary>A text: on the command line a FILE whose content it is (one final newline dropped), in JSON the text itself.</summary>
+    public static OptionCodec<string?> FileText { get; } = new FileTextCodec();
     /// <summary>An enum spelled by <paramref name="names"/> on the command line and in JSON.</summary>
     public static OptionCodec<TEnum> Choice<TEnum>(params (TEnum Value, string Name)[] names) where TEnum : struct, Enum => new ChoiceCodec<TEnum>(names);
 
@@ -73,6 +81,35 @@ public static class OptionCodecs
         0 => "", 1 => values[0],
         _ => string.Join(", ", values.Take(values.Count - 1)) + " or " + values[^1],
     };
+
+    private sealed class TextCodec : OptionCodec<string>
+    {
+        public override string Parse(string text, string at) => text;
+        public override string Read(JsonElement v, string at) =>
+            v.ValueKind == JsonValueKind.String ? v.GetString()! : throw new OptionValueException($"{at} must be a string, not {Kind(v)}", at, "invalid_type");
+        public override JsonNode? Write(string value) => JsonValue.Create(value);
+    }
+
+    private sealed class OptionalTextCodec : OptionCodec<string?>
+    {
+        public override string? Parse(string text, string at) => text;
+        public override string? Read(JsonElement v, string at) => v.ValueKind == JsonValueKind.Null ? null : Text.Read(v, at);
+        public override JsonNode? Write(string? value) => value is null ? null : JsonValue.Create(value);
+    }
+
+    private sealed class FileTextCodec : OptionCodec<string?>
+    {
+        public override string? Parse(string path, string at)
+        {
+            if (Directory.Exists(path)) throw new OptionValueException($"{at} {path}: is a directory, not a file", at);
+            if (!File.Exists(path)) throw new OptionValueException($"{at} {path}: file not found", at);
+            var text = BoundedFile.ReadAllText(path, InputLimits.Current.MaxConfigFileBytes, at + " file");
+            return text.EndsWith("\r\n", StringComparison.Ordinal) ? text[..^2] : text.EndsWith('\n') ? text[..^1] : text;
+        }
+        public override string? Read(JsonElement v, string at) => OptionalText.Read(v, at);
+        public override JsonNode? Write(string? value) => OptionalText.Write(value);
+        public override string? From(object? value, string at) => value is string s ? s : base.From(value, at);
+    }
 
     private sealed class BoolCodec : OptionCodec<bool>
     {

@@ -34,9 +34,40 @@ public sealed record StepRecord(
     [property: JsonPropertyName("calls")] IReadOnlyList<CallRecord> Calls,
     [property: JsonPropertyName("ms")] double Ms);
 
-/// <summary>What the engine lends a request's steps: its judge, and completions by the model inside the held request.</summary>
+/// <summary>A generation a step asks of the request's own model: its text, image, system turn and decoding options (usually the plain method's).</summary>
+public sealed record GenerationCall(string Prompt, RgbImage? Image, string? SystemPrompt, DecodingOptions Options);
+
+/// <summary>
+/// A completion a step asks of a helper model: the prompt (and a system turn), the decoding options a local helper (or
+/// the request's own model) decodes with, and how an endpoint helper samples.
+/// </summary>
+/// <param name="Prompt">The user message.</param>
+/// <param name="Options">How a model of this process decodes it (the request's own generation settings, usually).</param>
+public sealed record HelperCall(string Prompt, DecodingOptions Options)
+{
+    /// <summary>A system message (null: none).</summary>
+    public string? SystemPrompt { get; init; }
+    /// <summary>An endpoint's sampling temperature (null: the endpoint's default).</summary>
+    public float? EndpointTemperature { get; init; }
+    /// <summary>An endpoint's seed (null: none).</summary>
+    public long? EndpointSeed { get; init; }
+    /// <summary>An endpoint's output token limit (null: the endpoint's default).</summary>
+    public int? EndpointMaxTokens { get; init; }
+}
+
+/// <summary>What the engine lends a request's steps: its judge, generations by its model and helper models, all inside the held request.</summary>
 public interface IRequestServices
 {
+    /// <summary>The request's model as call records name it (the checkpoint folder's name).</summary>
+    string ModelName { get; }
+    /// <summary>Decodes <paramref name="call"/> with the request's own model (a nested request: it is not streamed).</summary>
+    Task<string> GenerateAsync(GenerationCall call, CancellationToken cancel);
+    /// <summary>A completion by <paramref name="helper"/> (<c>self</c>: the request's model through <see cref="GenerateAsync"/>, text only).</summary>
+    Task<string> HelperAsync(ModelSpec helper, HelperCall call, CancellationToken cancel);
+    /// <summary>The perplexity of <paramref name="text"/> (raw, no chat template, no image) under <paramref name="helper"/>'s language model; NaN for fewer than two tokens.</summary>
+    Task<double> PerplexityAsync(ModelSpec helper, string text, CancellationToken cancel);
+    /// <summary>The perplexity threshold calibrated for <paramref name="helper"/> and stored in its model folder (<c>safecode-ppl.json</c>), or null.</summary>
+    double? CalibratedPerplexityThreshold(ModelSpec helper);
     /// <summary>The request's scene judge on (query, image): caption and verdict; <paramref name="unknownVerdict"/> decides an unclear reply.</summary>
     Task<JudgeResult> JudgeAsync(string query, UnknownVerdictPolicy unknownVerdict, CancellationToken cancel);
     /// <summary>Greedy completion of <paramref name="prompt"/> (and optional image) by the request's model, without a system turn.</summary>
@@ -80,6 +111,51 @@ public sealed class RequestContext(string prompt, string? systemPrompt, string j
     public bool AnswerReplaced { get; set; }
     /// <summary>What the steps did, in order.</summary>
     public IReadOnlyList<StepRecord> Steps => _steps;
+
+    /// <summary>The raw question of the request (what the judge sees); the prompt embeds it in the benchmark's framing.</summary>
+    public string Question => JudgeQuery;
+
+    /// <summary>
+    /// Puts <paramref name="rewritten"/> in place of the question inside <see cref="Prompt"/> (the framing around it is
+    /// kept); when the prompt does not contain the question, the rewritten text becomes the prompt.
+    /// </summary>
+    public void ReplaceQuestion(string rewritten)
+    {
+        int at = Prompt.IndexOf(Question, StringComparison.Ordinal);
+        Prompt = Question.Length > 0 && at >= 0 ? string.Concat(Prompt.AsSpan(0, at), rewritten, Prompt.AsSpan(at + Question.Length)) : rewritten;
+    }
+
+    /// <summary>The request's model decodes <paramref name="call"/>; recorded as a call of <paramref name="role"/>.</summary>
+    public async Task<string> GenerateAsync(string role, GenerationCall call, CancellationToken cancel)
+    {
+        var sw = Stopwatch.StartNew();
+        var reply = await services.GenerateAsync(call, cancel).ConfigureAwait(false);
+        RecordCall(new CallRecord(role, "self:" + services.ModelName, call.Prompt, reply, sw.Elapsed.TotalMilliseconds));
+        return reply;
+    }
+
+    /// <summary>A helper model completes <paramref name="call"/>; recorded as a call of <paramref name="role"/> to the helper.</summary>
+    public async Task<string> AskHelperAsync(string role, ModelSpec helper, HelperCall call, CancellationToken cancel)
+    {
+        var sw = Stopwatch.StartNew();
+        var reply = await services.HelperAsync(helper, call, cancel).ConfigureAwait(false);
+        RecordCall(new CallRecord(role, Describe(helper), call.Prompt, reply, sw.Elapsed.TotalMilliseconds));
+        return reply;
+    }
+
+    /// <summary>The perplexity of <paramref name="text"/> under a helper's language model; recorded as a call of <paramref name="role"/>.</summary>
+    public async Task<double> PerplexityAsync(string role, ModelSpec helper, string text, CancellationToken cancel)
+    {
+        var sw = Stopwatch.StartNew();
+        double ppl = await services.PerplexityAsync(helper, text, cancel).ConfigureAwait(false);
+        RecordCall(new CallRecord(role, Describe(helper), text, ppl.ToString("R", System.Globalization.CultureInfo.InvariantCulture), sw.Elapsed.TotalMilliseconds));
+        return ppl;
+    }
+
+    /// <summary>The helper's calibrated perplexity threshold (from its model folder), or null.</summary>
+    public double? CalibratedPerplexityThreshold(ModelSpec helper) => services.CalibratedPerplexityThreshold(helper);
+
+    private string Describe(ModelSpec helper) => helper.Kind == ModelSpecKind.Self ? "self:" + services.ModelName : helper.ToString();
 
     /// <summary>The request's judge (see <see cref="IRequestServices.JudgeAsync"/>).</summary>
     public Task<JudgeResult> JudgeAsync(UnknownVerdictPolicy unknownVerdict, CancellationToken cancel) => services.JudgeAsync(JudgeQuery, unknownVerdict, cancel);
