@@ -54,7 +54,8 @@ public static class EvalCalibrateCommand
             if (p.GetValue(json)) io.Out.WriteLine(doc.ToJsonString(EvalJson.Indented));
             else
             {
-                io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"threshold {r.Threshold:G6} (highest of {r.Prompts} questions, sample {r.HighestId}); median {r.Median:G6}, p95 {r.P95:G6}"));
+                io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"threshold {r.Threshold:G6} (highest of {r.Prompts} questions, sample {r.HighestId}); median {r.Median:G6}, p95 {r.P95:G6}") +
+                    (r.Problems > 0 ? $"; {r.Problems} record(s) not readable were left out" : ""));
                 io.Out.WriteLine(p.GetValue(write) ? $"written to {target}" : $"use it with --ppl-threshold {r.Threshold.ToString("G6", CultureInfo.InvariantCulture)}, or store it with --write");
             }
             return ExitCodes.Ok;

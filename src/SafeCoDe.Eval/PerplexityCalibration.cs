@@ -13,10 +13,13 @@ namespace SafeCoDe.Eval;
 /// <param name="HighestId">The sample whose question set the threshold.</param>
 public sealed record PerplexityCalibrationResult(double Threshold, int Prompts, double Median, double P95, string HighestId)
 {
+    /// <summary>Records of the benchmark copy that could not be read (left out of the calibration, and said so).</summary>
+    public int Problems { get; init; }
+
     /// <summary>The calibration as a model folder stores it (<see cref="SafeCoDeEngine.PerplexityCalibrationFile"/>).</summary>
     public JsonObject ToJson(string model, string benchmark, string data) => new()
     {
-        ["threshold"] = Threshold, ["prompts"] = Prompts, ["median"] = Median, ["p95"] = P95, ["highest_id"] = HighestId,
+        ["threshold"] = Threshold, ["prompts"] = Prompts, ["median"] = Median, ["p95"] = P95, ["highest_id"] = HighestId, ["problems"] = Problems,
         ["model"] = model, ["benchmark"] = benchmark, ["data"] = Path.GetFullPath(data), ["created"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
         ["definition"] = "the highest perplexity of the raw questions (no chat template, no image) of a prompt set of plain (non-adversarial) requests, as Jain et al. and SafeDecoding set their filter's threshold",
     };
@@ -33,11 +36,14 @@ public static class PerplexityCalibration
     public static PerplexityCalibrationResult Run(SafeCoDeEngine engine, string benchmark, string data, ReaderSelection selection, Action<int, int>? progress = null,
         CancellationToken cancel = default)
     {
-        var questions = BenchmarkReaders.Get(benchmark).Read(data, selection)
-            .Where(i => i.Sample is not null)
+        var items = BenchmarkReaders.Get(benchmark).Read(data, selection).ToList();
+        var problems = items.Where(i => i.Problem is not null).Select(i => i.Problem!).ToList();
+        var questions = items.Where(i => i.Sample is not null)
             .SelectMany(i => i.Sample!.Prompts.Select(p => (i.Sample!.Id, p.Question)))
             .DistinctBy(q => q.Question).ToList();
-        if (questions.Count == 0) throw new InvalidDataException($"{data}: no {benchmark} question to score");
+        if (questions.Count == 0)
+            throw new InvalidDataException($"{data}: no {benchmark} question to score" +
+                (problems.Count == 0 ? "" : $" ({problems.Count} record(s) not readable; the first, '{problems[0].Id}': {problems[0].Reason})"));
         var scored = new List<(string Id, double Ppl)>();
         for (int i = 0; i < questions.Count; i++)
         {
@@ -50,6 +56,6 @@ public static class PerplexityCalibration
         var sorted = scored.Select(s => s.Ppl).Order().ToList();
         var top = scored.MaxBy(s => s.Ppl);
         double At(double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
-        return new PerplexityCalibrationResult(top.Ppl, scored.Count, At(0.5), At(0.95), top.Id);
+        return new PerplexityCalibrationResult(top.Ppl, scored.Count, At(0.5), At(0.95), top.Id) { Problems = problems.Count };
     }
 }

@@ -111,6 +111,7 @@ public sealed partial class SafeCoDeEngine
     private sealed class Services(SafeCoDeEngine engine, RequestState run) : IRequestServices
     {
         public string ModelName => engine.ModelName;
+        public string? DefaultSystemPrompt => engine.Format.DefaultSystem;
         public Task<JudgeResult> JudgeAsync(string query, UnknownVerdictPolicy unknownVerdict, CancellationToken cancel) => engine.JudgeAsync(run, query, unknownVerdict, cancel);
         public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel) => engine.CompleteHeld(prompt, image, maxNewTokens, cancel);
         public Task<string> GenerateAsync(GenerationCall call, CancellationToken cancel) => engine.GenerateNestedAsync(run, call, cancel);

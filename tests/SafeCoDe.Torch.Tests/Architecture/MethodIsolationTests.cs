@@ -41,9 +41,15 @@ public class MethodIsolationTests
     /// the cache folder), so for it only a comparison of a method or mode with it counts.
     /// </summary>
     private static IReadOnlyList<(string What, Regex Pattern)> NameRules() =>
-        DecodingMethods.All.Take(3).Select(m => m.Name == "safecode"
+        DecodingMethods.All.Select(m => m.Name == "safecode"
             ? ($"a mode compared with \"{m.Name}\"", new Regex($"\\b([Mm]ethod|[Mm]ode)\\b\\s*(==|!=)\\s*\"{m.Name}\"|\"{m.Name}\"\\s*(==|!=)\\s*[\\w.]*\\b([Mm]ethod|[Mm]ode)\\b"))
             : ($"the name \"{m.Name}\"", new Regex($"\"{Regex.Escape(m.Name)}\""))).ToArray();
+
+    /// <summary>
+    /// Central files that may spell a method's name, and why: <c>safecode eval calibrate ppl</c> is named after the method
+    /// whose threshold it computes (a command's name, not a switch on the request's method).
+    /// </summary>
+    private static readonly HashSet<(string Rel, string What)> Exempt = [("SafeCoDe.Cli/EvalCalibrateCommand.cs", "the name \"ppl\"")];
 
     private static IEnumerable<(string Rel, string[] Lines)> CentralFiles()
     {
@@ -73,7 +79,7 @@ public class MethodIsolationTests
                 if (typeRule.IsMatch(code)) found.Add($"{rel}:{i + 1} a method's type: {lines[i].Trim()}");
                 var withStrings = lines[i].TrimStart().StartsWith("///") || lines[i].TrimStart().StartsWith("//") ? "" : lines[i];
                 foreach (var (what, pattern) in NameRules())
-                    if (pattern.IsMatch(withStrings)) found.Add($"{rel}:{i + 1} {what}: {lines[i].Trim()}");
+                    if (pattern.IsMatch(withStrings) && !Exempt.Contains((rel, what))) found.Add($"{rel}:{i + 1} {what}: {lines[i].Trim()}");
             }
         }
         Assert.That(files, Is.GreaterThan(100), "the library, the harness and the command line were scanned");

@@ -60,6 +60,8 @@ public interface IRequestServices
 {
     /// <summary>The request's model as call records name it (the checkpoint folder's name).</summary>
     string ModelName { get; }
+    /// <summary>The system text the model's chat template renders when a request gives none (null: none).</summary>
+    string? DefaultSystemPrompt { get; }
     /// <summary>Decodes <paramref name="call"/> with the request's own model (a nested request: it is not streamed).</summary>
     Task<string> GenerateAsync(GenerationCall call, CancellationToken cancel);
     /// <summary>A completion by <paramref name="helper"/> (<c>self</c>: the request's model through <see cref="GenerateAsync"/>, text only).</summary>
@@ -111,6 +113,9 @@ public sealed class RequestContext(string prompt, string? systemPrompt, string j
     public bool AnswerReplaced { get; set; }
     /// <summary>What the steps did, in order.</summary>
     public IReadOnlyList<StepRecord> Steps => _steps;
+
+    /// <summary>The system text the model's template renders when <see cref="SystemPrompt"/> is null (null: none).</summary>
+    public string? DefaultSystemPrompt => services.DefaultSystemPrompt;
 
     /// <summary>The raw question of the request (what the judge sees); the prompt embeds it in the benchmark's framing.</summary>
     public string Question => JudgeQuery;

@@ -14,13 +14,16 @@ public sealed class QwenFormat(string family, PromptStyle style) : ChatFormat
     /// <inheritdoc/>
     public override string Family => family;
     /// <summary>System prompt inserted when the conversation does not start with a system turn (as Qwen's template does).</summary>
-    public const string DefaultSystem = "You are a helpful assistant.";
+    public const string DefaultSystemText = "You are a helpful assistant.";
+
+    /// <inheritdoc/>
+    public override string? DefaultSystem => DefaultSystemText;
 
     /// <inheritdoc/>
     public override string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt)
     {
         var sb = new StringBuilder();
-        if (turns.Count == 0 || turns[0].Role != "system") sb.Append("<|im_start|>system\n").Append(DefaultSystem).Append("<|im_end|>\n");
+        if (turns.Count == 0 || turns[0].Role != "system") sb.Append("<|im_start|>system\n").Append(DefaultSystemText).Append("<|im_end|>\n");
         foreach (var t in turns)
         {
             sb.Append("<|im_start|>").Append(t.Role).Append('\n');

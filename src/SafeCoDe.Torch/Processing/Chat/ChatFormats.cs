@@ -36,6 +36,9 @@ public abstract class ChatFormat
     /// <summary>The <c>model_type</c> this format renders for.</summary>
     public abstract string Family { get; }
 
+    /// <summary>The system text the template renders when the conversation has no system turn (null: none).</summary>
+    public virtual string? DefaultSystem => null;
+
     /// <summary>Renders the conversation with <see cref="ImageMarker"/> for each image.</summary>
     public abstract string Render(IReadOnlyList<ChatTurn> turns, bool addGenerationPrompt);
 

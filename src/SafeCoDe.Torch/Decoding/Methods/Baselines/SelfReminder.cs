@@ -51,7 +51,8 @@ public sealed class SelfReminderMethod : DefenseMethod<SelfReminderOptions>
         {
             var o = (SelfReminderOptions)request.Options;
             var system = o.SystemReminder ?? DefenseTexts.Get("self-reminder-system");
-            request.SystemPrompt = request.SystemPrompt is { Length: > 0 } given ? given + system : system.TrimStart();
+            // appended to the system text the model would see (the template's default when the request gives none), as SafeDecoding does
+            request.SystemPrompt = (request.SystemPrompt ?? request.DefaultSystemPrompt) is { Length: > 0 } given ? given + system : system.TrimStart();
             var question = request.Question;
             request.ReplaceQuestion(question + (o.QuerySuffix ?? DefenseTexts.Get("self-reminder-suffix")));
             request.RecordIo(question, $"system: {request.SystemPrompt}\nuser: {request.Prompt}");
