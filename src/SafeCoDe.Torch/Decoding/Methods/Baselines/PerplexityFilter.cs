@@ -19,7 +19,11 @@ public sealed record PerplexityFilterOptions : DecodingOptions
     public override void Validate()
     {
         base.Validate();
-        ModelSpec.Parse(Scorer, ModelRole.Helper, "--ppl-model");
+        var spec = ModelSpec.Parse(Scorer, ModelRole.Helper, "--ppl-model");
+        if (spec.Kind == ModelSpecKind.OpenAi)
+            throw new ArgumentException($"--ppl-model {spec}: an endpoint gives no token probabilities here; use self, local:DIR or fixed:NUMBER");
+        if (spec.Kind == ModelSpecKind.Fixed && !double.TryParse(spec.Argument, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _))
+            throw new ArgumentException($"--ppl-model {spec}: fixed: takes a number here (the perplexity every question scores)");
         if (Threshold is { } t && !(double.IsFinite(t) && t > 0)) throw new ArgumentException("--ppl-threshold must be a positive number");
     }
 }
@@ -44,7 +48,8 @@ public sealed class PerplexityFilterMethod : DefenseMethod<PerplexityFilterOptio
     public override IReadOnlyList<MethodOption> Options { get; } =
     [
         .. SharedOptions.All,
-        HelperOption("ppl-model", "scores the question's perplexity (self: the backbone's language model; local:DIR; fixed:NUMBER)", o => o.Scorer, (o, v) => o with { Scorer = v }),
+        Opt("ppl-model", "Whose language model scores the question's perplexity: self (the backbone's), local:DIR or fixed:NUMBER (an endpoint gives no token probabilities) [default: self]",
+            "SPEC", OptionCodecs.Text, o => o.Scorer, (o, v) => o with { Scorer = v }, weakens: true),
         Opt("ppl-threshold", "Refuse questions above this perplexity [default: the model folder's calibration (safecode eval calibrate ppl)]", "X",
             OptionCodecs.OptionalDouble, o => o.Threshold, (o, v) => o with { Threshold = v }, weakens: true),
     ];
