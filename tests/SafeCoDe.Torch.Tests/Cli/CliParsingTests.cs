@@ -76,7 +76,7 @@ public class CliParsingTests
     [TestCase("--alpha", "much", "--alpha 'much': expected a number")]
     [TestCase("--max-new-tokens", "1.5", "--max-new-tokens '1.5': expected an integer")]
     [TestCase("--early-exit", "maybe", "unexpected argument 'maybe'")]
-    [TestCase("--mode", "beam", "--mode 'beam': expected safecode, vanilla or vcd")]
+    [TestCase("--mode", "beam", "--mode 'beam': expected safecode, vanilla, vcd, paraphrase, retokenization, self-reminder, cot, ppl, self-exam, adashield, dpp or ecso")]
     [TestCase("--noise", "salt", "--noise 'salt': expected pixel or vcd")]
     public void BadValues_NameTheOption(string option, string value, string expected)
     {
@@ -131,6 +131,12 @@ public class CliParsingTests
         {
             File.WriteAllLines(Path.Combine(dir, "phrases.txt"), ["I cannot", "Sorry"]);
             File.WriteAllLines(Path.Combine(dir, "keywords.txt"), ["cannot"]);
+            string Text(string name)
+            {
+                var path = Path.Combine(dir, name + ".txt");
+                File.WriteAllText(path, name == "merges" ? "t h\n" : "text of " + name + "\n");
+                return path;
+            }
             string[] shared = ["--seed", "9", "--greedy", "--temperature-safe", "0.6", "--top-p-safe", "0.8", "--top-k", "5",
                 "--max-new-tokens", "7", "--uniform-max-new-tokens", "100", "--max-total-tokens", "9"];
             var flags = new Dictionary<string, string[]>
@@ -143,6 +149,15 @@ public class CliParsingTests
                     "--unknown-verdict", "error", "--refusal-phrases", Path.Combine(dir, "phrases.txt"), "--preferred-keywords", Path.Combine(dir, "keywords.txt")],
                 ["vcd"] = [.. shared, "--alpha", "0.7", "--noise", "vcd", "--noise-std", "0.2", "--vcd-noise-step", "300", "--vcd-beta", "0.2"],
                 ["vanilla"] = shared,
+                ["paraphrase"] = [.. shared, "--paraphrase-model", "fixed:again", "--paraphrase-prompt", Text("p"), "--protect-structure", "false"],
+                ["retokenization"] = [.. shared, "--bpe-dropout", "0.1", "--merge-table", Text("merges"), "--protect-structure", "false"],
+                ["self-reminder"] = [.. shared, "--reminder-system", Text("s"), "--reminder-suffix", Text("u")],
+                ["cot"] = [.. shared, "--cot-prompt", Text("c"), "--cot-extract-answer"],
+                ["ppl"] = [.. shared, "--ppl-model", "fixed:3", "--ppl-threshold", "12"],
+                ["self-exam"] = [.. shared, "--self-exam-model", "fixed:no", "--self-exam-form", "paper", "--self-exam-prompt", Text("e")],
+                ["adashield"] = [.. shared, "--adashield-prompt", Text("a"), "--adashield-pool", Text("pool"), "--adashield-beta", "0.5"],
+                ["dpp"] = [.. shared, "--dpp-variant", "warn", "--dpp-patch", Text("d")],
+                ["ecso"] = [.. shared, "--ecso-max-new-tokens", "8", "--ecso-image-in-answer"],
             };
             Assert.That(DecodingMethods.All.Select(m => m.Name), Is.EquivalentTo(flags.Keys), "every built-in method is covered");
             foreach (var (mode, given) in flags)
