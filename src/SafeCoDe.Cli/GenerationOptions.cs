@@ -45,6 +45,11 @@ public sealed class GenerationOptions
                       "openai[:MODEL] (an OpenAI-compatible endpoint, see SAFECODE_JUDGE_* in 'safecode --help'), fixed:safe, fixed:unsafe, cache:FILE (replay)",
         HelpName = "SPEC", DefaultValueFactory = _ => "self",
     };
+    /// <summary><c>--judge-format NAME</c>: how the judge is asked and read (a guard model's own format, or the project's).</summary>
+    public Option<string> JudgeFormat { get; } = CliOptions.Choice("--judge-format",
+        "How the judge is asked and its reply read: " + string.Join("; ", Torch.Safety.Guards.JudgeFormats.All.Select(f => $"{f.Name}: {f.Summary}")) +
+        ". A guard format needs --judge openai:MODEL (a server running that guard model)",
+        [.. Torch.Safety.Guards.JudgeFormats.Names], Torch.Safety.Guards.JudgeFormats.Default);
     /// <summary><c>--judge-cache FILE</c>.</summary>
     public Option<string> JudgeCache { get; } = new("--judge-cache") { Description = "Remember judge replies in this JSON file and reuse them", HelpName = "FILE" };
 
@@ -70,7 +75,7 @@ public sealed class GenerationOptions
 
     /// <summary>Every option, in help order.</summary>
     public IEnumerable<Option> All =>
-        [Model, Device, DType, MaxBatchRows, PromptStyle, System, Judge, JudgeCache, OptionsFile, Mode, Preset, .. Decoding.Select(d => d.Flag), ParseSpecial];
+        [Model, Device, DType, MaxBatchRows, PromptStyle, System, Judge, JudgeFormat, JudgeCache, OptionsFile, Mode, Preset, .. Decoding.Select(d => d.Flag), ParseSpecial];
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
@@ -100,11 +105,14 @@ public sealed class GenerationOptions
         if (rows < 1) throw new UsageException($"--max-batch-rows {rows}: expected at least 1");
         var method = DecodingMethods.Of(options);
         if (!method.Needs(options).Judge)
-            foreach (var flag in new Option[] { Judge, JudgeCache }.Where(p.Given))
+            foreach (var flag in new Option[] { Judge, JudgeFormat, JudgeCache }.Where(p.Given))
                 warnings.Add($"{flag.Name} has no effect with --mode {method.Name} (it uses no judge)");
         return new GenerationSettings(
             p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style, MaxBatchRows = rows }, options,
-            p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System)) { ParseSpecial = p.GetValue(ParseSpecial), Warnings = warnings };
+            p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System))
+        {
+            ParseSpecial = p.GetValue(ParseSpecial), Warnings = warnings, JudgeFormat = p.GetValue(JudgeFormat) ?? Torch.Safety.Guards.JudgeFormats.Default,
+        };
     }
 
     /// <summary>The decoding options: the file's (with --mode/--preset put into it), then every decoding flag given, validated.</summary>
@@ -151,6 +159,9 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
     /// <summary>--parse-special: special-token strings in user text become control tokens.</summary>
     public bool ParseSpecial { get; init; }
 
+    /// <summary>--judge-format: how the judge is asked and read (<c>safecode</c>, or a guard model's format).</summary>
+    public string JudgeFormat { get; init; } = Torch.Safety.Guards.JudgeFormats.Default;
+
     /// <summary>Options given that have no effect with the chosen method (each one line, for stderr).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
@@ -183,7 +194,7 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
     /// <exception cref="UsageException">The spec is not one of the forms above.</exception>
     public ISafetyJudge BuildJudge(SafeCoDeEngine engine)
     {
-        try { return SceneJudgeSpecs.Create(JudgeSpec, engine, Engine.Device, JudgeCache); }
+        try { return SceneJudgeSpecs.Create(JudgeSpec, engine, Engine.Device, JudgeCache, format: JudgeFormat); }
         catch (ArgumentException ex) { throw new UsageException(ex.Message); }
     }
 
@@ -191,5 +202,7 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
     public void CheckJudgeSpec()
     {
         if (!ModelSpec.IsValid(JudgeSpec, ModelRole.Judge)) throw new UsageException($"--judge '{JudgeSpec}': expected {ModelSpec.Forms(ModelRole.Judge)}");
+        try { SceneJudgeSpecs.CheckFormat(JudgeSpec, JudgeFormat); }
+        catch (ArgumentException ex) { throw new UsageException(ex.Message); }
     }
 }

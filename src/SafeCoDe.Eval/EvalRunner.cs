@@ -191,6 +191,7 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
                 AnswerReplaced = r.AnswerReplaced, RefusedBeforeDecoding = r.Refused, Steps = r.Steps.Count == 0 ? null : r.Steps,
                 System = prompt.System, Image = Describe(prompt.Image),
                 Answer = r.Answer, Verdict = r.Verdict, Caption = r.Caption, RawVerdict = r.RawVerdict, Judge = r.Judge,
+                JudgeFormat = r.JudgeFormat, JudgeCategories = r.JudgeCategories, JudgeRationale = r.JudgeRationale, JudgeScore = r.JudgeScore,
                 GuidedText = r.GuidedText, GuidedTokens = r.GuidedTokens, ForcedPhrase = r.ForcedPhrase,
                 PromptTokens = r.PromptTokens, GeneratedTokens = r.GeneratedTokens, Seed = r.Options.Seed,
                 Timings = new OutputTimings

@@ -255,6 +255,9 @@ public sealed partial class SafeCoDeEngine
             prompt?.Length ?? 0, tokens.Length, g?.StoppedAtEos ?? false, tokens, timings, o, Family, Model.Device.ToString())
         {
             Steps = c.Steps, DecodedPrompt = c.Prompt, DecodedSystemPrompt = c.SystemPrompt, AnswerReplaced = c.AnswerReplaced, Refused = c.Refusal is not null,
+            JudgeFormat = j is not null && j.Format != Safety.Guards.JudgeFormats.Default ? j.Format : null,
+            JudgeCategories = j is not null && j.Format != Safety.Guards.JudgeFormats.Default ? j.Categories : null,
+            JudgeRationale = j?.Rationale, JudgeScore = j?.Score, VerdictUnparsed = j is { VerdictParsed: false },
         };
     }
 }

@@ -126,6 +126,16 @@ public sealed record SafeCoDeResult(
     [JsonPropertyName("answer_replaced")] public bool AnswerReplaced { get; init; }
     /// <summary>True when a step before decoding answered with a refusal and nothing was decoded.</summary>
     [JsonPropertyName("refused_before_decoding")] public bool Refused { get; init; }
+    /// <summary>The guard format that judged the scene (null: the project's own judge, or none).</summary>
+    [JsonPropertyName("judge_format"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? JudgeFormat { get; init; }
+    /// <summary>The categories a guard judge named as violated (null: no guard judged).</summary>
+    [JsonPropertyName("judge_categories"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public IReadOnlyList<string>? JudgeCategories { get; init; }
+    /// <summary>A guard judge's stated reason, or why its reply could not be read.</summary>
+    [JsonPropertyName("judge_rationale"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? JudgeRationale { get; init; }
+    /// <summary>A guard judge's probability of "unsafe", when its format gives one.</summary>
+    [JsonPropertyName("judge_score"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? JudgeScore { get; init; }
+    /// <summary>True when the judge's reply could not be read and the unknown-verdict policy decided.</summary>
+    [JsonPropertyName("verdict_unparsed"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool VerdictUnparsed { get; init; }
 }
 
 /// <summary>

@@ -98,7 +98,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             var engineOptions = _o.Engine with { ImageLimits = new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes } };
             var engine = await Task.Run(() => SafeCoDeEngine.LoadAsync(_o.ModelDir, engineOptions, null, _shutdown.Token)).ConfigureAwait(false);
             // the server's judge serves every request whose method uses one, whatever the server's default method
-            var settings = new GenerationSettings(_o.ModelDir, engineOptions, _o.Decoding, _o.JudgeSpec, _o.JudgeCache, _o.SystemPrompt);
+            var settings = new GenerationSettings(_o.ModelDir, engineOptions, _o.Decoding, _o.JudgeSpec, _o.JudgeCache, _o.SystemPrompt) { JudgeFormat = _o.JudgeFormat };
             _judge = settings.BuildJudge(engine);
             Log(new JsonObject { ["event"] = "model_loaded", ["model"] = ModelId, ["ms"] = Math.Round(sw.Elapsed.TotalMilliseconds) });
             return engine;

@@ -52,7 +52,7 @@ public static class ServeCommand
             var key = p.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("SAFECODE_API_KEY");
             var options = new ServerOptions
             {
-                ModelDir = s.ModelDir, Engine = s.Engine, Decoding = s.Decoding, JudgeSpec = s.JudgeSpec, JudgeCache = s.JudgeCache, SystemPrompt = s.SystemPrompt,
+                ModelDir = s.ModelDir, Engine = s.Engine, Decoding = s.Decoding, JudgeSpec = s.JudgeSpec, JudgeFormat = s.JudgeFormat, JudgeCache = s.JudgeCache, SystemPrompt = s.SystemPrompt,
                 Host = hostValue, Port = portValue, ApiKey = string.IsNullOrEmpty(key) ? null : key, QueueLength = q,
                 RequestTimeout = TimeSpan.FromSeconds(t), ShutdownDeadline = TimeSpan.FromSeconds(d),
                 MaxBodyBytes = CliOptions.ParseBytes(p.GetValue(maxBody)!, "--max-body"), MaxImageBytes = CliOptions.ParseBytes(p.GetValue(maxImage)!, "--max-image"),

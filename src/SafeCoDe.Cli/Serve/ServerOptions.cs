@@ -16,6 +16,8 @@ public sealed record ServerOptions
     public string JudgeSpec { get; init; } = "self";
     /// <summary>A judge cache file, or null.</summary>
     public string? JudgeCache { get; init; }
+    /// <summary>The judge's format (<c>--judge-format</c>).</summary>
+    public string JudgeFormat { get; init; } = Torch.Safety.Guards.JudgeFormats.Default;
     /// <summary>A system turn put before every conversation that has no system message, or null.</summary>
     public string? SystemPrompt { get; init; }
     /// <summary>Address to listen on (default 127.0.0.1: this machine only).</summary>

@@ -44,6 +44,14 @@ public sealed record RunOutput
     public string? RawVerdict { get; init; }
     /// <summary>Which judge decided the verdict.</summary>
     public string? Judge { get; init; }
+    /// <summary>The guard format that judged the scene (null: the project's own judge, or none).</summary>
+    public string? JudgeFormat { get; init; }
+    /// <summary>The categories a guard judge named as violated (null: no guard judged).</summary>
+    public IReadOnlyList<string>? JudgeCategories { get; init; }
+    /// <summary>A guard judge's stated reason, or why its reply could not be read.</summary>
+    public string? JudgeRationale { get; init; }
+    /// <summary>A guard judge's probability of "unsafe", when its format gives one.</summary>
+    public double? JudgeScore { get; init; }
     /// <summary>Text of the guided tokens.</summary>
     public string? GuidedText { get; init; }
     /// <summary>How many tokens were guided.</summary>

@@ -36,7 +36,17 @@ public sealed class CachedJudge : ISafetyJudge
         [property: JsonPropertyName("caption")] string Caption,
         [property: JsonPropertyName("raw")] string Raw,
         [property: JsonPropertyName("judge")] string Judge,
-        [property: JsonPropertyName("latency_ms")] double LatencyMs);
+        [property: JsonPropertyName("latency_ms")] double LatencyMs)
+    {
+        /// <summary>The guard format that judged (null: the project's own judge).</summary>
+        [JsonPropertyName("format"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Format { get; init; }
+        /// <summary>The categories a guard named.</summary>
+        [JsonPropertyName("categories"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public IReadOnlyList<string>? Categories { get; init; }
+        /// <summary>A guard's stated reason.</summary>
+        [JsonPropertyName("rationale"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Rationale { get; init; }
+        /// <summary>A guard's probability of "unsafe".</summary>
+        [JsonPropertyName("score"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? Score { get; init; }
+    }
 
     /// <summary>Loads <paramref name="path"/> if it exists (a missing file is an empty cache).</summary>
     /// <param name="path">The JSONL cache file; created (with its folder) on the first new verdict.</param>
@@ -96,14 +106,21 @@ public sealed class CachedJudge : ISafetyJudge
         try
         {
             if (_entries.TryGetValue(key, out var hit))
-                return new JudgeResult(hit.Verdict == "unsafe" ? Verdict.Unsafe : Verdict.Safe, hit.Caption, hit.Raw, true, "cache:" + hit.Judge, 0);
+                return new JudgeResult(hit.Verdict == "unsafe" ? Verdict.Unsafe : Verdict.Safe, hit.Caption, hit.Raw, true, "cache:" + hit.Judge, 0)
+                {
+                    Format = hit.Format ?? Guards.JudgeFormats.Default, Categories = hit.Categories ?? [], Rationale = hit.Rationale, Score = hit.Score,
+                };
         }
         finally { _gate.Release(); }
 
         if (inner is null)
             throw new JudgeException($"{_path} has no verdict for image {request.ImageHash[..Math.Min(12, request.ImageHash.Length)]} and query {JudgePrompts.Quote(request.Query.Length > 80 ? request.Query[..80] + "…" : request.Query)}");
         var r = await inner.JudgeAsync(request, cancel).ConfigureAwait(false);
-        var entry = new Entry(request.ImageHash, request.Query, r.Verdict == Verdict.Unsafe ? "unsafe" : "safe", r.Caption, r.RawVerdictReply, r.Judge, r.LatencyMs);
+        bool guard = r.Format != Guards.JudgeFormats.Default;
+        var entry = new Entry(request.ImageHash, request.Query, r.Verdict == Verdict.Unsafe ? "unsafe" : "safe", r.Caption, r.RawVerdictReply, r.Judge, r.LatencyMs)
+        {
+            Format = guard ? r.Format : null, Categories = guard ? r.Categories : null, Rationale = r.Rationale, Score = r.Score,
+        };
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
         try
         {

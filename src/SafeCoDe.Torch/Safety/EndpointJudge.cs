@@ -118,7 +118,35 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
         return CallAsync("helper", messages, new ChatOptions { ModelId = _o.ResolvedModel, Temperature = temperature, Seed = seed, MaxOutputTokens = maxTokens }, cancel);
     }
 
+    /// <summary>
+    /// One guard-model call on this endpoint, with its time limit and retries: the messages as they are, the reply's
+    /// text and, when the call asks for them, the first reply token's top log-probabilities.
+    /// </summary>
+    public async Task<Guards.GuardReply> GuardAsync(Guards.GuardCall call, CancellationToken cancel = default)
+    {
+        var options = new ChatOptions { ModelId = _o.ResolvedModel, MaxOutputTokens = call.MaxTokens, Temperature = 0 };
+        if (call.LogProbs)
+            options.RawRepresentationFactory = _ => new OpenAI.Chat.ChatCompletionOptions { IncludeLogProbabilities = true, TopLogProbabilityCount = GuardTopLogProbs };
+        var response = await RespondAsync(call.What, [.. call.Messages], options, cancel).ConfigureAwait(false);
+        IReadOnlyList<(string, double)>? top = null;
+        if (call.LogProbs && response.RawRepresentation is OpenAI.Chat.ChatCompletion { ContentTokenLogProbabilities: { Count: > 0 } lps })
+            top = lps[0].TopLogProbabilities.Select(t => (t.Token, (double)t.LogProbability)).Append((lps[0].Token, (double)lps[0].LogProbability)).ToArray();
+        return new Guards.GuardReply(response.Text ?? "", top);
+    }
+
+    /// <summary>How many alternatives of the first token a guard call asks for (enough for "Yes" and "No" to be among them).</summary>
+    public const int GuardTopLogProbs = 20;
+
     private async Task<string> CallAsync(string what, List<ChatMessage> messages, ChatOptions options, CancellationToken cancel)
+    {
+        var response = await RespondAsync(what, messages, options, cancel).ConfigureAwait(false);
+        var text = response.Text;
+        if (string.IsNullOrWhiteSpace(text) && what == "caption")
+            throw new JudgeException($"the judge endpoint returned an empty {what}");
+        return text ?? "";
+    }
+
+    private async Task<ChatResponse> RespondAsync(string what, List<ChatMessage> messages, ChatOptions options, CancellationToken cancel)
     {
         var delay = _o.InitialBackoff;
         for (int attempt = 0; ; attempt++)
@@ -129,11 +157,7 @@ public sealed class EndpointJudge : TwoStepJudge, IDisposable
             TimeSpan? retryAfter = null;
             try
             {
-                var response = await _chat.GetResponseAsync(messages, options, limit.Token).ConfigureAwait(false);
-                var text = response.Text;
-                if (string.IsNullOrWhiteSpace(text) && what == "caption")
-                    throw new JudgeException($"the judge endpoint returned an empty {what}");
-                return text ?? "";
+                return await _chat.GetResponseAsync(messages, options, limit.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }
             catch (Exception e) when (FindTooLarge(e) is { } big) { throw new JudgeException($"judge {what} reply refused: {big.Message}", e); }

@@ -29,7 +29,17 @@ public sealed record JudgeRequest(string Query, byte[]? ImageBytes, string Image
 
 /// <summary>A judge's answer: verdict, the caption it reasoned from, its raw replies and how long it took.</summary>
 public sealed record JudgeResult(
-    Verdict Verdict, string Caption, string RawVerdictReply, bool VerdictParsed, string Judge, double LatencyMs, double CaptionMs = 0, double VerdictMs = 0);
+    Verdict Verdict, string Caption, string RawVerdictReply, bool VerdictParsed, string Judge, double LatencyMs, double CaptionMs = 0, double VerdictMs = 0)
+{
+    /// <summary>The judge format that asked and read (<c>safecode</c>, or a guard model's).</summary>
+    public string Format { get; init; } = Guards.JudgeFormats.Default;
+    /// <summary>The categories a guard model named as violated (empty: none, or a format without categories).</summary>
+    public IReadOnlyList<string> Categories { get; init; } = [];
+    /// <summary>A guard model's stated reason, or why its reply could not be read.</summary>
+    public string? Rationale { get; init; }
+    /// <summary>A guard model's probability of "unsafe", when its format defines one.</summary>
+    public double? Score { get; init; }
+}
 
 /// <summary>Scene-level reasoning: caption the image, then decide safe/unsafe for the query in that scene.</summary>
 public interface ISafetyJudge

@@ -84,17 +84,38 @@ public static class SceneJudgeSpecs
 {
     /// <summary>The judge of <paramref name="spec"/> on <paramref name="engine"/> (<c>self</c>), wrapped in a <see cref="CachedJudge"/> of <paramref name="cacheFile"/> when given.</summary>
     /// <exception cref="ArgumentException">The spec is not one of the judge forms.</exception>
-    public static ISafetyJudge Create(string spec, SafeCoDeEngine engine, Runtime.DeviceRequest device, string? cacheFile = null, string optionName = "--judge")
+    /// <param name="format">The judge format (<c>--judge-format</c>): <c>safecode</c> (default) or a guard model's, which only an endpoint judge speaks.</param>
+    public static ISafetyJudge Create(string spec, SafeCoDeEngine engine, Runtime.DeviceRequest device, string? cacheFile = null, string optionName = "--judge",
+        string? format = null)
     {
-        var s = ModelSpec.Parse(spec, ModelRole.Judge, optionName);
+        var s = CheckFormat(spec, format, optionName);
+        var guard = format is null ? null : Guards.JudgeFormats.Get(format);
         ISafetyJudge judge = s.Kind switch
         {
             ModelSpecKind.Self => new ModelJudge(engine),
             ModelSpecKind.Local => ModelJudge.Local(s.Argument, new EngineOptions { Device = device }),
+            ModelSpecKind.OpenAi when guard is not null && guard.Name != Guards.JudgeFormats.Default =>
+                new Guards.GuardJudge(new EndpointJudge(new EndpointJudgeOptions { Model = s.Argument.Length > 0 ? s.Argument : null }), guard),
             ModelSpecKind.OpenAi => new EndpointJudge(new EndpointJudgeOptions { Model = s.Argument.Length > 0 ? s.Argument : null }),
             ModelSpecKind.Fixed => new FixedJudge(s.Argument == "safe" ? Verdict.Safe : Verdict.Unsafe),
             _ => new CachedJudge(s.Argument),
         };
         return cacheFile is null ? judge : new CachedJudge(cacheFile, judge);
+    }
+
+    /// <summary>
+    /// Checks a judge spec and its format together before anything loads: the format exists, can give a scene verdict,
+    /// and a guard format comes with an endpoint judge (guard models are served by an OpenAI-compatible server).
+    /// </summary>
+    /// <exception cref="ArgumentException">They do not fit; the message names the options.</exception>
+    public static ModelSpec CheckFormat(string spec, string? format, string optionName = "--judge")
+    {
+        var s = ModelSpec.Parse(spec, ModelRole.Judge, optionName);
+        if (format is null) return s;
+        var f = Guards.JudgeFormats.Get(format);
+        f.CheckRole(Guards.JudgeRole.SceneVerdict, "--judge-format");
+        if (f.Name != Guards.JudgeFormats.Default && s.Kind != ModelSpecKind.OpenAi)
+            throw new ArgumentException($"--judge-format {f.Name} needs an endpoint judge serving that guard model ({optionName} openai:MODEL), not {optionName} {s}");
+        return s;
     }
 }
