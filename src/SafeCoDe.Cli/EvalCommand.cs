@@ -39,6 +39,20 @@ public static class EvalCommand
         HelpName = "SPEC", Required = required,
     };
 
+    private static Option<bool> AllowOutsideData() => new("--allow-outside-data")
+    {
+        Description = "Let benchmark files name images outside --data (absolute paths, '..', links out of the folder); by default such a record is a problem and nothing outside is read",
+    };
+
+    /// <summary>Runs <paramref name="work"/> with <see cref="SafeCoDe.Torch.Runtime.InputLimits.AllowDataOutsideRoot"/> set as asked, restoring the limits after.</summary>
+    private static T WithDataPolicy<T>(bool allowOutside, Func<T> work)
+    {
+        var saved = SafeCoDe.Torch.Runtime.InputLimits.Current;
+        if (allowOutside) SafeCoDe.Torch.Runtime.InputLimits.Current = saved with { AllowDataOutsideRoot = true };
+        try { return work(); }
+        finally { SafeCoDe.Torch.Runtime.InputLimits.Current = saved; }
+    }
+
     private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens)
     {
         public static ScorerOptions Create() => new(
@@ -92,13 +106,14 @@ public static class EvalCommand
             HelpName = "N",
         };
         var quiet = CliOptions.Quiet();
+        var allowOutside = AllowOutsideData();
         var json = CliOptions.Json("Print one JSON object with what the run did (no progress output)");
         var cmd = new Command("run", """
             Generate (and score) every sample of a benchmark into a RUN folder: run.json, records.jsonl (one finished
             sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
             Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
             Takes every 'generate' option with the same spelling.
-            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, framing, concurrency, quiet, json };
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, framing, concurrency, allowOutside, quiet, json };
         scorerOptions.AddTo(cmd);
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
@@ -155,7 +170,7 @@ public static class EvalCommand
                 bar.Report(r.Done + r.Problems + r.Failed, $"{r.Problems} problems, {r.Failed} failed, {r.Resumed} resumed");
             });
             RunSummary summary = null!;
-            try { summary = EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult(); }
+            try { summary = WithDataPolicy(p.GetValue(allowOutside), () => EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult()); }
             catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
             catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
             finally
@@ -185,8 +200,10 @@ public static class EvalCommand
         var device = CliOptions.Device();
         var quiet = CliOptions.Quiet();
         var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges) [default: 8]", HelpName = "N", DefaultValueFactory = _ => 8 };
-        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl)")
-            { runs, scorer, device, concurrency, quiet };
+        var data = new Option<string>("--data", "-d") { Description = "The benchmark copy to re-read the images a judge sees from (MOSSBench) [default: the data folder run.json records]", HelpName = "PATH" };
+        var allowOutside = AllowOutsideData();
+        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl; images are re-read from the benchmark, never from a path in the records)")
+            { runs, scorer, device, concurrency, data, allowOutside, quiet };
         scorerOptions.AddTo(cmd);
         Cli.SetExamples(cmd, "safecode eval score runs/mss --scorer openai:gpt-4.1-nano", "safecode eval score runs/hades --scorer keyword --scorer-refusal-phrases my-phrases.txt");
         cmd.SetHandler((p, io) =>
@@ -204,14 +221,14 @@ public static class EvalCommand
                 try
                 {
                     IProgressBar? bar = null;
-                    var (answers, errors) = Rescoring.RescoreAsync(run, s, new CliProgress.Inline<RunProgress>(r =>
+                    var (answers, errors) = WithDataPolicy(p.GetValue(allowOutside), () => Rescoring.RescoreAsync(run, s, new CliProgress.Inline<RunProgress>(r =>
                     {
                         lock (runs)
                         {
                             bar ??= progress.Start($"scoring {run}", Math.Max(1, r.Total), "samples");
                             bar.Report(r.Done);
                         }
-                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency))).GetAwaiter().GetResult();
+                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency)), data: p.GetValue(data)).GetAwaiter().GetResult());
                     bar?.Complete();
                     io.Out.WriteLine($"{run}: {answers} answer(s) scored with {s.Name}{(errors > 0 ? $", {errors} scoring error(s) (rerun to retry them)" : "")}");
                 }

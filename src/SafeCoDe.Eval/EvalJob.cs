@@ -58,7 +58,7 @@ public static class EvalJob
         var fingerprint = RunManifest.Fingerprint(s.Model);
         return new RunManifest
         {
-            Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data,
+            Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data, DataRoot = Path.GetFullPath(s.Data),
             Mode = s.Decode.Mode.ToString().ToLowerInvariant(), Preset = s.Decode.Preset.ToString().ToLowerInvariant(),
             Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
             Scorer = scorerName, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),

@@ -215,7 +215,9 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         using (doc) req = OpenAiProtocol.Parse(doc.RootElement, _o.Decoding, _o.MaxTokensCap, _o.AllowFileUrls, _o.AllowHttpUrls);
         if (req.Model is not null && req.Model != ModelId && req.Model != "default")
             throw new ApiException(404, "invalid_request_error", $"the model '{req.Model}' does not exist (this server runs '{ModelId}')", "model", "model_not_found");
-        CheckImages(req.Messages);
+        var fromFiles = ReadFileImages(req.Messages);
+        if (fromFiles.Count > 0) ctx.Items["file_image"] = true;
+        CheckImages(req.Messages, fromFiles);
         ctx.Items["stream"] = req.Stream;
 
         using var ticket = _queue.TryAdmit();
@@ -259,16 +261,53 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         }
     }
 
-    private void CheckImages(List<ChatMessage> messages)
+    /// <summary>
+    /// Replaces the request's <c>file:</c> images (allowed by --allow-file-urls) by their bytes, read here within
+    /// --max-image from regular files only (a FIFO or <c>/dev/zero</c> is refused by name). Returns those images, so
+    /// that errors about them never echo the file's content.
+    /// </summary>
+    private HashSet<DataContent> ReadFileImages(List<ChatMessage> messages)
+    {
+        var read = new HashSet<DataContent>(ReferenceEqualityComparer.Instance);
+        foreach (var m in messages)
+            for (int i = 0; i < m.Contents.Count; i++)
+            {
+                if (m.Contents[i] is not UriContent { Uri.IsFile: true } u) continue;
+                byte[] bytes;
+                try { bytes = ChatConversation.ReadFile(u.Uri.LocalPath, _o.MaxImageBytes); }
+                catch (SafeCoDe.Torch.Runtime.InputFileException e) { throw ApiException.Invalid($"the image file cannot be used: {e.Message}", "messages", "invalid_image"); }
+                catch (UnauthorizedAccessException) { throw ApiException.Invalid($"the image file {u.Uri.LocalPath} cannot be read (permission denied)", "messages", "invalid_image"); }
+                var d = new DataContent(bytes, u.MediaType == "image/*" ? "image/png" : u.MediaType);
+                m.Contents[i] = d;
+                read.Add(d);
+            }
+        return read;
+    }
+
+    private void CheckImages(List<ChatMessage> messages, HashSet<DataContent> fromFiles)
     {
         foreach (var d in messages.SelectMany(m => m.Contents).OfType<DataContent>())
         {
             if (d.Data.Length > _o.MaxImageBytes)
                 throw new ApiException(413, "invalid_request_error", $"the image is {d.Data.Length} bytes, over the {_o.MaxImageBytes}-byte limit", "messages", "image_too_large");
-            try { ImageDecoder.Identify(d.Data.ToArray(), "the request's image", new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes }); }
-            catch (ImageDecodeException ex) { throw ApiException.Invalid($"the image cannot be used: {ex.Message}", "messages", "invalid_image"); }
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(d.Data, out var seg) && seg.Offset == 0 && seg.Count == seg.Array!.Length ? seg.Array : d.Data.ToArray();
+            try { ImageDecoder.Identify(bytes, "the request's image", new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes }); }
+            catch (ImageDecodeException ex)
+            {
+                throw ApiException.Invalid(fromFiles.Contains(d) ? FileImageError(ex) : $"the image cannot be used: {ex.Message}", "messages", "invalid_image");
+            }
         }
     }
+
+    /// <summary>Why a file image was refused, in words that quote nothing read from the file (no bytes, no chunk names, no sizes).</summary>
+    private static string FileImageError(ImageDecodeException e) => "the image file cannot be used: " + e.Failure switch
+    {
+        ImageDecodeFailure.UnknownFormat => "it is not a JPEG, PNG, WebP, BMP or GIF image",
+        ImageDecodeFailure.Truncated => "the image data is truncated",
+        ImageDecodeFailure.TooLarge => "it is over the server's image limits (--max-image, --max-image-pixels)",
+        ImageDecodeFailure.Unreadable => "it cannot be read",
+        _ => "the image data is damaged",
+    };
 
     private async Task RunAsync(HttpContext ctx, ChatCompletionRequest req, SafeCoDeEngine engine, CancellationToken cancel)
     {
@@ -393,7 +432,9 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             ApiException a => a,
             BadHttpRequestException b when b.StatusCode == 413 => new ApiException(413, "invalid_request_error", $"the request body is over the {_o.MaxBodyBytes}-byte limit", null, "request_too_large"),
             BadHttpRequestException b => new ApiException(b.StatusCode, "invalid_request_error", b.Message),
+            ImageDecodeException d when ctx.Items.ContainsKey("file_image") => ApiException.Invalid(FileImageError(d), "messages", "invalid_image"),
             ImageDecodeException => ApiException.Invalid($"the image cannot be used: {inner.Message}", "messages", "invalid_image"),
+            SafeCoDe.Torch.Runtime.InputFileException => ApiException.Invalid($"the image file cannot be used: {inner.Message}", "messages", "invalid_image"),
             InvalidDataException => new ApiException(413, "invalid_request_error", inner.Message, "messages", "image_too_large"),
             HttpRequestException => ApiException.Invalid($"the image could not be downloaded: {inner.Message}", "messages", "image_download_failed"),
             FileNotFoundException or DirectoryNotFoundException => ApiException.Invalid($"the image file does not exist: {inner.Message}", "messages", "image_not_found"),

@@ -69,7 +69,7 @@ internal sealed class MossBenchReader : BenchmarkReaderBase
         return Candidate.Ok(id, position, () =>
         {
             var path = DataPaths.Under(dataRoot, img);
-            if (ImageCheck.File(path, Rel(dataRoot, path)) is { } bad) return ReadItem.Bad(id, $"field 'image': {bad}");
+            if (ImageCheck.File(path, Rel(dataRoot, path), dataRoot) is { } bad) return ReadItem.Bad(id, $"field 'image': {bad}");
             return ReadItem.Of(new EvalSample(id, Name,
                 [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(path), null, Framing.FirstPersonAlways)], groups, labels));
         });
