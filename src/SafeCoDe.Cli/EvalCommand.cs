@@ -170,7 +170,8 @@ public static class EvalCommand
                 bar.Report(r.Done + r.Problems + r.Failed, $"{r.Problems} problems, {r.Failed} failed, {r.Resumed} resumed");
             });
             RunSummary summary = null!;
-            try { summary = WithDataPolicy(p.GetValue(allowOutside), () => EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult()); }
+            try { summary = WithDataPolicy(p.GetValue(allowOutside), () => EvalJob.RunAsync(settings, report, silent ? null : progress.Note,
+                warn: line => io.Error.WriteLine($"safecode eval run: warning — {line}")).GetAwaiter().GetResult()); }
             catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
             catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
             finally
