@@ -92,11 +92,34 @@ public static class CliJson
         if (!File.Exists(path)) throw new UsageException($"--options {path}: file not found");
         JsonNode? node;
         try { node = JsonNode.Parse(SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, "options file")); }
-        catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({ex.Message})"); }
+        catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({Describe(ex)})"); }
         if (node is not JsonObject obj) throw new UsageException($"--options {path}: expected a JSON object");
         if (obj["options"] is JsonObject inner && !obj.ContainsKey("alpha")) obj = inner;
         try { return obj.Deserialize<SafeCoDeOptions>(Strict) ?? throw new UsageException($"--options {path}: null"); }
-        catch (JsonException ex) { throw new UsageException($"--options {path}: {ex.Message}"); }
+        catch (JsonException ex) { throw new UsageException($"--options {path}: {Describe(ex)}"); }
+        catch (InvalidOperationException ex) { throw new UsageException($"--options {path}: {ex.Message}"); }
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex NotConverted = new(@"could not be converted to ([^.]+(?:\.[^.\s]+)*?)\. Path: (\S+?)( \||$)");
+    private static readonly System.Text.RegularExpressions.Regex Unmapped = new(@"The JSON property '([^']*)' could not be mapped");
+
+    /// <summary>What is wrong with an options file, in the file's own terms (field names, not .NET type names).</summary>
+    internal static string Describe(JsonException ex)
+    {
+        if (Unmapped.Match(ex.Message) is { Success: true } u) return $"unknown field '{u.Groups[1].Value}'";
+        var field = ex.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : null;
+        if (NotConverted.Match(ex.Message) is { Success: true } m)
+        {
+            var type = m.Groups[1].Value;
+            var expected = type.Contains("Int32") || type.Contains("Int64") ? "an integer"
+                : type.Contains("Double") || type.Contains("Single") ? "a number"
+                : type.Contains("Boolean") ? "true or false"
+                : type.Contains("IReadOnlyList") || type.Contains("[]") ? "a list of strings"
+                : type.Contains("String") ? "a string" : "another kind of value";
+            return $"field '{field ?? m.Groups[2].Value.TrimStart('$', '.')}' must be {expected}";
+        }
+        var first = ex.Message.Split(" Path:")[0].Split(" LineNumber:")[0].TrimEnd('.', ' ');
+        return field is null ? first : $"field '{field}': {first}";
     }
 
     private sealed class CliEnumConverterFactory : JsonConverterFactory

@@ -90,7 +90,7 @@ public static class EvalCommand
         };
         benchmark.CompletionSources.Add(BenchmarkReaders.Names.ToArray());
         var data = new Option<string>("--data", "-d") { Description = "The benchmark's local copy (repo/snapshot root or its data folder), or the .jsonl file", Required = true, HelpName = "PATH" };
-        var outDir = new Option<string>("--out", "-o") { Description = "The RUN folder (created, or resumed when it holds a run with the same options); {shard} is replaced by the shard index", Required = true, HelpName = "RUN" };
+        var outDir = new Option<string>("--out", "-o") { Description = "The RUN folder (created, or resumed when it holds a run with the same options); {shard} is replaced by the shard index", Required = true, HelpName = "RUN" }.Folder();
         var scorer = ScorerOption(required: false);
         var scorerOptions = ScorerOptions.Create();
         var limit = new Option<int>("--limit") { Description = "Only the first N records of the benchmark (before sharding)", HelpName = "N" };
@@ -243,7 +243,7 @@ public static class EvalCommand
     private static Command Merge()
     {
         var runs = new Argument<string[]>("RUN") { Description = "Shard RUN folders of one evaluation", Arity = ArgumentArity.OneOrMore };
-        var outDir = new Option<string>("--out", "-o") { Description = "The merged RUN folder (must not hold a run)", Required = true, HelpName = "RUN" };
+        var outDir = new Option<string>("--out", "-o") { Description = "The merged RUN folder (must not hold a run)", Required = true, HelpName = "RUN" }.Folder();
         var cmd = new Command("merge", "Combine shard RUN folders into one (they must share one options hash and scorer)") { runs, outDir };
         Cli.SetExamples(cmd, "safecode eval merge runs/msts-0 runs/msts-1 runs/msts-2 runs/msts-3 --out runs/msts");
         cmd.SetHandler((p, io) =>
@@ -260,7 +260,7 @@ public static class EvalCommand
     {
         var runs = new Argument<string[]>("RUN") { Description = "RUN folders (several: compared side by side)", Arity = ArgumentArity.OneOrMore };
         var json = CliOptions.Json("Print exactly one JSON document on stdout: {\"runs\": [per run: benchmark, mode, scorer, metrics as fractions, counts under n_* keys, latency]}");
-        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" }.Folder();
         var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts next to every rate) and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s)")
             { runs, json, outDir };
         Cli.SetExamples(cmd, "safecode eval report runs/mss-vanilla runs/mss-safecode", "safecode eval report runs/hades --json | jq '.runs[0].asr'");

@@ -54,6 +54,7 @@ public sealed partial class SafeCoDeEngine
 
     private async Task<SafeCoDeResult> RunAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
     {
+        CheckRequest(request);
         var run = new RequestRun(request, stream);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
@@ -63,6 +64,14 @@ public sealed partial class SafeCoDeEngine
         using var inputs = BuildBranches(run);
         var decoded = Decode(run, inputs, cancel);
         return Assemble(run, inputs.Prompt, decoded);
+    }
+
+    /// <summary>A request built with nulls where the API promises values fails with a typed error naming the field.</summary>
+    private static void CheckRequest(SafeCoDeRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Prompt is null) throw new PromptException("the request's Prompt is null (use an empty string for no text)");
+        if (request.Options is null) throw new ArgumentException("the request's Options is null (leave it out for the defaults)", nameof(request));
     }
 
     /// <summary>Step 1: the image (decoded from bytes or a path when needed); contrastive modes need one.</summary>

@@ -254,8 +254,12 @@ public static class OptionChecks
         foreach (var (name, v) in new[] { ("max new tokens", o.MaxNewTokens), ("max total tokens", o.MaxTotalTokens), ("uniform max new tokens", (int?)o.UniformMaxNewTokens) })
             if (v is { } n && (n < 0 || n > limits.MaxNewTokens))
                 throw new InputLimitException($"{name} must be in [0, {limits.MaxNewTokens}], not {n} (InputLimits.MaxNewTokens)");
+        if (o.RefusalPhrases is null || o.PreferredKeywords is null) throw new InputLimitException("the refusal phrases and preferred keywords must be lists, not null");
         if (o.RefusalPhrases.Count > 4096 || o.RefusalPhrases.Any(p => p is null || p.Length > 1024))
             throw new InputLimitException("the refusal phrases must be at most 4096 phrases of at most 1024 characters");
+        // an empty phrase has no tokens: forced on an unsafe verdict it emits nothing, and the answer goes on unrefused
+        for (int i = 0; i < o.RefusalPhrases.Count; i++)
+            if (string.IsNullOrWhiteSpace(o.RefusalPhrases[i])) throw new InputLimitException($"refusal phrase {i} is empty: every refusal phrase needs text");
     }
 
     /// <summary>Prompt and system prompt within <see cref="InputLimits.MaxPromptChars"/> (checked before tokenising or judging).</summary>
