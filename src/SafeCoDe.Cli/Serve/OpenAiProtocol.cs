@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Safety;
 
 namespace SafeCoDe.Cli.Serve;
 
@@ -33,7 +34,13 @@ public sealed class ApiException(int status, string type, string message, string
 /// <param name="Options">Decode settings (the server's, with the request's overrides).</param>
 /// <param name="Verdict">"safe"/"unsafe" to skip the judge, or null.</param>
 /// <param name="Judge">"self" to use the model as the judge for this request, or null for the server's judge.</param>
-public sealed record SafeCoDeExtension(SafeCoDeOptions Options, string? Verdict, string? Judge);
+public sealed record SafeCoDeExtension(SafeCoDeOptions Options, string? Verdict, string? Judge)
+{
+    /// <summary>The fields the request set (with a value), in request order: what <see cref="ClientOverridePolicy"/> checks.</summary>
+    public IReadOnlyList<string> Given { get; init; } = [];
+    /// <summary>The <c>judge</c> field as written (server, self, fixed:safe, fixed:unsafe), or null.</summary>
+    public string? JudgeField { get; init; }
+}
 
 /// <summary>A parsed <c>POST /v1/chat/completions</c> body.</summary>
 public sealed record ChatCompletionRequest(
@@ -212,7 +219,8 @@ public static class OpenAiProtocol
     {
         if (v.ValueKind == JsonValueKind.Null) return new(o, null, null);
         if (v.ValueKind != JsonValueKind.Object) throw ApiException.Invalid("safecode must be an object", "safecode");
-        string? verdict = null, judge = null;
+        string? verdict = null, judge = null, judgeField = null;
+        var given = new List<string>();
         if (v.TryGetProperty("preset", out var pr))
             o = SafeCoDeOptions.For(Enum<SafeCoDePreset>(pr, "safecode.preset"), o.Mode);
         foreach (var p in v.EnumerateObject())
@@ -235,14 +243,16 @@ public static class OpenAiProtocol
                 "noise_std" => o with { NoiseStd = Num(x, at) },
                 "vcd_beta" => o with { VcdBeta = Num(x, at) },
                 "vcd_noise_step" => o with { VcdNoiseStep = Int(x, at) },
+                "unknown_verdict" => o with { UnknownVerdict = Enum<UnknownVerdictPolicy>(x, at) },
                 "verdict" or "judge" => o,
-                _ => throw ApiException.Invalid($"unknown field '{at}' (mode, preset, judge, verdict, alpha, max_steps, greedy, top_k, refusal_top_k, lambda_supp, lambda_boost, unsafe_strategy, noise, noise_std, vcd_beta, vcd_noise_step)", at, "unknown_parameter"),
+                _ => throw ApiException.Invalid($"unknown field '{at}' (mode, preset, judge, verdict, unknown_verdict, alpha, max_steps, greedy, top_k, refusal_top_k, lambda_supp, lambda_boost, unsafe_strategy, noise, noise_std, vcd_beta, vcd_noise_step)", at, "unknown_parameter"),
             };
+            if (x.ValueKind != JsonValueKind.Null || p.Name is not ("verdict" or "judge")) given.Add(p.Name);
             if (p.Name == "verdict" && x.ValueKind != JsonValueKind.Null)
                 verdict = Str(x, at) is "safe" or "unsafe" ? x.GetString() : throw ApiException.Invalid("safecode.verdict must be safe or unsafe", at);
             if (p.Name == "judge" && x.ValueKind != JsonValueKind.Null)
             {
-                switch (Str(x, at))
+                switch (judgeField = Str(x, at))
                 {
                     case "server" or "default": break;
                     case "self": judge = "self"; break;
@@ -254,7 +264,7 @@ public static class OpenAiProtocol
         }
         try { o.Validate(); }
         catch (ArgumentException ex) { throw ApiException.Invalid($"invalid safecode settings: {ex.Message}", "safecode"); }
-        return new(o, verdict, judge);
+        return new(o, verdict, judge) { Given = given, JudgeField = judgeField };
     }
 
     private static T Enum<T>(JsonElement v, string at) where T : struct, Enum =>

@@ -213,6 +213,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         catch (JsonException ex) { throw ApiException.Invalid($"the body is not valid JSON: {ex.Message}", null, "invalid_json"); }
         ChatCompletionRequest req;
         using (doc) req = OpenAiProtocol.Parse(doc.RootElement, _o.Decoding, _o.MaxTokensCap, _o.AllowFileUrls, _o.AllowHttpUrls);
+        ClientOverridePolicy.Check(req.SafeCoDe, _o.ClientOverrides, new ClientOverridePolicy.ServerSide(_o.Decoding, _o.JudgeSpec));
         if (req.Model is not null && req.Model != ModelId && req.Model != "default")
             throw new ApiException(404, "invalid_request_error", $"the model '{req.Model}' does not exist (this server runs '{ModelId}')", "model", "model_not_found");
         var fromFiles = ReadFileImages(req.Messages);

@@ -47,6 +47,11 @@ public sealed record ServerOptions
     public bool AllowFileUrls { get; init; }
     /// <summary>Download <c>http(s):</c> image URLs (off by default).</summary>
     public bool AllowHttpUrls { get; init; }
+    /// <summary>
+    /// What clients may change in a request's <c>safecode</c> field (default <see cref="Serve.ClientOverrides.None"/>:
+    /// nothing that differs from these settings, so no client can switch safety off; see <see cref="ClientOverridePolicy"/>).
+    /// </summary>
+    public ClientOverrides ClientOverrides { get; init; } = ClientOverrides.None;
     /// <summary>Where the structured request log goes (one JSON object a line); null: stderr.</summary>
     public TextWriter? Log { get; init; }
     /// <summary>The model id of <c>/v1/models</c> (default: the checkpoint folder's name).</summary>

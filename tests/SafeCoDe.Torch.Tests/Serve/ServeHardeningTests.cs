@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using SafeCoDe.Cli.Serve;
@@ -96,5 +97,84 @@ public sealed class ServeFileUrlTests
         var ok = Path.Combine(_dir, "ok.png");
         File.WriteAllBytes(ok, ServeTestServer.Png);
         Assert.That((await PostFile(new Uri(ok).AbsoluteUri)).Status, Is.EqualTo(HttpStatusCode.OK), "a real image file still works");
+    }
+}
+
+/// <summary>
+/// Issue 33, item 3: the operator decides what clients may set. Against a <c>--judge fixed:unsafe</c> server, every
+/// field that weakens safety is refused with a 403 naming it unless the server allows it (<c>--client-overrides all</c>);
+/// values that change nothing or only tighten (verdict unsafe, the server's own value) always pass.
+/// </summary>
+[NonParallelizable]
+public sealed class ServeOverrideTests
+{
+    private static readonly JsonObject[] Weakening =
+    [
+        new() { ["verdict"] = "safe" }, new() { ["judge"] = "fixed:safe" }, new() { ["judge"] = "self" }, new() { ["mode"] = "vanilla" },
+        new() { ["mode"] = "vcd" }, new() { ["unknown_verdict"] = "safe" }, new() { ["max_steps"] = 1 }, new() { ["refusal_top_k"] = 1 },
+        new() { ["lambda_boost"] = 0 }, new() { ["lambda_supp"] = 9 }, new() { ["unsafe_strategy"] = "soft-boost" }, new() { ["preset"] = "paper" },
+        new() { ["verdict"] = "unsafe", ["judge"] = "fixed:safe" },
+    ];
+
+    private static readonly JsonObject[] Harmless =
+    [
+        new() { ["verdict"] = "unsafe" }, new() { ["judge"] = "fixed:unsafe" }, new() { ["judge"] = "server" }, new() { ["mode"] = "safecode" },
+        new() { ["max_steps"] = 5 }, new() { ["unknown_verdict"] = "error" }, new() { ["alpha"] = 0.3 }, new() { ["verdict"] = null },
+    ];
+
+    private static readonly JsonObject[] DecodingFields = [new() { ["alpha"] = 0.6 }, new() { ["noise_std"] = 0.2 }, new() { ["greedy"] = true }, new() { ["top_k"] = 5 }];
+
+    private static async Task<(HttpStatusCode Status, JsonNode Body)> Post(HttpClient h, JsonObject safecode)
+    {
+        var r = await ServeTestServer.Post(h, ServeTestServer.Body(maxTokens: 2, safecode: (JsonObject)safecode.DeepClone()).ToJsonString());
+        return (r.StatusCode, JsonNode.Parse(await r.Content.ReadAsStringAsync())!);
+    }
+
+    [TestCase(ClientOverrides.None)]
+    [TestCase(ClientOverrides.Decoding)]
+    [TestCase(ClientOverrides.All)]
+    public async Task ThePolicyDecidesWhatClientsMaySet(ClientOverrides policy)
+    {
+        await using var server = await ServeTestServer.Start(new LogCapture(), key: null, judge: "fixed:unsafe", configure: o => o with { ClientOverrides = policy });
+        await server.Loaded;
+        using var h = ServeTestServer.Http(server, key: null);
+        foreach (var sc in Weakening)
+        {
+            var (status, body) = await Post(h, sc);
+            if (policy == ClientOverrides.All) { Assert.That(status, Is.EqualTo(HttpStatusCode.OK), sc.ToJsonString()); continue; }
+            Assert.That(status, Is.EqualTo(HttpStatusCode.Forbidden), sc.ToJsonString());
+            var e = body["error"]!;
+            Assert.That((string?)e["type"], Is.EqualTo("permission_error"));
+            Assert.That((string?)e["code"], Is.EqualTo("override_not_allowed"));
+            Assert.That((string?)e["param"], Does.StartWith("safecode."));
+            Assert.That((string?)e["message"], Does.Contain("--client-overrides all"));
+        }
+        foreach (var sc in Harmless)
+        {
+            var (status, body) = await Post(h, sc);
+            Assert.That(status, Is.EqualTo(HttpStatusCode.OK), sc.ToJsonString() + " " + body.ToJsonString());
+            Assert.That((string?)body["safecode"]!["verdict"], Is.EqualTo("unsafe"), "the server's judge still rules");
+        }
+        foreach (var sc in DecodingFields)
+            Assert.That((await Post(h, sc)).Status, Is.EqualTo(policy == ClientOverrides.None ? HttpStatusCode.Forbidden : HttpStatusCode.OK), sc.ToJsonString());
+        if (policy == ClientOverrides.All)
+        {
+            var (_, body) = await Post(h, new JsonObject { ["verdict"] = "safe" });
+            Assert.That((string?)body["safecode"]!["verdict"], Is.EqualTo("safe"), "an operator who allows it gets the old behaviour");
+        }
+    }
+
+    [Test]
+    public void EveryRequestFieldIsClassified()
+    {
+        // a field the parser accepts but the table does not know would be a hole in the policy
+        var o = SafeCoDe.Torch.Decoding.SafeCoDeOptions.For(SafeCoDe.Torch.Decoding.SafeCoDePreset.Faithful);
+        foreach (var name in ClientOverridePolicy.FieldNames)
+            Assert.That(ClientOverridePolicy.ClassOf(name), Is.Not.Null, name);
+        var e = Assert.Throws<ApiException>(() => OpenAiProtocol.Parse(JsonDocument.Parse(
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"safecode\": {\"frobnicate\": 1}}").RootElement, o, 10, false, false));
+        foreach (var name in ClientOverridePolicy.FieldNames) Assert.That(e!.Message, Does.Contain(name), "the parser's list of fields");
+        Assert.That(new[] { "mode", "judge", "verdict", "unknown_verdict", "max_steps", "refusal_top_k", "lambda_boost", "lambda_supp", "unsafe_strategy", "preset" }
+            .Select(ClientOverridePolicy.ClassOf), Is.All.EqualTo(OverrideClass.Safety));
     }
 }

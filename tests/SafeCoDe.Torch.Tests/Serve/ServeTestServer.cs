@@ -23,6 +23,7 @@ internal static class ServeTestServer
             ModelDir = ModelDir, Engine = new EngineOptions { Device = DeviceRequest.Cpu }, JudgeSpec = judge, Host = "127.0.0.1", Port = 0,
             ApiKey = key, QueueLength = queue, MaxBodyBytes = maxBody, MaxTokensCap = 1900, Log = log, RequestTimeout = TimeSpan.FromSeconds(timeoutSeconds),
             ShutdownDeadline = TimeSpan.FromSeconds(shutdownSeconds),
+            ClientOverrides = ClientOverrides.All, // the protocol tests set safety fields per request; ServeOverrideTests check the policies
         }));
 
     public static HttpClient Http(SafeCoDeServer s, string? key = Key)
