@@ -58,12 +58,41 @@ public sealed partial class SafeCoDeEngine
         var run = new RequestRun(request, stream);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
-        ReadInputs(run);
-        await JudgeAsync(run, cancel).ConfigureAwait(false);
+        var header = ReadImageHeader(run);
+        // the decoded image and its noised copy exist only while the gate is held (decode, judge, preprocessing)
+        var held = await _imageMemory.EnterAsync(ImageWorkBytes(header, run), cancel).ConfigureAwait(false);
+        try
+        {
+            ReadInputs(run, header);
+            await JudgeAsync(run, cancel).ConfigureAwait(false);
+        }
+        catch { held.Dispose(); throw; }
         using var scope = NewDisposeScope();
-        using var inputs = BuildBranches(run);
-        var decoded = Decode(run, inputs, cancel);
-        return Assemble(run, inputs.Prompt, decoded);
+        BranchInputs inputs;
+        try { inputs = BuildBranches(run); }
+        finally { run.Image = null; held.Dispose(); }
+        using (inputs)
+        {
+            var decoded = Decode(run, inputs, cancel);
+            return Assemble(run, inputs.Prompt, decoded);
+        }
+    }
+
+    /// <summary>
+    /// Bytes a request's image takes while it is worked on: the decoder's RGBA buffer, the RGB image, its noised copy
+    /// (10 bytes a pixel), from the header, before any pixel is decoded.
+    /// </summary>
+    private static long ImageWorkBytes(ImageHeader? header, RequestRun run) =>
+        header is { } h ? 10L * h.Width * h.Height : run.Request.Image is { } given ? 3L * given.PixelCount : 0;
+
+    /// <summary>Step 1a: the image's bytes (read from its path within the limits) and header; null without an encoded image.</summary>
+    private ImageHeader? ReadImageHeader(RequestRun run)
+    {
+        var r = run.Request;
+        if (r.Image is not null) return null;
+        if ((r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null)) is not { } bytes) return null;
+        run.ImageBytes = bytes;
+        return ImageDecoder.Identify(bytes, r.ImagePath ?? "image", _options.ImageLimits);
     }
 
     /// <summary>A request built with nulls where the API promises values fails with a typed error naming the field.</summary>
@@ -74,17 +103,14 @@ public sealed partial class SafeCoDeEngine
         if (request.Options is null) throw new ArgumentException("the request's Options is null (leave it out for the defaults)", nameof(request));
     }
 
-    /// <summary>Step 1: the image (decoded from bytes or a path when needed); contrastive modes need one.</summary>
-    private void ReadInputs(RequestRun run)
+    /// <summary>Step 1b: the image (decoded from its bytes when needed); contrastive modes need one.</summary>
+    private void ReadInputs(RequestRun run, ImageHeader? header)
     {
         var r = run.Request;
         if (r.Image is not null) (run.Image, run.MediaType) = (r.Image, "image/png");
-        else if ((r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null)) is { } bytes)
+        else if (run.ImageBytes is { } bytes && header is not null)
         {
-            var name = r.ImagePath ?? "image";
-            var header = ImageDecoder.Identify(bytes, name, _options.ImageLimits);
-            run.Image = ImageDecoder.Decode(bytes, name, _options.ImageLimits);
-            run.ImageBytes = bytes;
+            run.Image = ImageDecoder.Decode(bytes, r.ImagePath ?? "image", _options.ImageLimits);
             run.MediaType = "image/" + header.Format.ToString().ToLowerInvariant().Replace("jpg", "jpeg");
         }
         if (run.Image is null && run.Options.Mode != DecodeMode.Vanilla)

@@ -60,7 +60,10 @@ public sealed record ChatConversation(string? SystemPrompt, IReadOnlyList<ChatTu
                     case DataContent d when d.HasTopLevelMediaType("image"):
                         if (image is not null) throw new ArgumentException("SafeCoDe judges one scene: the conversation has more than one image");
                         if (d.Data.Length > policy.MaxImageBytes) throw new InvalidDataException($"the image has {d.Data.Length} bytes, more than the limit of {policy.MaxImageBytes}");
-                        image = d.Data.ToArray(); media = d.MediaType; images++;
+                        // the request's own array when it is exactly the image (a server's decoded data URI): no second copy
+                        image = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(d.Data, out var seg) && seg.Offset == 0 && seg.Count == seg.Array!.Length
+                            ? seg.Array : d.Data.ToArray();
+                        media = d.MediaType; images++;
                         break;
                     case UriContent u when u.HasTopLevelMediaType("image"):
                         if (image is not null) throw new ArgumentException("SafeCoDe judges one scene: the conversation has more than one image");
