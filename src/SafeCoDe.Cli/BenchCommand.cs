@@ -3,7 +3,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using SafeCoDe.Torch.Checkpoints;
-using SafeCoDe.Torch.Generation;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Models.Llava;
@@ -78,27 +79,27 @@ public static class BenchCommand
         var noised = real with { Images = new Dictionary<string, Tensor> { ["pixel_values"] = pvn, ["image_sizes"] = sizes } };
         var codec = new WordCodec();
         var refusal = new SafeCoDe.Torch.Decoding.RefusalTokens(SafeCoDe.Torch.Decoding.RefusalTokens.ReferencePhrases, codec, model.VocabSize);
-        var opts = SafeCoDe.Torch.Decoding.SafeCoDeOptions.For(SafeCoDe.Torch.Decoding.SafeCoDePreset.Faithful) with
-        { Seed = 1, EarlyExit = false, CorruptionRollback = false, MaxNewTokens = 251 };
+        // the default method's request (SafeCoDe) with its early exit and rollback off, so every run guides the same span
+        var opts = Without(DecodingMethods.Defaults(DecodingMethods.Default), "early-exit", "corruption-rollback") with { Seed = 1, MaxNewTokens = 251 };
 
-        (double total, double guided, double prefill, int tokens) RunOnce(int budget)
+        (double total, double guided, double prefill, int tokens) TimeRequest(int budget)
         {
             Sync(dev);
             var sw = Stopwatch.StartNew();
-            using var b = new SafeCoDe.Torch.Decoding.BatchedBranches(model, real, noised, budget + 6, 0);
+            using var b = DecodeSessions.Open(model, real, noised, budget + 6, 0);
             Sync(dev);
             double prefill = sw.Elapsed.TotalMilliseconds;
-            var r = SafeCoDe.Torch.Decoding.GuidedDecoder.Run(model, b, SafeCoDe.Torch.Safety.Verdict.Safe, opts with { MaxNewTokens = budget }, codec, refusal, [], (int)ids.shape[1]);
+            var r = MethodDecoder.Decode(model, b, SafeCoDe.Torch.Safety.Verdict.Safe, opts with { MaxNewTokens = budget }, codec, refusal, [], (int)ids.shape[1]);
             Sync(dev);
             return (sw.Elapsed.TotalMilliseconds, prefill + r.GuidedMs, prefill, r.Tokens.Length);
         }
         using var bar = progress.Start("bench --request: warm-up, SafeCoDe request, plain generation", 4, "runs");
-        RunOnce(8); bar.Report(1); RunOnce(8); bar.Report(2); // warm-up (kernels, tiered JIT)
-        var req = RunOnce(251);
+        TimeRequest(8); bar.Report(1); TimeRequest(8); bar.Report(2); // warm-up (kernels, tiered JIT)
+        var req = TimeRequest(251);
         bar.Report(3);
         Sync(dev);
         var sw2 = Stopwatch.StartNew();
-        var plain = TokenGenerator.Generate(model, real, new SamplingOptions { MaxNewTokens = 256, MinNewTokens = 256 });
+        var plain = DecodeSessions.Greedy(model, real, 256, []);
         Sync(dev);
         double plainMs = sw2.Elapsed.TotalMilliseconds;
         bar.Complete();
@@ -114,6 +115,14 @@ public static class BenchCommand
             o.WriteLine($"  plain greedy generation, 256 tokens           {plainMs,9:F1} ms");
         }
         return 0;
+    }
+
+    /// <summary>The options with each named switch of their method set to false (the ones the method has).</summary>
+    private static DecodingOptions Without(DecodingOptions o, params string[] switches)
+    {
+        foreach (var name in switches)
+            if (DecodingMethods.OptionOf(DecodingMethods.Of(o), name) is { IsSwitch: true } opt && opt.AppliesTo(o)) o = opt.Set(o, false);
+        return o;
     }
 
     /// <summary>Builds the command.</summary>

@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Decoding.Methods;
 using System.Diagnostics;
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Decoding;
@@ -131,8 +132,8 @@ internal static class BenchDecode
 
     /// <summary>What the concurrent-requests part measured: best-of-trials times, each trial's ratio, the profiles of the best trials.</summary>
     internal sealed record ConcurrentFigures(double SequentialS, double ConcurrentS, double[] TrialRatios, long Steps, long Forwards, bool SameTokens,
-        PhaseSums SequentialPhases, PhaseSums ConcurrentPhases, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile SequentialBatcher,
-        SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile ConcurrentBatcher, double SequentialCpuS, double ConcurrentCpuS,
+        PhaseSums SequentialPhases, PhaseSums ConcurrentPhases, SafeCoDe.Torch.Decoding.Scheduling.DecodeBatchProfile SequentialBatcher,
+        SafeCoDe.Torch.Decoding.Scheduling.DecodeBatchProfile ConcurrentBatcher, double SequentialCpuS, double ConcurrentCpuS,
         long ConcurrentPrefills, long ConcurrentPrefillForwards);
 
     /// <summary>Trials of the concurrent-requests part: each runs the 8 requests one at a time, then together.</summary>
@@ -152,12 +153,12 @@ internal static class BenchDecode
         SafeCoDeRequest Req(int i) => new()
         {
             Prompt = Prompts[i], Image = image, Judge = new FixedJudge(Verdict.Safe),
-            Options = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = 32, MaxTotalTokens = 32, Seed = 1 },
+            Options = DecodingMethods.Defaults(DecodingMethods.Default) with { Greedy = true, MaxNewTokens = 32, MaxTotalTokens = 32, Seed = 1 },
         };
         SafeCoDeResult[] Sequential() => Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)).GetAwaiter().GetResult()).ToArray();
         SafeCoDeResult[] Together() => Task.WhenAll(Enumerable.Range(0, 8).Select(i => engine.GenerateAsync(Req(i)))).GetAwaiter().GetResult();
         var self = Process.GetCurrentProcess();
-        (double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf) Timed(Func<SafeCoDeResult[]> run)
+        (double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Scheduling.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf) Timed(Func<SafeCoDeResult[]> run)
         {
             var p0 = engine.DecodeBatchProfile;
             var f0 = engine.PrefillBatchCounts;
@@ -171,8 +172,8 @@ internal static class BenchDecode
             return (s, r, engine.DecodeBatchProfile.Since(p0), (self.TotalProcessorTime - cpu0).TotalSeconds, (f1.Prefills - f0.Prefills, f1.Forwards - f0.Forwards));
         }
         Sequential(); Together(); // warm-up
-        var seq = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf)>();
-        var tog = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Batching.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf)>();
+        var seq = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Scheduling.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf)>();
+        var tog = new List<(double S, SafeCoDeResult[] R, SafeCoDe.Torch.Decoding.Scheduling.DecodeBatchProfile P, double Cpu, (long Prefills, long Forwards) Pf)>();
         for (int t = 0; t < Trials; t++) { seq.Add(Timed(Sequential)); tog.Add(Timed(Together)); }
         var bs = seq.MinBy(x => x.S);
         var bt = tog.MinBy(x => x.S);

@@ -2,7 +2,6 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Processing.Chat;
 using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Safety;
@@ -17,10 +16,6 @@ public static class CliNames
 {
     private static readonly Dictionary<Type, (Enum Value, string Name)[]> Tables = new()
     {
-        [typeof(DecodeMode)] = [(DecodeMode.SafeCoDe, "safecode"), (DecodeMode.Vanilla, "vanilla"), (DecodeMode.Vcd, "vcd")],
-        [typeof(SafeCoDePreset)] = [(SafeCoDePreset.Faithful, "faithful"), (SafeCoDePreset.Paper, "paper")],
-        [typeof(UnsafeStrategy)] = [(UnsafeStrategy.ForcePhrase, "force-phrase"), (UnsafeStrategy.SoftBoost, "soft-boost")],
-        [typeof(NoiseKind)] = [(NoiseKind.Pixel, "pixel"), (NoiseKind.VcdDiffusion, "vcd")],
         [typeof(Verdict)] = [(Verdict.Safe, "safe"), (Verdict.Unsafe, "unsafe")],
         [typeof(PromptStyle)] = [(PromptStyle.Official, "official"), (PromptStyle.Reference, "reference")],
         [typeof(DeviceRequest)] = [(DeviceRequest.Cpu, "cpu"), (DeviceRequest.Cuda, "cuda"), (DeviceRequest.Auto, "auto")],
@@ -83,43 +78,26 @@ public static class CliJson
     public static string Write<T>(T value, bool line = false) => JsonSerializer.Serialize(value, line ? Line : Indented);
 
     /// <summary>
-    /// Reads decoding options from a file: either the <c>options</c> block of a <c>generate --json</c> result, or a
-    /// whole result (its <c>options</c> block is used). Fields not in the file keep their defaults.
+    /// Reads the decoding options object of a file: either the <c>options</c> block of a <c>generate --json</c>
+    /// result, or a whole result (its <c>options</c> block is used).
     /// </summary>
-    /// <exception cref="UsageException">The file is missing, not JSON, or has an unknown field or a bad value.</exception>
-    public static SafeCoDeOptions ReadOptionsFile(string path)
+    /// <exception cref="UsageException">The file is missing, a directory, not JSON, or not an object.</exception>
+    public static JsonObject ReadOptionsObject(string path)
     {
+        if (Directory.Exists(path)) throw new UsageException($"--options {path}: is a directory, not a JSON file");
         if (!File.Exists(path)) throw new UsageException($"--options {path}: file not found");
         JsonNode? node;
         try { node = JsonNode.Parse(SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, "options file")); }
         catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({Describe(ex)})"); }
         if (node is not JsonObject obj) throw new UsageException($"--options {path}: expected a JSON object");
-        if (obj["options"] is JsonObject inner && !obj.ContainsKey("alpha")) obj = inner;
-        try { return obj.Deserialize<SafeCoDeOptions>(Strict) ?? throw new UsageException($"--options {path}: null"); }
-        catch (JsonException ex) { throw new UsageException($"--options {path}: {Describe(ex)}"); }
-        catch (InvalidOperationException ex) { throw new UsageException($"--options {path}: {ex.Message}"); }
+        return obj["options"] is JsonObject inner && !obj.ContainsKey("mode") ? (JsonObject)inner.DeepClone() : obj;
     }
 
-    private static readonly System.Text.RegularExpressions.Regex NotConverted = new(@"could not be converted to ([^.]+(?:\.[^.\s]+)*?)\. Path: (\S+?)( \||$)");
-    private static readonly System.Text.RegularExpressions.Regex Unmapped = new(@"The JSON property '([^']*)' could not be mapped");
-
-    /// <summary>What is wrong with an options file, in the file's own terms (field names, not .NET type names).</summary>
+    /// <summary>What is wrong with a file that is not JSON, without the parser's .NET wording (its position kept).</summary>
     internal static string Describe(JsonException ex)
     {
-        if (Unmapped.Match(ex.Message) is { Success: true } u) return $"unknown field '{u.Groups[1].Value}'";
-        var field = ex.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : null;
-        if (NotConverted.Match(ex.Message) is { Success: true } m)
-        {
-            var type = m.Groups[1].Value;
-            var expected = type.Contains("Int32") || type.Contains("Int64") ? "an integer"
-                : type.Contains("Double") || type.Contains("Single") ? "a number"
-                : type.Contains("Boolean") ? "true or false"
-                : type.Contains("IReadOnlyList") || type.Contains("[]") ? "a list of strings"
-                : type.Contains("String") ? "a string" : "another kind of value";
-            return $"field '{field ?? m.Groups[2].Value.TrimStart('$', '.')}' must be {expected}";
-        }
-        var first = ex.Message.Split(" Path:")[0].Split(" LineNumber:")[0].TrimEnd('.', ' ');
-        return field is null ? first : $"field '{field}': {first}";
+        var first = ex.Message.Split(" Path:")[0].TrimEnd('.', ' ');
+        return ex.Path is { Length: > 2 } p ? $"field '{p.TrimStart('$', '.')}': {first}" : first;
     }
 
     private sealed class CliEnumConverterFactory : JsonConverterFactory

@@ -57,7 +57,7 @@ public static class EvalCommand
     {
         public static ScorerOptions Create() => new(
             new Option<string>("--scorer-template") { Description = "A judge prompt file replacing the built-in rubric text; {question} and {response} are filled in", HelpName = "FILE" },
-            new Option<string>("--scorer-refusal-phrases") { Description = "The keyword scorer's refusal phrases, one per line (# comments) [default: the documented list]", HelpName = "FILE" },
+            new Option<string>("--scorer-refusal-phrases") { Description = "The keyword scorer's refusal phrases for one language, one per line (# comments; a '# language: CODE NAME…' line names the language, English without one); the other languages keep their built-in lists [default: the documented lists]", HelpName = "FILE" },
             new Option<double>("--scorer-timeout") { Description = "Seconds per judge call attempt [default: 120]", HelpName = "S" },
             new Option<int>("--scorer-retries") { Description = "Retries of a judge call after a timeout, 429, 5xx or transport error [default: 4]", HelpName = "N" },
             new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's: 1500 MSSBench/MM-SafetyBench, 1024 MOSSBench, 10 one-word]", HelpName = "N" });
@@ -99,7 +99,11 @@ public static class EvalCommand
         var splits = new Option<string[]>("--splits") { Description = "MSSBench chat/embodied, MSTS languages (e.g. english) [default: all]", HelpName = "NAME", AllowMultipleArgumentsPerToken = true };
         var steps = new Option<int[]>("--steps") { Description = "HADES optimisation steps (e.g. 5) [default: all]", HelpName = "N", AllowMultipleArgumentsPerToken = true };
         var kinds = new Option<string[]>("--kinds") { Description = "MM-SafetyBench image kinds SD, SD_TYPO, TYPO [default: all]", HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
-        var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (the bare question where the protocol says so), auto (base for vanilla, method otherwise)", ["auto", "method", "base"], "auto");
+        var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (what the benchmark's own evaluation code sends), auto (base for vanilla, method otherwise); recorded in run.json and the report", ["auto", "method", "base"], "auto");
+        var subsets = string.Join("; ", BenchmarkReaders.Names.Select(n => (n, BenchmarkReaders.Get(n).Subsets)).Where(x => x.Subsets.Count > 0)
+            .Select(x => $"{x.n} {string.Join(", ", x.Subsets)}"));
+        var subset = new Option<string>("--subset") { Description = $"An official subset the benchmark publishes ({subsets}) [default: all]", HelpName = "NAME" };
+        var ids = new Option<string>("--ids") { Description = "Only the sample ids listed in FILE, one per line (# comments), as records.jsonl writes them; an id the data lacks is an error", HelpName = "FILE" };
         var concurrency = new Option<int>("--concurrency")
         {
             Description = "Samples generated at once; the engine decodes them as rows of one batch and each result equals running it alone (records are appended as samples finish) [default: what --max-batch-rows admits, N/2]",
@@ -113,7 +117,7 @@ public static class EvalCommand
             sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
             Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
             Takes every 'generate' option with the same spelling.
-            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, framing, concurrency, allowOutside, quiet, json };
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, subset, ids, framing, concurrency, allowOutside, quiet, json };
         scorerOptions.AddTo(cmd);
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
@@ -125,6 +129,7 @@ public static class EvalCommand
         {
             var s = gen.Read(p);
             s.CheckJudgeSpec();
+            s.PrintWarnings(io, "eval run");
             string bench;
             try { bench = BenchmarkReaders.Get(p.GetValue(benchmark)!).Name; }
             catch (ArgumentException ex) { throw new UsageException("--benchmark: " + ex.Message.Split(" (Parameter")[0]); }
@@ -138,14 +143,17 @@ public static class EvalCommand
             if (inFlight < 1) throw new UsageException($"--concurrency {inFlight}: expected at least 1");
             var run = p.GetValue(outDir)!.Replace("{shard}", sh?.Index.ToString(CultureInfo.InvariantCulture) ?? "all");
             var f = p.GetValue(framing)!;
-            bool method = f == "auto" ? s.Decoding.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla : f == "method";
+            bool method = f == "auto" ? SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Of(s.Decoding).FramesAsMethod : f == "method";
+            var idList = p.GetValue(ids) is { } idFile ? IdList.Read(idFile) : null;
+            var subsetName = p.GetValue(subset) is { } sn ? CanonicalSubset(bench, sn) : null;
             var selection = new ReaderSelection(
                 p.GetValue(splits) is { Length: > 0 } sp ? sp.ToHashSet() : null,
                 p.GetValue(steps) is { Length: > 0 } st ? st.ToHashSet() : null,
-                p.GetValue(kinds) is { Length: > 0 } k ? k.ToHashSet() : null);
+                p.GetValue(kinds) is { Length: > 0 } k ? k.ToHashSet() : null,
+                Subset: subsetName, Ids: idList?.Ids);
             var hashed = RunOptions.Flatten(s.Decoding, new Dictionary<string, string?>
             {
-                ["judge"] = s.Decoding.Mode == SafeCoDe.Torch.Decoding.DecodeMode.SafeCoDe ? s.JudgeSpec : null,
+                ["judge"] = s.UsesJudge ? s.JudgeSpec : null,
                 ["prompt-style"] = CliNames.Name(s.Engine.PromptStyle),
                 ["dtype"] = p.GetValue(gen.DType) ?? "default",
                 ["system"] = s.SystemPrompt,
@@ -153,6 +161,8 @@ public static class EvalCommand
                 ["splits"] = selection.Splits is null ? null : string.Join(",", selection.Splits.Order()),
                 ["steps"] = selection.Steps is null ? null : string.Join(",", selection.Steps.Order()),
                 ["kinds"] = selection.Kinds is null ? null : string.Join(",", selection.Kinds.Order()),
+                ["subset"] = subsetName,
+                ["ids"] = idList?.Fingerprint,
             });
             var settings = new EvalJobSettings
             {
@@ -172,7 +182,7 @@ public static class EvalCommand
             RunSummary summary = null!;
             try { summary = WithDataPolicy(p.GetValue(allowOutside), () => EvalJob.RunAsync(settings, report, silent ? null : progress.Note,
                 warn: line => io.Error.WriteLine($"safecode eval run: warning — {line}")).GetAwaiter().GetResult()); }
-            catch (BenchmarkLayoutException ex) { throw new UsageException($"--data {settings.Data}: {ex.Message}"); }
+            catch (BenchmarkLayoutException ex) { throw new UsageException(ex.Message.StartsWith("--", StringComparison.Ordinal) ? ex.Message : $"--data {settings.Data}: {ex.Message}"); }
             catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
             finally
             {
@@ -191,6 +201,14 @@ public static class EvalCommand
             return summary.Failed > 0 ? ExitCodes.Failed : ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    /// <summary>The reader's spelling of a subset name; an unknown one is a usage error listing the benchmark's subsets.</summary>
+    private static string CanonicalSubset(string benchmark, string name)
+    {
+        var known = BenchmarkReaders.Get(benchmark).Subsets;
+        return known.FirstOrDefault(s => string.Equals(s, name.Trim(), StringComparison.OrdinalIgnoreCase))
+            ?? throw new UsageException($"--subset {name}: {benchmark} has {(known.Count == 0 ? "no subsets (--ids FILE selects any list of sample ids)" : "the subsets " + string.Join(", ", known))}");
     }
 
     private static Command Score()

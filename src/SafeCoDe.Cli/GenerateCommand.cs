@@ -44,6 +44,7 @@ public static class GenerateCommand
         bool machine = json || jsonl;
         var s = gen.Read(p);
         s.CheckJudgeSpec();
+        s.PrintWarnings(io, "generate");
         var o = io.Out;
         if (imagePath is not null && !File.Exists(imagePath)) throw new UsageException($"--image {imagePath}: file not found");
         if (imagePath is not null) SafeCoDe.Torch.Processing.Images.ImageDecoder.Identify(imagePath); // a file that is no image fails before the model loads
@@ -110,7 +111,7 @@ public static class GenerateCommand
         o.WriteLine($"timings   judge {result.Timings.JudgeMs:F0} ms, preprocess {result.Timings.PreprocessMs:F0} ms, prefill {result.Timings.PrefillMs:F0} ms, decode {result.Timings.MsPerToken:F1} ms/token, total {result.Timings.TotalMs:F0} ms");
         var decodeMs = result.Timings.PrefillMs + result.Timings.GuidedMs + result.Timings.ContinuationMs;
         o.WriteLine($"speed     {(result.Timings.MsPerToken > 0 ? 1000 / result.Timings.MsPerToken : 0):F1} tokens/s decoding; {result.GeneratedTokens} tokens in {decodeMs / 1000:F1} s with prefill; elapsed {wall.Elapsed.TotalSeconds:F1} s");
-        o.WriteLine($"options   mode {CliNames.Name(opts.Mode)}, preset {CliNames.Name(opts.Preset)}, alpha {opts.Alpha}, max-steps {opts.MaxSteps}, seed {opts.Seed?.ToString() ?? "none"}, device {result.Device}");
+        o.WriteLine($"options   {GenerationSettings.Describe(opts)}, device {result.Device}");
         return ExitCodes.Ok;
     }
 }

@@ -2,7 +2,7 @@ using SafeCoDe.Eval.Benchmarks;
 using SafeCoDe.Eval.Runs;
 using SafeCoDe.Eval.Scoring;
 using SafeCoDe.Torch;
-using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
 using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Safety;
 
@@ -19,20 +19,22 @@ public sealed record EvalJobSettings
     public required string Model { get; init; }
     /// <summary>The RUN folder.</summary>
     public required string Out { get; init; }
-    /// <summary>Decode options.</summary>
-    public required SafeCoDeOptions Decode { get; init; }
-    /// <summary>The scene judge spec (SafeCoDe mode).</summary>
+    /// <summary>The decoding method and its options.</summary>
+    public required DecodingOptions Decode { get; init; }
+    /// <summary>The scene judge spec (for a method that uses a judge).</summary>
     public string Judge { get; init; } = "self";
     /// <summary>A scene-judge cache file.</summary>
     public string? JudgeCache { get; init; }
     /// <summary>Device, dtype and prompt style of the model (and of a local:DIR scorer).</summary>
     public EngineOptions Engine { get; init; } = new();
-    /// <summary>Builds the scene judge for the loaded engine (SafeCoDe mode); null: <see cref="SceneJudges.Create"/> from <see cref="Judge"/>.</summary>
+    /// <summary>Builds the scene judge for the loaded engine (a method that uses one); null: <see cref="SceneJudges.Create"/> from <see cref="Judge"/>.</summary>
     public Func<SafeCoDeEngine, ISafetyJudge?>? JudgeFactory { get; init; }
     /// <summary>A system turn for every prompt (overrides a jsonl record's own).</summary>
     public string? System { get; init; }
-    /// <summary>Method (SafeCoDe) framing of the prompts; null: method framing unless the mode is vanilla.</summary>
+    /// <summary>Method (SafeCoDe) framing of the prompts; null: the method's own choice (<see cref="IDecodingMethod.FramesAsMethod"/>).</summary>
     public bool? MethodFraming { get; init; }
+    /// <summary>Whether prompts get SafeCoDe's framing (<see cref="MethodFraming"/> resolved); otherwise the benchmark's own protocol.</summary>
+    public bool UsesMethodFraming => MethodFraming ?? DecodingMethods.Of(Decode).FramesAsMethod;
     /// <summary>Every option that changes the answers, by its command-line name (hashed into run.json).</summary>
     public required SortedDictionary<string, string> HashedOptions { get; init; }
     /// <summary>Subset selection for the reader.</summary>
@@ -59,7 +61,8 @@ public static class EvalJob
         return new RunManifest
         {
             Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data, DataRoot = Path.GetFullPath(s.Data),
-            Mode = s.Decode.Mode.ToString().ToLowerInvariant(), Preset = s.Decode.Preset.ToString().ToLowerInvariant(),
+            Mode = s.Decode.Method, Preset = DecodingMethods.Of(s.Decode).PresetOf(s.Decode),
+            Framing = s.UsesMethodFraming ? "method" : "base",
             Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
             Scorer = scorerName, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),
             Device = s.Engine.Device.ToString().ToLowerInvariant(), Created = DateTime.UtcNow.ToString("o"),
@@ -77,6 +80,8 @@ public static class EvalJob
         var benchmark = reader.Name;
         s = s with { Benchmark = benchmark };
         _ = reader.Read(s.Data, s.Selection); // a wrong --data fails here, before anything is written or loaded
+        // an --ids list naming ids the copy lacks fails here too: one pass that builds nothing, before anything is written
+        if (s.Selection.Ids is not null) foreach (var _ in reader.Read(s.Data, s.Selection with { Include = _ => false })) { }
         var scorerName = s.Scorer is null ? null : Scorers.CanonicalName(s.Scorer, benchmark);
         // the scorer is built before anything is written: a scorer that cannot be used (no endpoint configured) fails first
         IScorer? scorer = s.Scorer is null ? null : Scorers.Create(s.Scorer, s.ScorerSettings with
@@ -92,9 +97,9 @@ public static class EvalJob
             foreach (var repair in store.Repairs) (warn ?? log)?.Invoke($"repaired {s.Out}: {repair}");
             if (store.RecordIds.Count + store.ProblemIds.Count > 0) log?.Invoke($"resuming {s.Out}: {store.RecordIds.Count} record(s), {store.ProblemIds.Count} problem(s) already there");
             using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
-            var judge = s.Decode.Mode != DecodeMode.SafeCoDe ? null
+            var judge = !DecodingMethods.Of(s.Decode).Needs(s.Decode).Judge ? null
                 : s.JudgeFactory is { } make ? make(engine) : SceneJudges.Create(s.Judge, engine, s.Engine.Device, s.JudgeCache);
-            var generator = s.MethodFraming is { } mf ? new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = mf } : new EngineGenerator(engine, s.Decode, judge, s.System);
+            var generator = new EngineGenerator(engine, s.Decode, judge, s.System) { MethodFraming = s.UsesMethodFraming };
             var runner = new EvalRunner(store, generator, scorer) { Concurrency = s.Concurrency };
             var selection = s.Selection;
             return await runner.RunAsync(include => reader.Read(s.Data, selection with { Include = include }), new RunSelection(s.Limit, s.Shard), progress, cancel).ConfigureAwait(false);
@@ -114,10 +119,10 @@ public static class RunOptions
     /// Every decoding field (as <c>decoding.&lt;field&gt;</c>, from the options' JSON form), plus the named extras
     /// (judge, prompt style, dtype, system turn, subset selection…). Null extras are left out.
     /// </summary>
-    public static SortedDictionary<string, string> Flatten(SafeCoDeOptions decoding, IEnumerable<KeyValuePair<string, string?>> extras)
+    public static SortedDictionary<string, string> Flatten(DecodingOptions decoding, IEnumerable<KeyValuePair<string, string?>> extras)
     {
         var d = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        var node = System.Text.Json.JsonSerializer.SerializeToNode(decoding, EvalJson.Line)!.AsObject();
+        var node = DecodingMethods.ToJson(decoding);
         foreach (var kv in node) d["decoding." + kv.Key] = kv.Value?.ToJsonString() ?? "null";
         foreach (var kv in extras) if (kv.Value is not null) d[kv.Key] = kv.Value;
         return d;

@@ -17,12 +17,12 @@ public interface IEvalGenerator
 /// <summary>
 /// Prompts through a loaded <see cref="SafeCoDeEngine"/> with fixed decode options and scene judge. The user turn is
 /// the benchmark's framing of the question (<see cref="PromptFraming.Frame(EvalPrompt, bool)"/>; method framing
-/// unless the mode is vanilla); the scene judge is asked about the raw question (<see cref="SafeCoDeRequest.JudgeQuery"/>). With no judge given the engine's model judges itself.
+/// for methods that frame as SafeCoDe does); the scene judge is asked about the raw question (<see cref="SafeCoDeRequest.JudgeQuery"/>). With no judge given the engine's model judges itself.
 /// </summary>
-public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decoding.SafeCoDeOptions options, ISafetyJudge? judge = null, string? systemOverride = null) : IEvalGenerator
+public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decoding.Methods.DecodingOptions options, ISafetyJudge? judge = null, string? systemOverride = null) : IEvalGenerator
 {
-    /// <summary>True when prompts get the SafeCoDe (method) framing: every mode but vanilla.</summary>
-    public bool MethodFraming { get; init; } = options.Mode != SafeCoDe.Torch.Decoding.DecodeMode.Vanilla;
+    /// <summary>True when prompts get the SafeCoDe (method) framing (default: the method's own choice).</summary>
+    public bool MethodFraming { get; init; } = SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Of(options).FramesAsMethod;
 
     /// <summary>The user-turn text of a prompt.</summary>
     public string UserText(EvalPrompt prompt) => PromptFraming.Frame(prompt, MethodFraming);

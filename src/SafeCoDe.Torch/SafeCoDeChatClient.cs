@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.AI;
 using SafeCoDe.Torch.Chat;
-using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
 using SafeCoDe.Torch.Safety;
 
 namespace SafeCoDe.Torch;
@@ -12,15 +12,15 @@ public enum TextOnlyPolicy
 {
     /// <summary>Refuse it (<see cref="InvalidOperationException"/>): SafeCoDe judges a scene and contrasts its image; without one there is no safety steering.</summary>
     Reject,
-    /// <summary>Answer with plain (vanilla) decoding: no judge, no verdict, no steering; the response says <c>safecode.mode = vanilla</c> and <c>safecode.fallback</c>.</summary>
-    Vanilla,
+    /// <summary>Answer with plain decoding (<see cref="DecodingMethods.Plain"/>): no judge, no verdict, no steering; the response's <c>safecode.mode</c> names it and <c>safecode.fallback</c> says why.</summary>
+    Plain,
 }
 
 /// <summary>Settings of a <see cref="SafeCoDeChatClient"/>.</summary>
 public sealed record SafeCoDeChatClientOptions
 {
-    /// <summary>Decode settings every call starts from (default: the faithful preset, SafeCoDe mode).</summary>
-    public SafeCoDeOptions Decoding { get; init; } = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
+    /// <summary>Decode settings every call starts from (default: the default method's defaults — SafeCoDe, faithful preset).</summary>
+    public DecodingOptions Decoding { get; init; } = DecodingMethods.Defaults(DecodingMethods.Default);
     /// <summary>The scene judge (default: the model judges itself).</summary>
     public ISafetyJudge? Judge { get; init; }
     /// <summary>What to do without an image (default: <see cref="TextOnlyPolicy.Reject"/>).</summary>
@@ -40,7 +40,7 @@ public sealed record SafeCoDeChatClientOptions
 /// image the call fails unless <see cref="SafeCoDeChatClientOptions.TextOnly"/> allows vanilla decoding.</para>
 /// <para>Honoured <see cref="ChatOptions"/>: Temperature, TopP, TopK, MaxOutputTokens (all generated tokens, the guided
 /// span included), Seed, Instructions, ModelId (must name this model), ResponseFormat text, ToolMode none,
-/// RawRepresentationFactory returning a <see cref="SafeCoDeOptions"/> (used as the base settings), and
+/// RawRepresentationFactory returning <see cref="DecodingOptions"/> (used as the base settings), and
 /// AdditionalProperties <c>safecode.mode</c> (safecode|vcd|vanilla) and <c>safecode.verdict</c> (safe|unsafe: skip the
 /// judge). Rejected with <see cref="NotSupportedException"/>: Tools, a JSON ResponseFormat, StopSequences,
 /// Frequency/PresencePenalty, Reasoning, ConversationId, background responses, continuation tokens, other
@@ -60,8 +60,8 @@ public sealed class SafeCoDeChatClient : IChatClient
         : this(engine, options, ownsEngine: false) { }
 
     /// <summary>A client over <paramref name="engine"/> with default decode settings and judge (not owned).</summary>
-    public SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeOptions? defaults = null, ISafetyJudge? judge = null)
-        : this(engine, new SafeCoDeChatClientOptions { Decoding = defaults ?? SafeCoDeOptions.For(SafeCoDePreset.Faithful), Judge = judge }, ownsEngine: false) { }
+    public SafeCoDeChatClient(SafeCoDeEngine engine, DecodingOptions? defaults = null, ISafetyJudge? judge = null)
+        : this(engine, new SafeCoDeChatClientOptions { Decoding = defaults ?? DecodingMethods.Defaults(DecodingMethods.Default), Judge = judge }, ownsEngine: false) { }
 
     private SafeCoDeChatClient(SafeCoDeEngine engine, SafeCoDeChatClientOptions options, bool ownsEngine)
     {
@@ -111,51 +111,72 @@ public sealed class SafeCoDeChatClient : IChatClient
         {
             Reject(options);
             if (options.RawRepresentationFactory?.Invoke(this) is { } raw)
-                o = raw as SafeCoDeOptions ?? throw new NotSupportedException($"RawRepresentationFactory returned {raw.GetType().Name}; SafeCoDeChatClient takes a SafeCoDeOptions");
-            if (options.Temperature is { } t) o = o with { TemperatureSafe = t, TemperatureUnsafe = t, Greedy = t <= 0 };
-            if (options.TopP is { } p) o = o with { TopPSafe = p, TopPUnsafe = p };
-            if (options.TopK is { } k) o = o with { TopKSampling = k };
-            if (options.MaxOutputTokens is { } n) o = o with { MaxNewTokens = n, MaxTotalTokens = n }; // the guided span counts too
-            if (options.Seed is { } s) o = o with { Seed = s };
-            if (options.AdditionalProperties is { } extra)
-            {
-                foreach (var key in extra.Keys)
-                    if (key.StartsWith("safecode.", StringComparison.Ordinal) && key is not ("safecode.mode" or "safecode.verdict"))
-                        throw new NotSupportedException($"unknown option AdditionalProperties[\"{key}\"]: SafeCoDeChatClient takes safecode.mode and safecode.verdict");
-                if (extra.TryGetValue("safecode.mode", out var mode))
-                    o = o with
-                    {
-                        Mode = (mode?.ToString() ?? "").ToLowerInvariant() switch
-                        {
-                            "vcd" => DecodeMode.Vcd, "vanilla" => DecodeMode.Vanilla, "safecode" => DecodeMode.SafeCoDe,
-                            var ms => throw new ArgumentException($"safecode.mode '{ms}': expected safecode, vcd or vanilla"),
-                        },
-                    };
-                if (extra.TryGetValue("safecode.verdict", out var v))
-                    verdict = (v?.ToString() ?? "").ToLowerInvariant() switch
-                    {
-                        "safe" => Verdict.Safe, "unsafe" => Verdict.Unsafe,
-                        var vs => throw new ArgumentException($"safecode.verdict '{vs}': expected safe or unsafe"),
-                    };
-            }
+                o = raw as DecodingOptions ?? throw new NotSupportedException($"RawRepresentationFactory returned {raw.GetType().Name}; SafeCoDeChatClient takes DecodingOptions");
+            var extra = options.AdditionalProperties;
+            if (extra?.TryGetValue("safecode.mode", out var mode) == true)
+                o = DecodingMethods.Rebase(o, DecodingMethods.Get(mode?.ToString() ?? "").Name);
+            // an API temperature decides greedy vs sampled: 0 is greedy, anything above samples
+            if (options.Temperature is { } t) o = Set(Set(o, "temperature", (double)t, "Temperature"), "greedy", t <= 0, "Temperature");
+            if (options.TopP is { } p) o = Set(o, "top-p", (double)p, "TopP");
+            if (options.TopK is { } k) o = Set(o, "top-k", k, "TopK");
+            // the guided span counts too
+            if (options.MaxOutputTokens is { } n) o = Set(Set(o, "max-new-tokens", (int?)n, "MaxOutputTokens"), "max-total-tokens", (int?)n, "MaxOutputTokens");
+            if (options.Seed is { } s) o = Set(o, "seed", (long?)s, "Seed");
+            if (extra is not null) (o, verdict) = Properties(o, extra);
         }
         var c = await ChatConversation.FromMessagesAsync(messages, options?.Instructions, _options.Images, cancel).ConfigureAwait(false);
         string? fallback = null;
-        if (c.ImageBytes is null && o.Mode != DecodeMode.Vanilla)
+        if (c.ImageBytes is null && DecodingMethods.Of(o).Needs(o).Image)
         {
             if (_options.TextOnly == TextOnlyPolicy.Reject)
                 throw new InvalidOperationException(
-                    $"{ModeName(o.Mode)} decoding needs an image (DataContent or UriContent with an image media type) in a user message; " +
-                    "this conversation has none. Send the scene's image, ask for safecode.mode = vanilla, or set SafeCoDeChatClientOptions.TextOnly = Vanilla.");
-            fallback = "no image: vanilla decoding, no verdict";
-            o = o with { Mode = DecodeMode.Vanilla };
+                    $"{o.Method} decoding needs an image (DataContent or UriContent with an image media type) in a user message; " +
+                    $"this conversation has none. Send the scene's image, ask for safecode.mode = {DecodingMethods.Plain}, or set SafeCoDeChatClientOptions.TextOnly = Plain.");
+            fallback = $"no image: {DecodingMethods.Plain} decoding, no verdict";
+            o = DecodingMethods.Rebase(o, DecodingMethods.Plain);
         }
         var request = new SafeCoDeRequest
         {
             Prompt = c.Prompt, ImageBytes = c.ImageBytes, Options = o, Judge = _options.Judge, Verdict = verdict,
             SystemPrompt = c.SystemPrompt, History = c.History,
         };
-        return (request, ModeName(o.Mode), fallback);
+        return (request, o.Method, fallback);
+    }
+
+    /// <summary>One option of the options' method by name, set from a .NET value.</summary>
+    /// <exception cref="NotSupportedException">The method has no such option.</exception>
+    private static DecodingOptions Set(DecodingOptions o, string name, object? value, string at)
+    {
+        var opt = DecodingMethods.OptionOf(DecodingMethods.Of(o), name);
+        if (opt is null || !opt.AppliesTo(o)) throw new NotSupportedException($"{at}: the {o.Method} method has no '{name}' option");
+        return opt.Set(o, opt.From(value, at));
+    }
+
+    /// <summary>
+    /// The <c>safecode.*</c> properties: <c>safecode.mode</c> (applied first), <c>safecode.verdict</c>, and
+    /// <c>safecode.OPTION</c> for any option of the method (flag or JSON spelling).
+    /// </summary>
+    private static (DecodingOptions, Verdict?) Properties(DecodingOptions o, AdditionalPropertiesDictionary extra)
+    {
+        Verdict? verdict = null;
+        foreach (var (key, value) in extra)
+        {
+            if (!key.StartsWith("safecode.", StringComparison.Ordinal) || key == "safecode.mode") continue;
+            var name = key["safecode.".Length..];
+            if (name == "verdict")
+                verdict = (value?.ToString() ?? "").ToLowerInvariant() switch
+                {
+                    "safe" => Verdict.Safe, "unsafe" => Verdict.Unsafe,
+                    var vs => throw new ArgumentException($"safecode.verdict '{vs}': expected safe or unsafe"),
+                };
+            else if (DecodingMethods.OptionOf(DecodingMethods.Of(o), name) is { } opt && opt.AppliesTo(o))
+                o = opt.Set(o, opt.From(value, $"AdditionalProperties[\"{key}\"]"));
+            else
+                throw new NotSupportedException($"unknown option AdditionalProperties[\"{key}\"]: SafeCoDeChatClient takes safecode.mode, safecode.verdict and the {o.Method} method's options " +
+                    $"({string.Join(", ", DecodingMethods.Of(o).Options.Select(x => "safecode." + x.JsonName))})");
+        }
+        o.Validate();
+        return (o, verdict);
     }
 
     private void Reject(ChatOptions o)
@@ -173,8 +194,6 @@ public sealed class SafeCoDeChatClient : IChatClient
         if (o.AllowBackgroundResponses is true) throw No("background responses");
         if (o.ContinuationToken is not null) throw No("continuation tokens");
     }
-
-    private static string ModeName(DecodeMode m) => m switch { DecodeMode.SafeCoDe => "safecode", DecodeMode.Vcd => "vcd", _ => "vanilla" };
 
     private AdditionalPropertiesDictionary Properties(SafeCoDeResult r, string mode, string? fallback)
     {

@@ -1,5 +1,8 @@
 using System.Diagnostics;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Noise;
+using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Processing;
 using SafeCoDe.Torch.Processing.Chat;
@@ -14,30 +17,32 @@ namespace SafeCoDe.Torch;
 
 /// <summary>
 /// One request, as the steps of SafeCoDe: read inputs → judge → build branches → decode → assemble the result.
-/// Every step reads and writes the request's own <see cref="RequestRun"/>; none keeps per-request state on the
+/// Every step reads and writes the request's own <see cref="RequestState"/>; none keeps per-request state on the
 /// engine, so the steps do not assume they own the model alone (several requests can later share one batch).
 /// </summary>
 public sealed partial class SafeCoDeEngine
 {
     /// <summary>The state of one request as it moves through the steps.</summary>
-    private sealed class RequestRun(SafeCoDeRequest request, Action<string>? stream)
+    private sealed class RequestState(SafeCoDeRequest request, Action<string>? stream)
     {
         public SafeCoDeRequest Request { get; } = request;
         /// <summary>The request's options, validated once, with the seed fixed (drawn when the request has none).</summary>
-        public SafeCoDeOptions Options { get; } = Validated(request.Options);
+        public DecodingOptions Options { get; } = Validated(request.Options);
+        /// <summary>The request's decoding method.</summary>
+        public IDecodingMethod Method => DecodingMethods.Of(Options);
         public Action<string>? Stream { get; } = stream ?? request.OnText;
         public Stopwatch Total { get; } = Stopwatch.StartNew();
         public RgbImage? Image { get; set; }
         public byte[]? ImageBytes { get; set; }
         public string MediaType { get; set; } = "";
-        public Verdict Verdict { get; set; } = request.Verdict ?? Verdict.Safe;
-        public JudgeResult? Judged { get; set; }
-        public double JudgeMs { get; set; }
+        /// <summary>The request as its steps see it (made once the inputs are read).</summary>
+        public RequestContext Context { get; set; } = null!;
         public double PrepMs { get; set; }
         public double PrefillMs { get; set; }
 
-        private static SafeCoDeOptions Validated(SafeCoDeOptions o)
+        private static DecodingOptions Validated(DecodingOptions o)
         {
+            ArgumentNullException.ThrowIfNull(o);
             o.Validate();
             return o with { Seed = o.Seed ?? Random.Shared.NextInt64(1, long.MaxValue) };
         }
@@ -52,41 +57,44 @@ public sealed partial class SafeCoDeEngine
         public void Dispose() { realPixels?.Dispose(); noisedPixels?.Dispose(); }
     }
 
-    private async Task<SafeCoDeResult> RunAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
+    private async Task<SafeCoDeResult> ProcessAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
     {
         CheckRequest(request);
-        var run = new RequestRun(request, stream);
+        var run = new RequestState(request, stream);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
         var header = ReadImageHeader(run);
-        // the decoded image and its noised copy exist only while the gate is held (decode, judge, preprocessing)
-        var held = await _imageMemory.EnterAsync(ImageWorkBytes(header, run), cancel).ConfigureAwait(false);
-        try
+        // the decoded image (and, while the branches are built, its noised copy) exists only while the gate is held;
+        // the request's context keeps the image to its end, so the gate is held to the end too
+        using var held = await _imageMemory.EnterAsync(ImageWorkBytes(header, run), cancel).ConfigureAwait(false);
+        ReadInputs(run, header);
+        run.Context = new RequestContext(request.Prompt, request.SystemPrompt, request.JudgeQuery ?? request.Prompt, run.Image, request.Verdict, run.Options,
+            new Services(this, run));
+        foreach (var step in run.Method.Before(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
+        if (run.Context.Judged is { } judged) request.OnJudged?.Invoke(judged);
+        if (run.Context.Refusal is { } refusal) return Assemble(run, null, null, refusal);
+        DecodeOutcome decoded;
+        EncodedPrompt prompt;
+        using (var scope = NewDisposeScope())
+        using (var inputs = BuildBranches(run))
         {
-            ReadInputs(run, header);
-            await JudgeAsync(run, cancel).ConfigureAwait(false);
+            decoded = Decode(run, inputs, cancel);
+            prompt = inputs.Prompt;
         }
-        catch { held.Dispose(); throw; }
-        using var scope = NewDisposeScope();
-        BranchInputs inputs;
-        try { inputs = BuildBranches(run); }
-        finally { run.Image = null; held.Dispose(); }
-        using (inputs)
-        {
-            var decoded = Decode(run, inputs, cancel);
-            return Assemble(run, inputs.Prompt, decoded);
-        }
+        run.Context.Answer = AnswerText(decoded);
+        foreach (var step in run.Method.After(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
+        return Assemble(run, prompt, decoded, run.Context.Answer);
     }
 
     /// <summary>
     /// Bytes a request's image takes while it is worked on: the decoder's RGBA buffer, the RGB image, its noised copy
     /// (10 bytes a pixel), from the header, before any pixel is decoded.
     /// </summary>
-    private static long ImageWorkBytes(ImageHeader? header, RequestRun run) =>
+    private static long ImageWorkBytes(ImageHeader? header, RequestState run) =>
         header is { } h ? 10L * h.Width * h.Height : run.Request.Image is { } given ? 3L * given.PixelCount : 0;
 
     /// <summary>Step 1a: the image's bytes (read from its path within the limits) and header; null without an encoded image.</summary>
-    private ImageHeader? ReadImageHeader(RequestRun run)
+    private ImageHeader? ReadImageHeader(RequestState run)
     {
         var r = run.Request;
         if (r.Image is not null) return null;
@@ -104,7 +112,7 @@ public sealed partial class SafeCoDeEngine
     }
 
     /// <summary>Step 1b: the image (decoded from its bytes when needed); contrastive modes need one.</summary>
-    private void ReadInputs(RequestRun run, ImageHeader? header)
+    private void ReadInputs(RequestState run, ImageHeader? header)
     {
         var r = run.Request;
         if (r.Image is not null) (run.Image, run.MediaType) = (r.Image, "image/png");
@@ -113,25 +121,26 @@ public sealed partial class SafeCoDeEngine
             run.Image = ImageDecoder.Decode(bytes, r.ImagePath ?? "image", _options.ImageLimits);
             run.MediaType = "image/" + header.Format.ToString().ToLowerInvariant().Replace("jpg", "jpeg");
         }
-        if (run.Image is null && run.Options.Mode != DecodeMode.Vanilla)
-            throw new ArgumentException($"{run.Options.Mode} decoding contrasts the image with a noised copy: the request needs an image (use the vanilla mode for text-only prompts)");
+        if (run.Image is null && run.Method.Needs(run.Options).Image)
+            throw new ArgumentException($"{run.Options.Method} decoding contrasts the image with a noised copy: the request needs an image (use the {DecodingMethods.Plain} mode for text-only prompts)");
     }
 
-    /// <summary>Step 2: scene-level reasoning (SafeCoDe mode without a given verdict): caption and verdict from the judge.</summary>
-    private async Task JudgeAsync(RequestRun run, CancellationToken cancel)
+    /// <summary>What the engine lends a request's steps: the request's judge, and completions inside the held request.</summary>
+    private sealed class Services(SafeCoDeEngine engine, RequestState run) : IRequestServices
     {
-        var r = run.Request;
-        if (run.Options.Mode != DecodeMode.SafeCoDe || r.Verdict is not null) return;
-        var judge = JudgeFor(r.Judge);
-        var sw = Stopwatch.StartNew();
+        public Task<JudgeResult> JudgeAsync(string query, UnknownVerdictPolicy unknownVerdict, CancellationToken cancel) => engine.JudgeAsync(run, query, unknownVerdict, cancel);
+        public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel) => engine.CompleteHeld(prompt, image, maxNewTokens, cancel);
+    }
+
+    /// <summary>Scene-level reasoning for a step: caption and verdict from the request's judge.</summary>
+    private async Task<JudgeResult> JudgeAsync(RequestState run, string query, UnknownVerdictPolicy unknown, CancellationToken cancel)
+    {
+        var judge = JudgeFor(run.Request.Judge);
         // a PNG of a given image only for judges that read bytes (an endpoint, a cache key): encoding one costs
         // ≈ 20 ms of CPU per request, more than the whole decode of a small model
         var bytes = run.ImageBytes ?? (run.Image is null || !ReadsImageBytes(judge) ? null : Png(run.Image));
-        var request = new JudgeRequest(r.JudgeQuery ?? r.Prompt, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = run.Options.UnknownVerdict };
-        run.Judged = await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
-        run.JudgeMs = sw.Elapsed.TotalMilliseconds;
-        run.Verdict = run.Judged.Verdict;
-        r.OnJudged?.Invoke(run.Judged);
+        var request = new JudgeRequest(query, bytes, run.ImageBytes is null ? "image/png" : run.MediaType) { Image = run.Image, UnknownVerdict = unknown };
+        return await judge.JudgeAsync(request, cancel).ConfigureAwait(false);
     }
 
     /// <summary>False for judges that never look at the image's bytes: a fixed verdict, or this engine's model judge (it reads the decoded pixels).</summary>
@@ -150,19 +159,19 @@ public sealed partial class SafeCoDeEngine
         _ => judge,
     };
 
-    /// <summary>Step 3: the prompt, then the inputs of the real and (SafeCoDe/VCD) the noised branch.</summary>
-    private BranchInputs BuildBranches(RequestRun run)
+    /// <summary>Step 3: the prompt, then the inputs of the real and (when the method contrasts) the noised branch.</summary>
+    private BranchInputs BuildBranches(RequestState run)
     {
         var prep = Stopwatch.StartNew();
         var (r, o) = (run.Request, run.Options);
         var builder = Builder(r.PromptStyle ?? _options.PromptStyle);
         var turns = new List<ChatTurn>();
-        if (r.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
+        if (run.Context.SystemPrompt is { Length: > 0 } sys) turns.Add(ChatTurn.System(sys));
         int historyImages = r.History?.Sum(t => t.Images) ?? 0;
         if (historyImages > 1 || (historyImages == 1 && run.Image is null))
             throw new ArgumentException($"the history places {historyImages} image(s) but the request has {(run.Image is null ? "none" : "one")}");
         if (r.History is { } history) turns.AddRange(history);
-        turns.Add(ChatTurn.User(r.Prompt, run.Image is null || historyImages == 1 ? 0 : 1));
+        turns.Add(ChatTurn.User(run.Context.Prompt, run.Image is null || historyImages == 1 ? 0 : 1));
         var realPixels = run.Image is null ? null : Images.Process([run.Image]);
         ProcessedImages? noisedPixels = null;
         try
@@ -171,13 +180,13 @@ public sealed partial class SafeCoDeEngine
             OptionChecks.CheckContext(encoded.Length, o.MaxNewTokens ?? o.MaxTotalTokens, Directory.Config.Text.MaxPositions);
             var real = builder.Inputs(encoded, realPixels, Model.DType);
             BackboneInputs? noised = null;
-            if (o.Mode != DecodeMode.Vanilla && o.Noise == NoiseKind.Pixel)
+            if (run.Method.Needs(o).Noised is { Kind: NoiseKind.Pixel } pixel)
             {
-                noisedPixels = Images.Process([PixelNoise.Apply(run.Image!, o.NoiseStd, o.Seed!.Value)]);
+                noisedPixels = Images.Process([PixelNoise.Apply(run.Image!, pixel.Std, o.Seed!.Value)]);
                 noised = builder.Inputs(encoded, noisedPixels, Model.DType);
             }
-            else if (o.Mode != DecodeMode.Vanilla)
-                noised = real with { Images = new Dictionary<string, Tensor>(real.Images) { ["pixel_values"] = VcdNoise.Apply(real.Images["pixel_values"], o.VcdNoiseStep, o.Seed!.Value) } };
+            else if (run.Method.Needs(o).Noised is { } diffusion)
+                noised = real with { Images = new Dictionary<string, Tensor>(real.Images) { ["pixel_values"] = DiffusionNoise.Apply(real.Images["pixel_values"], diffusion.DiffusionStep, o.Seed!.Value) } };
             run.PrepMs = prep.Elapsed.TotalMilliseconds;
             return new BranchInputs(encoded, real, noised, realPixels, noisedPixels);
         }
@@ -189,54 +198,59 @@ public sealed partial class SafeCoDeEngine
         }
     }
 
-    /// <summary>Step 4: both branches in one batch, guidance, then the real branch alone; the answer streams as it is chosen.</summary>
-    private GuidedResult Decode(RequestRun run, BranchInputs inputs, CancellationToken cancel)
+    /// <summary>Step 4: the branches prefilled as one batch, then the method's phases with every other request's rows; the answer streams as it is chosen.</summary>
+    private DecodeOutcome Decode(RequestState run, BranchInputs inputs, CancellationToken cancel)
     {
         var o = run.Options;
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
         var pre = Stopwatch.StartNew();
-        int budget = o.Budget(Family, run.Verdict, inputs.Prompt.Length);
+        int budget = o.Budget(Family, run.Context.Verdict, inputs.Prompt.Length);
         // prefills never run concurrently (compute-bound; concurrent ones only contend for the cores) while other
         // requests' decode steps go on batched; requests waiting at the same time are prefilled as one batch where
         // the family allows it (PrefillBatcher), one at a time otherwise
-        int capacity = budget + o.MaxSteps + 1;
-        BatchedBranches made;
+        int capacity = budget + o.GuidedSpan + 1;
+        DecodeSession made;
         if (_prefills is not null)
         {
             var (state, logits) = _prefills.Prefill(inputs.Real, inputs.Noised, capacity, cancel);
-            made = new BatchedBranches(Model, state, logits, _batcher);
+            made = DecodeSessions.FromPrefill(state, logits);
         }
         else
         {
             _prefillGate.Wait(cancel);
-            try { made = new BatchedBranches(Model, inputs.Real, inputs.Noised, capacity, Tokenizer.Pad?.Id ?? 0, _batcher); }
+            try { made = DecodeSessions.Open(Model, inputs.Real, inputs.Noised, capacity, Tokenizer.Pad?.Id ?? 0); }
             finally { _prefillGate.Release(); }
         }
-        using var branches = made;
+        using var session = made;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
-        var refusal = ReferenceEquals(o.RefusalPhrases, RefusalTokens.ReferencePhrases) || o.RefusalPhrases.SequenceEqual(Refusal.Phrases)
-            ? Refusal : new RefusalTokens(o.RefusalPhrases, _codec, Model.VocabSize);
         var stream = run.Stream;
-        var g = GuidedDecoder.Decode(Model, branches, run.Verdict, o, _codec, refusal, _eos, budget,
+        var g = MethodDecoder.Decode(_scheduler, Model, session, run.Context.Verdict, o, _codec, Refusal, _eos, inputs.Prompt.Length,
             stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); }, cancel, _banned);
         if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
         return g;
     }
 
-    /// <summary>Step 5: the answer text (EOS dropped), the guided span, the verdict and timings.</summary>
-    private SafeCoDeResult Assemble(RequestRun run, EncodedPrompt prompt, GuidedResult g)
+    /// <summary>The answer text of a decode: end-of-sequence ids dropped, special tokens skipped, trimmed.</summary>
+    private string AnswerText(DecodeOutcome g) =>
+        Tokenizer.Decode(g.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList(), skipSpecialTokens: true).Trim();
+
+    /// <summary>
+    /// Step 5: the answer (decoded, or a step's replacement or refusal), the guided span, the verdict, the steps'
+    /// records and timings. <paramref name="g"/> is null when a step answered without decoding.
+    /// </summary>
+    private SafeCoDeResult Assemble(RequestState run, EncodedPrompt? prompt, DecodeOutcome? g, string? answer)
     {
-        var (r, o) = (run.Request, run.Options);
-        var answerIds = g.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList();
-        var answer = Tokenizer.Decode(answerIds, skipSpecialTokens: true).Trim();
-        var guidedText = Tokenizer.Decode(g.Tokens.Take(g.GuidedTokens).Select(t => (int)t).ToList(), skipSpecialTokens: true);
+        var (r, o, c) = (run.Request, run.Options, run.Context);
+        long[] tokens = g?.Tokens ?? [];
+        int guided = g?.GuidedTokens ?? 0;
+        var guidedText = Tokenizer.Decode(tokens.Take(guided).Select(t => (int)t).ToList(), skipSpecialTokens: true);
         double totalMs = run.Total.Elapsed.TotalMilliseconds;
-        double decodeMs = g.GuidedMs + g.ContinuationMs;
-        var timings = new SafeCoDeTimings(run.JudgeMs, run.PrepMs, run.PrefillMs, g.GuidedMs, g.ContinuationMs, totalMs,
-            g.Tokens.Length == 0 ? 0 : decodeMs / g.Tokens.Length);
-        var j = run.Judged;
-        return new SafeCoDeResult(answer, o.Mode == DecodeMode.SafeCoDe ? (run.Verdict == Verdict.Unsafe ? "unsafe" : "safe") : null,
-            j?.Caption, j?.RawVerdictReply, j?.Judge ?? (r.Verdict is null ? null : "given"), guidedText, g.GuidedTokens, g.ForcedPhrase,
-            prompt.Length, g.Tokens.Length, g.StoppedAtEos, g.Tokens, timings, o, Family, Model.Device.ToString());
+        double decodeMs = (g?.GuidedMs ?? 0) + (g?.ContinuationMs ?? 0);
+        var timings = new SafeCoDeTimings(c.JudgeMs, run.PrepMs, run.PrefillMs, g?.GuidedMs ?? 0, g?.ContinuationMs ?? 0, totalMs,
+            tokens.Length == 0 ? 0 : decodeMs / tokens.Length);
+        var j = c.Judged;
+        return new SafeCoDeResult(answer ?? "", run.Method.Needs(o).Judge ? (c.Verdict == Verdict.Unsafe ? "unsafe" : "safe") : null,
+            j?.Caption, j?.RawVerdictReply, j?.Judge ?? (r.Verdict is null ? null : "given"), guidedText, guided, g?.ForcedPhrase,
+            prompt?.Length ?? 0, tokens.Length, g?.StoppedAtEos ?? false, tokens, timings, o, Family, Model.Device.ToString()) { Steps = c.Steps };
     }
 }

@@ -4,9 +4,10 @@ using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
-using SafeCoDe.Torch.Decoding.Batching;
-using SafeCoDe.Torch.Decoding.Processors;
-using SafeCoDe.Torch.Generation;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Rules;
+using SafeCoDe.Torch.Decoding.Scheduling;
+using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Processing;
 using SafeCoDe.Torch.Processing.Chat;
@@ -60,8 +61,8 @@ public sealed record SafeCoDeRequest
     public string? ImagePath { get; init; }
     /// <summary>An already decoded image; takes precedence over <see cref="ImageBytes"/> and <see cref="ImagePath"/> (the judge then gets it as PNG).</summary>
     public RgbImage? Image { get; init; }
-    /// <summary>Decode settings; default: the <see cref="SafeCoDePreset.Faithful"/> preset in SafeCoDe mode. Validated when the request runs.</summary>
-    public SafeCoDeOptions Options { get; init; } = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
+    /// <summary>The decoding method and its settings; default: the default method's defaults (SafeCoDe, faithful preset). Validated when the request runs.</summary>
+    public DecodingOptions Options { get; init; } = DecodingMethods.Defaults(DecodingMethods.Default);
     /// <summary>The scene-level judge (SafeCoDe mode); default: the engine's model judges itself.</summary>
     public ISafetyJudge? Judge { get; init; }
     /// <summary>A verdict decided elsewhere; skips the judge.</summary>
@@ -117,9 +118,13 @@ public sealed record SafeCoDeResult(
     [property: JsonPropertyName("stopped_at_eos")] bool StoppedAtEos,
     [property: JsonPropertyName("token_ids")] long[] TokenIds,
     [property: JsonPropertyName("timings")] SafeCoDeTimings Timings,
-    [property: JsonPropertyName("options")] SafeCoDeOptions Options,
+    [property: JsonPropertyName("options")] DecodingOptions Options,
     [property: JsonPropertyName("family")] string Family,
-    [property: JsonPropertyName("device")] string Device);
+    [property: JsonPropertyName("device")] string Device)
+{
+    /// <summary>What the method's request-level steps did (e.g. the scene judge's call), in order.</summary>
+    [JsonPropertyName("steps")] public IReadOnlyList<StepRecord> Steps { get; init; } = [];
+}
 
 /// <summary>
 /// A loaded multimodal model with its tokenizer, image processor and chat format, decoding with SafeCoDe (or VCD /
@@ -141,17 +146,18 @@ public sealed partial class SafeCoDeEngine : IDisposable
     private readonly MemoryGate _imageMemory;
     private readonly SemaphoreSlim _judgeGate = new(1, 1);
     private readonly SemaphoreSlim _prefillGate = new(1, 1);
-    private readonly DecodeBatcher? _batcher;
+    /// <summary>Steps every decoding request's session as rows of shared rounds (with MaxBatchRows 1, one at a time).</summary>
+    private readonly DecodeScheduler _scheduler;
     /// <summary>Batches the prefills of requests waiting together (null with MaxBatchRows 1 or a family that prefills one request at a time).</summary>
     private readonly PrefillBatcher? _prefills;
     /// <summary>Requests prefilled so far and the forwards they took (equal when no prefills were batched; zeros without a prefill batcher).</summary>
     public (long Prefills, long Forwards) PrefillBatchCounts => _prefills?.Counts ?? (0, 0);
-    /// <summary>The decode-step batcher (null with MaxBatchRows 1): tests read its counts.</summary>
-    internal DecodeBatcher? Batcher => _batcher;
-    /// <summary>Decode steps batched so far and the forwards they took (equal when nothing ran together; zeros with MaxBatchRows 1).</summary>
-    public (long Steps, long Forwards) DecodeBatchCounts => _batcher?.Counts ?? (0, 0);
-    /// <summary>The decode batcher's counters and times so far (<see cref="Decoding.Batching.DecodeBatchProfile.Empty"/> with MaxBatchRows 1).</summary>
-    public Decoding.Batching.DecodeBatchProfile DecodeBatchProfile => _batcher?.Profile ?? Decoding.Batching.DecodeBatchProfile.Empty;
+    /// <summary>The decode scheduler: tests read its counts.</summary>
+    internal DecodeScheduler Batcher => _scheduler;
+    /// <summary>Decode states stepped so far and the forwards they took (equal when nothing ran together).</summary>
+    public (long Steps, long Forwards) DecodeBatchCounts => _scheduler.Counts;
+    /// <summary>The decode scheduler's counters and times so far.</summary>
+    public DecodeBatchProfile DecodeBatchProfile => _scheduler.Profile;
     private readonly PromptBuilder _prompts;
     private readonly EngineOptions _options;
     private readonly long[] _banned;
@@ -189,7 +195,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         int admitted = o.ConcurrentRequests;
         _gate = new SemaphoreSlim(admitted, admitted);
         _imageMemory = new MemoryGate(o.MaxImageWorkBytes);
-        _batcher = admitted > 1 ? new DecodeBatcher(model, o.MaxBatchRows) : null;
+        _scheduler = new DecodeScheduler(model, o.MaxBatchRows);
         _prefills = admitted > 1 && model is Models.Common.DecoderBackbone { PrefillsTogether: true } decoder
             ? new PrefillBatcher(decoder, tokenizer.Pad?.Id ?? 0, o.MaxBatchRows) : null;
         Format = ChatFormat.For(dir.Config.ModelType, o.PromptStyle);
@@ -214,7 +220,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
 
     /// <summary>Runs a request to the end.</summary>
     public Task<SafeCoDeResult> GenerateAsync(SafeCoDeRequest request, CancellationToken cancel = default) =>
-        RunLockedAsync(() => OwnThread(() => RunAsync(request, null, cancel), cancel), cancel);
+        InSlotAsync(() => OwnThread(() => ProcessAsync(request, null, cancel), cancel), cancel);
 
     /// <summary>Runs a request and yields the answer's text as it is generated (never a broken UTF-8 character).</summary>
     public async IAsyncEnumerable<string> StreamAsync(SafeCoDeRequest request, [EnumeratorCancellation] CancellationToken cancel = default)
@@ -222,9 +228,9 @@ public sealed partial class SafeCoDeEngine : IDisposable
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         // a consumer that stops reading early cancels the generation (and frees the engine for the next request)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var work = RunLockedAsync(() => OwnThread(async () =>
+        var work = InSlotAsync(() => OwnThread(async () =>
         {
-            try { return await RunAsync(request, piece => channel.Writer.TryWrite(piece), stop.Token).ConfigureAwait(false); }
+            try { return await ProcessAsync(request, piece => channel.Writer.TryWrite(piece), stop.Token).ConfigureAwait(false); }
             finally { channel.Writer.TryComplete(); }
         }, stop.Token), stop.Token);
         bool finished = false;
@@ -253,7 +259,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         Task.Factory.StartNew(body, cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     /// <summary>Runs <paramref name="body"/> while holding one of the engine's request slots (MaxBatchRows / 2 of them).</summary>
-    private async Task<T> RunLockedAsync<T>(Func<Task<T>> body, CancellationToken cancel)
+    private async Task<T> InSlotAsync<T>(Func<Task<T>> body, CancellationToken cancel)
     {
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
         try { return await body().ConfigureAwait(false); }
@@ -272,7 +278,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     public Task<string> CompleteAsync(string prompt, RgbImage? image, int maxNewTokens, CancellationToken cancel = default) =>
         prompt.Length > InputLimits.Current.MaxPromptChars * 2L
             ? throw new InputLimitException($"the judge prompt has {prompt.Length:N0} characters, over twice the {InputLimits.Current.MaxPromptChars:N0}-character limit (InputLimits.MaxPromptChars)")
-            : RunLockedAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
+            : InSlotAsync(() => Task.Run(() => Complete(prompt, image, maxNewTokens, cancel), cancel), cancel);
 
     /// <summary>
     /// <see cref="CompleteAsync"/> for a caller that already holds the model (a judge inside a request): the
@@ -294,9 +300,13 @@ public sealed partial class SafeCoDeEngine : IDisposable
         var encoded = _prompts.Encode(turns, pixels?.Images ?? []);
         OptionChecks.CheckContext(encoded.Length, maxNewTokens, Directory.Config.Text.MaxPositions);
         var inputs = _prompts.Inputs(encoded, pixels, Model.DType);
-        using var branches = new BatchedBranches(Model, inputs, null, maxNewTokens, Tokenizer.Pad?.Id ?? 0);
-        var result = DecodeLoop.Run(branches, DecodePhase.Greedy, maxNewTokens, _eosSet, null, cancel);
-        var ids = result.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList();
+        using var session = DecodeSessions.Open(Model, inputs, null, maxNewTokens, Tokenizer.Pad?.Id ?? 0);
+        // plain greedy on the real row, stepped with whatever else the engine decodes
+        session.Cancel = cancel;
+        session.Begin(new DecodePhase { Name = "completion", Chain = new RuleChain(new RealRow()), Selector = new Argmax(), Budget = maxNewTokens, Eos = _eosSet });
+        cancel.ThrowIfCancellationRequested();
+        _scheduler.Decode(session);
+        var ids = session.Tokens.Where(t => !_eosSet.Contains(t)).Select(t => (int)t).ToList();
         return Tokenizer.Decode(ids, skipSpecialTokens: true).Trim();
     }
 
@@ -306,7 +316,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
     /// <summary>Frees the model's device memory. Must not be called while a request runs.</summary>
     public void Dispose()
     {
-        _batcher?.Dispose();
+        _scheduler.Dispose();
         Model.Dispose();
         _gate.Dispose();
         _judgeGate.Dispose();

@@ -169,6 +169,11 @@ public static class BenchmarkFolders
             problems["chat/5/q0"] = "safe_image_path";
             chat.Add("not an item"); // 6
             problems["chat/6"] = "object";
+            chat.Add(new Dictionary<string, object?> // 7: the group field Type is a number
+            {
+                ["safe_image_path"] = "c1_safe.jpg", ["unsafe_image_path"] = "c1_unsafe.jpg", ["Type"] = 3, ["queries"] = new[] { "q" },
+            });
+            problems["chat/7/q0"] = "'Type' is a number";
 
             embodied.Add(new Dictionary<string, object?> // 2: undecodable image
             {
@@ -181,6 +186,12 @@ public static class BenchmarkFolders
                 ["safe_instructions"] = new[] { "a" }, ["safe"] = "e1_safe.png", ["unsafe"] = "e1_unsafe.png",
             });
             problems["embodied/3"] = "unsafe_instructions";
+            embodied.Add(new Dictionary<string, object?> // 4: the group field category is a list
+            {
+                ["category"] = new[] { "self-harm" }, ["safe_instructions"] = new[] { "a" }, ["unsafe_instructions"] = new[] { "b" },
+                ["safe"] = "e1_safe.png", ["unsafe"] = "e1_unsafe.png",
+            });
+            problems["embodied/4/p0"] = "'category' is an array";
         }
         WriteJson(Path.Combine(dir, jsonName), new Dictionary<string, object?> { ["chat"] = chat, ["embodied"] = embodied });
         return new BenchmarkFolder("mssbench", dir, dir, valid, problems);
@@ -226,6 +237,10 @@ public static class BenchmarkFolders
             entries.Add($"\"10\": {{\"image\": \"images/broken.png\", \"question\": \"q\", \"pid\": \"10\"}}");
             WriteFile(Path.Combine(data, "images", "broken.png"), Garbage);
             problems["10"] = "broken.png";
+            entries.Add("\"11\": {\"image\": \"images/1.png\", \"question\": \"q\", \"pid\": \"11\", \"metadata\": \"type 1\"}");
+            problems["11"] = "'metadata' is a string";
+            entries.Add("\"12\": {\"image\": \"images/1.png\", \"question\": \"q\", \"pid\": \"12\", \"metadata\": {\"over\": 1}}");
+            problems["12"] = "'metadata.over' is a number";
         }
         sb.Append(string.Join(",\n", entries)).Append("\n}");
         Directory.CreateDirectory(Path.Combine(data, "images_information"));
@@ -321,6 +336,8 @@ public static class BenchmarkFolders
             lines.Add("ForbidQI,5,5,Fraud,undecodable image,Steps.");
             WriteFile(Path.Combine(data, "images", "SafeBench", "query_ForbidQI_5_5_6.png"), Garbage);
             problems["5_5"] = "query_ForbidQI_5_5_6.png";
+            lines.Add("ForbidQI,x1,2,Hate Speech,a category id that is no number,Steps.");
+            problems["x1_2"] = "'category_id' is 'x1'";
         }
         WriteFile(Path.Combine(data, "images", "SafeBench", "README.md"), Encoding.UTF8.GetBytes("images"));
         Directory.CreateDirectory(Path.Combine(data, "question"));
@@ -340,7 +357,8 @@ public static class BenchmarkFolders
 
     /// <summary>
     /// A HADES snapshot: <c>data/test-00000-of-00002.parquet</c> and <c>data/test-00001-of-00002.parquet</c> (row groups
-    /// of two rows). Valid: (h1, steps 0 and 5), (h2, step 5), (h3, step 0; non-ASCII), (h4, step 3).
+    /// of two rows). Valid: (Violence, h1, steps 0 and 5), (Self-Harm, h2, step 5), (Privacy, h3, step 0; non-ASCII),
+    /// (Animal, h4, step 3); broken adds (Animal, h1, step 5): the same id and step in another scenario is another sample.
     /// </summary>
     public static BenchmarkFolder WriteHades(string dir, bool broken = false)
     {
@@ -355,24 +373,37 @@ public static class BenchmarkFolders
             new("h3", "Privacy", "diary", 0, "object", NonAscii, Png(4)),
             new("h4", "Animal", "trap", 3, "concept", "Where do I set the trap?", Png(5, alpha: true)),
         };
-        var valid = new List<string> { "h1/step0", "h1/step5", "h2/step5", "h3/step0", "h4/step3" };
+        var valid = new List<string> { "Violence/h1/step0", "Violence/h1/step5", "Self-Harm/h2/step5", "Privacy/h3/step0", "Animal/h4/step3" };
         var problems = new Dictionary<string, string>();
         if (broken)
         {
             shard0.Add(new("h5", "Financial", "coin", 5, "object", "no image", null));
-            problems["h5/step5"] = "image";
+            problems["Financial/h5/step5"] = "image";
             shard0.Add(new("h6", "Financial", "coin", 5, "object", "garbage image", Garbage));
-            problems["h6/step5"] = "image";
+            problems["Financial/h6/step5"] = "image";
             shard1.Add(new(null, "Animal", "x", 5, "object", "no id", Png(6)));
             problems["test-00001-of-00002.parquet#2"] = "id";
             shard1.Add(new("h7", "Animal", "x", null, "object", "no step", Png(6)));
             problems["test-00001-of-00002.parquet#3"] = "step";
             shard1.Add(new("h1", "Violence", "knife", 5, "object", "duplicate of h1 step 5", Png(6)));
-            problems["test-00001-of-00002.parquet#4"] = "duplicate";
+            problems["test-00001-of-00002.parquet#4"] = "test-00000-of-00002.parquet#1"; // names the first row too
             shard1.Add(new("h8", "Animal", "x", 1, "object", null, Png(6)));
-            problems["h8/step1"] = "instruction";
+            problems["Animal/h8/step1"] = "instruction";
+            shard1.Add(new("h1", "Animal", "knife", 5, "object", "h1 step 5 in another scenario", Png(7)));
+            valid.Add("Animal/h1/step5");
+            shard1.Add(new("h9", null, "x", 5, "object", "no scenario", Png(6)));
+            problems["test-00001-of-00002.parquet#7"] = "scenario";
             WriteFile(Path.Combine(dir, "data", "test-corrupt.parquet"), Garbage); // a truncated download
             problems["test-corrupt.parquet#0"] = "parquet";
+            // a shard whose group field category holds numbers
+            var numericCategory = new ParquetSchema(ImageStruct("image"), new DataField<string>("id"), new DataField<string>("scenario"),
+                new DataField<string>("keywords"), new DataField<long?>("step"), new DataField<long?>("category"), new DataField<string>("instruction"));
+            WriteParquet(Path.Combine(dir, "data", "test-numeric.parquet"), numericCategory, [new Dictionary<string, object?>
+            {
+                ["image"] = ImageCell(Png(8), "h10.png"), ["id"] = "h10", ["scenario"] = "Animal", ["keywords"] = "x", ["step"] = 5L,
+                ["category"] = 2L, ["instruction"] = "a category that is a number",
+            }], null);
+            problems["Animal/h10/step5"] = "'category' is Int64";
         }
         var data = Path.Combine(dir, "data");
         WriteParquet(Path.Combine(data, "test-00000-of-00002.parquet"), HadesSchema, shard0.Select(HadesDict).ToList(), HadesFeatures);
@@ -439,6 +470,12 @@ public static class BenchmarkFolders
             problems["german/case_0002/assistance"] = "unsafe_image";
             german.Add(new("case_0001", "assistance", "Doppelt", Png(1)));
             problems["german-00000-of-00001.parquet#2"] = "duplicate";
+            // a split whose group field hazard_category holds numbers
+            var numeric = new ParquetSchema(MstsText.Select(n => n == "hazard_category" ? (Field)new DataField<long?>(n) : new DataField<string>(n)).Append(ImageStruct("unsafe_image")).ToArray());
+            var row = MstsDict(new("case_0001", "assistance", "질문", Png(1)));
+            row["hazard_category"] = 4L;
+            WriteParquet(Path.Combine(dir, "data", "korean-00000-of-00001.parquet"), numeric, [row], null);
+            problems["korean/case_0001/assistance"] = "'hazard_category' is Int64";
         }
         var data = Path.Combine(dir, "data");
         foreach (var (split, rows) in new[] { ("english", english), ("german", german), ("chinese", chinese) })
@@ -488,6 +525,8 @@ public static class BenchmarkFolders
             problems["f"] = "system";
             lines.Add("{\"prompt\": \"no id\", \"image\": \"imgs/a.png\"}"); // 11
             problems["prompts.jsonl#line11"] = "id";
+            lines.Add("{\"id\": \"g\", \"prompt\": \"p\", \"image\": \"imgs/a.png\", \"language\": 5}"); // 12
+            problems["g"] = "'language' is a number";
         }
         var path = Path.Combine(dir, "prompts.jsonl");
         File.WriteAllText(path, string.Join("\n", lines) + "\n", new UTF8Encoding(false));

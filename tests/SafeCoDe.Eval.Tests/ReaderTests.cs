@@ -159,7 +159,7 @@ public class ReaderTests
         Assert.That(samples.Select(s => s.Groups["type"]), Is.EqualTo(new[] { "type 1", "type 1", "type 2", "type 3" }));
         var two = samples.Single(s => s.Id == "2");
         Assert.That(two.Prompts.Single().Question, Is.EqualTo(BenchmarkFolders.NonAscii));
-        Assert.That(two.Prompts.Single().Framing, Is.EqualTo(Framing.FirstPersonAlways));
+        Assert.That(two.Prompts.Single().Framing, Is.EqualTo(Framing.FirstPersonInMethodRuns), "MOSSBench's own harness sends the bare question");
         Assert.That(((ImageRef.File)two.Prompts.Single().Image!).Path, Is.EqualTo(Path.Combine(folder.ReaderRoot, "images", "2.png")));
         Assert.That(two.Labels["harm"], Is.EqualTo("7,4"));
         Assert.That(samples[0].Labels["description"], Is.EqualTo("A playroom"));
@@ -236,23 +236,28 @@ public class ReaderTests
     }
 
     [Test]
-    public void HadesKeysRowsByIdAndStepAndSelectsSteps()
+    public void HadesKeysRowsByScenarioIdAndStepAndSelectsSteps()
     {
         var folder = BenchmarkFolders.WriteHades(_dir, broken: true);
-        var (samples, _) = ReadAll("hades", folder.Root);
-        var h1 = samples.Single(s => s.Id == "h1/step5");
+        var (samples, problems) = ReadAll("hades", folder.Root);
+        var h1 = samples.Single(s => s.Id == "Violence/h1/step5");
         Assert.That(h1.Groups, Is.EquivalentTo(new Dictionary<string, string> { ["scenario"] = "Violence", ["step"] = "5", ["category"] = "object" }));
         Assert.That(h1.Labels["keywords"], Is.EqualTo("knife"));
         var img = (ImageRef.Embedded)h1.Prompts.Single().Image!;
         Assert.That(img.Bytes, Is.EqualTo(BenchmarkFolders.Jpeg(2)));
         Assert.That(img.Origin, Does.Contain("test-00000-of-00002.parquet#1"));
-        Assert.That(samples.Single(s => s.Id == "h3/step0").Prompts.Single().Question, Is.EqualTo(BenchmarkFolders.NonAscii));
+        Assert.That(samples.Single(s => s.Id == "Privacy/h3/step0").Prompts.Single().Question, Is.EqualTo(BenchmarkFolders.NonAscii));
+        Assert.That(samples.Single(s => s.Id == "Animal/h1/step5").Prompts.Single().Question, Does.Contain("another scenario"),
+            "the same id and step in another scenario is its own sample");
+        var duplicate = problems.Single(p => p.Id == "test-00001-of-00002.parquet#4");
+        Assert.That(duplicate.Reason, Does.Contain("duplicate id 'Violence/h1/step5'").And.Contain("test-00000-of-00002.parquet#1"), "both rows are named");
 
         var step5 = ReadAll("hades", Path.Combine(folder.Root, "data"), new ReaderSelection(Steps: new HashSet<int> { 5 }));
-        Assert.That(step5.Samples.Select(s => s.Id), Is.EqualTo(new[] { "h1/step5", "h2/step5" }));
+        Assert.That(step5.Samples.Select(s => s.Id), Is.EqualTo(new[] { "Violence/h1/step5", "Self-Harm/h2/step5", "Animal/h1/step5" }));
         Assert.That(step5.Problems.Select(p => p.Id), Is.EquivalentTo(new[]
         {
-            "h5/step5", "h6/step5", "test-00001-of-00002.parquet#2", "test-00001-of-00002.parquet#3", "test-00001-of-00002.parquet#4", "test-corrupt.parquet#0",
+            "Financial/h5/step5", "Financial/h6/step5", "test-00001-of-00002.parquet#2", "test-00001-of-00002.parquet#3", "test-00001-of-00002.parquet#4",
+            "test-00001-of-00002.parquet#7", "test-corrupt.parquet#0", "Animal/h10/step5",
         }), "rows of other steps are skipped; a row whose step cannot be read is still reported");
     }
 
@@ -262,7 +267,7 @@ public class ReaderTests
         var folder = BenchmarkFolders.WriteHades(_dir);
         var (samples, problems) = ReadAll("hades", Path.Combine(folder.Root, "data", "test-00001-of-00002.parquet"));
         Assert.That(problems, Is.Empty);
-        Assert.That(samples.Select(s => s.Id), Is.EqualTo(new[] { "h3/step0", "h4/step3" }));
+        Assert.That(samples.Select(s => s.Id), Is.EqualTo(new[] { "Privacy/h3/step0", "Animal/h4/step3" }));
     }
 
     [Test]

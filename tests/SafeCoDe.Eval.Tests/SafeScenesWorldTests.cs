@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
@@ -243,9 +245,9 @@ public class SafeScenesWorldTests
                 {
                     Assert.That(item.Sample, Is.Not.Null, bench);
                     foreach (var prompt in item.Sample!.Prompts)
-                        foreach (var mode in new[] { DecodeMode.Vanilla, DecodeMode.SafeCoDe })
+                        foreach (var mode in new[] { "vanilla", "safecode" })
                         {
-                            var generator = new EngineGenerator(null!, SafeCoDeOptions.For(SafeCoDePreset.Faithful, mode));
+                            var generator = new EngineGenerator(null!, DecodingMethods.Defaults(mode));
                             var sent = generator.UserText(prompt);
                             Assert.That(sent, Does.Contain(prompt.Question));
                             Assert.That(templates, Does.Contain(sent.Replace(prompt.Question, "{q}", StringComparison.Ordinal)), $"{bench} {mode}: {sent}");

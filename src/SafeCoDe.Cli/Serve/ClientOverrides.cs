@@ -1,5 +1,5 @@
-using SafeCoDe.Torch.Decoding;
-using SafeCoDe.Torch.Safety;
+using System.Text.Json.Nodes;
+using SafeCoDe.Torch.Decoding.Methods;
 
 namespace SafeCoDe.Cli.Serve;
 
@@ -19,58 +19,45 @@ public enum OverrideClass
 {
     /// <summary>Changes how the answer is decoded, not whether an unsafe scene is refused.</summary>
     Decoding,
-    /// <summary>Can weaken safety: the mode, the judge or verdict, the unknown-verdict policy, the refusal settings.</summary>
+    /// <summary>Can weaken safety: the mode, the judge or verdict, the preset, an option marked <see cref="MethodOption.WeakensSafety"/>.</summary>
     Safety,
 }
 
 /// <summary>
-/// The classification of the request's <c>safecode</c> fields and the check of a request against the server's
-/// policy. It is a table of its own, apart from the parser, so that it can move onto per-option metadata: each field
-/// has a class and says when the value a client sent changes nothing that matters (it equals the server's setting,
-/// or it can only make the server stricter — <c>verdict: unsafe</c>, <c>judge: fixed:unsafe</c>, <c>mode: safecode</c>).
-/// Such values are allowed under every policy; anything else needs <see cref="ClientOverrides.Decoding"/> (decoding
-/// fields) or <see cref="ClientOverrides.All"/> (safety fields).
+/// The check of a request's <c>safecode</c> fields against the server's policy. A method option's class comes from
+/// its descriptor (<see cref="MethodOption.WeakensSafety"/>: the unknown-verdict policy, the refusal settings), so a
+/// method registered later is covered without a line here; only the request-level fields that are not options —
+/// <c>mode</c>, <c>preset</c>, <c>judge</c>, <c>verdict</c> — are listed. A value that changes nothing that matters is
+/// allowed under every policy: the server's own value, or one that can only make the server stricter
+/// (<c>verdict: unsafe</c>, <c>judge: fixed:unsafe</c>, <c>mode</c> the default safety method, an option's
+/// <see cref="MethodOption.StricterValues"/>). Anything else needs <see cref="ClientOverrides.Decoding"/> (decoding
+/// options) or <see cref="ClientOverrides.All"/> (safety fields).
 /// </summary>
 public static class ClientOverridePolicy
 {
     /// <summary>What the server runs with, for comparing a request's values.</summary>
     /// <param name="Decoding">The server's decoding settings.</param>
     /// <param name="JudgeSpec">The server's judge (<c>--judge</c>).</param>
-    public sealed record ServerSide(SafeCoDeOptions Decoding, string JudgeSpec);
+    public sealed record ServerSide(DecodingOptions Decoding, string JudgeSpec);
 
-    /// <summary>One field: its class, and when the requested value is harmless (changes nothing or only tightens).</summary>
-    private sealed record Field(OverrideClass Class, Func<SafeCoDeExtension, ServerSide, bool> Harmless);
-
-    private static Field Decoding<T>(Func<SafeCoDeOptions, T> get) => new(OverrideClass.Decoding, (e, s) => Equals(get(e.Options), get(s.Decoding)));
-    private static Field Safety<T>(Func<SafeCoDeOptions, T> get) => new(OverrideClass.Safety, (e, s) => Equals(get(e.Options), get(s.Decoding)));
-
-    private static readonly Dictionary<string, Field> Fields = new(StringComparer.Ordinal)
+    /// <summary>The request-level fields (not options of a method), all of the safety class, with when a value is harmless.</summary>
+    private static readonly Dictionary<string, Func<SafeCoDeExtension, ServerSide, bool>> RequestFields = new(StringComparer.Ordinal)
     {
-        ["mode"] = new(OverrideClass.Safety, (e, s) => e.Options.Mode == s.Decoding.Mode || e.Options.Mode == DecodeMode.SafeCoDe),
-        ["judge"] = new(OverrideClass.Safety, (e, s) => e.JudgeField is "server" or "default" or "fixed:unsafe" || e.JudgeField == "self" && s.JudgeSpec == "self"),
-        ["verdict"] = new(OverrideClass.Safety, (e, _) => e.Verdict == "unsafe"),
-        ["unknown_verdict"] = new(OverrideClass.Safety, (e, s) => e.Options.UnknownVerdict == s.Decoding.UnknownVerdict || e.Options.UnknownVerdict != UnknownVerdictPolicy.Safe),
+        ["mode"] = (e, s) => e.Options.Method == s.Decoding.Method || e.Options.Method == DecodingMethods.Default,
+        ["judge"] = (e, s) => e.JudgeField is "server" or "default" or "fixed:unsafe" || e.JudgeField == "self" && s.JudgeSpec == "self",
+        ["verdict"] = (e, _) => e.Verdict == "unsafe",
         // a preset rewrites every setting it has, the operator's refusal settings among them
-        ["preset"] = new(OverrideClass.Safety, (e, s) => e.Options == s.Decoding),
-        ["max_steps"] = Safety(o => o.MaxSteps),
-        ["refusal_top_k"] = Safety(o => o.TopK),
-        ["lambda_supp"] = Safety(o => o.LambdaSupp),
-        ["lambda_boost"] = Safety(o => o.LambdaBoost),
-        ["unsafe_strategy"] = Safety(o => o.Unsafe),
-        ["alpha"] = Decoding(o => o.Alpha),
-        ["greedy"] = Decoding(o => o.Greedy),
-        ["top_k"] = Decoding(o => o.TopKSampling),
-        ["noise"] = Decoding(o => o.Noise),
-        ["noise_std"] = Decoding(o => o.NoiseStd),
-        ["vcd_beta"] = Decoding(o => o.VcdBeta),
-        ["vcd_noise_step"] = Decoding(o => o.VcdNoiseStep),
+        ["preset"] = (e, s) => JsonNode.DeepEquals(DecodingMethods.ToJson(e.Options), DecodingMethods.ToJson(s.Decoding)),
     };
 
-    /// <summary>The class of a <c>safecode</c> field (null for a field the protocol does not have).</summary>
-    public static OverrideClass? ClassOf(string field) => Fields.TryGetValue(field, out var f) ? f.Class : null;
+    /// <summary>The request-level fields the policy knows besides the methods' options (for docs and tests).</summary>
+    public static IReadOnlyList<string> RequestFieldNames { get; } = RequestFields.Keys.Order(StringComparer.Ordinal).ToArray();
 
-    /// <summary>Every classified field, in a fixed order (for docs and tests).</summary>
-    public static IReadOnlyList<string> FieldNames { get; } = Fields.Keys.Order(StringComparer.Ordinal).ToArray();
+    /// <summary>The class of a <c>safecode</c> field for a request decoded with <paramref name="options"/> (null for a field neither the request nor its method has).</summary>
+    public static OverrideClass? ClassOf(string field, DecodingOptions options) =>
+        RequestFields.ContainsKey(field) ? OverrideClass.Safety
+        : DecodingMethods.OptionOf(DecodingMethods.Of(options), field) is { } option ? option.WeakensSafety ? OverrideClass.Safety : OverrideClass.Decoding
+        : null;
 
     /// <summary>Refuses, with a 403 naming the field, the first field the client set that the policy does not let it change.</summary>
     /// <exception cref="ApiException">403 permission_error, code <c>override_not_allowed</c>.</exception>
@@ -79,14 +66,26 @@ public static class ClientOverridePolicy
         if (policy == ClientOverrides.All) return;
         foreach (var name in ext.Given)
         {
-            if (!Fields.TryGetValue(name, out var f)) throw new InvalidOperationException($"safecode.{name} has no override class"); // a field added to the parser but not here
-            if (f.Harmless(ext, server)) continue;
-            if (f.Class == OverrideClass.Decoding && policy == ClientOverrides.Decoding) continue;
-            var needed = f.Class == OverrideClass.Safety ? "all" : "decoding";
-            var why = f.Class == OverrideClass.Safety ? "it can weaken the server's safety settings" : "it changes the server's decoding settings";
+            // a field the parser accepted but neither list knows would be a hole in the policy
+            var cls = ClassOf(name, ext.Options) ?? throw new InvalidOperationException($"safecode.{name} has no override class");
+            if (Harmless(name, ext, server)) continue;
+            if (cls == OverrideClass.Decoding && policy == ClientOverrides.Decoding) continue;
+            var needed = cls == OverrideClass.Safety ? "all" : "decoding";
+            var why = cls == OverrideClass.Safety ? "it can weaken the server's safety settings" : "it changes the server's decoding settings";
             throw new ApiException(403, "permission_error",
                 $"this server does not let clients set safecode.{name} to that value ({why}); the operator allows it with --client-overrides {needed}",
                 "safecode." + name, "override_not_allowed");
         }
+    }
+
+    /// <summary>True when the request's value of <paramref name="name"/> is the server's (carried to the request's method) or only tightens.</summary>
+    private static bool Harmless(string name, SafeCoDeExtension ext, ServerSide server)
+    {
+        if (RequestFields.TryGetValue(name, out var harmless)) return harmless(ext, server);
+        var option = DecodingMethods.OptionOf(DecodingMethods.Of(ext.Options), name)!;
+        var theirs = option.Write(ext.Options);
+        if (theirs is JsonValue v && v.TryGetValue<string>(out var text) && option.StricterValues.Contains(text)) return true;
+        var ours = ext.Options.Method == server.Decoding.Method ? server.Decoding : DecodingMethods.Rebase(server.Decoding, ext.Options.Method);
+        return option.AppliesTo(ours) && JsonNode.DeepEquals(theirs, option.Write(ours));
     }
 }

@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
-using SafeCoDe.Torch.Decoding;
-using SafeCoDe.Torch.Safety;
+using SafeCoDe.Torch.Decoding.Methods;
 
 namespace SafeCoDe.Cli.Serve;
 
@@ -34,7 +33,7 @@ public sealed class ApiException(int status, string type, string message, string
 /// <param name="Options">Decode settings (the server's, with the request's overrides).</param>
 /// <param name="Verdict">"safe"/"unsafe" to skip the judge, or null.</param>
 /// <param name="Judge">"self" to use the model as the judge for this request, or null for the server's judge.</param>
-public sealed record SafeCoDeExtension(SafeCoDeOptions Options, string? Verdict, string? Judge)
+public sealed record SafeCoDeExtension(DecodingOptions Options, string? Verdict, string? Judge)
 {
     /// <summary>The fields the request set (with a value), in request order: what <see cref="ClientOverridePolicy"/> checks.</summary>
     public IReadOnlyList<string> Given { get; init; } = [];
@@ -61,7 +60,7 @@ public static class OpenAiProtocol
     /// large data URIs <see cref="BodyBlobs.Lift"/> took out of the body (their place holds <c>"\u0000blob:N"</c>).
     /// </summary>
     /// <exception cref="ApiException">400 with the field at fault.</exception>
-    public static ChatCompletionRequest Parse(JsonElement root, SafeCoDeOptions defaults, int maxTokensCap, bool allowFileUrls, bool allowHttpUrls,
+    public static ChatCompletionRequest Parse(JsonElement root, DecodingOptions defaults, int maxTokensCap, bool allowFileUrls, bool allowHttpUrls,
         IReadOnlyList<ReadOnlyMemory<byte>>? blobs = null)
     {
         blobs ??= [];
@@ -246,60 +245,60 @@ public static class OpenAiProtocol
         ".png" => "image/png", ".jpg" or ".jpeg" => "image/jpeg", ".webp" => "image/webp", ".gif" => "image/gif", ".bmp" => "image/bmp", _ => "image/*",
     };
 
-    private static SafeCoDeExtension Extension(JsonElement v, SafeCoDeOptions o)
+    /// <summary>
+    /// The <c>safecode</c> field: <c>verdict</c> and <c>judge</c> for this request, the rest decoding options by the
+    /// methods' own descriptors (<c>mode</c>, <c>preset</c>, any option of the method in its JSON spelling), over the
+    /// server's defaults.
+    /// </summary>
+    private static SafeCoDeExtension Extension(JsonElement v, DecodingOptions defaults)
     {
-        if (v.ValueKind == JsonValueKind.Null) return new(o, null, null);
+        if (v.ValueKind == JsonValueKind.Null) return new(defaults, null, null);
         if (v.ValueKind != JsonValueKind.Object) throw ApiException.Invalid("safecode must be an object", "safecode");
         string? verdict = null, judge = null, judgeField = null;
         var given = new List<string>();
-        if (v.TryGetProperty("preset", out var pr))
-            o = SafeCoDeOptions.For(Enum<SafeCoDePreset>(pr, "safecode.preset"), o.Mode);
+        var decoding = new JsonObject();
         foreach (var p in v.EnumerateObject())
         {
             string at = "safecode." + p.Name;
             var x = p.Value;
-            o = p.Name switch
-            {
-                "preset" => o,
-                "mode" => o with { Mode = Enum<DecodeMode>(x, at) },
-                "alpha" => o with { Alpha = Num(x, at) },
-                "max_steps" => o with { MaxSteps = Int(x, at) },
-                "greedy" => o with { Greedy = Bool(x, at) },
-                "top_k" => o with { TopKSampling = Int(x, at) },
-                "refusal_top_k" => o with { TopK = Int(x, at) },
-                "lambda_supp" => o with { LambdaSupp = Num(x, at) },
-                "lambda_boost" => o with { LambdaBoost = Num(x, at) },
-                "unsafe_strategy" => o with { Unsafe = Enum<UnsafeStrategy>(x, at) },
-                "noise" => o with { Noise = Enum<NoiseKind>(x, at) },
-                "noise_std" => o with { NoiseStd = Num(x, at) },
-                "vcd_beta" => o with { VcdBeta = Num(x, at) },
-                "vcd_noise_step" => o with { VcdNoiseStep = Int(x, at) },
-                "unknown_verdict" => o with { UnknownVerdict = Enum<UnknownVerdictPolicy>(x, at) },
-                "verdict" or "judge" => o,
-                _ => throw ApiException.Invalid($"unknown field '{at}' (mode, preset, judge, verdict, unknown_verdict, alpha, max_steps, greedy, top_k, refusal_top_k, lambda_supp, lambda_boost, unsafe_strategy, noise, noise_std, vcd_beta, vcd_noise_step)", at, "unknown_parameter"),
-            };
             if (x.ValueKind != JsonValueKind.Null || p.Name is not ("verdict" or "judge")) given.Add(p.Name);
-            if (p.Name == "verdict" && x.ValueKind != JsonValueKind.Null)
-                verdict = Str(x, at) is "safe" or "unsafe" ? x.GetString() : throw ApiException.Invalid("safecode.verdict must be safe or unsafe", at);
-            if (p.Name == "judge" && x.ValueKind != JsonValueKind.Null)
+            if (p.Name == "verdict")
             {
-                switch (judgeField = Str(x, at))
-                {
-                    case "server" or "default": break;
-                    case "self": judge = "self"; break;
-                    case "fixed:safe": verdict = "safe"; break;
-                    case "fixed:unsafe": verdict = "unsafe"; break;
-                    default: throw ApiException.Invalid("safecode.judge must be server, self, fixed:safe or fixed:unsafe (other judges are set when the server starts)", at);
-                }
+                if (x.ValueKind != JsonValueKind.Null) verdict = Str(x, at) is "safe" or "unsafe" ? x.GetString() : throw ApiException.Invalid("safecode.verdict must be safe or unsafe", at);
             }
+            else if (p.Name == "judge")
+            {
+                (verdict, judge) = Judge(x, at, verdict);
+                if (x.ValueKind != JsonValueKind.Null) judgeField = x.GetString();
+            }
+            else decoding[p.Name] = JsonNode.Parse(x.GetRawText());
         }
-        try { o.Validate(); }
+        DecodingOptions o;
+        try
+        {
+            (o, var ignored) = DecodingMethods.FromJson(JsonSerializer.SerializeToElement(decoding), "safecode", start: defaults);
+            if (ignored.Count > 0)
+                throw ApiException.Invalid($"{string.Join(", ", ignored.Select(n => "safecode." + n.Replace('-', '_')))} ha{(ignored.Count == 1 ? "s" : "ve")} no effect with mode {o.Method}",
+                    "safecode." + ignored[0].Replace('-', '_'), "unsupported_parameter");
+            o.Validate();
+        }
+        catch (OptionValueException ex) { throw ApiException.Invalid(ex.Message, ex.Field, ex.Code); }
         catch (ArgumentException ex) { throw ApiException.Invalid($"invalid safecode settings: {ex.Message}", "safecode"); }
         return new(o, verdict, judge) { Given = given, JudgeField = judgeField };
     }
 
-    private static T Enum<T>(JsonElement v, string at) where T : struct, Enum =>
-        CliNames.TryParse<T>(Str(v, at)) ?? throw ApiException.Invalid($"{at} '{v.GetString()}': expected {string.Join(", ", CliNames.All<T>())}", at);
+    private static (string? Verdict, string? Judge) Judge(JsonElement x, string at, string? verdict)
+    {
+        if (x.ValueKind == JsonValueKind.Null) return (verdict, null);
+        return Str(x, at) switch
+        {
+            "server" or "default" => (verdict, null),
+            "self" => (verdict, "self"),
+            "fixed:safe" => ("safe", null),
+            "fixed:unsafe" => ("unsafe", null),
+            _ => throw ApiException.Invalid("safecode.judge must be server, self, fixed:safe or fixed:unsafe (other judges are set when the server starts)", at),
+        };
+    }
 
     private static string Str(JsonElement v, string at) =>
         v.ValueKind == JsonValueKind.String ? v.GetString()! : throw ApiException.Invalid($"{at} must be a string, not {Kind(v)}", at, "invalid_type");

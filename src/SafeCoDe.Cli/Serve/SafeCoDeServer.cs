@@ -15,7 +15,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Chat;
-using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Processing.Images;
 using SafeCoDe.Torch.Safety;
 
@@ -112,8 +111,9 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         {
             var engineOptions = _o.Engine with { ImageLimits = new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes } };
             var engine = await Task.Run(() => SafeCoDeEngine.LoadAsync(_o.ModelDir, engineOptions, null, _shutdown.Token)).ConfigureAwait(false);
-            var settings = new GenerationSettings(_o.ModelDir, engineOptions, _o.Decoding with { Mode = DecodeMode.SafeCoDe }, _o.JudgeSpec, _o.JudgeCache, _o.SystemPrompt);
-            _judge = settings.CreateJudge(engine);
+            // the server's judge serves every request whose method uses one, whatever the server's default method
+            var settings = new GenerationSettings(_o.ModelDir, engineOptions, _o.Decoding, _o.JudgeSpec, _o.JudgeCache, _o.SystemPrompt);
+            _judge = settings.BuildJudge(engine);
             Log(new JsonObject { ["event"] = "model_loaded", ["model"] = ModelId, ["ms"] = Math.Round(sw.Elapsed.TotalMilliseconds) });
             return engine;
         }

@@ -1,5 +1,5 @@
 using SafeCoDe.Torch;
-using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
 
 namespace SafeCoDe.Cli.Serve;
 
@@ -11,7 +11,7 @@ public sealed record ServerOptions
     /// <summary>Device, dtype, prompt style.</summary>
     public EngineOptions Engine { get; init; } = new();
     /// <summary>Decode settings every request starts from (a request's <c>safecode</c> field overrides them).</summary>
-    public SafeCoDeOptions Decoding { get; init; } = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
+    public DecodingOptions Decoding { get; init; } = DecodingMethods.Defaults(DecodingMethods.Default);
     /// <summary>The server's judge: self, local:DIR, openai[:MODEL], fixed:safe|unsafe, cache:FILE.</summary>
     public string JudgeSpec { get; init; } = "self";
     /// <summary>A judge cache file, or null.</summary>

@@ -2,27 +2,47 @@ namespace SafeCoDe.Eval.Benchmarks;
 
 /// <summary>
 /// What the readers share: the root is checked before enumeration starts, duplicate ids are reported under their
-/// position, the <see cref="ReaderSelection.Include"/> filter is applied before any image is opened.
+/// position (naming the first record's), the subset name is checked against <see cref="Subsets"/>, and the
+/// <see cref="ReaderSelection.Ids"/> and <see cref="ReaderSelection.Include"/> filters are applied before any image is opened.
 /// </summary>
 internal abstract class BenchmarkReaderBase : IBenchmarkReader
 {
     public abstract string Name { get; }
     public abstract string Layout { get; }
+    public virtual IReadOnlyList<string> Subsets => [];
 
     public IEnumerable<ReadItem> Read(string root, ReaderSelection selection)
     {
         ArgumentNullException.ThrowIfNull(root);
         selection ??= ReaderSelection.All;
+        if (selection.Subset is { } subset) selection = selection with { Subset = CheckSubset(subset) };
         var candidates = Open(root, selection); // throws BenchmarkLayoutException now, not at the first MoveNext
-        return Filter(candidates, selection.Include, Name);
+        return Filter(candidates, selection, Name);
     }
+
+    /// <summary>The reader's spelling of <paramref name="subset"/> (matched ignoring case); an unknown name lists the known ones.</summary>
+    private string CheckSubset(string subset) =>
+        Subsets.FirstOrDefault(s => string.Equals(s, subset.Trim(), StringComparison.OrdinalIgnoreCase))
+        ?? throw new BenchmarkLayoutException($"{Name} has no subset '{subset}'; " +
+            (Subsets.Count == 0 ? "it has none (--ids FILE selects any list of sample ids)" : $"subsets: {string.Join(", ", Subsets)}"));
 
     /// <summary>Checks the layout (throwing <see cref="BenchmarkLayoutException"/>) and returns the lazy record sequence.</summary>
     protected abstract IEnumerable<Candidate> Open(string root, ReaderSelection selection);
 
-    private static IEnumerable<ReadItem> Filter(IEnumerable<Candidate> candidates, Func<string, bool>? include, string benchmark)
+    private static IEnumerable<ReadItem> Filter(IEnumerable<Candidate> candidates, ReaderSelection selection, string benchmark)
     {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var include = selection.Include;
+        var ids = selection.Ids;
+        var found = ids is null ? null : new HashSet<string>(StringComparer.Ordinal);
+        // a record outside the user's id list is skipped like one outside the shard; the ids met are kept for the check below
+        bool Listed(string key)
+        {
+            if (ids is null) return true;
+            if (!ids.Contains(key)) return false;
+            found!.Add(key);
+            return true;
+        }
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         using var e = candidates.GetEnumerator();
         while (true)
         {
@@ -41,15 +61,18 @@ internal abstract class BenchmarkReaderBase : IBenchmarkReader
             var c = e.Current;
             if (c.Id is null)
             {
-                if (include is null || include(c.Position)) yield return ReadItem.Bad(c.Position, c.Problem ?? "record has no id");
+                if (Listed(c.Position) && (include is null || include(c.Position))) yield return ReadItem.Bad(c.Position, c.Problem ?? "record has no id");
                 continue;
             }
-            if (!seen.Add(c.Id))
+            if (seen.TryGetValue(c.Id, out var first))
             {
-                if (include is null || include(c.Position))
-                    yield return ReadItem.Bad(c.Position, $"duplicate id '{c.Id}' (the first record with this id is kept)");
+                bool listed = Listed(c.Id) | Listed(c.Position);
+                if (listed && (include is null || include(c.Position)))
+                    yield return ReadItem.Bad(c.Position, $"duplicate id '{c.Id}' (the first record with this id, {first}, is kept)");
                 continue;
             }
+            seen[c.Id] = c.Position;
+            if (!Listed(c.Id)) continue;
             if (include is not null && !include(c.Id)) continue;
             if (c.Problem is not null) { yield return ReadItem.Bad(c.Id, c.Problem); continue; }
             ReadItem item;
@@ -60,6 +83,17 @@ internal abstract class BenchmarkReaderBase : IBenchmarkReader
             }
             yield return item;
         }
+        if (ids is not null && found!.Count < ids.Count) throw Missing(ids, found, benchmark);
+    }
+
+    /// <summary>The error for ids of the user's list that no record has: a typo must not shrink a run silently.</summary>
+    private static BenchmarkLayoutException Missing(IReadOnlySet<string> ids, HashSet<string> found, string benchmark)
+    {
+        var missing = ids.Where(i => !found.Contains(i)).Order(StringComparer.Ordinal).ToList();
+        return new BenchmarkLayoutException(
+            $"--ids: {missing.Count} of the {ids.Count} listed id(s) are not in this copy of {benchmark}: " +
+            string.Join(", ", missing.Take(10).Select(i => $"'{i}'")) + (missing.Count > 10 ? ", …" : "") +
+            " (sample ids as a run's records.jsonl writes them)");
     }
 
     /// <summary>Where a reader names a path under a root in messages: relative, with forward slashes.</summary>

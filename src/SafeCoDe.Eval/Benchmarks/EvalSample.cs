@@ -23,10 +23,11 @@ public enum Framing
     MssChat,
     /// <summary>MSSBench embodied: the household-robot prompt + the instruction, in every run.</summary>
     MssEmbodied,
-    /// <summary>First-person prompt + question + a space in SafeCoDe (method) runs; the bare question in base runs
-    /// (MM-SafetyBench, FigStep, HADES, MSTS).</summary>
+    /// <summary>First-person prompt + question + a space in SafeCoDe (method) runs; in base runs the question as the
+    /// benchmark's own harness sends it, bare (MOSSBench, MM-SafetyBench, FigStep, HADES, MSTS).</summary>
     FirstPersonInMethodRuns,
-    /// <summary>First-person prompt + question + a space in every run (MOSSBench: the reference prepends it to base runs too).</summary>
+    /// <summary>First-person prompt + question + a space in every run (SafeScenes' answer examples: SafeCoDe's
+    /// reference code frames MOSSBench this way even in its base runs; <c>eval run --framing method</c> sends the same).</summary>
     FirstPersonAlways,
 }
 
@@ -43,7 +44,8 @@ public sealed record EvalPrompt(string Key, string Question, ImageRef? Image, st
 /// <summary>
 /// One benchmark sample, identified by a stable <paramref name="Id"/> (used for resume, shards and reports).
 /// <paramref name="Groups"/> carries the fields metrics group by; <paramref name="Labels"/> carries source fields a
-/// scorer or metric may need, all as text. Values are the source's exact strings (no case folding, no trimming,
+/// scorer or metric may need, all as text. A group field that is present but not text (a number, an object, a list)
+/// makes the record a problem: it would otherwise vanish from the per-group rates. Values are the source's exact strings (no case folding, no trimming,
 /// except the leading ':' artefacts of MSSBench's <c>unsafe_image</c>/<c>reason</c> descriptions). A key whose source
 /// field is absent or null is left out.
 /// <para>Ids, prompts, groups and labels per benchmark (<see cref="Benchmark"/> = the reader's name):</para>
@@ -60,7 +62,8 @@ public sealed record EvalPrompt(string Key, string Question, ImageRef? Image, st
 /// Labels <c>item</c>, <c>task</c>, <c>safe_instruction</c>, <c>unsafe_instruction</c>, <c>observation_safe</c>,
 /// <c>observation_unsafe</c>.</item>
 /// <item><b>mossbench</b> — id = <c>pid</c>; prompt <c>answer</c> (<c>question</c> on <c>image</c>), framing
-/// <see cref="Framing.FirstPersonAlways"/>. Groups <c>type</c> = <c>metadata.over</c> exactly (<c>"type 1"</c> …).
+/// <see cref="Framing.FirstPersonInMethodRuns"/>. Groups <c>type</c> = <c>metadata.over</c> exactly (<c>"type 1"</c> …;
+/// the Hugging Face layout's <c>metadata_over</c>, its type names read as <c>"type 1"</c>–<c>"type 3"</c>).
 /// Labels <c>pid</c>, <c>description</c>, <c>short_description</c>, <c>harm</c> (comma-joined), <c>human</c>,
 /// <c>child</c>, <c>syn</c>, <c>ocr</c>.</item>
 /// <item><b>mm-safetybench</b> — id <c>&lt;scenario&gt;/&lt;qid&gt;/&lt;kind&gt;</c>; prompt <c>answer</c>: kind
@@ -74,16 +77,18 @@ public sealed record EvalPrompt(string Key, string Question, ImageRef? Image, st
 /// <see cref="Framing.FirstPersonInMethodRuns"/>. Groups <c>category</c> (<c>category_name</c>), <c>category_id</c>.
 /// Labels <c>task_id</c>, <c>dataset</c>, <c>question</c> (the text-only baseline query), <c>instruction</c> (the
 /// text typeset into the image).</item>
-/// <item><b>hades</b> — id <c>&lt;id&gt;/step&lt;step&gt;</c>; prompt <c>answer</c> (<c>instruction</c> on the embedded
+/// <item><b>hades</b> — id <c>&lt;scenario&gt;/&lt;id&gt;/step&lt;step&gt;</c>; prompt <c>answer</c> (<c>instruction</c> on the embedded
 /// <c>image</c>), framing <see cref="Framing.FirstPersonInMethodRuns"/>. Groups <c>scenario</c>, <c>step</c>,
 /// <c>category</c>. Labels <c>id</c>, <c>keywords</c>, <c>instruction</c>.</item>
 /// <item><b>msts</b> — id <c>&lt;split&gt;/&lt;case_id&gt;/&lt;prompt_type&gt;</c>; prompt <c>answer</c>
 /// (<c>prompt_text</c> on the embedded <c>unsafe_image</c>), framing <see cref="Framing.FirstPersonInMethodRuns"/>.
 /// Groups <c>split</c> (language = parquet file name up to its first '-'), <c>prompt_type</c>,
 /// <c>hazard_category</c>, <c>hazard_subcategory</c>, <c>hazard_subsubcategory</c>. Labels <c>case_id</c>,
-/// <c>case_text</c>, <c>unsafe_image_id</c>, <c>unsafe_image_description</c>, <c>unsafe_image_cw</c>.</item>
+/// <c>case_text</c>, <c>unsafe_image_id</c>, <c>unsafe_image_description</c>, <c>unsafe_image_cw</c>,
+/// <c>language</c> (= the split).</item>
 /// <item><b>jsonl</b> — id = <c>id</c>; prompt <c>answer</c> (<c>prompt</c> on <c>image</c>, relative to the file;
-/// <c>system</c> as <see cref="EvalPrompt.System"/>), framing <see cref="Framing.Bare"/>. No groups or labels.</item>
+/// <c>system</c> as <see cref="EvalPrompt.System"/>), framing <see cref="Framing.Bare"/>. No groups; label
+/// <c>language</c> when the line has one.</item>
 /// </list>
 /// </summary>
 public sealed record EvalSample(
@@ -125,6 +130,9 @@ public static class SampleKeys
     public const string HazardSubcategory = "hazard_subcategory";
     /// <summary>Group: MSTS <c>hazard_subsubcategory</c>.</summary>
     public const string HazardSubsubcategory = "hazard_subsubcategory";
+
+    /// <summary>Label: the language the sample is written in (MSTS split, a jsonl line's <c>language</c>); absent means English.</summary>
+    public const string Language = "language";
 }
 
 /// <summary>A record that could not be turned into a sample: its id (or position) and why, naming the field or file.</summary>
@@ -148,6 +156,9 @@ public interface IBenchmarkReader
     /// <summary>One line saying what <c>--data</c> must point at (for help texts and errors).</summary>
     string Layout { get; }
 
+    /// <summary>The benchmark's official subsets <see cref="ReaderSelection.Subset"/> may name (none by default).</summary>
+    IReadOnlyList<string> Subsets => [];
+
     /// <summary>
     /// Every record under <paramref name="root"/> (the repo/snapshot root or the reader root), in a stable order.
     /// Throws <see cref="BenchmarkLayoutException"/> listing what was expected when <paramref name="root"/> is not
@@ -165,12 +176,17 @@ public interface IBenchmarkReader
 /// MSTS languages. <paramref name="Steps"/>: HADES steps. <paramref name="Kinds"/>: MM-SafetyBench
 /// <c>SD</c>/<c>SD_TYPO</c>/<c>TYPO</c>. <paramref name="Include"/>: an id filter applied after duplicate detection
 /// (shards, resume): records it rejects are skipped without checking their images, and their problems are not yielded.
+/// <paramref name="Subset"/>: one of the reader's <see cref="IBenchmarkReader.Subsets"/> (FigStep <c>SafeBench-Tiny</c>,
+/// MM-SafetyBench <c>tiny</c>). <paramref name="Ids"/>: the sample (or position) ids to read, the user's own list;
+/// reading to the end with an id of the list not found is a <see cref="BenchmarkLayoutException"/> naming it.
 /// </summary>
 public sealed record ReaderSelection(
     IReadOnlySet<string>? Splits = null,
     IReadOnlySet<int>? Steps = null,
     IReadOnlySet<string>? Kinds = null,
-    Func<string, bool>? Include = null)
+    Func<string, bool>? Include = null,
+    string? Subset = null,
+    IReadOnlySet<string>? Ids = null)
 {
     /// <summary>Everything.</summary>
     public static ReaderSelection All { get; } = new();

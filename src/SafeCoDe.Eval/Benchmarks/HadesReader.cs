@@ -4,8 +4,9 @@ namespace SafeCoDe.Eval.Benchmarks;
 
 /// <summary>
 /// HADES (HF <c>Monosail/HADES</c> snapshot): <c>data/test-*.parquet</c>, one row per (instruction, optimisation
-/// step) with the image embedded as the <c>Image</c> struct. Rows are keyed by (id, step): the same <c>id</c> recurs
-/// across steps.
+/// step) with the image embedded as the <c>Image</c> struct. Rows are keyed by (scenario, id, step): the same <c>id</c>
+/// recurs across steps, and whether it also recurs across scenarios is not known from the published data, so the
+/// scenario is part of the key; a repeated key is a problem naming both rows.
 /// </summary>
 internal sealed class HadesReader : BenchmarkReaderBase
 {
@@ -32,14 +33,16 @@ internal sealed class HadesReader : BenchmarkReaderBase
                 var step = ParquetRows.Integer(row, "step", out var stepProblem);
                 if (step is long st && steps is not null && !(st is >= int.MinValue and <= int.MaxValue && steps.Contains((int)st))) continue;
                 var id = ParquetRows.Text(row, "id", out var idProblem);
-                if (idProblem is not null || stepProblem is not null) { yield return Candidate.Bad(null, row.Position, idProblem ?? stepProblem!); continue; }
+                var scenario = ParquetRows.Text(row, "scenario", out var scenarioProblem);
+                if ((idProblem ?? scenarioProblem ?? stepProblem) is { } keyProblem) { yield return Candidate.Bad(null, row.Position, keyProblem); continue; }
                 var stepText = step!.Value.ToString(CultureInfo.InvariantCulture);
-                var sampleId = $"{id}/step{stepText}";
-                var instruction = ParquetRows.Text(row, "instruction", out var problem);
+                var sampleId = $"{scenario}/{id}/step{stepText}";
+                var category = ParquetRows.Group(row, "category", out var problem);
+                var instruction = problem is null ? ParquetRows.Text(row, "instruction", out problem) : null;
                 var image = problem is null ? ParquetRows.Image(row, "image", dir, out problem) : null;
                 if (problem is not null) { yield return Candidate.Bad(sampleId, row.Position, problem); continue; }
-                var groups = new TextMap().Add(SampleKeys.Scenario, ParquetRows.Optional(row, "scenario")).Add(SampleKeys.Step, stepText)
-                    .Add(SampleKeys.Category, ParquetRows.Optional(row, "category")).Build();
+                var groups = new TextMap().Add(SampleKeys.Scenario, scenario).Add(SampleKeys.Step, stepText)
+                    .Add(SampleKeys.Category, category).Build();
                 var labels = new TextMap().Add("id", id).Add("keywords", ParquetRows.Optional(row, "keywords")).Add("instruction", instruction).Build();
                 string q = instruction!;
                 ImageRef img = image!;

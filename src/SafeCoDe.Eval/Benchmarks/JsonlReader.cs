@@ -5,8 +5,9 @@ namespace SafeCoDe.Eval.Benchmarks;
 
 /// <summary>
 /// A user's own prompt set: a JSON Lines file, one object per line with <c>id</c>, <c>prompt</c>, <c>image</c> (a path
-/// relative to the file, under its folder: see <see cref="DataFiles"/>) and optionally <c>system</c>. Blank lines are
-/// skipped; a line longer than <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxJsonlLineBytes"/> is one problem.
+/// relative to the file, under its folder: see <see cref="DataFiles"/>) and optionally <c>system</c> and <c>language</c>
+/// (what the keyword scorer picks its refusal phrases by; absent means English). Blank lines are skipped; a line longer
+/// than <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxJsonlLineBytes"/> is one problem.
 /// </summary>
 internal sealed class JsonlReader : BenchmarkReaderBase
 {
@@ -65,7 +66,9 @@ internal sealed class JsonlReader : BenchmarkReaderBase
                 if (sv.ValueKind != JsonValueKind.String) problem = $"field 'system' is {JsonFields.Kind(sv)}, expected a string";
                 else system = sv.GetString();
             }
+            var language = problem is null ? JsonFields.Group(r, SampleKeys.Language, out problem, "the keyword scorer picks its refusal phrases by it") : null;
             if (problem is not null) return Candidate.Bad(id, position, problem);
+            var labels = new TextMap().Add(SampleKeys.Language, language).Build();
             string q = prompt!, img = image!, sid = id;
             return Candidate.Ok(id, position, () =>
             {
@@ -73,7 +76,7 @@ internal sealed class JsonlReader : BenchmarkReaderBase
                 if (ImageCheck.File(full, img, dir) is { } bad) return ReadItem.Bad(sid, $"field 'image': {bad}");
                 return ReadItem.Of(new EvalSample(sid, Name,
                     [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(full), string.IsNullOrEmpty(system) ? null : system, Framing.Bare)],
-                    new Dictionary<string, string>(), new Dictionary<string, string>()));
+                    new Dictionary<string, string>(), labels));
             });
         }
     }

@@ -6,7 +6,8 @@ namespace SafeCoDe.Eval.Benchmarks;
 /// MM-SafetyBench (GitHub <c>isXinLiu/MM-SafetyBench</c> + its separately downloaded images):
 /// <c>data/processed_questions/&lt;scenario&gt;.json</c> (an object keyed by qid) and
 /// <c>data/imgs/&lt;scenario&gt;/&lt;SD|SD_TYPO|TYPO&gt;/&lt;qid&gt;.jpg</c>. Each qid gives three samples, one per kind;
-/// SD asks <c>Rephrased Question(SD)</c>, the typography kinds ask <c>Rephrased Question</c>.
+/// SD asks <c>Rephrased Question(SD)</c>, the typography kinds ask <c>Rephrased Question</c>. The subset <c>tiny</c> keeps the
+/// question ids of the repository's <c>TinyVersion_ID_List.json</c> (at the clone's top).
 /// </summary>
 internal sealed class MmSafetyBenchReader : BenchmarkReaderBase
 {
@@ -14,6 +15,11 @@ internal sealed class MmSafetyBenchReader : BenchmarkReaderBase
     public override string Layout => "an MM-SafetyBench clone (or its data/ folder): data/processed_questions/*.json and the unzipped images data/imgs/<scenario>/<SD|SD_TYPO|TYPO>/<qid>.jpg";
 
     private static readonly string[] KindNames = ["SD", "SD_TYPO", "TYPO"];
+
+    /// <summary>The published subset: the ids of <c>TinyVersion_ID_List.json</c> (168 questions).</summary>
+    public const string Tiny = "tiny";
+
+    public override IReadOnlyList<string> Subsets => [Tiny];
 
     /// <summary>Where the image zip may have been unpacked under the data folder (the zip has a top folder of its own).</summary>
     private static readonly string[] ImageRoots = ["imgs", "imgs/MM-SafetyBench(imgs)", "MM-SafetyBench(imgs)"];
@@ -29,10 +35,20 @@ internal sealed class MmSafetyBenchReader : BenchmarkReaderBase
         if (files.Length == 0)
             throw new BenchmarkLayoutException($"'{Path.Combine(dataRoot, "processed_questions")}' holds no <scenario>.json files (expected 01-Illegal_Activitiy.json … 13-Gov_Decision.json)");
         var kinds = Selection.Check(selection.Kinds, KindNames, "kind", Name);
-        return Records(dataRoot, files, kinds);
+        var tiny = selection.Subset == Tiny ? MmSafetyTinyList.Read(full, dataRoot) : null;
+        return tiny is null ? Records(dataRoot, files, kinds, null) : WithUnlisted(Records(dataRoot, files, kinds, tiny), tiny);
     }
 
-    private IEnumerable<Candidate> Records(string dataRoot, string[] files, IReadOnlySet<string> kinds)
+    /// <summary>The records, then a problem for each listed id no question file holds (it must not vanish from the subset unnoticed).</summary>
+    private static IEnumerable<Candidate> WithUnlisted(IEnumerable<Candidate> records, MmSafetyTinyList tiny)
+    {
+        foreach (var c in records) yield return c;
+        foreach (var (scenario, qid) in tiny.NotMet())
+            yield return Candidate.Bad(null, $"{MmSafetyTinyList.File}#{scenario}/{qid}",
+                $"{MmSafetyTinyList.File} lists question {qid} of {scenario}, but processed_questions/{scenario}.json has no such question");
+    }
+
+    private IEnumerable<Candidate> Records(string dataRoot, string[] files, IReadOnlySet<string> kinds, MmSafetyTinyList? tiny)
     {
         var imageRoot = ImageRoots.Select(r => Path.Combine(dataRoot, r))
             .FirstOrDefault(r => files.Any(f => Directory.Exists(Path.Combine(r, Path.GetFileNameWithoutExtension(f)))))
@@ -51,6 +67,7 @@ internal sealed class MmSafetyBenchReader : BenchmarkReaderBase
             int index = 0;
             foreach (var entry in doc.RootElement.EnumerateObject())
             {
+                if (tiny is not null && !tiny.Take(scenario, entry.Name)) { index++; continue; }
                 foreach (var kind in KindNames)
                 {
                     if (!kinds.Contains(kind)) continue;

@@ -70,7 +70,9 @@ internal sealed class MssBenchReader : BenchmarkReaderBase
         if (queries.GetArrayLength() == 0) { yield return Candidate.Bad(null, at, "field 'queries' is empty: the item has no samples"); yield break; }
         var safePath = JsonFields.Text(item, "safe_image_path", out var safeProblem);
         var unsafePath = JsonFields.Text(item, "unsafe_image_path", out var unsafeProblem);
-        var groups = new TextMap().Add(SampleKeys.Split, "chat").Add(SampleKeys.Type, JsonFields.Optional(item, "Type") ?? JsonFields.Optional(item, "type")).Build();
+        var type = JsonFields.Group(item, "Type", out var typeProblem);
+        if (type is null && typeProblem is null) type = JsonFields.Group(item, "type", out typeProblem);
+        var groups = new TextMap().Add(SampleKeys.Split, "chat").Add(SampleKeys.Type, type).Build();
         int j = 0;
         foreach (var q in queries.EnumerateArray())
         {
@@ -78,7 +80,7 @@ internal sealed class MssBenchReader : BenchmarkReaderBase
             var query = q.ValueKind == JsonValueKind.String ? q.GetString() : null;
             string? problem = query is null ? $"queries[{j}] is {JsonFields.Kind(q)}, expected a string"
                 : string.IsNullOrWhiteSpace(query) ? $"queries[{j}] is empty"
-                : safeProblem ?? unsafeProblem;
+                : safeProblem ?? unsafeProblem ?? typeProblem;
             if (problem is not null) yield return Candidate.Bad(id, id, problem);
             else
             {
@@ -101,12 +103,13 @@ internal sealed class MssBenchReader : BenchmarkReaderBase
         if (pairs is null) { yield return Candidate.Bad(null, at, pairProblem!); yield break; }
         var safePath = JsonFields.Text(item, "safe", out var safeProblem);
         var unsafePath = JsonFields.Text(item, "unsafe", out var unsafeProblem);
-        var groups = new TextMap().Add(SampleKeys.Split, "embodied").Add(SampleKeys.Category, JsonFields.Optional(item, "category")).Build();
+        var category = JsonFields.Group(item, "category", out var categoryProblem);
+        var groups = new TextMap().Add(SampleKeys.Split, "embodied").Add(SampleKeys.Category, category).Build();
         for (int k = 0; k < pairs.Count; k++)
         {
             var id = $"{at}/p{k}";
             var (safeInstr, unsafeInstr, problem) = pairs[k];
-            problem ??= safeProblem ?? unsafeProblem;
+            problem ??= safeProblem ?? unsafeProblem ?? categoryProblem;
             if (problem is not null) { yield return Candidate.Bad(id, id, problem); continue; }
             var labels = new TextMap().Add("item", i.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 .Add("task", JsonFields.Optional(item, "task"))

@@ -30,6 +30,16 @@ internal sealed class MstsReader : BenchmarkReaderBase
         return dash > 0 ? stem[..dash] : stem;
     }
 
+    /// <summary>The three hazard levels the metrics group by (null where absent); a reason when one is not text.</summary>
+    private static string?[] Hazards(ParquetRow row, out string? problem)
+    {
+        var levels = new string?[3];
+        problem = null;
+        string[] columns = ["hazard_category", "hazard_subcategory", "hazard_subsubcategory"];
+        for (int i = 0; i < columns.Length && problem is null; i++) levels[i] = ParquetRows.Group(row, columns[i], out problem);
+        return levels;
+    }
+
     private IEnumerable<Candidate> Records(string[] files, Dictionary<string, string> splitOf)
     {
         foreach (var file in files)
@@ -45,15 +55,16 @@ internal sealed class MstsReader : BenchmarkReaderBase
                 var id = $"{split}/{caseId}/{promptType}";
                 var text = ParquetRows.Text(row, "prompt_text", out var problem);
                 var image = problem is null ? ParquetRows.Image(row, "unsafe_image", dir, out problem) : null;
+                var hazards = problem is null ? Hazards(row, out problem) : null;
                 if (problem is not null) { yield return Candidate.Bad(id, row.Position, problem); continue; }
                 var groups = new TextMap().Add(SampleKeys.Split, split).Add(SampleKeys.PromptType, promptType)
-                    .Add(SampleKeys.HazardCategory, ParquetRows.Optional(row, "hazard_category"))
-                    .Add(SampleKeys.HazardSubcategory, ParquetRows.Optional(row, "hazard_subcategory"))
-                    .Add(SampleKeys.HazardSubsubcategory, ParquetRows.Optional(row, "hazard_subsubcategory")).Build();
+                    .Add(SampleKeys.HazardCategory, hazards![0]).Add(SampleKeys.HazardSubcategory, hazards[1])
+                    .Add(SampleKeys.HazardSubsubcategory, hazards[2]).Build();
+                // the split is the language: the keyword scorer picks its refusal phrases by it
                 var labels = new TextMap().Add("case_id", caseId).Add("case_text", ParquetRows.Optional(row, "case_text"))
                     .Add("unsafe_image_id", ParquetRows.Optional(row, "unsafe_image_id"))
                     .Add("unsafe_image_description", ParquetRows.Optional(row, "unsafe_image_description"))
-                    .Add("unsafe_image_cw", ParquetRows.Optional(row, "unsafe_image_cw")).Build();
+                    .Add("unsafe_image_cw", ParquetRows.Optional(row, "unsafe_image_cw")).Add(SampleKeys.Language, split).Build();
                 string q = text!;
                 ImageRef img = image!;
                 yield return Candidate.Ok(id, row.Position, () =>

@@ -94,6 +94,22 @@ internal static class ParquetRows
     /// <summary>An optional text cell (null when absent, null or not scalar).</summary>
     public static string? Optional(ParquetRow row, string column) => Text(row, column, out _, allowEmpty: true);
 
+    /// <summary>
+    /// A cell the metrics group by: its text, or null when the column is absent or the value null or empty; a reason
+    /// when it holds anything but text (the record would otherwise drop out of the per-group rates unnoticed).
+    /// </summary>
+    public static string? Group(ParquetRow row, string column, out string? problem)
+    {
+        problem = null;
+        switch (row[column])
+        {
+            case null: return null;
+            case string t: return string.IsNullOrWhiteSpace(t) ? null : t;
+            case ReadOnlyMemory<char> m: return m.Span.IsWhiteSpace() ? null : m.ToString();
+            case var v: problem = $"field '{column}' is {Shown(v)}, expected a string (the metrics group by it)"; return null;
+        }
+    }
+
     /// <summary>An integer cell (integral numbers and decimal text); a reason otherwise.</summary>
     public static long? Integer(ParquetRow row, string column, out string? problem)
     {

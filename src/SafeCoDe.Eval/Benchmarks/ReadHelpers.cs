@@ -74,6 +74,23 @@ internal static class JsonFields
         return Scalar(v);
     }
 
+    /// <summary>
+    /// A field the metrics group by: its text, or null when it is absent, null or empty; a reason when it holds
+    /// anything but text (such a record would otherwise drop out of the per-group rates unnoticed).
+    /// </summary>
+    public static string? Group(JsonElement obj, string name, out string? problem, string use = "the metrics group by it")
+    {
+        problem = null;
+        if (obj.ValueKind != JsonValueKind.Object || !obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.String)
+        {
+            problem = $"field '{name}' is {Kind(v)}, expected a string ({use})";
+            return null;
+        }
+        var s = v.GetString()!;
+        return string.IsNullOrWhiteSpace(s) ? null : s;
+    }
+
     /// <summary>A scalar as text (strings unchanged, numbers and booleans as written); null for null, objects, arrays.</summary>
     public static string? Scalar(JsonElement v) => v.ValueKind switch
     {

@@ -26,27 +26,32 @@ public static class ReportWriter
         var charts = new List<string>();
         var md = new StringBuilder();
         md.AppendLine("# SafeCoDe evaluation report").AppendLine();
-        md.AppendLine("| run | benchmark | mode | preset | scorer | samples | problems | unparsed replies | scoring errors | unscored |");
-        md.AppendLine("|---|---|---|---|---|---:|---:|---:|---:|---:|");
+        md.AppendLine("| run | benchmark | mode | preset | framing | scorer | samples | problems | unparsed replies | scoring errors | unscored |");
+        md.AppendLine("|---|---|---|---|---|---|---:|---:|---:|---:|---:|");
         foreach (var r in runs)
-            md.AppendLine($"| {Path.GetFileName(Path.TrimEndingDirectorySeparator(r.Run))} | {r.Benchmark} | {r.Mode} | {r.Preset ?? "–"} | {r.Scorer ?? "–"} | {r.Samples} | {r.Problems} | {r.Unparsed} | {r.ScoreErrors} | {r.Unscored} |");
+            md.AppendLine($"| {Name(r)} | {r.Benchmark} | {r.Mode} | {r.Preset ?? "–"} | {r.Framing ?? "–"} | {r.Scorer ?? "–"} | {r.Samples} | {r.Problems} | {r.Unparsed} | {r.ScoreErrors} | {r.Unscored} |");
         md.AppendLine();
+        md.AppendLine("Framing `method` sends SafeCoDe's first-person prompt, `base` each benchmark's own protocol.").AppendLine();
+        Scoring(runs, md);
         foreach (var bench in runs.GroupBy(r => r.Benchmark))
         {
             var list = bench.ToList();
             md.AppendLine($"## {bench.Key}").AppendLine();
             md.AppendLine("Rates with their counts (hits/n).").AppendLine();
-            md.Append("| metric |");
+            md.Append("| metric | metric set |");
             foreach (var r in list) md.Append($" {Charts.Label(r)} ({r.Scorer ?? "unscored"}) |");
             md.AppendLine();
-            md.Append("|---|").Append(string.Concat(list.Select(_ => "---:|"))).AppendLine();
+            md.Append("|---|---|").Append(string.Concat(list.Select(_ => "---:|"))).AppendLine();
             foreach (var path in list.SelectMany(r => r.Rows).Select(r => r.Path).Distinct())
             {
-                md.Append($"| {path} |");
-                foreach (var r in list) md.Append($" {r.Rows.FirstOrDefault(x => x.Path == path)?.Rate.ToString() ?? "–"} |");
+                var set = list.SelectMany(r => r.Rows).First(x => x.Path == path).MetricSet;
+                md.Append($"| {path} | {set} |");
+                foreach (var r in list) md.Append($" {Cell(r, path)} |");
                 md.AppendLine();
             }
             md.AppendLine();
+            foreach (var d in list.SelectMany(r => r.MetricSets).DistinctBy(d => d.Key))
+                md.AppendLine($"- metric set `{d.Key}`: {d.Value}");
             foreach (var d in list.SelectMany(r => r.Definitions).DistinctBy(d => d.Key))
                 md.AppendLine($"- `{d.Key}`: {d.Value}");
             md.AppendLine();
@@ -75,4 +80,28 @@ public static class ReportWriter
     }
 
     private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    private static string Name(RunMetrics r) => Path.GetFileName(Path.TrimEndingDirectorySeparator(r.Run));
+
+    /// <summary>A rate; a row counted from another scorer than the run's (records scored by several) names it.</summary>
+    private static string Cell(RunMetrics r, string path)
+    {
+        var row = r.Rows.FirstOrDefault(x => x.Path == path);
+        if (row is null) return "–";
+        return row.Scorer is { } by && by != r.Scorer ? $"{row.Rate} [{by}]" : row.Rate.ToString();
+    }
+
+    /// <summary>Which keyword refusal lists were used and why answers were left unscored, per run (nothing when neither applies).</summary>
+    private static void Scoring(IReadOnlyList<RunMetrics> runs, StringBuilder md)
+    {
+        bool any = false;
+        foreach (var r in runs.Where(r => r.KeywordLanguages.Count > 0 || r.UnscoredReasons.Count > 0))
+        {
+            any = true;
+            var lists = r.KeywordLanguages.Count == 0 ? "" : "keyword refusal lists used: " + string.Join(", ", r.KeywordLanguages.Select(kv => $"{kv.Key} ({kv.Value} answers)"));
+            var reasons = string.Join("; ", r.UnscoredReasons.Select(kv => $"{kv.Value} unscored: {kv.Key}"));
+            md.AppendLine($"- {Name(r)}: {string.Join("; ", new[] { lists, reasons }.Where(x => x.Length > 0))}");
+        }
+        if (any) md.AppendLine();
+    }
 }

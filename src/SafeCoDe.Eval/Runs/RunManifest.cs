@@ -30,6 +30,11 @@ public sealed record RunManifest
     public required string Mode { get; init; }
     /// <summary>Preset (faithful, paper), for reports.</summary>
     public string? Preset { get; init; }
+    /// <summary>
+    /// The prompt framing sent, for reports: <c>method</c> (SafeCoDe's first-person prompt) or <c>base</c> (each
+    /// benchmark's own protocol). It is also among <see cref="Options"/>, so it is hashed.
+    /// </summary>
+    public string? Framing { get; init; }
     /// <summary>Every option that changes the answers, by its command-line name, as text.</summary>
     public required SortedDictionary<string, string> Options { get; init; }
     /// <summary>SHA-256 (hex, first 16 bytes) over model fingerprint, benchmark and <see cref="Options"/>.</summary>

@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
 using SafeCoDe.Eval.Benchmarks;
 using SafeCoDe.Torch;
+using System.Text.Json;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
 using SafeCoDe.Torch.Processing.Images;
 using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Safety;
@@ -114,27 +116,19 @@ public static class SafeScenesMeasure
         };
         foreach (var mode in modes)
         {
-            var options = mode switch
-            {
-                "vanilla" => SafeCoDeOptions.For(SafeCoDePreset.Faithful, DecodeMode.Vanilla),
-                "safecode" => SafeCoDeOptions.For(SafeCoDePreset.Faithful),
-                "safecode-alpha0" => SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Alpha = 0 },
-                // judge and contrast, no refusal-token modulation: nothing forced, boosted or suppressed
-                "safecode-nomod" => SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Unsafe = UnsafeStrategy.SoftBoost, LambdaBoost = 0, LambdaSupp = 0 },
-                _ => throw new ArgumentException($"unknown mode '{mode}' (vanilla, safecode, safecode-alpha0, safecode-nomod)"),
-            };
-            options = options with { Seed = seed };
+            var options = Row(mode) with { Seed = seed };
+            var method = DecodingMethods.Of(options);
             int safeOk = 0, safeN = 0, unsafeOk = 0, unsafeN = 0, over = 0, overN = 0;
             foreach (var (p, verdict) in verdicts)
             {
                 var rel = p["image"]!.GetValue<string>();
                 bool moss = rel.StartsWith("mossbench/", StringComparison.Ordinal);
-                // framed as `eval run` frames it: MSSBench's chat prompt, MOSSBench's first-person prompt
+                // MSSBench's chat prompt; for MOSSBench the first-person prompt in every mode (what `eval run --framing method` sends)
                 var framing = moss ? Framing.FirstPersonAlways : Framing.MssChat;
                 var request = new SafeCoDeRequest
                 {
-                    Prompt = PromptFraming.Frame(framing, p["query"]!.GetValue<string>(), methodRun: mode != "vanilla"), Image = Image(rel), Options = options,
-                    Verdict = mode == "vanilla" ? null : verdict, // the self-judge's verdict from above (same greedy judge)
+                    Prompt = PromptFraming.Frame(framing, p["query"]!.GetValue<string>(), methodRun: method.FramesAsMethod), Image = Image(rel), Options = options,
+                    Verdict = method.Needs(options).Judge ? verdict : null, // the self-judge's verdict from above (same greedy judge)
                 };
                 var answer = (await engine.GenerateAsync(request).ConfigureAwait(false)).Answer;
                 bool refused = IsRefusal(answer);
@@ -148,4 +142,26 @@ public static class SafeScenesMeasure
         }
         return scores;
     }
+
+    /// <summary>measure-rows.json, shipped with the library: the measured decodings (a row name and its options) and the rows' roles.</summary>
+    private static readonly Lazy<JsonElement> RowsFile = new(() =>
+    {
+        using var stream = typeof(SafeScenesMeasure).Assembly.GetManifestResourceStream("SafeCoDe.Eval.SafeScenes.measure-rows.json")
+            ?? throw new InvalidOperationException("measure-rows.json is missing from the assembly");
+        using var doc = JsonDocument.Parse(stream);
+        return doc.RootElement.Clone();
+    });
+
+    private static readonly Lazy<IReadOnlyDictionary<string, JsonElement>> Rows = new(() =>
+        RowsFile.Value.EnumerateObject().Where(p => !p.Name.StartsWith('_')).ToDictionary(p => p.Name, p => p.Value));
+
+    /// <summary>The row the model's own behaviour is read from (plain decoding).</summary>
+    public static string BaselineRow => RowsFile.Value.GetProperty("_roles").GetProperty("baseline").GetString()!;
+    /// <summary>The row of the method the world is measured for.</summary>
+    public static string MethodRow => RowsFile.Value.GetProperty("_roles").GetProperty("method").GetString()!;
+
+    /// <summary>The options of a measured row (e.g. "safecode-alpha0": judge and contrast without refusal-token modulation is "safecode-nomod").</summary>
+    public static DecodingOptions Row(string name) =>
+        Rows.Value.TryGetValue(name, out var json) ? DecodingMethods.FromJson(json, name).Options
+        : throw new ArgumentException($"unknown mode '{name}' ({string.Join(", ", Rows.Value.Keys)})");
 }

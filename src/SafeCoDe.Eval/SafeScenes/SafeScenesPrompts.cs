@@ -12,7 +12,7 @@ public static class SafeScenesPrompts
 {
     /// <summary>
     /// The framings answer examples are trained with: the bare query (<c>generate</c>), MSSBench's chat prompt
-    /// (<c>eval run --benchmark mssbench</c>) and the first-person prompt of MOSSBench (<c>--benchmark mossbench</c>).
+    /// (<c>eval run --benchmark mssbench</c>) and SafeCoDe's first-person prompt (<c>--benchmark mossbench --framing method</c>).
     /// </summary>
     public static readonly IReadOnlyList<Framing> AnswerFramings = [Framing.Bare, Framing.MssChat, Framing.FirstPersonAlways];
 

@@ -3,7 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Checkpoints;
-using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Noise;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Processing;
 using SafeCoDe.Torch.Processing.Chat;
@@ -105,6 +106,16 @@ public static class SafeScenesTrainer
 
     private const string NoisedSuffix = "#noised";
 
+    /// <summary>σ of the default method's noised view: the trainer shows the model the second branch it will see.</summary>
+    private static double DefaultNoiseStd
+    {
+        get
+        {
+            var o = DecodingMethods.Defaults(DecodingMethods.Default);
+            return DecodingMethods.Of(o).Needs(o).Noised?.Std ?? throw new InvalidOperationException($"the default method {o.Method} has no noised branch");
+        }
+    }
+
     /// <summary>Seed of the noise drawn for a training image's noised view (FNV-1a of its file name).</summary>
     public static long NoiseSeed(string image)
     {
@@ -171,7 +182,7 @@ public static class SafeScenesTrainer
                 {
                     var rgb = ImageDecoder.Decode(File.ReadAllBytes(Path.Combine(worldDir, e.Image!)), e.Image!);
                     // the noised view: the engine's own noise (SafeCoDe's second branch), seeded by the file name
-                    if (e.Noised) rgb = PixelNoise.Apply(rgb, new SafeCoDeOptions().NoiseStd, NoiseSeed(e.Image!));
+                    if (e.Noised) rgb = PixelNoise.Apply(rgb, DefaultNoiseStd, NoiseSeed(e.Image!));
                     using var processed = engine.Images.Process([rgb]);
                     pixels[key] = processed["pixel_values"].clone().DetachFromDisposeScope();
                 }

@@ -1,5 +1,5 @@
 using SafeCoDe.Torch;
-using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
 
 namespace SafeCoDe.Eval.Scoring;
 
@@ -30,7 +30,7 @@ public sealed class LocalScorer : JudgeScorer
     protected override async Task<string> CompleteAsync(string? system, string user, byte[]? image, string mediaType, int maxTokens, float? temperature, CancellationToken cancel)
     {
         if (image is null && !_engine.SupportsTextOnly) throw new InvalidOperationException($"{_name} ({_engine.Family}) cannot judge text without an image");
-        var options = SafeCoDeOptions.For(SafeCoDePreset.Faithful, DecodeMode.Vanilla) with { Greedy = true, MaxNewTokens = Math.Min(maxTokens, LocalMaxTokens), Seed = 0 };
+        var options = DecodingMethods.Defaults(DecodingMethods.Plain) with { Greedy = true, MaxNewTokens = Math.Min(maxTokens, LocalMaxTokens), Seed = 0 };
         var result = await _engine.GenerateAsync(new SafeCoDeRequest { Prompt = user, SystemPrompt = system, ImageBytes = image, Options = options }, cancel).ConfigureAwait(false);
         return result.Answer;
     }

@@ -6,10 +6,14 @@ namespace SafeCoDe.Eval.Scoring;
 /// A scorer's result for one answer. <see cref="Label"/> by rubric: MSSBench "0"–"3" ("-1" when the reply has no
 /// usable <c>&lt;answer&gt;</c>); MOSSBench "refusal" or "compliance"; attack benchmarks "safe", "unsafe",
 /// "invalid" (the reply was neither word) or "empty" (the model's answer was empty; no judge call). "error" when
-/// the judge failed for good (<see cref="Error"/> says why).
+/// the judge failed for good, "unscored" when the scorer cannot score this answer (the keyword scorer has no phrases
+/// for its language); <see cref="Error"/> says why. Neither counts in any rate.
 /// </summary>
 public sealed record ScoreResult
 {
+    /// <summary>The label of an answer the scorer could not score (not a judge failure: scoring again will not help).</summary>
+    public const string UnscoredLabel = "unscored";
+
     /// <summary>The scorer's name (keyword, openai:MODEL, local:DIR, …).</summary>
     public required string Scorer { get; init; }
     /// <summary>The rubric applied (snake_case of <see cref="JudgeRubric"/>).</summary>
@@ -20,8 +24,10 @@ public sealed record ScoreResult
     public bool Parsed { get; init; } = true;
     /// <summary>The judge's raw reply (or the matched refusal phrase for the keyword scorer).</summary>
     public string? Raw { get; init; }
-    /// <summary>Why scoring failed, when <see cref="Label"/> is "error".</summary>
+    /// <summary>Why scoring failed ("error") or why the answer was not scored ("unscored").</summary>
     public string? Error { get; init; }
+    /// <summary>The language of the refusal phrases the keyword scorer matched with (<c>en</c>, <c>de</c>, …); null for judges.</summary>
+    public string? Language { get; init; }
     /// <summary>The reply came from the judge cache.</summary>
     public bool Cached { get; init; }
     /// <summary>Wall time of the judge call(s).</summary>

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using SafeCoDe.Torch.Decoding;
 
 namespace SafeCoDe.Torch.Runtime;
 
@@ -215,53 +214,9 @@ public static class ModelFolder
     }
 }
 
-/// <summary>Range checks for every numeric decoding option, done once when a request starts.</summary>
+/// <summary>Checks of a request's text against the input limits, done once when a request starts (the options records check their own ranges).</summary>
 public static class OptionChecks
 {
-    /// <summary>Smallest temperature other than 0 (greedy); smaller values overflow the softmax.</summary>
-    public const double MinTemperature = 1e-3;
-    /// <summary>Largest temperature accepted.</summary>
-    public const double MaxTemperature = 100;
-
-    /// <summary>Throws <see cref="InputLimitException"/> naming the first option that is not finite or out of range.</summary>
-    public static void Validate(SafeCoDeOptions o)
-    {
-        static void Finite(string name, double v, double min, double max)
-        {
-            if (!double.IsFinite(v)) throw new InputLimitException($"{name} must be a finite number, not {v}");
-            if (v < min || v > max) throw new InputLimitException($"{name} must be in [{min}, {max}], not {v}");
-        }
-        static void Temperature(string name, double v)
-        {
-            Finite(name, v, 0, MaxTemperature);
-            if (v > 0 && v < MinTemperature) throw new InputLimitException($"{name} must be 0 (greedy) or at least {MinTemperature}, not {v}");
-        }
-        var limits = InputLimits.Current;
-        Finite("alpha", o.Alpha, 0, 1000);
-        Finite("λ_supp", o.LambdaSupp, 0, 1000);
-        Finite("λ_boost", o.LambdaBoost, 0, 1000);
-        Finite("noise std", o.NoiseStd, 0, 100);
-        Finite("VCD β", o.VcdBeta, 0, 1);
-        Temperature("temperature (safe)", o.TemperatureSafe);
-        Temperature("temperature (unsafe)", o.TemperatureUnsafe);
-        Temperature("guided temperature (safe)", o.GuidedTemperatureSafe);
-        Temperature("guided temperature (unsafe)", o.GuidedTemperatureUnsafe);
-        Finite("top-p (safe)", o.TopPSafe, 0, 1);
-        Finite("top-p (unsafe)", o.TopPUnsafe, 0, 1);
-        if (o.MaxSteps is < 0 or > 1024) throw new InputLimitException($"max steps must be in [0, 1024], not {o.MaxSteps}");
-        if (o.TopK is < 1 or > 1024) throw new InputLimitException($"top-k (phrases) must be in [1, 1024], not {o.TopK}");
-        if (o.TopKSampling < 0 || o.TopKSampling > limits.MaxVocabSize) throw new InputLimitException($"top-k must be in [0, {limits.MaxVocabSize}], not {o.TopKSampling}");
-        foreach (var (name, v) in new[] { ("max new tokens", o.MaxNewTokens), ("max total tokens", o.MaxTotalTokens), ("uniform max new tokens", (int?)o.UniformMaxNewTokens) })
-            if (v is { } n && (n < 0 || n > limits.MaxNewTokens))
-                throw new InputLimitException($"{name} must be in [0, {limits.MaxNewTokens}], not {n} (InputLimits.MaxNewTokens)");
-        if (o.RefusalPhrases is null || o.PreferredKeywords is null) throw new InputLimitException("the refusal phrases and preferred keywords must be lists, not null");
-        if (o.RefusalPhrases.Count > 4096 || o.RefusalPhrases.Any(p => p is null || p.Length > 1024))
-            throw new InputLimitException("the refusal phrases must be at most 4096 phrases of at most 1024 characters");
-        // an empty phrase has no tokens: forced on an unsafe verdict it emits nothing, and the answer goes on unrefused
-        for (int i = 0; i < o.RefusalPhrases.Count; i++)
-            if (string.IsNullOrWhiteSpace(o.RefusalPhrases[i])) throw new InputLimitException($"refusal phrase {i} is empty: every refusal phrase needs text");
-    }
-
     /// <summary>Prompt and system prompt within <see cref="InputLimits.MaxPromptChars"/> (checked before tokenising or judging).</summary>
     public static void CheckPromptChars(string? prompt, string? systemPrompt)
     {

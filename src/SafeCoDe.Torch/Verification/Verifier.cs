@@ -1,6 +1,6 @@
 using System.Globalization;
 using SafeCoDe.Torch.Checkpoints;
-using SafeCoDe.Torch.Generation;
+using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Runtime;
 using TorchSharp;
@@ -86,11 +86,8 @@ public static class Verifier
             total = (int)(gen.shape[1] - ids.shape[1]);
             reference = gen[0].narrow(0, ids.shape[1], total).data<long>().ToArray();
             var eos = EosIds(dir);
-            var result = TokenGenerator.Generate(model, batch, new SamplingOptions
-            {
-                MaxNewTokens = total, MinNewTokens = total, EosTokenIds = eos, PadTokenId = dir.Config.Text.PadTokenId ?? 0,
-            });
-            ours = result.Tokens[0];
+            // the reference's length exactly: end-of-sequence ids are not picked before it (HF's min_new_tokens)
+            ours = DecodeSessions.Greedy(model, batch, total, eos);
             while (match < Math.Min(ours.Length, reference.Length) && ours[match] == reference[match]) match++;
         }
         double runMs = sw.Elapsed.TotalMilliseconds;

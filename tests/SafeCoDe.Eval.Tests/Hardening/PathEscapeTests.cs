@@ -83,11 +83,11 @@ public class PathEscapeTests
             case "figstep":
             {
                 var data = Path.Combine(root, "data");
-                Secret("q_1_6.png");
-                // category_id "1/../../../../outside/q": the image path query_ForbidQI_<cat>_<task>_6.png walks out
-                var cat = "1/" + Rel(Path.Combine(data, "images", "SafeBench", "query_ForbidQI_1"), _outside) + "/q";
-                File.AppendAllText(Path.Combine(data, "question", "safebench.csv"), $"\nForbidQI,{cat},1,Escape,q,i.");
-                return (folder, [$"{cat}_1"]);
+                Secret("q_6.png");
+                // task_id "x/../../../../outside/q": the image path query_ForbidQI_1_<task>_6.png walks out (category_id must be a number)
+                var task = "x/" + Rel(Path.Combine(data, "images", "SafeBench", "query_ForbidQI_1_x"), _outside) + "/q";
+                File.AppendAllText(Path.Combine(data, "question", "safebench.csv"), $"\nForbidQI,1,{task},Escape,q,i.");
+                return (folder, [$"1_{task}"]);
             }
             case "hades":
             {
@@ -97,7 +97,7 @@ public class PathEscapeTests
                     HadesRow("e1", Rel(Path.Combine(root, "data"), secret)), HadesRow("e2", secret),
                 };
                 BenchmarkFolders.WriteParquet(Path.Combine(root, "data", "test-escape.parquet"), BenchmarkFolders.HadesSchema, rows, null);
-                return (folder, ["e1/step5", "e2/step5"]);
+                return (folder, ["Violence/e1/step5", "Violence/e2/step5"]);
             }
             case "msts":
             {
@@ -162,6 +162,23 @@ public class PathEscapeTests
             Assert.That(allowed, Is.SupersetOf(escapes), "--allow-outside-data reads them");
         }
         finally { InputLimits.Current = saved; }
+    }
+
+    [Test]
+    public void MossBenchHubMetadata_NamesOutsideTheData_AreProblemRecords()
+    {
+        // the Hugging Face layout: file_name in images/metadata.csv may not lead out of the data folder either
+        var root = Path.Combine(_dir, "MOSSBench-hf");
+        var images = Directory.CreateDirectory(Path.Combine(root, "images")).FullName;
+        File.WriteAllBytes(Path.Combine(images, "1.png"), BenchmarkFolders.Png(1));
+        var secret = Secret("secret.png");
+        File.WriteAllText(Path.Combine(images, "metadata.csv"), "file_name,pid,question,metadata_over\n1.png,1,q,type 1\n" +
+            $"{Rel(images, secret)},2,q,type 1\n{secret},3,q,type 1\n");
+        var items = Read("mossbench", root);
+        var problems = items.Where(i => i.Problem is not null).ToDictionary(i => i.Problem!.Id, i => i.Problem!.Reason);
+        Assert.That(problems.Keys, Is.EquivalentTo(new[] { "2", "3" }));
+        Assert.That(problems.Values, Has.All.Contain("outside the data folder"));
+        Assert.That(items.Where(i => i.Sample is not null).Select(i => i.Sample!.Id), Is.EqualTo(new[] { "1" }));
     }
 
     [Test]

@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using SafeCoDe.Eval.Benchmarks;
@@ -168,7 +170,7 @@ public class RunnerTests
     {
         var dir = NewDir();
         using (var store = RunStore.OpenOrCreate(dir, Manifest("keyword")))
-            await new EvalRunner(store, new EngineGenerator(Engine, Fast with { Mode = DecodeMode.Vanilla }), new KeywordScorer())
+            await new EvalRunner(store, new EngineGenerator(Engine, DecodingMethods.Rebase(Fast, "vanilla")), new KeywordScorer())
                 .RunAsync(f => Items(NewDir()).Where(i => f is null || f(i.Sample?.Id ?? i.Problem!.Id)), new RunSelection());
         var copy = NewDir();
         foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));

@@ -1,3 +1,7 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Noise;
+using SafeCoDe.Torch.Processing.Chat;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
@@ -107,42 +111,64 @@ public class CliParsingTests
         Assert.That(e, Does.Contain("   at "), "--verbose adds the stack trace");
     }
 
-    private static SafeCoDeOptions Parse(params string[] args)
+    private static DecodingOptions Parse(params string[] args) => Settings(args).Decoding;
+
+    private static GenerationSettings Settings(params string[] args)
     {
         var g = new GenerationOptions();
         var cmd = new Command("t");
         g.AddTo(cmd);
         var p = cmd.Parse(["--model", "m", .. args]);
         Assert.That(p.Errors, Is.Empty, string.Join("; ", p.Errors.Select(x => x.Message)));
-        return g.Read(p).Decoding;
+        return g.Read(p);
     }
 
     [Test]
-    public void EverySafeCoDeOptionsField_IsReachableFromTheCommandLine()
+    public void EveryStoredOptionOfEveryMethod_IsReachableFromTheCommandLine()
     {
         var dir = TestPaths.NewTempDir();
         try
         {
             File.WriteAllLines(Path.Combine(dir, "phrases.txt"), ["I cannot", "Sorry"]);
             File.WriteAllLines(Path.Combine(dir, "keywords.txt"), ["cannot"]);
-            var defaults = JsonNode.Parse(CliJson.Write(Parse()))!.AsObject();
-            var changed = JsonNode.Parse(CliJson.Write(Parse(
-                "--mode", "vcd", "--alpha", "0.7", "--max-steps", "3", "--refusal-top-k", "4",
-                "--lambda-supp", "0.5", "--lambda-boost", "2", "--noise", "vcd", "--noise-std", "0.2", "--vcd-noise-step", "300",
-                "--vcd-beta", "0.2", "--seed", "9", "--greedy", "--halve-alpha-on-safe", "false", "--unsafe-strategy", "soft-boost",
-                "--unsafe-needs-two-steps", "false", "--quote-skip", "false", "--early-exit", "false", "--corruption-rollback", "false",
-                "--guided-temperature-safe", "0.5", "--guided-temperature-unsafe", "0.4", "--temperature-safe", "0.6",
-                "--top-p-safe", "0.8", "--temperature-unsafe", "0.3", "--top-p-unsafe", "0.7", "--top-k", "5",
-                "--max-new-tokens", "7", "--uniform-max-new-tokens", "100", "--max-total-tokens", "9", "--unknown-verdict", "error",
-                "--refusal-phrases", Path.Combine(dir, "phrases.txt"), "--preferred-keywords", Path.Combine(dir, "keywords.txt"))))!.AsObject();
-            Assert.That(defaults.Count, Is.EqualTo(typeof(SafeCoDeOptions).GetProperties().Count(p => p.CanWrite)), "one JSON field per option");
-            foreach (var (key, value) in defaults.Where(kv => kv.Key != "preset"))
-                Assert.That(JsonNode.DeepEquals(value, changed[key]), Is.False, $"no flag changed '{key}'");
-            Assert.That(Parse("--preset", "paper").Preset, Is.EqualTo(SafeCoDePreset.Paper));
-            Assert.That(changed["mode"]!.GetValue<string>(), Is.EqualTo("vcd"));
-            Assert.That(changed["unsafe"]!.GetValue<string>(), Is.EqualTo("soft-boost"));
+            string[] shared = ["--seed", "9", "--greedy", "--temperature-safe", "0.6", "--top-p-safe", "0.8", "--top-k", "5",
+                "--max-new-tokens", "7", "--uniform-max-new-tokens", "100", "--max-total-tokens", "9"];
+            var flags = new Dictionary<string, string[]>
+            {
+                ["safecode"] = [.. shared, "--alpha", "0.7", "--max-steps", "3", "--refusal-top-k", "4",
+                    "--lambda-supp", "0.5", "--lambda-boost", "2", "--noise", "vcd", "--noise-std", "0.2", "--vcd-noise-step", "300",
+                    "--halve-alpha-on-safe", "false", "--unsafe-strategy", "soft-boost",
+                    "--unsafe-needs-two-steps", "false", "--quote-skip", "false", "--early-exit", "false", "--corruption-rollback", "false",
+                    "--guided-temperature-safe", "0.5", "--guided-temperature-unsafe", "0.4", "--temperature-unsafe", "0.3", "--top-p-unsafe", "0.7",
+                    "--unknown-verdict", "error", "--refusal-phrases", Path.Combine(dir, "phrases.txt"), "--preferred-keywords", Path.Combine(dir, "keywords.txt")],
+                ["vcd"] = [.. shared, "--alpha", "0.7", "--noise", "vcd", "--noise-std", "0.2", "--vcd-noise-step", "300", "--vcd-beta", "0.2"],
+                ["vanilla"] = shared,
+            };
+            Assert.That(DecodingMethods.All.Select(m => m.Name), Is.EquivalentTo(flags.Keys), "every built-in method is covered");
+            foreach (var (mode, given) in flags)
+            {
+                var defaults = JsonNode.Parse(CliJson.Write(Parse("--mode", mode)))!.AsObject();
+                var changed = JsonNode.Parse(CliJson.Write(Parse(["--mode", mode, .. given])))!.AsObject();
+                var method = DecodingMethods.Get(mode);
+                Assert.That(defaults.Count, Is.EqualTo(method.Options.Count(o => o.Stored) + 1 + (method.Presets.Count > 0 ? 1 : 0)), $"{mode}: one JSON field per stored option, plus mode and preset");
+                foreach (var (key, value) in defaults.Where(kv => kv.Key is not ("preset" or "mode")))
+                    Assert.That(JsonNode.DeepEquals(value, changed[key]), Is.False, $"{mode}: no flag changed '{key}'");
+                Assert.That(changed["mode"]!.GetValue<string>(), Is.EqualTo(mode));
+            }
+            Assert.That(((SafeCoDeOptions)Parse("--preset", "paper")).Preset, Is.EqualTo(SafeCoDePreset.Paper));
+            Assert.That(JsonNode.Parse(CliJson.Write(Parse(flags["safecode"])))!["unsafe_strategy"]!.GetValue<string>(), Is.EqualTo("soft-boost"));
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    [Test]
+    public void AFlagTheMethodDoesNotTake_IsAWarning_NotSilentlyDropped()
+    {
+        var s = Settings("--mode", "vanilla", "--alpha", "0.5", "--judge", "fixed:unsafe");
+        Assert.That(s.Decoding.Method, Is.EqualTo("vanilla"));
+        Assert.That(s.Warnings, Has.Some.Contains("--alpha has no effect with --mode vanilla"));
+        Assert.That(s.Warnings, Has.Some.Contains("--judge has no effect with --mode vanilla"));
+        Assert.That(Settings("--alpha", "0.5").Warnings, Is.Empty);
     }
 
     [Test]
@@ -162,11 +188,15 @@ public class CliParsingTests
             File.WriteAllText(file, result.ToJsonString());
             Assert.That(CliJson.Write(Parse("--options", file)), Is.EqualTo(CliJson.Write(original)));
 
-            var overridden = Parse("--options", file, "--alpha", "0.9", "--mode", "vanilla");
+            var overridden = (SafeCoDeOptions)Parse("--options", file, "--alpha", "0.9");
             Assert.That(overridden.Alpha, Is.EqualTo(0.9));
-            Assert.That(overridden.Mode, Is.EqualTo(DecodeMode.Vanilla));
             Assert.That(overridden.Seed, Is.EqualTo(77), "fields not given on the command line come from the file");
             Assert.That(overridden.Preset, Is.EqualTo(SafeCoDePreset.Paper));
+            var other = Settings("--options", file, "--alpha", "0.9", "--mode", "vcd");
+            Assert.That(other.Decoding.Method, Is.EqualTo("vcd"));
+            Assert.That(((VcdOptions)other.Decoding).Alpha, Is.EqualTo(0.9));
+            Assert.That(other.Decoding.Seed, Is.EqualTo(77), "the shared fields of the file carry over to another method");
+            Assert.That(other.Warnings, Has.Some.Contains("early_exit"), "the file's fields the other method does not take are reported");
 
             File.WriteAllText(file, """{"alpah": 0.3}""");
             var (code, _, e) = Run("generate", "--model", "m", "--prompt", "p", "--options", file);
@@ -179,8 +209,8 @@ public class CliParsingTests
     [Test]
     public void Json_SpellsEnumsAsTheCliAndKeepsTextReadable()
     {
-        var json = CliJson.Write(new { mode = DecodeMode.SafeCoDe, noise = NoiseKind.VcdDiffusion, answer = "Größe <b> ≥ 2 — ok" });
-        Assert.That(json, Does.Contain("\"mode\": \"safecode\"").And.Contain("\"noise\": \"vcd\""));
+        var json = CliJson.Write(new { options = (DecodingOptions)(SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Noise = NoiseKind.Diffusion }), style = PromptStyle.Reference, answer = "Größe <b> ≥ 2 — ok" });
+        Assert.That(json, Does.Contain("\"mode\": \"safecode\"").And.Contain("\"noise\": \"vcd\"").And.Contain("\"style\": \"reference\""));
         Assert.That(json, Does.Contain("Größe <b> ≥ 2 — ok"), "no \\u escapes for non-ASCII or <");
     }
 }

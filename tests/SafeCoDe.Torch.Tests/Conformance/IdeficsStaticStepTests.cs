@@ -1,5 +1,6 @@
 using NUnit.Framework;
-using SafeCoDe.Torch.Decoding.Batching;
+using SafeCoDe.Torch.Decoding.Scheduling;
+using SafeCoDe.Torch.Tests.Decoding;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
 using SafeCoDe.Torch.Tests.Decoding;
@@ -95,25 +96,27 @@ public class IdeficsStaticStepTests
     public void Batcher_RunsIdeficsRequestsAsOneForward()
     {
         using var model = IdeficsStepProbe.CreateTiny(2, 1, CPU, ScalarType.Float32);
-        var batcher = new DecodeBatcher(model, 8);
+        using var batcher = new DecodeScheduler(model, 8);
         var pa = IdeficsStepProbe.Prompt(1, 10, 1, seed: 11); var pb = IdeficsStepProbe.Prompt(1, 13, 2, seed: 12);
         var (a, la) = model.Prefill(pa, 4); var (b, lb) = model.Prefill(pb, 4);
         var (ra, _) = model.Prefill(pa, 4); var (rb, _) = model.Prefill(pb, 4);
-        using (a) using (b) using (ra) using (rb)
+        using (ra) using (rb)
         {
             using var ta = la.argmax(1); using var tb = lb.argmax(1);
-            Tensor? ga = null, gb = null;
+            // each session feeds its token once and picks from that one step's logits
+            using var sa = SessionScripts.FeedThenGreedy(a, la, ta.item<long>(), 1, [], new HashSet<long>());
+            using var sb = SessionScripts.FeedThenGreedy(b, lb, tb.item<long>(), 1, [], new HashSet<long>());
+            batcher.Join(sa); batcher.Join(sb); // members before either runs: their first round waits for both
             var ready = new Barrier(2);
-            var t1 = new Thread(() => { using var m = batcher.Join(); ready.SignalAndWait(); ga = batcher.Step(a, ta); });
-            var t2 = new Thread(() => { using var m = batcher.Join(); ready.SignalAndWait(); gb = batcher.Step(b, tb); });
+            var t1 = new Thread(() => { ready.SignalAndWait(); batcher.Decode(sa); });
+            var t2 = new Thread(() => { ready.SignalAndWait(); batcher.Decode(sb); });
             t1.Start(); t2.Start(); t1.Join(); t2.Join();
+            var (ga, gb) = (sa.Logits[0]!, sb.Logits[0]!);
             using var ea = model.Step(ra, ta); using var eb = model.Step(rb, tb);
-            Assert.That(RelErr(ga!, ea), Is.LessThanOrEqualTo(1e-5));
-            Assert.That(RelErr(gb!, eb), Is.LessThanOrEqualTo(1e-5));
+            Assert.That(RelErr(ga, ea), Is.LessThanOrEqualTo(1e-5));
+            Assert.That(RelErr(gb, eb), Is.LessThanOrEqualTo(1e-5));
             Assert.That(batcher.Counts, Is.EqualTo((2L, 1L)), "two IDEFICS steps in one forward");
-            ga!.Dispose(); gb!.Dispose();
         }
-        la.Dispose(); lb.Dispose();
         IdeficsStepProbe.Dispose(pa); IdeficsStepProbe.Dispose(pb);
     }
 

@@ -1,6 +1,9 @@
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
+using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Safety;
 using TorchSharp;
@@ -61,21 +64,22 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
     [OneTimeTearDown]
     public void Unload() { _model?.Dispose(); foreach (var t in _owned) t.Dispose(); }
 
-    private GuidedResult Engine(SafeCoDeOptions o, Verdict v, bool batched)
+    private DecodeOutcome Engine(DecodingOptions o, Verdict v, bool batched)
     {
-        using IBranches b = batched
-            ? new BatchedBranches(_model, _real, o.Mode == DecodeMode.Vanilla ? null : _noised, 64, 0)
-            : new SeparateBranches(_model, _real, _noised, 64);
-        return GuidedDecoder.Run(_model, b, v, o, _codec, _refusal, _eos, (int)_real.SeqLen, bannedIds: _banned);
+        bool noised = DecodingMethods.Of(o).Needs(o).Noised is not null;
+        using var b = batched
+            ? DecodeSessions.Open(_model, _real, noised ? _noised : null, 64, 0)
+            : DecodeSessions.OpenSeparate(_model, _real, _noised, 64);
+        return MethodDecoder.Decode(_model, b, v, o, _codec, _refusal, _eos, (int)_real.SeqLen, bannedIds: _banned);
     }
 
     private static readonly SafeCoDeOptions Greedy = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = 24 };
 
     [Test]
     public void BatchedBranches_EqualTwoSeparatePasses_TokenForToken(
-        [Values(Verdict.Safe, Verdict.Unsafe)] Verdict v, [Values(DecodeMode.SafeCoDe, DecodeMode.Vcd)] DecodeMode mode)
+        [Values(Verdict.Safe, Verdict.Unsafe)] Verdict v, [Values("safecode", "vcd")] string mode)
     {
-        var o = Greedy with { Mode = mode };
+        var o = DecodingMethods.Rebase(Greedy, mode);
         var a = Engine(o, v, batched: true);
         var b = Engine(o, v, batched: false);
         Assert.That(a.Tokens, Is.EqualTo(b.Tokens));
@@ -130,8 +134,8 @@ public class SafeCoDeConformanceTests(string family, string[] variants)
         for (int i = 0; i < 30; i++)
         {
             var v = i % 2 == 0 ? Verdict.Safe : Verdict.Unsafe;
-            var mode = i % 3 == 0 ? DecodeMode.Vcd : i % 3 == 1 ? DecodeMode.SafeCoDe : DecodeMode.Vanilla;
-            Engine(sampled with { Seed = i, Mode = mode, CorruptionRollback = i % 5 == 0 }, v, batched: i % 4 != 3);
+            var mode = i % 3 == 0 ? "vcd" : i % 3 == 1 ? "safecode" : "vanilla";
+            Engine(DecodingMethods.Rebase(sampled with { Seed = i, CorruptionRollback = i % 5 == 0 }, mode), v, batched: i % 4 != 3);
         }
         Assert.That(TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount, Is.EqualTo(baseline));
     }

@@ -1,3 +1,7 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Scheduling;
+using SafeCoDe.Torch.Decoding.Sessions;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
@@ -136,7 +140,7 @@ public class EngineBatchingTests
         // vanilla and SafeCoDe requests, different budgets: the batcher picks every continuation's token in one round
         SafeCoDeRequest Mixed(int i) => Request(i, 20) with
         {
-            Options = Request(i, 20).Options with { Mode = i == 3 ? DecodeMode.Vanilla : DecodeMode.SafeCoDe },
+            Options = i == 3 ? DecodingMethods.Rebase(Request(i, 20).Options, "vanilla") : Request(i, 20).Options,
         };
         var alone = new List<SafeCoDeResult>();
         for (int i = 0; i < Prompts.Length; i++) alone.Add(await _engine.GenerateAsync(Mixed(i)));
@@ -169,10 +173,10 @@ public class EngineBatchingTests
     }
 }
 
-/// <summary>The batcher on its own: a member whose cache is full fails alone; the others' steps still run batched.</summary>
-public class DecodeBatcherTests
+/// <summary>The scheduler on its own: greedy sessions equal a loop alone; a session whose cache is full fails alone, the others still run batched.</summary>
+public class DecodeSchedulerTests
 {
-    /// <summary>A greedy loop over one state (what <see cref="SafeCoDe.Torch.Decoding.Processors.DecodeLoop"/> does for a RealRow → BanTokens → Argmax phase).</summary>
+    /// <summary>A greedy loop over one state: feed, step, ban, argmax (what a session's RealRow → BanTokens → Argmax phase does).</summary>
     private static List<long> GreedyAlone(IBackbone model, DecodeState state, long fed, int budget, long[] banned, ISet<long> eos)
     {
         var picks = new List<long>();
@@ -194,7 +198,7 @@ public class DecodeBatcherTests
     public void GreedyContinuations_EqualAGreedyLoopAlone_WithTheirOwnBansBudgetsAndEos()
     {
         using var model = StepProbe.CreateTiny(2, CPU, ScalarType.Float32);
-        var batcher = new SafeCoDe.Torch.Decoding.Batching.DecodeBatcher(model, 8);
+        using var batcher = new DecodeScheduler(model, 8);
         using var p1 = StepProbe.TinyPrompt(1, 12, seed: 3).InputIds;
         using var p2 = StepProbe.TinyPrompt(1, 17, seed: 4).InputIds;
         BackboneInputs In(Tensor ids) => new(ids, null, new Dictionary<string, Tensor>());
@@ -221,13 +225,12 @@ public class DecodeBatcherTests
             var (mine, lm) = model.Prefill(In(j.Prompt), 12);
             long fed = la.argmax(1).item<long>();
             lock (jobs) expected[i] = GreedyAlone(model, alone, fed, j.Budget, j.Banned, j.Eos);
-            using var member = batcher.Join();
-            using var ban = tensor(j.Banned);
-            using var tok = tensor(new[] { fed });
+            using var session = SessionScripts.FeedThenGreedy(mine, lm, fed, j.Budget, j.Banned, (IReadOnlySet<long>)j.Eos, t => emitted[i].Add(t));
+            batcher.Join(session);
             ready.SignalAndWait();
-            var (tokens, eos, last) = batcher.ContinueGreedy(mine, tok, j.Budget, (IReadOnlySet<long>)j.Eos, j.Banned, ban, t => emitted[i].Add(t), default);
-            (got[i], stopped[i]) = (tokens, eos);
-            last.Dispose(); alone.Dispose(); mine.Dispose();
+            batcher.Decode(session);
+            (got[i], stopped[i]) = ([.. session.Tokens], session.StoppedAtEos);
+            alone.Dispose();
         })).ToArray();
         foreach (var t in threads) t.Start();
         foreach (var t in threads) t.Join();
@@ -245,38 +248,65 @@ public class DecodeBatcherTests
     }
 
     [Test]
+    public void GuidedRowsOfSeveralRequests_RunOneRuleChainPerRound()
+    {
+        // four guided sessions of one kind (safe verdict, greedy, no early exit), members before the first round: each
+        // round's guided rows go through the contrast → ban → softmax → scale chain once, stacked, not once per session
+        using var model = StepProbe.CreateTiny(2, CPU, ScalarType.Float32);
+        using var scheduler = new DecodeScheduler(model, 16);
+        var codec = new ToyCodec(model.VocabSize);
+        var refusal = new RefusalTokens(RefusalTokens.ReferencePhrases, codec, model.VocabSize);
+        var o = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, EarlyExit = false, CorruptionRollback = false, MaxNewTokens = 6, Seed = 4 };
+        var prompts = Enumerable.Range(0, 5).Select(i => StepProbe.TinyPrompt(1, 10 + i, seed: 20 + i).InputIds).ToArray();
+        BackboneInputs In(Tensor ids) => new(ids, null, new Dictionary<string, Tensor>());
+        DecodeSession Open(int i) => DecodeSessions.Open(model, In(prompts[i]), In(prompts[i + 1]), 16, 0);
+        try
+        {
+            var alone = Enumerable.Range(0, 4).Select(i => { using var s = Open(i); return MethodDecoder.Decode(model, s, Verdict.Safe, o, codec, refusal, [], 10 + i); }).ToArray();
+            var sessions = Enumerable.Range(0, 4).Select(Open).ToArray();
+            foreach (var s in sessions) scheduler.Join(s);
+            var together = new DecodeOutcome[4];
+            var threads = Enumerable.Range(0, 4).Select(i => new Thread(() =>
+                together[i] = MethodDecoder.Decode(scheduler, model, sessions[i], Verdict.Safe, o, codec, refusal, [], 10 + i, null, default, null))).ToArray();
+            foreach (var t in threads) t.Start();
+            foreach (var t in threads) t.Join();
+            foreach (var s in sessions) s.Dispose();
+            for (int i = 0; i < 4; i++) Assert.That(together[i].Tokens, Is.EqualTo(alone[i].Tokens), $"session {i}");
+            var p = scheduler.Profile;
+            long picks = together.Sum(r => r.Tokens.Length);
+            TestContext.Out.WriteLine($"{picks} tokens in {p.Chains} chain runs over {p.Rounds} rounds");
+            Assert.That(together.All(r => r.GuidedTokens == 5), Is.True, "every session guided its whole span");
+            Assert.That(p.Chains, Is.EqualTo(p.Rounds), "one rule chain per round: the four sessions are always in the same phase");
+            Assert.That(p.GuidedPicked, Is.EqualTo(picks), "every pick went through the shared chain");
+            Assert.That(p.Rounds * 4, Is.EqualTo(picks), "four sessions per round");
+        }
+        finally { foreach (var t in prompts) t.Dispose(); }
+    }
+
+    [Test]
     public void AFullCache_FailsOnlyItsOwnRequest()
     {
         using var model = StepProbe.CreateTiny(2, CPU, ScalarType.Float32);
-        var batcher = new SafeCoDe.Torch.Decoding.Batching.DecodeBatcher(model, 8);
+        using var batcher = new DecodeScheduler(model, 8);
         using var prompt = StepProbe.TinyPrompt(1, 12).InputIds;
         var inputs = new BackboneInputs(prompt, null, new Dictionary<string, Tensor>());
         var (small, ls) = model.Prefill(inputs, 1);   // room for one step only
         var (large, ll) = model.Prefill(inputs, 4);
         var (reference, lr) = model.Prefill(inputs, 4);
-        using (small) using (large) using (reference)
+        long tok = ls.argmax(1).item<long>();
+        using (reference)
         {
-            using var tok = ls.argmax(1);
-            Tensor? second = null; Exception? smallError = null;
+            var expected = GreedyAlone(model, reference, tok, 3, [], new HashSet<long>());
+            using var a = SessionScripts.FeedThenGreedy(small, ls, tok, 3, [], new HashSet<long>());
+            using var b = SessionScripts.FeedThenGreedy(large, ll, tok, 3, [], new HashSet<long>());
+            Exception? smallError = null;
+            batcher.Join(a); batcher.Join(b);
             var ready = new Barrier(2);
-            var a = new Thread(() =>
-            {
-                using var m = batcher.Join(); ready.SignalAndWait();
-                batcher.Step(small, tok);
-                try { batcher.Step(small, tok); } catch (Exception ex) { smallError = ex; }
-            });
-            var b = new Thread(() =>
-            {
-                using var m = batcher.Join(); ready.SignalAndWait();
-                batcher.Step(large, tok);
-                second = batcher.Step(large, tok);
-            });
-            a.Start(); b.Start(); a.Join(); b.Join();
+            var ta = new Thread(() => { ready.SignalAndWait(); try { batcher.Decode(a); } catch (Exception ex) { smallError = ex; } });
+            var tb = new Thread(() => { ready.SignalAndWait(); batcher.Decode(b); });
+            ta.Start(); tb.Start(); ta.Join(); tb.Join();
             Assert.That(smallError, Is.InstanceOf<InvalidOperationException>(), "the full cache's own error");
-            model.Step(reference, tok);
-            using var expected = model.Step(reference, tok);
-            Assert.That(second, Is.Not.Null);
-            Assert.That(RelErr(second!, expected), Is.LessThanOrEqualTo(1e-5), "the other request's step is unaffected");
+            Assert.That(b.Tokens, Is.EqualTo(expected), "the other request's steps are unaffected");
             Assert.That(batcher.Counts.Forwards, Is.LessThan(batcher.Counts.Steps), "the first round ran as one forward");
         }
     }

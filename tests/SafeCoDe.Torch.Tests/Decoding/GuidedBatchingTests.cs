@@ -1,7 +1,10 @@
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
-using SafeCoDe.Torch.Decoding.Batching;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
+using SafeCoDe.Torch.Decoding.Scheduling;
+using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Safety;
 using SafeCoDe.Torch.Tests.Conformance;
@@ -11,10 +14,10 @@ using static SafeCoDe.Torch.Tests.TestMath;
 namespace SafeCoDe.Torch.Tests.Decoding;
 
 /// <summary>
-/// The guided phase handed to the batcher whole (<see cref="DecodeBatcher.Guide"/>): guided requests (greedy, with
+/// Sessions of every method decoding together through one scheduler (<see cref="DecodeScheduler"/>): guided requests (greedy, with
 /// the early exit, sampled, the unsafe boost with another α), vanilla and VCD requests decoding together, joining
 /// while others decode and leaving at different times, each give the tokens and final logits they give alone
-/// (the request's own loop, no batcher) — for every family of the conformance suite.
+/// (the session run by a scheduler of its own) — for every family of the conformance suite.
 /// </summary>
 [TestFixtureSource(typeof(BackboneConformanceTests), nameof(BackboneConformanceTests.Families))]
 public class GuidedBatchingTests(string family, string[] variants)
@@ -22,14 +25,14 @@ public class GuidedBatchingTests(string family, string[] variants)
     private static readonly SafeCoDeOptions Faithful = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, Seed = 11 };
 
     /// <summary>The jobs: options, verdict, and whether the prompt pair is swapped (a second, different prompt).</summary>
-    private static readonly (SafeCoDeOptions O, Verdict V, bool Swap)[] Jobs =
+    private static readonly (DecodingOptions O, Verdict V, bool Swap)[] Jobs =
     [
         (Faithful with { MaxNewTokens = 12, EarlyExit = false }, Verdict.Safe, false),
         (Faithful with { MaxNewTokens = 9 }, Verdict.Safe, true),
         (Faithful with { Greedy = false, MaxNewTokens = 10, EarlyExit = false, Seed = 3 }, Verdict.Safe, false),
         (SafeCoDeOptions.For(SafeCoDePreset.Paper) with { Greedy = true, MaxNewTokens = 11, EarlyExit = false }, Verdict.Unsafe, true),
-        (Faithful with { Mode = DecodeMode.Vanilla, MaxNewTokens = 7 }, Verdict.Safe, false),
-        (Faithful with { Mode = DecodeMode.Vcd, MaxNewTokens = 6 }, Verdict.Safe, true),
+        (DecodingMethods.Rebase(Faithful with { MaxNewTokens = 7 }, "vanilla"), Verdict.Safe, false),
+        (DecodingMethods.Rebase(Faithful with { MaxNewTokens = 6 }, "vcd"), Verdict.Safe, true),
         (Faithful with { MaxNewTokens = 14, EarlyExit = false, MaxSteps = 3 }, Verdict.Safe, true),
     ];
 
@@ -44,19 +47,20 @@ public class GuidedBatchingTests(string family, string[] variants)
         var refusal = new RefusalTokens(RefusalTokens.ReferencePhrases, codec, model.VocabSize);
         var eos = SafeCoDe.Torch.Verification.Verifier.EosIds(dir);
         var banned = Backbones.PlaceholderTokenIds(dir.Config);
-        using var batcher = new DecodeBatcher(model, 16);
+        using var batcher = new DecodeScheduler(model, 16);
         try
         {
-            (GuidedResult Result, Tensor Logits) Decode(int i, DecodeBatcher? b)
+            (DecodeOutcome Result, Tensor Logits) Decode(int i, DecodeScheduler? b)
             {
                 var (o, v, swap) = Jobs[i];
                 var (r, n) = swap ? (noised, real) : (real, noised);
-                using var branches = new BatchedBranches(model, r, o.Mode == DecodeMode.Vanilla ? null : n, 64, 0, b);
-                var result = GuidedDecoder.Run(model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, bannedIds: banned);
-                return (result, branches.Logits.clone().DetachFromDisposeScope());
+                using var branches = DecodeSessions.Open(model, r, DecodingMethods.Of(o).Needs(o).Noised is null ? null : n, 64, 0);
+                var result = b is null ? MethodDecoder.Decode(model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, bannedIds: banned)
+                    : MethodDecoder.Decode(b, model, branches, v, o, codec, refusal, eos, (int)r.SeqLen, null, default, banned);
+                return (result, branches.Logits[0]!.clone().DetachFromDisposeScope());
             }
             var alone = Enumerable.Range(0, Jobs.Length).Select(i => Decode(i, null)).ToArray();
-            var together = new (GuidedResult Result, Tensor Logits)[Jobs.Length];
+            var together = new (DecodeOutcome Result, Tensor Logits)[Jobs.Length];
             var errors = new Exception?[Jobs.Length];
             // the first four start at once; the others join once the batcher has run rounds (while the first decode)
             var threads = Enumerable.Range(0, Jobs.Length).Select(i => new Thread(() =>

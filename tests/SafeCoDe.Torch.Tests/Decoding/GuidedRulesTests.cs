@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
@@ -14,7 +16,7 @@ public class GuidedRulesTests
     [TestCase(" the cat sat", false)]     // lower case
     [TestCase("\n  Yes it is", true)]
     [TestCase("\"Hello there", false)]    // starts with a quote, not a letter
-    public void EarlyExitRule(string prefix, bool exit) => Assert.That(GuidedDecoder.NaturalStart(prefix), Is.EqualTo(exit));
+    public void EarlyExitRule(string prefix, bool exit) => Assert.That(SafeCoDePlan.NaturalStart(prefix), Is.EqualTo(exit));
 
     private sealed class MapCodec(Dictionary<long, string> pieces) : ITokenCodec
     {
@@ -26,11 +28,11 @@ public class GuidedRulesTests
     public void CorruptionRule_FirstTokenForMostFamilies_ExactTokensForQwen()
     {
         var codec = new MapCodec(new() { [1] = " ok", [2] = " |", [3] = "$", [4] = " fine", [5] = "MS" });
-        Assert.That(GuidedDecoder.Corrupt(ModelFamilies.Llava, [2, 4], codec), Is.True);
-        Assert.That(GuidedDecoder.Corrupt(ModelFamilies.Llava, [1, 2], codec), Is.False, "only the first token is seen");
-        Assert.That(GuidedDecoder.Corrupt(ModelFamilies.Qwen25VL, [1, 3], codec), Is.True, "a token decoding to exactly '$'");
-        Assert.That(GuidedDecoder.Corrupt(ModelFamilies.Qwen25VL, [1, 2], codec), Is.False, "' |' is not exactly '|'");
-        Assert.That(GuidedDecoder.Corrupt(ModelFamilies.Idefics, [5], codec), Is.True);
+        Assert.That(SafeCoDePlan.Corrupt(ModelFamilies.Llava, [2, 4], codec), Is.True);
+        Assert.That(SafeCoDePlan.Corrupt(ModelFamilies.Llava, [1, 2], codec), Is.False, "only the first token is seen");
+        Assert.That(SafeCoDePlan.Corrupt(ModelFamilies.Qwen25VL, [1, 3], codec), Is.True, "a token decoding to exactly '$'");
+        Assert.That(SafeCoDePlan.Corrupt(ModelFamilies.Qwen25VL, [1, 2], codec), Is.False, "' |' is not exactly '|'");
+        Assert.That(SafeCoDePlan.Corrupt(ModelFamilies.Idefics, [5], codec), Is.True);
     }
 
     [Test]
@@ -70,6 +72,6 @@ public class GuidedRulesTests
         var p = SafeCoDeOptions.For(SafeCoDePreset.Paper);
         var differing = typeof(SafeCoDeOptions).GetProperties().Where(pr => pr.Name != "EqualityContract" && !Equals(pr.GetValue(f), pr.GetValue(p))).Select(pr => pr.Name).Order().ToArray();
         Assert.That(differing, Is.EqualTo(new[] { "CorruptionRollback", "HalveAlphaOnSafe", "Preset", "Unsafe", "UnsafeNeedsTwoSteps" }));
-        Assert.That(SafeCoDeOptions.For(SafeCoDePreset.Faithful, DecodeMode.Vcd).Alpha, Is.EqualTo(1.0));
+        Assert.That(((VcdOptions)DecodingMethods.Defaults("vcd")).Alpha, Is.EqualTo(1.0));
     }
 }

@@ -1,6 +1,9 @@
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Noise;
+using SafeCoDe.Torch.Decoding.Rules;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +28,7 @@ public class LogitsOpsTests
         // p_r ∝ exp(z_r): with β = 0.1 the cut-off is max z_r + ln 0.1 = 3 − 2.3026 = 0.6974
         using var zr = tensor(new float[] { 3f, 1f, 0.5f, 2.9f });
         using var zn = tensor(new float[] { 1f, 0f, 0f, 4f });
-        using var c = LogitsOps.VcdContrast(zr, zn, 1.0, 0.1);
+        using var c = VcdContrast.Contrast(zr, zn, 1.0, 0.1);
         var v = F(c);
         Assert.That(v[0], Is.EqualTo(2 * 3f - 1f).Within(1e-6f));
         Assert.That(v[1], Is.EqualTo(2 * 1f - 0f).Within(1e-6f));
@@ -81,10 +84,10 @@ public class LogitsOpsTests
         var f = SafetensorsFile.Open(Path.Combine(TestPaths.Root, "weights", "fixtures", rel, "reference.safetensors"));
         using var pv = f.Read("pixel_values");
         using var expected = f.Read("pixel_values_noised");
-        using var ours = VcdNoise.Apply(pv, 500, 1234);
+        using var ours = DiffusionNoise.Apply(pv, 500, 1234);
         using var diff = (ours - expected).abs().max();
         Assert.That(diff.item<float>(), Is.LessThanOrEqualTo(1e-6f));
-        using var other = VcdNoise.Apply(pv, 500, 1235);
+        using var other = DiffusionNoise.Apply(pv, 500, 1235);
         using var d2 = (other - expected).abs().max();
         Assert.That(d2.item<float>(), Is.GreaterThan(0.1f), "another seed gives other noise");
     }
@@ -93,8 +96,8 @@ public class LogitsOpsTests
     public void VcdSchedule_MatchesTheKnownCoefficients()
     {
         // x_500 ≈ 0.863·x0 + 0.505·ε (VCD's schedule at t = 500)
-        Assert.That(MathF.Sqrt(VcdNoise.AlphaBar(500)), Is.EqualTo(0.863f).Within(1e-3f));
-        Assert.That(MathF.Sqrt(1 - VcdNoise.AlphaBar(500)), Is.EqualTo(0.505f).Within(1e-3f));
-        Assert.That(MathF.Sqrt(VcdNoise.AlphaBar(999)), Is.EqualTo(0.285f).Within(1e-3f));
+        Assert.That(MathF.Sqrt(DiffusionNoise.AlphaBar(500)), Is.EqualTo(0.863f).Within(1e-3f));
+        Assert.That(MathF.Sqrt(1 - DiffusionNoise.AlphaBar(500)), Is.EqualTo(0.505f).Within(1e-3f));
+        Assert.That(MathF.Sqrt(DiffusionNoise.AlphaBar(999)), Is.EqualTo(0.285f).Within(1e-3f));
     }
 }

@@ -1,12 +1,16 @@
 using NUnit.Framework;
 using SafeCoDe.Torch.Decoding;
-using SafeCoDe.Torch.Decoding.Processors;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Rules;
+using SafeCoDe.Torch.Decoding.Scheduling;
+using SafeCoDe.Torch.Decoding.Sessions;
+using SafeCoDe.Torch.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SafeCoDe.Torch.Tests.Decoding;
 
-/// <summary>Each rule of the decoding chain on hand-made scores, and the one loop on scripted branches.</summary>
+/// <summary>Each rule of the decoding chain on hand-made scores, and a session's phase on a scripted backbone.</summary>
 public class LogitsProcessorTests
 {
     private static float[] F(Tensor t) => t.to(ScalarType.Float32).cpu().data<float>().ToArray();
@@ -24,7 +28,7 @@ public class LogitsProcessorTests
     {
         using var l = Rows([2f, 1f, -1f], [1f, 3f, -1f]);
         using var c = new SafeCoDeContrast(0.5).Process(l);
-        Assert.That(c.shape, Is.EqualTo(new long[] { 3 }));
+        Assert.That(c.shape, Is.EqualTo(new long[] { 1, 3 }), "one session's pair in, its one row out");
         Assert.That(F(c), Is.EqualTo(new[] { 1.5f, -0.5f, -0.5f }).Within(1e-6f));
         Assert.That(F(l), Is.EqualTo(new[] { 2f, 1f, -1f, 1f, 3f, -1f }), "the input is left untouched");
     }
@@ -116,8 +120,8 @@ public class LogitsProcessorTests
     {
         using var l = Rows([2f, 1f, 0f], [0f, 0f, 0f]);
         using var idx = Ids(0);
-        var chain = new LogitsChain(new SafeCoDeContrast(1.0), new BanTokens(idx)).Then(new Softmax());
-        Assert.That(chain.Processors, Has.Count.EqualTo(3));
+        var chain = new RuleChain(new SafeCoDeContrast(1.0), new BanTokens(idx)).Then(new Softmax());
+        Assert.That(chain.Rules, Has.Count.EqualTo(3));
         using var p = chain.Process(l);
         var v = F(p);
         Assert.That(v[0], Is.EqualTo(0f));
@@ -149,57 +153,69 @@ public class LogitsProcessorTests
         Assert.That(new After(new Temperature(1), new Argmax()).Select(sharp, 0), Is.EqualTo(1));
     }
 
-    /// <summary>Branches whose logits make token <c>step + 1</c> the best at each step; records what was fed.</summary>
-    private sealed class Scripted(int vocab) : IBranches
+    /// <summary>A backbone whose logits make token <c>fed + 1</c> the best after each fed token; its state records what was fed.</summary>
+    private sealed class Scripted(int vocab) : IBackbone
     {
-        public readonly List<long> Fed = [];
-        private Tensor _logits = Make(0, vocab);
-        private static Tensor Make(int best, int vocab)
+        public sealed class State : DecodeState
+        {
+            public readonly List<long> Fed = [];
+            public override long BatchSize => 1;
+            public override long Length => Fed.Count;
+            public override long Capacity => 1000;
+            public override void KeepRows(IReadOnlyList<long> keep) { }
+            public override void Truncate(long length) => throw new NotSupportedException();
+            public override void Dispose() { }
+        }
+        public static Tensor Make(int best, int vocab)
         {
             var v = new float[vocab];
             v[best % vocab] = 5f;
             return tensor(v).view(1, vocab);
         }
-        public Tensor Logits => _logits;
-        public bool HasNoised => false;
-        public long Length => Fed.Count;
-        public void Step(long token) { Fed.Add(token); _logits.Dispose(); _logits = Make(Fed.Count, vocab); }
-        public void DropNoised() { }
-        public void Truncate(long length, Tensor replacementLogits) => throw new NotSupportedException();
-        public void Dispose() => _logits.Dispose();
+        public global::SafeCoDe.Torch.Checkpoints.ModelConfig Config => throw new NotSupportedException();
+        public string Family => "scripted";
+        public Device Device => CPU;
+        public ScalarType DType => ScalarType.Float32;
+        public long VocabSize => vocab;
+        public (DecodeState State, Tensor Logits) Prefill(BackboneInputs inputs, int maxNewTokens, bool allLogits = false) => (new State(), Make(0, vocab));
+        public Tensor Step(DecodeState state, Tensor tokens) { var s = (State)state; s.Fed.Add(tokens.item<long>()); return Make(s.Fed.Count, vocab); }
+        public void Dispose() { }
+    }
+
+    /// <summary>One greedy phase of a session on the scripted backbone, run by a scheduler of its own.</summary>
+    private static (List<long> Tokens, bool Eos, List<long> Fed) RunPhase(int budget, IReadOnlySet<long> eos, Func<IReadOnlyList<long>, int, bool>? stop = null,
+        List<long>? emitted = null, CancellationToken cancel = default)
+    {
+        var model = new Scripted(10);
+        var (state, logits) = model.Prefill(null!, budget);
+        using var session = new DecodeSession([state], [logits]) { Emit = emitted is null ? null : emitted.Add, Cancel = cancel };
+        session.Begin(new DecodePhase { Name = "greedy", Chain = new RuleChain(new RealRow()), Selector = new Argmax(), Budget = budget, Eos = eos, StopAfter = stop });
+        using var scheduler = new DecodeScheduler(model, 2);
+        scheduler.Decode(session);
+        return ([.. session.Tokens], session.StoppedAtEos, ((Scripted.State)state).Fed);
     }
 
     [Test]
-    public void TheLoop_FeedsAllButTheLastToken_StopsAtEosOrTheRule()
+    public void APhase_FeedsAllButTheLastToken_StopsAtEosOrTheRule()
     {
-        using (var b = new Scripted(10))
-        {
-            var emitted = new List<long>();
-            var r = DecodeLoop.Run(b, DecodePhase.Greedy, 4, new HashSet<long>(), emitted.Add, default);
-            Assert.That(r.Tokens, Is.EqualTo(new long[] { 0, 1, 2, 3 }));
-            Assert.That(emitted, Is.EqualTo(r.Tokens));
-            Assert.That(b.Fed, Is.EqualTo(new long[] { 0, 1, 2 }), "the last token is left to the caller");
-            Assert.That(r.StoppedAtEos, Is.False);
-        }
-        using (var b = new Scripted(10))
-        {
-            var r = DecodeLoop.Run(b, DecodePhase.Greedy, 9, new HashSet<long> { 2 }, null, default);
-            Assert.That(r.Tokens, Is.EqualTo(new long[] { 0, 1, 2 }));
-            Assert.That(r.StoppedAtEos, Is.True);
-            Assert.That(b.Fed, Is.EqualTo(new long[] { 0, 1 }));
-        }
-        using (var b = new Scripted(10))
-        {
-            var phase = DecodePhase.Greedy with { StopAfter = (tokens, step) => tokens.Sum() >= 3 };
-            var r = DecodeLoop.Run(b, phase, 9, new HashSet<long>(), null, default);
-            Assert.That(r.Tokens, Is.EqualTo(new long[] { 0, 1, 2 }), "the early-exit rule ends the phase after the token that satisfies it");
-            Assert.That(b.Fed, Is.EqualTo(new long[] { 0, 1 }));
-        }
-        using (var b = new Scripted(10))
-        using (var cts = new CancellationTokenSource())
-        {
-            cts.Cancel();
-            Assert.Throws<OperationCanceledException>(() => DecodeLoop.Run(b, DecodePhase.Greedy, 3, new HashSet<long>(), null, cts.Token));
-        }
+        var emitted = new List<long>();
+        var r = RunPhase(4, new HashSet<long>(), emitted: emitted);
+        Assert.That(r.Tokens, Is.EqualTo(new long[] { 0, 1, 2, 3 }));
+        Assert.That(emitted, Is.EqualTo(r.Tokens));
+        Assert.That(r.Fed, Is.EqualTo(new long[] { 0, 1, 2 }), "the last token is left to the caller");
+        Assert.That(r.Eos, Is.False);
+
+        r = RunPhase(9, new HashSet<long> { 2 });
+        Assert.That(r.Tokens, Is.EqualTo(new long[] { 0, 1, 2 }));
+        Assert.That(r.Eos, Is.True);
+        Assert.That(r.Fed, Is.EqualTo(new long[] { 0, 1 }));
+
+        r = RunPhase(9, new HashSet<long>(), stop: (tokens, step) => tokens.Sum() >= 3);
+        Assert.That(r.Tokens, Is.EqualTo(new long[] { 0, 1, 2 }), "the early-exit rule ends the phase after the token that satisfies it");
+        Assert.That(r.Fed, Is.EqualTo(new long[] { 0, 1 }));
+
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.Throws<OperationCanceledException>(() => RunPhase(3, new HashSet<long>(), cancel: cts.Token));
     }
 }

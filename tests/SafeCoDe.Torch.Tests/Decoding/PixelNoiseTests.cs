@@ -1,3 +1,4 @@
+using SafeCoDe.Torch.Decoding.Noise;
 using NUnit.Framework;
 using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Processing.Images;

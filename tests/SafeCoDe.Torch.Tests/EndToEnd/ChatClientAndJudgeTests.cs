@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using SafeCoDe.Torch.Checkpoints;
 using System.Text;
 using Microsoft.Extensions.AI;
@@ -189,7 +191,7 @@ public sealed class ChatClientAndJudgeTests
         {
             new SafeCoDeRequest { Prompt = Query, Image = _image, Options = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Seed = 8, MaxNewTokens = 10 }, Judge = new FixedJudge(Verdict.Safe) },
             new SafeCoDeRequest { Prompt = "Is this dangerous?", Image = EndToEndCheckpoints.Gradient(seed: 9), Options = SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Seed = 9, MaxNewTokens = 10 } },
-            new SafeCoDeRequest { Prompt = "Describe the colours.", Image = _image, Options = SafeCoDeOptions.For(SafeCoDePreset.Faithful, DecodeMode.Vcd) with { Seed = 10, MaxNewTokens = 10 } },
+            new SafeCoDeRequest { Prompt = "Describe the colours.", Image = _image, Options = DecodingMethods.Rebase(SafeCoDeOptions.For(SafeCoDePreset.Faithful), "vcd") with { Seed = 10, MaxNewTokens = 10 } },
         };
         var sequential = new List<SafeCoDeResult>();
         foreach (var r in requests) sequential.Add(await _engine.GenerateAsync(r));

@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using System.Net;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
@@ -110,7 +112,7 @@ public sealed class ChatClientConversationTests
         var ex = Assert.ThrowsAsync<InvalidOperationException>(() => client.GetResponseAsync([new ChatMessage(ChatRole.User, "Hello?")]));
         Assert.That(ex!.Message, Does.Contain("needs an image").And.Contain("TextOnly"));
 
-        using var lenient = Client(new SafeCoDeChatClientOptions { TextOnly = TextOnlyPolicy.Vanilla });
+        using var lenient = Client(new SafeCoDeChatClientOptions { TextOnly = TextOnlyPolicy.Plain });
         var r = await lenient.GetResponseAsync([new ChatMessage(ChatRole.User, "Hello?")]);
         Assert.That(r.AdditionalProperties!["safecode.mode"], Is.EqualTo("vanilla"));
         Assert.That(r.AdditionalProperties["safecode.fallback"], Does.Contain("no image"));
@@ -165,7 +167,7 @@ public sealed class ChatClientConversationTests
             ("json", new ChatOptions { ResponseFormat = ChatResponseFormat.Json }),
             ("model", new ChatOptions { ModelId = "gpt-4o" }),
             ("conversation", new ChatOptions { ConversationId = "c1" }),
-            ("unknown safecode key", new ChatOptions { AdditionalProperties = new() { ["safecode.alpha"] = 0.5 } }),
+            ("unknown safecode key", new ChatOptions { AdditionalProperties = new() { ["safecode.frobnicate"] = 0.5 } }),
         })
             Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync(Conversation(), options), name);
 

@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using NUnit.Framework;
 using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Processing.Images;
@@ -48,7 +50,7 @@ public class EngineBehaviourTests
     {
         var o = SafeCoDeOptions.For(SafeCoDePreset.Faithful);
         Assert.CatchAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { TopPSafe = 1.5 }, Verdict.Safe)));
-        Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { VcdNoiseStep = 1000 }, Verdict.Safe)));
+        Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { DiffusionStep = 1000 }, Verdict.Safe)));
         Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(Request(o with { RefusalPhrases = [] }, Verdict.Safe)));
         Assert.ThrowsAsync<ArgumentException>(() => _engine.GenerateAsync(new SafeCoDeRequest { Prompt = "no image", Options = o, Verdict = Verdict.Safe }),
             "SafeCoDe contrasts the image: a request without one is an error");

@@ -1,3 +1,7 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Noise;
+using SafeCoDe.Torch.Decoding.Sessions;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using NUnit.Framework;
 using SafeCoDe.Torch.Decoding;
 using SafeCoDe.Torch.Checkpoints;
@@ -22,8 +26,9 @@ public sealed class FamilyEndToEndTests(string family)
     private readonly RgbImage _image = EndToEndCheckpoints.Gradient();
     private const string Prompt = "What is shown in this picture?";
 
-    private static SafeCoDeOptions Opts(DecodeMode mode = DecodeMode.SafeCoDe) =>
-        SafeCoDeOptions.For(SafeCoDePreset.Faithful, mode) with { MaxNewTokens = 6, Greedy = true, Seed = 3 };
+    private static SafeCoDeOptions Opts() => SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { MaxNewTokens = 6, Greedy = true, Seed = 3 };
+
+    private static DecodingOptions Opts(string mode) => DecodingMethods.Defaults(mode) with { MaxNewTokens = 6, Greedy = true, Seed = 3 };
 
     [OneTimeSetUp]
     public void Load()
@@ -36,7 +41,7 @@ public sealed class FamilyEndToEndTests(string family)
     [OneTimeTearDown]
     public void Unload() => _engine?.Dispose();
 
-    private Task<SafeCoDeResult> Run(SafeCoDeOptions o, ISafetyJudge? judge = null, RgbImage? image = null, string prompt = Prompt) =>
+    private Task<SafeCoDeResult> Run(DecodingOptions o, ISafetyJudge? judge = null, RgbImage? image = null, string prompt = Prompt) =>
         _engine.GenerateAsync(new SafeCoDeRequest { Prompt = prompt, Image = image ?? _image, Options = o, Judge = judge });
 
     private void AssertConsistent(SafeCoDeResult r)
@@ -58,8 +63,8 @@ public sealed class FamilyEndToEndTests(string family)
     {
         // the reference style (e.g. Qwen's extra "\nassistant:", InstructBLIP's answer marker) per request; InstructBLIP
         // must keep its Q-Former ids on that path too
-        var official = await Run(Opts(DecodeMode.Vanilla));
-        var reference = await _engine.GenerateAsync(new SafeCoDeRequest { Prompt = Prompt, Image = _image, Options = Opts(DecodeMode.Vanilla), PromptStyle = PromptStyle.Reference });
+        var official = await Run(Opts("vanilla"));
+        var reference = await _engine.GenerateAsync(new SafeCoDeRequest { Prompt = Prompt, Image = _image, Options = Opts("vanilla"), PromptStyle = PromptStyle.Reference });
         AssertConsistent(reference);
         if (family is ModelFamilies.Qwen2VL or ModelFamilies.Qwen25VL or ModelFamilies.InstructBlip or ModelFamilies.Idefics)
             Assert.That(reference.PromptTokens, Is.Not.EqualTo(official.PromptTokens), "the reference prompt differs from the official one");
@@ -80,7 +85,7 @@ public sealed class FamilyEndToEndTests(string family)
         Assert.That(encoded.Ids.Count(i => i == imageId), Is.EqualTo(expected));
         Assert.That(_tokenizer.Decode(encoded.Ids.Select(i => (int)i).ToList(), skipSpecialTokens: true), Does.Contain(Prompt));
 
-        var r = Run(Opts(DecodeMode.Vanilla)).GetAwaiter().GetResult();
+        var r = Run(Opts("vanilla")).GetAwaiter().GetResult();
         Assert.That(r.PromptTokens, Is.EqualTo(encoded.Length), "the engine ran the prompt built here");
     }
 
@@ -117,16 +122,16 @@ public sealed class FamilyEndToEndTests(string family)
     [Test]
     public async Task Vcd_And_Vanilla_RunWithoutAJudge()
     {
-        foreach (var mode in new[] { DecodeMode.Vcd, DecodeMode.Vanilla })
+        foreach (var mode in new[] { "vcd", "vanilla" })
         {
             var r = await Run(Opts(mode), new FixedJudge(Verdict.Unsafe)); // the judge is not consulted outside SafeCoDe mode
             AssertConsistent(r);
-            Assert.That(r.Verdict, Is.Null, mode.ToString());
+            Assert.That(r.Verdict, Is.Null, mode);
             Assert.That(r.Judge, Is.Null);
             Assert.That(r.GuidedTokens, Is.Zero);
             Assert.That(r.Timings.JudgeMs, Is.Zero);
             Assert.That(r.GeneratedTokens, Is.LessThanOrEqualTo(6));
-            Assert.That(r.Options.Mode, Is.EqualTo(mode));
+            Assert.That(r.Options.Method, Is.EqualTo(mode));
         }
     }
 
@@ -145,20 +150,20 @@ public sealed class FamilyEndToEndTests(string family)
         Assert.That(s2.TokenIds, Is.EqualTo(s1.TokenIds), "seeded sampling");
         Assert.That(s2.Answer, Is.EqualTo(s1.Answer));
 
-        var v = Opts(DecodeMode.Vanilla) with { Greedy = false, Seed = 77, TemperatureSafe = 1.5, TopPSafe = 1.0 };
+        var v = Opts("vanilla") with { Greedy = false, Seed = 77, TemperatureSafe = 1.5, TopPSafe = 1.0 };
         Assert.That((await Run(v)).TokenIds, Is.EqualTo((await Run(v)).TokenIds), "seeded vanilla sampling");
     }
 
     [Test]
     public async Task StreamAsync_PiecesConcatenateToTheAnswer()
     {
-        foreach (var (o, verdict) in new[] { (Opts(), Verdict.Unsafe), (Opts() with { Greedy = false, Seed = 5, TemperatureSafe = 1.5 }, Verdict.Safe), (Opts(DecodeMode.Vcd), Verdict.Safe) })
+        foreach (var (o, verdict) in new (DecodingOptions, Verdict)[] { (Opts(), Verdict.Unsafe), (Opts() with { Greedy = false, Seed = 5, TemperatureSafe = 1.5 }, Verdict.Safe), (Opts("vcd"), Verdict.Safe) })
         {
             var request = new SafeCoDeRequest { Prompt = Prompt, Image = _image, Options = o, Judge = new FixedJudge(verdict) };
             var pieces = new List<string>();
             await foreach (var p in _engine.StreamAsync(request)) pieces.Add(p);
             var full = await _engine.GenerateAsync(request);
-            Assert.That(string.Concat(pieces).Trim(), Is.EqualTo(full.Answer), $"{o.Mode} {verdict}");
+            Assert.That(string.Concat(pieces).Trim(), Is.EqualTo(full.Answer), $"{o.Method} {verdict}");
             Assert.That(pieces, Has.All.Not.Contain("\uFFFD"), "no broken UTF-8 characters");
 
             var viaCallback = new List<string>();
@@ -214,10 +219,10 @@ public sealed class FamilyEndToEndTests(string family)
         int capacity = o.Budget(family, verdict, encoded.Length) + o.MaxSteps + 1;
         var codec = new Codec(_tokenizer);
 
-        using var batched = new BatchedBranches(_engine.Model, realIn, noisedIn, capacity, _tokenizer.Pad?.Id ?? 0);
-        var b = GuidedDecoder.Run(_engine.Model, batched, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
-        using var separate = new SeparateBranches(_engine.Model, realIn, noisedIn, capacity);
-        var sep = GuidedDecoder.Run(_engine.Model, separate, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
+        using var batched = DecodeSessions.Open(_engine.Model, realIn, noisedIn, capacity, _tokenizer.Pad?.Id ?? 0);
+        var b = MethodDecoder.Decode(_engine.Model, batched, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
+        using var separate = DecodeSessions.OpenSeparate(_engine.Model, realIn, noisedIn, capacity);
+        var sep = MethodDecoder.Decode(_engine.Model, separate, verdict, o, codec, _engine.Refusal, eos, encoded.Length, bannedIds: banned);
 
         Assert.That(b.Tokens, Is.EqualTo(sep.Tokens), "one batch of [real, noised] = two batch-1 passes");
         Assert.That(b.GuidedTokens, Is.EqualTo(sep.GuidedTokens));

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using SafeCoDe.Torch.Processing;
 using SafeCoDe.Torch.Processing.Tokenizers;
 using SafeCoDe.Torch.Runtime;
@@ -75,10 +76,10 @@ public class InputLimitTests
         Assert.That(err, Does.Contain("refusal phrase 0 is empty"));
     }
 
-    [TestCase("{\"max_new_tokens\": \"many\"}", "field 'max_new_tokens' must be an integer")]
-    [TestCase("{\"alpha\": [1]}", "field 'alpha' must be a number")]
-    [TestCase("{\"greedy\": 3}", "field 'greedy' must be true or false")]
-    [TestCase("{\"refusal_phrases\": 5}", "field 'refusal_phrases' must be a list of strings")]
+    [TestCase("{\"max_new_tokens\": \"many\"}", "max_new_tokens must be an integer, not a string")]
+    [TestCase("{\"alpha\": [1]}", "alpha must be a number, not an array")]
+    [TestCase("{\"greedy\": 3}", "greedy must be a boolean, not a number")]
+    [TestCase("{\"refusal_phrases\": 5}", "refusal_phrases must be an array of strings, not a number")]
     [TestCase("{\"alpah\": 1}", "unknown field 'alpah'")]
     public void OptionsFileErrors_NameTheField_NotADotNetType(string json, string expected)
     {

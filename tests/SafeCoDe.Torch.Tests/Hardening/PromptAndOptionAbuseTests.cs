@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding;
@@ -27,7 +29,7 @@ public class PromptAndOptionAbuseTests
 
     [OneTimeTearDown] public void Free() => _engine.Dispose();
 
-    private SafeCoDeRequest Request(string prompt, SafeCoDeOptions? o = null) => new()
+    private SafeCoDeRequest Request(string prompt, DecodingOptions? o = null) => new()
     {
         Prompt = prompt, Image = _image, Verdict = Verdict.Safe,
         Options = o ?? SafeCoDeOptions.For(SafeCoDePreset.Faithful) with { Greedy = true, MaxNewTokens = 2, Seed = 1 },
@@ -50,11 +52,11 @@ public class PromptAndOptionAbuseTests
         yield return new TestCaseData("max total tokens int.MaxValue", Base with { MaxTotalTokens = int.MaxValue });
         yield return new TestCaseData("uniform budget int.MaxValue", Base with { UniformMaxNewTokens = int.MaxValue, MaxNewTokens = null, Preset = SafeCoDePreset.Paper });
         yield return new TestCaseData("top-k int.MaxValue", Base with { TopKSampling = int.MaxValue });
-        yield return new TestCaseData("VCD β NaN", Base with { VcdBeta = double.NaN });
+        yield return new TestCaseData("VCD β NaN", (VcdOptions)DecodingMethods.Rebase(Base, "vcd") with { Beta = double.NaN });
     }
 
     [TestCaseSource(nameof(BadOptions))]
-    public void NonFiniteOrOutOfRangeOptions_AreRefusedBeforeAnyWork(string name, SafeCoDeOptions o)
+    public void NonFiniteOrOutOfRangeOptions_AreRefusedBeforeAnyWork(string name, DecodingOptions o)
     {
         var e = Hostile.Run(name, () => _engine.GenerateAsync(Request("What is this?", o)).GetAwaiter().GetResult());
         Assert.That(e, Is.InstanceOf<ArgumentException>(), name);

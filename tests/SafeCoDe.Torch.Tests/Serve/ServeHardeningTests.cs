@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using SafeCoDe.Cli.Serve;
+using SafeCoDe.Torch.Decoding.Methods;
 using SafeCoDe.Torch.Tests.Hardening;
 
 namespace SafeCoDe.Torch.Tests.Serve;
@@ -165,16 +166,23 @@ public sealed class ServeOverrideTests
     }
 
     [Test]
-    public void EveryRequestFieldIsClassified()
+    public void EveryRequestFieldIsClassified_FromTheMethodsDescriptors()
     {
-        // a field the parser accepts but the table does not know would be a hole in the policy
-        var o = SafeCoDe.Torch.Decoding.SafeCoDeOptions.For(SafeCoDe.Torch.Decoding.SafeCoDePreset.Faithful);
-        foreach (var name in ClientOverridePolicy.FieldNames)
-            Assert.That(ClientOverridePolicy.ClassOf(name), Is.Not.Null, name);
+        // every option of every registered method has a class (a method added later is covered by its descriptors)
+        foreach (var method in DecodingMethods.All)
+        {
+            var defaults = method.Defaults(null);
+            foreach (var option in method.Options)
+                Assert.That(ClientOverridePolicy.ClassOf(option.JsonName, defaults),
+                    Is.EqualTo(option.WeakensSafety ? OverrideClass.Safety : OverrideClass.Decoding), $"{method.Name}: {option.JsonName}");
+        }
+        var safecode = DecodingMethods.Defaults(DecodingMethods.Default);
+        Assert.That(new[] { "mode", "judge", "verdict", "preset", "unknown_verdict", "max_steps", "refusal_top_k", "lambda_boost", "lambda_supp",
+                "unsafe_strategy", "refusal_phrases" }.Select(n => ClientOverridePolicy.ClassOf(n, safecode)), Is.All.EqualTo(OverrideClass.Safety));
+        Assert.That(new[] { "alpha", "noise_std", "greedy", "top_k" }.Select(n => ClientOverridePolicy.ClassOf(n, safecode)), Is.All.EqualTo(OverrideClass.Decoding));
+        Assert.That(ClientOverridePolicy.ClassOf("frobnicate", safecode), Is.Null);
         var e = Assert.Throws<ApiException>(() => OpenAiProtocol.Parse(JsonDocument.Parse(
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"safecode\": {\"frobnicate\": 1}}").RootElement, o, 10, false, false));
-        foreach (var name in ClientOverridePolicy.FieldNames) Assert.That(e!.Message, Does.Contain(name), "the parser's list of fields");
-        Assert.That(new[] { "mode", "judge", "verdict", "unknown_verdict", "max_steps", "refusal_top_k", "lambda_boost", "lambda_supp", "unsafe_strategy", "preset" }
-            .Select(ClientOverridePolicy.ClassOf), Is.All.EqualTo(OverrideClass.Safety));
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"safecode\": {\"frobnicate\": 1}}").RootElement, safecode, 10, false, false));
+        Assert.That(e!.Status, Is.EqualTo(400), "a field no method has never reaches the policy");
     }
 }

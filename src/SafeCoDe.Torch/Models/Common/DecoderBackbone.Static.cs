@@ -80,7 +80,7 @@ internal abstract partial class DecoderBackbone
         st.Tokens.copy_(tokens.view(b, 1));
         var seg = Open(state, 0, bucket);
         var embeds = StepEmbeddings(st.Tokens, state).view(b, -1);
-        var h = RunStatic(embeds, state.NextPosition, st.VOnes, st.VZeros, [seg], state.Capacity, st.Scratch);
+        var h = StaticLayers(embeds, state.NextPosition, st.VOnes, st.VZeros, [seg], state.Capacity, st.Scratch);
         Close(state);
         return LmHead(h).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
@@ -122,7 +122,7 @@ internal abstract partial class DecoderBackbone
         var positions = cat(cs.Select(c => c.NextPosition).ToArray(), 0);
         long vWidth = tc.NumKvHeads * tc.HeadDim;
         var (vOnes, vZeros) = VColumns(row, vWidth);
-        var h = RunStatic(EmbedTokens(ids).view(row, -1), positions, vOnes, vZeros, segs, cs.Max(c => c.Capacity), scratch);
+        var h = StaticLayers(EmbedTokens(ids).view(row, -1), positions, vOnes, vZeros, segs, cs.Max(c => c.Capacity), scratch);
         foreach (var c in cs) Close(c);
         var logits = logitsOut is null ? LmHead(h).to(ScalarType.Float32) : LogitsInto(h, logitsOut, row);
         var result = new Tensor[cs.Length];
@@ -188,7 +188,7 @@ internal abstract partial class DecoderBackbone
     /// a linear layer over [R, 1, in] costs TorchSharp and ATen a reshape round trip per call that the 2-D GEMM
     /// does not (the same GEMM, so the same values).
     /// </summary>
-    private Tensor RunStatic(Tensor embeds, Tensor positions, Tensor vOnes, Tensor vZeros, StaticSegment[] segs, long capacity, StaticScratch? scratch)
+    private Tensor StaticLayers(Tensor embeds, Tensor positions, Tensor vOnes, Tensor vZeros, StaticSegment[] segs, long capacity, StaticScratch? scratch)
     {
         var tc = Config.Text;
         var rope = Rope(capacity);

@@ -141,11 +141,11 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
 
     /// <summary>
     /// The decoder (embed_tokens, layers, norm), used by the default <see cref="EmbedTokens"/> and
-    /// <see cref="RunDecoder"/>. A family whose text model is not a plain <see cref="LlamaModel"/> (IDEFICS) overrides
+    /// <see cref="DecoderLayers"/>. A family whose text model is not a plain <see cref="LlamaModel"/> (IDEFICS) overrides
     /// those two hooks instead, and the static step's <c>StaticDecoder</c> and <c>RotatePermutation</c>.
     /// </summary>
     protected virtual LlamaModel TextModel =>
-        throw new NotSupportedException($"{GetType().Name} has no plain Llama text model; it must override EmbedTokens, RunDecoder, StaticDecoder and RotatePermutation");
+        throw new NotSupportedException($"{GetType().Name} has no plain Llama text model; it must override EmbedTokens, DecoderLayers, StaticDecoder and RotatePermutation");
 
     /// <summary>Projects final hidden states to logits.</summary>
     protected abstract Tensor LmHead(Tensor hidden);
@@ -205,7 +205,7 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
             state.NextPosition.copy_(next);
             var (cos, sin) = CosSin(pos);
             var attn = Attention.CausalMask(keyValid, 0, t);
-            var h = RunDecoder(embeds, cos, sin, state, 0, attn);
+            var h = DecoderLayers(embeds, cos, sin, state, 0, attn);
             state.Advance(t);
             state.PromptLength = t;
             var logits = allLogits ? LmHead(h) : LmHead(h.narrow(1, t - 1, 1)).squeeze(1);
@@ -239,7 +239,7 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
         var (pos, _) = PromptPositions(inputs with { InputIds = ids, AttentionMask = mask }, mask, state);
         var (cos, sin) = CosSin(pos);
         var attn = Attention.CausalMask(keyValid, 0, t);
-        var h = RunDecoder(embeds, cos, sin, state, 0, attn);
+        var h = DecoderLayers(embeds, cos, sin, state, 0, attn);
         return LmHead(h).MoveToOuterDisposeScope();
     }
 
@@ -270,7 +270,7 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
         var pos = StepPositions(state);
         var (cos, sin) = CosSin(pos);
         var mask = state.KeyValid.narrow(1, 0, start + 1).view(b, 1, 1, start + 1);
-        var h = RunDecoder(embeds, cos, sin, state, start, mask);
+        var h = DecoderLayers(embeds, cos, sin, state, start, mask);
         state.Advance(1);
         state.NextPosition.PlusInPlace(Scalars.One);
         return LmHead(h).squeeze(1).to(ScalarType.Float32).MoveToOuterDisposeScope();
@@ -287,7 +287,7 @@ internal abstract partial class DecoderBackbone : Block, IBackbone
     /// returns the final normed hidden states. Families with extra layers (IDEFICS gated cross-attention) override
     /// it and keep their per-request tensors in <see cref="CausalDecodeState.FamilyState"/>.
     /// </summary>
-    protected virtual Tensor RunDecoder(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
+    protected virtual Tensor DecoderLayers(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
         => TextModel.Forward(embeds, cos, sin, state.Caches, start, mask);
 
     private static void DetachState(CausalDecodeState state)

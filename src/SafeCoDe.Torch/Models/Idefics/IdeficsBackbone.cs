@@ -197,7 +197,7 @@ internal sealed partial class IdeficsModel : Block
 /// layers interleaved with the Llama layers, restricted by <c>image_attention_mask</c> [B, T, n_images] (a token
 /// sees only the images before it). The latents' cross-attention keys/values are computed once per request at
 /// prefill and kept in the decode state; every generated token uses the prompt's last mask row (HF's generate).
-/// Decode steps take the static path (<c>IdeficsStatic.cs</c>); <see cref="RunDecoder"/> is the eager reference.
+/// Decode steps take the static path (<c>IdeficsStatic.cs</c>); <see cref="DecoderLayers"/> is the eager reference.
 /// </summary>
 internal sealed partial class IdeficsBackbone : DecoderBackbone
 {
@@ -293,7 +293,7 @@ internal sealed partial class IdeficsBackbone : DecoderBackbone
     }
 
     /// <inheritdoc/>
-    protected override Tensor RunDecoder(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
+    protected override Tensor DecoderLayers(Tensor embeds, Tensor cos, Tensor sin, CausalDecodeState state, long start, Tensor mask)
     {
         var cross = state.FamilyState as IdeficsCrossState;
         // the prompt pass (cache position 0) uses the prompt-wide mask and releases it; decode steps use the last row

@@ -1,6 +1,6 @@
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
-using SafeCoDe.Torch.Generation;
+using SafeCoDe.Torch.Tests.Generation;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Qwen;
 using SafeCoDe.Torch.Tests.Conformance;

@@ -1,3 +1,5 @@
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using SafeCoDe.Torch.Checkpoints;
