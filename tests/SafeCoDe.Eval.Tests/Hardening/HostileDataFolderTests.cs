@@ -114,8 +114,58 @@ public class HostileDataFolderTests
     [
         ("mssbench", "combined.json"), ("mossbench", "data/images_information/information.json"),
         ("mm-safetybench", "data/processed_questions/01-Illegal_Activitiy.json"), ("figstep", "data/question/safebench.csv"),
-        ("hades", "data/test-00000-of-00002.parquet"), ("jsonl", "prompts.jsonl"),
+        ("hades", "data/test-00000-of-00002.parquet"), ("msts", "data/english-00000-of-00001.parquet"), ("jsonl", "prompts.jsonl"),
     ];
+
+    private static readonly string[] Benchmarks = ["mssbench", "mossbench", "mm-safetybench", "figstep", "hades", "msts", "jsonl"];
+
+    /// <summary>
+    /// Seeded hostile folders: a random file or folder of each benchmark copy replaced by a FIFO, a link to
+    /// /dev/zero, a link out of the folder, a folder that links to itself, or an empty file; and a FIFO or a link loop
+    /// added next to the data. Every read ends within the case limit in samples, problems or a layout error, and no
+    /// sample points outside the folder.
+    /// </summary>
+    [Test]
+    public void SeededHostileFolders_EndCleanly_AndNeverLeaveTheFolder()
+    {
+        var rng = new Random(Hostile.Seed + 11);
+        var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName;
+        File.WriteAllBytes(Path.Combine(outside, "secret.png"), BenchmarkFolders.Png(3));
+        int n = Hostile.Count(3), cases = 0;
+        foreach (var benchmark in Benchmarks)
+            for (int i = 0; i < n; i++, cases++)
+            {
+                var dir = Path.Combine(_dir, $"{benchmark}-h{i}");
+                var folder = BenchmarkFolders.Write(benchmark, dir);
+                var entries = Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+                var victim = entries[rng.Next(entries.Count)];
+                var kind = rng.Next(6);
+                if (kind < 5)
+                {
+                    if (Directory.Exists(victim)) Directory.Delete(victim, true); else File.Delete(victim);
+                    switch (kind)
+                    {
+                        case 0: Hostile.MkFifo(victim); break;
+                        case 1: File.CreateSymbolicLink(victim, "/dev/zero"); break;
+                        case 2: File.CreateSymbolicLink(victim, Path.Combine(outside, "secret.png")); break;
+                        case 3: Directory.CreateSymbolicLink(victim, Path.GetDirectoryName(victim)!); break;
+                        default: File.WriteAllBytes(victim, []); break;
+                    }
+                }
+                else
+                {
+                    var parent = Directory.Exists(victim) ? victim : Path.GetDirectoryName(victim)!;
+                    Hostile.MkFifo(Path.Combine(parent, "zz-fifo.parquet"));
+                    Directory.CreateSymbolicLink(Path.Combine(parent, "zz-loop"), parent);
+                }
+                var name = $"{benchmark} hostile {i} ({kind}: {Path.GetRelativePath(dir, victim)})";
+                var (items, _) = ReadAll(benchmark, folder.Root, name);
+                var real = SafeFiles.RealPath(dir)!;
+                foreach (var f in items.Where(x => x.Sample is not null).SelectMany(x => x.Sample!.Prompts).Select(p => p.Image).OfType<ImageRef.File>())
+                    Assert.That(SafeFiles.IsUnder(SafeFiles.RealPath(f.Path) ?? f.Path, real), $"{name}: {f.Path} is outside");
+            }
+        TestContext.Out.WriteLine($"{cases} hostile folders read cleanly");
+    }
 
     /// <summary>
     /// Seeded mutants of each benchmark's data file (bits flipped, bytes cut, an escape inserted into a string,

@@ -114,33 +114,36 @@ public sealed class ServeMemoryTests
     [Test]
     public async Task ManyLargeBodies_AreAdmittedWithinTheBudget_NoneLost_AndMemoryComesBack()
     {
-        // 64 bodies of 26 MB at once (a 19.5 MB PNG: a tiny image with a large ancillary chunk), queue 8, budget 128 MB
+        // 64 bodies of 26 MB at once in the nightly run, 32 in CI (a 19.5 MB PNG: a tiny image with a large ancillary
+        // chunk), queue 8, budget 128 MB
+        int requests = Hostile.Nightly ? 64 : 32;
         var big = Body("data:image/png;base64," + Convert.ToBase64String(PngWithPadding(19_500_000)), "And here?");
         await Round(big, 1); // warm-up with one such request: what it caches or creates on first use is not a leak
         long warm = await IdleRss();
         var sw = Stopwatch.StartNew();
-        var statuses = await Round(big, 64);
+        var statuses = await Round(big, requests);
         long peak = Status("VmHWM");
         int ok = statuses.Count(s => s == HttpStatusCode.OK), rejected = statuses.Length - ok;
         var (after, settle) = await SettledRss(warm);
-        TestContext.Out.WriteLine($"64 × {big.Length >> 20} MB bodies in {sw.Elapsed.TotalSeconds:F1} s: {ok} answered, {rejected} × 429; RSS warm {warm >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB ({settle.TotalSeconds:F1} s idle)");
+        TestContext.Out.WriteLine($"{requests} × {big.Length >> 20} MB bodies in {sw.Elapsed.TotalSeconds:F1} s: {ok} answered, {rejected} × 429; RSS warm {warm >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB ({settle.TotalSeconds:F1} s idle)");
         Assert.That(ok, Is.GreaterThan(0));
         Assert.That(peak, Is.LessThan(PeakLimit));
         Assert.That(after, Is.LessThanOrEqualTo((long)(warm * 1.10)), "RSS back within 10 % of the post-warm-up level");
     }
 
     [Test]
-    public async Task EightImagesOf40Megapixels_MemoryComesBack()
+    public async Task ImagesOf40Megapixels_MemoryComesBack()
     {
         var body = Body("data:image/png;base64," + Convert.ToBase64String(SolidPng(7000, 5670)), "What is in the picture?");
         await Round(body, 1); // warm-up with one such image
         long warm = await IdleRss();
         var sw = Stopwatch.StartNew();
-        var statuses = await Round(body, 8);
+        // eight as in the issue in the nightly run, four in CI (each takes seconds to decode and resize on two cores)
+        var statuses = await Round(body, Hostile.Nightly ? 8 : 4);
         long peak = Status("VmHWM");
         var (after, settle) = await SettledRss(warm);
-        TestContext.Out.WriteLine($"8 × 39.7 MP in {sw.Elapsed.TotalSeconds:F1} s: {statuses.Count(s => s == HttpStatusCode.OK)} answered; RSS warm {warm >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB ({settle.TotalSeconds:F1} s idle)");
-        Assert.That(statuses, Has.All.EqualTo(HttpStatusCode.OK), "eight fit the queue of 8");
+        TestContext.Out.WriteLine($"{statuses.Length} × 39.7 MP in {sw.Elapsed.TotalSeconds:F1} s: {statuses.Count(s => s == HttpStatusCode.OK)} answered; RSS warm {warm >> 20} MiB, peak {peak >> 20} MiB, after {after >> 20} MiB ({settle.TotalSeconds:F1} s idle)");
+        Assert.That(statuses, Has.All.EqualTo(HttpStatusCode.OK), "they fit the queue of 8");
         Assert.That(peak, Is.LessThan(PeakLimit));
         Assert.That(after, Is.LessThanOrEqualTo((long)(warm * 1.10)), "RSS back within 10 % of the post-warm-up level");
     }
