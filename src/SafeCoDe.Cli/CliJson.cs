@@ -88,9 +88,16 @@ public static class CliJson
         if (!File.Exists(path)) throw new UsageException($"--options {path}: file not found");
         JsonNode? node;
         try { node = JsonNode.Parse(SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxConfigFileBytes, "options file")); }
-        catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({ex.Message})"); }
+        catch (JsonException ex) { throw new UsageException($"--options {path}: not JSON ({Describe(ex)})"); }
         if (node is not JsonObject obj) throw new UsageException($"--options {path}: expected a JSON object");
         return obj["options"] is JsonObject inner && !obj.ContainsKey("mode") ? (JsonObject)inner.DeepClone() : obj;
+    }
+
+    /// <summary>What is wrong with a file that is not JSON, without the parser's .NET wording (its position kept).</summary>
+    internal static string Describe(JsonException ex)
+    {
+        var first = ex.Message.Split(" Path:")[0].TrimEnd('.', ' ');
+        return ex.Path is { Length: > 2 } p ? $"field '{p.TrimStart('$', '.')}': {first}" : first;
     }
 
     private sealed class CliEnumConverterFactory : JsonConverterFactory

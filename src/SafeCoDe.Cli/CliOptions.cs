@@ -50,6 +50,20 @@ public static class CliOptions
     /// <summary><c>--quiet</c>: no progress output.</summary>
     public static Option<bool> Quiet() => new("--quiet", "-q") { Description = "No progress output on stderr" };
 
+    /// <summary>
+    /// Marks <paramref name="o"/> as naming a folder the command writes into: an existing file there is a usage error
+    /// saying so (not a "file not found" from the first write below it).
+    /// </summary>
+    public static Option<string> Folder(this Option<string> o)
+    {
+        o.Validators.Add(r =>
+        {
+            if (r.Tokens.Count > 0 && r.Tokens[^1].Value is { } v && File.Exists(v))
+                r.AddError($"{o.Name} {v}: is an existing file; give a folder (it is created when missing)");
+        });
+        return o;
+    }
+
     /// <summary>True when the option was written on the command line (not a default).</summary>
     public static bool Given(this ParseResult p, Option o) => p.GetResult(o) is { Implicit: false };
 

@@ -40,6 +40,20 @@ public static class EvalCommand
         HelpName = "SPEC", Required = required,
     };
 
+    private static Option<bool> AllowOutsideData() => new("--allow-outside-data")
+    {
+        Description = "Let benchmark files name images outside --data (absolute paths, '..', links out of the folder); by default such a record is a problem and nothing outside is read",
+    };
+
+    /// <summary>Runs <paramref name="work"/> with <see cref="SafeCoDe.Torch.Runtime.InputLimits.AllowDataOutsideRoot"/> set as asked, restoring the limits after.</summary>
+    private static T WithDataPolicy<T>(bool allowOutside, Func<T> work)
+    {
+        var saved = SafeCoDe.Torch.Runtime.InputLimits.Current;
+        if (allowOutside) SafeCoDe.Torch.Runtime.InputLimits.Current = saved with { AllowDataOutsideRoot = true };
+        try { return work(); }
+        finally { SafeCoDe.Torch.Runtime.InputLimits.Current = saved; }
+    }
+
     private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens)
     {
         public static ScorerOptions Create() => new(
@@ -77,7 +91,7 @@ public static class EvalCommand
         };
         benchmark.CompletionSources.Add(BenchmarkReaders.Names.ToArray());
         var data = new Option<string>("--data", "-d") { Description = "The benchmark's local copy (repo/snapshot root or its data folder), or the .jsonl file", Required = true, HelpName = "PATH" };
-        var outDir = new Option<string>("--out", "-o") { Description = "The RUN folder (created, or resumed when it holds a run with the same options); {shard} is replaced by the shard index", Required = true, HelpName = "RUN" };
+        var outDir = new Option<string>("--out", "-o") { Description = "The RUN folder (created, or resumed when it holds a run with the same options); {shard} is replaced by the shard index", Required = true, HelpName = "RUN" }.Folder();
         var scorer = ScorerOption(required: false);
         var scorerOptions = ScorerOptions.Create();
         var limit = new Option<int>("--limit") { Description = "Only the first N records of the benchmark (before sharding)", HelpName = "N" };
@@ -97,13 +111,14 @@ public static class EvalCommand
             HelpName = "N",
         };
         var quiet = CliOptions.Quiet();
+        var allowOutside = AllowOutsideData();
         var json = CliOptions.Json("Print one JSON object with what the run did (no progress output)");
         var cmd = new Command("run", """
             Generate (and score) every sample of a benchmark into a RUN folder: run.json, records.jsonl (one finished
             sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
             Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
             Takes every 'generate' option with the same spelling.
-            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, subset, ids, framing, concurrency, quiet, json };
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, subset, ids, framing, concurrency, allowOutside, quiet, json };
         scorerOptions.AddTo(cmd);
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
@@ -167,7 +182,8 @@ public static class EvalCommand
                 bar.Report(r.Done + r.Problems + r.Failed, $"{r.Problems} problems, {r.Failed} failed, {r.Resumed} resumed");
             });
             RunSummary summary = null!;
-            try { summary = EvalJob.RunAsync(settings, report, silent ? null : progress.Note).GetAwaiter().GetResult(); }
+            try { summary = WithDataPolicy(p.GetValue(allowOutside), () => EvalJob.RunAsync(settings, report, silent ? null : progress.Note,
+                warn: line => io.Error.WriteLine($"safecode eval run: warning — {line}")).GetAwaiter().GetResult()); }
             catch (BenchmarkLayoutException ex) { throw new UsageException(ex.Message.StartsWith("--", StringComparison.Ordinal) ? ex.Message : $"--data {settings.Data}: {ex.Message}"); }
             catch (SafeCoDe.Torch.Safety.JudgeException ex) { throw new InvalidOperationException(ex.Message, ex); } // judge or scorer not configured
             finally
@@ -205,8 +221,10 @@ public static class EvalCommand
         var device = CliOptions.Device();
         var quiet = CliOptions.Quiet();
         var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges) [default: 8]", HelpName = "N", DefaultValueFactory = _ => 8 };
-        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl)")
-            { runs, scorer, device, concurrency, quiet };
+        var data = new Option<string>("--data", "-d") { Description = "The benchmark copy to re-read the images a judge sees from (MOSSBench) [default: the data folder run.json records]", HelpName = "PATH" };
+        var allowOutside = AllowOutsideData();
+        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl; images are re-read from the benchmark, never from a path in the records)")
+            { runs, scorer, device, concurrency, data, allowOutside, quiet };
         scorerOptions.AddTo(cmd);
         Cli.SetExamples(cmd, "safecode eval score runs/mss --scorer openai:gpt-4.1-nano", "safecode eval score runs/hades --scorer keyword --scorer-refusal-phrases my-phrases.txt");
         cmd.SetHandler((p, io) =>
@@ -224,14 +242,14 @@ public static class EvalCommand
                 try
                 {
                     IProgressBar? bar = null;
-                    var (answers, errors) = Rescoring.RescoreAsync(run, s, new CliProgress.Inline<RunProgress>(r =>
+                    var (answers, errors) = WithDataPolicy(p.GetValue(allowOutside), () => Rescoring.RescoreAsync(run, s, new CliProgress.Inline<RunProgress>(r =>
                     {
                         lock (runs)
                         {
                             bar ??= progress.Start($"scoring {run}", Math.Max(1, r.Total), "samples");
                             bar.Report(r.Done);
                         }
-                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency))).GetAwaiter().GetResult();
+                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency)), data: p.GetValue(data)).GetAwaiter().GetResult());
                     bar?.Complete();
                     io.Out.WriteLine($"{run}: {answers} answer(s) scored with {s.Name}{(errors > 0 ? $", {errors} scoring error(s) (rerun to retry them)" : "")}");
                 }
@@ -245,7 +263,7 @@ public static class EvalCommand
     private static Command Merge()
     {
         var runs = new Argument<string[]>("RUN") { Description = "Shard RUN folders of one evaluation", Arity = ArgumentArity.OneOrMore };
-        var outDir = new Option<string>("--out", "-o") { Description = "The merged RUN folder (must not hold a run)", Required = true, HelpName = "RUN" };
+        var outDir = new Option<string>("--out", "-o") { Description = "The merged RUN folder (must not hold a run)", Required = true, HelpName = "RUN" }.Folder();
         var cmd = new Command("merge", "Combine shard RUN folders into one (they must share one options hash and scorer)") { runs, outDir };
         Cli.SetExamples(cmd, "safecode eval merge runs/msts-0 runs/msts-1 runs/msts-2 runs/msts-3 --out runs/msts");
         cmd.SetHandler((p, io) =>
@@ -262,7 +280,7 @@ public static class EvalCommand
     {
         var runs = new Argument<string[]>("RUN") { Description = "RUN folders (several: compared side by side)", Arity = ArgumentArity.OneOrMore };
         var json = CliOptions.Json("Print exactly one JSON document on stdout: {\"runs\": [per run: benchmark, mode, scorer, metrics as fractions, counts under n_* keys, latency]}");
-        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" }.Folder();
         var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts next to every rate) and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s)")
             { runs, json, outDir };
         Cli.SetExamples(cmd, "safecode eval report runs/mss-vanilla runs/mss-safecode", "safecode eval report runs/hades --json | jq '.runs[0].asr'");

@@ -70,7 +70,7 @@ public static class GenerateCommand
                 }
                 else if (!json)
                 {
-                    o.WriteLine($"verdict   {(j.Verdict == Verdict.Unsafe ? "UNSAFE" : "safe")}  (judge {j.Judge}, {j.LatencyMs:F0} ms{(j.VerdictParsed ? "" : ", reply not understood: \"" + j.RawVerdictReply.Trim() + "\" → " + (j.Verdict == Verdict.Unsafe ? "unsafe" : "safe"))})");
+                    o.WriteLine($"verdict   {(j.Verdict == Verdict.Unsafe ? "UNSAFE" : "safe")}  (judge {j.Judge}, {j.LatencyMs:F0} ms{(j.VerdictParsed ? "" : ", reply not understood: \"" + TerminalText.Sanitize(j.RawVerdictReply.Trim(), 500, singleLine: true) + "\" → " + (j.Verdict == Verdict.Unsafe ? "unsafe" : "safe"))})");
                     if (j.Caption.Length > 0) o.WriteLine($"caption   {TerminalText.Sanitize(j.Caption, singleLine: true)}");
                     o.Flush();
                 }

@@ -14,8 +14,9 @@ public sealed record IdList(IReadOnlySet<string> Ids, string Fingerprint)
     public static IdList Read(string path)
     {
         string[] lines;
-        try { lines = File.ReadAllLines(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        // a regular file within the data-file limit: a FIFO or a device given as the list neither blocks nor fills memory
+        try { lines = SafeCoDe.Torch.Runtime.BoundedFile.ReadAllText(path, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxDataFileBytes, "id list").Split('\n'); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SafeCoDe.Torch.Runtime.InputLimitException)
         {
             throw new UsageException($"--ids {path}: cannot be read ({e.Message})");
         }

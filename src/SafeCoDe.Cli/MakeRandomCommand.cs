@@ -12,7 +12,7 @@ public static class MakeRandomCommand
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = "The config.json to build (any supported family)", Required = true, HelpName = "FILE" };
-        var outDir = new Option<string>("--out", "-o") { Description = "Output folder (Hub layout)", Required = true, HelpName = "DIR" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Output folder (Hub layout)", Required = true, HelpName = "DIR" }.Folder();
         var tokenizer = new Option<string>("--tokenizer") { Description = "Copy the tokenizer files of this folder", HelpName = "DIR" };
         var preprocessor = new Option<string>("--preprocessor") { Description = "preprocessor_config.json to ship [default: one derived from the config]", HelpName = "FILE" };
         var seed = new Option<long>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 0, HelpName = "S" };

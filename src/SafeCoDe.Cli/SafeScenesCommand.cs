@@ -11,9 +11,9 @@ public static class SafeScenesCommand
     public static Command Create()
     {
         var seed = new Option<long>("--seed") { Description = "Seed of the world (images, items, paraphrases)", DefaultValueFactory = _ => 1, HelpName = "S" };
-        var outDir = new Option<string>("--out", "-o") { Description = "Evaluation folder: combined.json + chat/ + embodied/ (MSSBench layout), mossbench/, safescenes.json", HelpName = "DIR" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Evaluation folder: combined.json + chat/ + embodied/ (MSSBench layout), mossbench/, safescenes.json", HelpName = "DIR" }.Folder();
         var count = new Option<int>("--count") { Description = "MSSBench chat queries (each on a safe and an unsafe scene); as many over-sensitivity cases", DefaultValueFactory = _ => 60, HelpName = "N" };
-        var train = new Option<string>("--train") { Description = "Also write a training set (images/ + train.jsonl) to this folder", HelpName = "DIR2" };
+        var train = new Option<string>("--train") { Description = "Also write a training set (images/ + train.jsonl) to this folder", HelpName = "DIR2" }.Folder();
         var renders = new Option<int>("--renders") { Description = "Training images per object × context combination", DefaultValueFactory = _ => 6, HelpName = "R" };
         var objectRenders = new Option<int>("--object-renders") { Description = "Training images of each object alone on a plain background (default: --renders)", DefaultValueFactory = _ => -1, HelpName = "R2" };
         var clutterRenders = new Option<int>("--clutter-renders") { Description = "Training images of each object alone in front of random clutter", DefaultValueFactory = _ => 0, HelpName = "R3" };
@@ -30,6 +30,7 @@ public static class SafeScenesCommand
             var dir = p.GetValue(outDir);
             var trainDir = p.GetValue(train);
             if (dir is null && trainDir is null) throw new ArgumentException("give --out DIR, --train DIR2 or both");
+            CheckCounts(p, count, renders, objectRenders, clutterRenders);
             var sw = Stopwatch.StartNew();
             long s = p.GetValue(seed);
             if (dir is not null)
@@ -50,6 +51,23 @@ public static class SafeScenesCommand
         cmd.Add(SelectCommand());
         cmd.Add(ChartCommand());
         return cmd;
+    }
+
+    /// <summary>
+    /// The world's sizes within <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxSceneCount"/> and
+    /// <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxSceneRenders"/>, checked before anything is drawn or written.
+    /// </summary>
+    private static void CheckCounts(ParseResult p, Option<int> count, Option<int> renders, Option<int> objectRenders, Option<int> clutterRenders)
+    {
+        var limits = SafeCoDe.Torch.Runtime.InputLimits.Current;
+        void InRange(string name, int v, int min, int max, string limit)
+        {
+            if (v < min || v > max) throw new UsageException($"{name} {v}: expected {min} to {max:N0} (InputLimits.{limit})");
+        }
+        InRange("--count", p.GetValue(count), 1, limits.MaxSceneCount, nameof(limits.MaxSceneCount));
+        InRange("--renders", p.GetValue(renders), 0, limits.MaxSceneRenders, nameof(limits.MaxSceneRenders));
+        if (p.Given(objectRenders)) InRange("--object-renders", p.GetValue(objectRenders), 0, limits.MaxSceneRenders, nameof(limits.MaxSceneRenders));
+        InRange("--clutter-renders", p.GetValue(clutterRenders), 0, limits.MaxSceneRenders, nameof(limits.MaxSceneRenders));
     }
 
     private static Command MeasureCommand()
@@ -83,7 +101,7 @@ public static class SafeScenesCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
         var top = new Option<int>("--top") { Description = "Snapshots (best by captions and verdicts) that also answer with vanilla and SafeCoDe decoding", DefaultValueFactory = _ => 3, HelpName = "K" };
         var from = new Option<int>("--from") { Description = "Only snapshots from this step on", DefaultValueFactory = _ => 0, HelpName = "STEP" };
-        var outDir = new Option<string>("--out", "-o") { Description = "Copy the chosen checkpoint's files here (e.g. weights/safescenes-tiny)", HelpName = "DIR" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Copy the chosen checkpoint's files here (e.g. weights/safescenes-tiny)", HelpName = "DIR" }.Folder();
         var cmd = new Command("select", """
             Choose a checkpoint among those a training run kept, on a validation world: every snapshot's self-judge is
             measured (caption exact-match, verdicts, held-out verdicts), the best --top also answer with vanilla and
@@ -143,7 +161,7 @@ public static class SafeScenesCommand
     private static Command TrainCommand()
     {
         var world = new Option<string>("--world") { Description = "Training folder written by safecode safescenes --train", Required = true, HelpName = "DIR2" };
-        var outDir = new Option<string>("--out", "-o") { Description = "Checkpoint folder to write (Hub layout)", Required = true, HelpName = "DIR" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Checkpoint folder to write (Hub layout)", Required = true, HelpName = "DIR" }.Folder();
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and the batch order", DefaultValueFactory = _ => 1, HelpName = "S" };
         var steps = new Option<int>("--steps") { Description = "Optimiser steps", DefaultValueFactory = _ => 3000, HelpName = "N" };
         var batch = new Option<int>("--batch-size") { Description = "Examples per step", DefaultValueFactory = _ => 16, HelpName = "B" };
@@ -152,7 +170,7 @@ public static class SafeScenesCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var saveEvery = new Option<int>("--save-every") { Description = "Also write the checkpoint every N steps (0: only at the end)", DefaultValueFactory = _ => 0, HelpName = "N" };
         var smoothing = new Option<double>("--caption-label-smoothing") { Description = "Label smoothing of the captioning steps (0: none)", DefaultValueFactory = _ => 0, HelpName = "E" };
-        var keep = new Option<string>("--keep") { Description = "Also keep a copy of every saved checkpoint (each --save-every, and the last) in DIR3/step-NNNNN, to choose one afterwards with safescenes select", HelpName = "DIR3" };
+        var keep = new Option<string>("--keep") { Description = "Also keep a copy of every saved checkpoint (each --save-every, and the last) in DIR3/step-NNNNN, to choose one afterwards with safescenes select", HelpName = "DIR3" }.Folder();
         var cmd = new Command("train", """
             Train the SafeScenes demonstration model from scratch on a training folder: a world-specific byte-level BPE,
             a small LLaVA-architecture checkpoint, AdamW with cross-entropy on the replies only. Writes bf16 weights in

@@ -30,10 +30,11 @@ public static class TokenizeCommand
 
         var tok = TokenizerLoader.Load(dir); // failures go through the central error mapping (exit 1)
 
-        int lineNo = 0;
-        while (input.ReadLine() is { } line)
+        // one line is held at a time, and never more than the prompt limit of it (a 50 MB line is refused, not read)
+        int max = SafeCoDe.Torch.Runtime.InputLimits.Current.MaxPromptChars;
+        foreach (var (lineNo, read) in SafeCoDe.Torch.Runtime.BoundedLines.Read(input, jsonl ? 6 * max + 2 : max))
         {
-            lineNo++;
+            var line = read ?? throw new SafeCoDe.Torch.Runtime.InputLimitException($"line {lineNo} is longer than the {max:N0}-character limit (InputLimits.MaxPromptChars)");
             string text = line;
             if (jsonl)
             {
@@ -41,8 +42,9 @@ public static class TokenizeCommand
                 try { text = JsonSerializer.Deserialize<string>(line) ?? throw new JsonException("null is not a string"); }
                 catch (JsonException ex)
                 {
-                    throw new InvalidDataException($"line {lineNo}: not a JSON string literal ({ex.Message})");
+                    throw new InvalidDataException($"line {lineNo}: not a JSON string literal ({ex.Message.Split(" Path:")[0]})");
                 }
+                if (text.Length > max) throw new SafeCoDe.Torch.Runtime.InputLimitException($"line {lineNo} holds {text.Length:N0} characters, over the {max:N0}-character limit (InputLimits.MaxPromptChars)");
             }
             o.Write('[');
             o.Write(string.Join(',', tok.Encode(text, addSpecial)));

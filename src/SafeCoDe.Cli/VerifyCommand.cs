@@ -71,7 +71,10 @@ public static class VerifyCommand
 
     private static string OneLine(Exception ex)
     {
-        var msg = ex is NotSupportedException or CheckpointException or ArgumentException or NativeRuntimeException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
-        return string.Join(' ', msg.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries)).Trim();
+        // libtorch's text carries a C++ backtrace: its one meaningful line only
+        if (NativeErrors.IsNative(ex) || ex is OutOfMemoryException) return NativeErrors.Summarize(ex);
+        var msg = ex is NotSupportedException or CheckpointException or ArgumentException or NativeRuntimeException or InvalidOperationException or IOException
+            ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+        return SafeCoDe.Torch.Safety.TerminalText.Sanitize(string.Join(' ', msg.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries)).Trim(), 2000, singleLine: true);
     }
 }

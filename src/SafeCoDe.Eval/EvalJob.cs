@@ -60,7 +60,7 @@ public static class EvalJob
         var fingerprint = RunManifest.Fingerprint(s.Model);
         return new RunManifest
         {
-            Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data,
+            Model = s.Model, ModelFingerprint = fingerprint, Benchmark = s.Benchmark, Data = s.Data, DataRoot = Path.GetFullPath(s.Data),
             Mode = s.Decode.Method, Preset = DecodingMethods.Of(s.Decode).PresetOf(s.Decode),
             Framing = s.UsesMethodFraming ? "method" : "base",
             Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
@@ -69,8 +69,12 @@ public static class EvalJob
         };
     }
 
-    /// <summary>Runs the job; <paramref name="log"/> gets one-line notes (model loading, repairs).</summary>
-    public static async Task<RunSummary> RunAsync(EvalJobSettings s, IProgress<RunProgress>? progress = null, Action<string>? log = null, CancellationToken cancel = default)
+    /// <summary>
+    /// Runs the job; <paramref name="log"/> gets one-line notes (model loading, resuming), <paramref name="warn"/> what
+    /// opening the RUN folder repaired (meant to be shown even when notes are not).
+    /// </summary>
+    public static async Task<RunSummary> RunAsync(EvalJobSettings s, IProgress<RunProgress>? progress = null, Action<string>? log = null, CancellationToken cancel = default,
+        Action<string>? warn = null)
     {
         var reader = BenchmarkReaders.Get(s.Benchmark);
         var benchmark = reader.Name;
@@ -90,7 +94,7 @@ public static class EvalJob
         try
         {
             store = RunStore.OpenOrCreate(s.Out, Manifest(s, scorerName));
-            if (store.RepairedBytes > 0) log?.Invoke($"repaired {s.Out}: cut {store.RepairedBytes} byte(s) of a torn or repeated line");
+            foreach (var repair in store.Repairs) (warn ?? log)?.Invoke($"repaired {s.Out}: {repair}");
             if (store.RecordIds.Count + store.ProblemIds.Count > 0) log?.Invoke($"resuming {s.Out}: {store.RecordIds.Count} record(s), {store.ProblemIds.Count} problem(s) already there");
             using var engine = SafeCoDeEngine.Load(s.Model, s.Engine, log is null ? null : new Progress<string>(log));
             var judge = !DecodingMethods.Of(s.Decode).Needs(s.Decode).Judge ? null

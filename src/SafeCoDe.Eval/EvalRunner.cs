@@ -210,26 +210,32 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
         };
     }
 
-    /// <summary>Scores one output and returns it with the score and the scoring time.</summary>
+    /// <summary>True when <paramref name="scorer"/> shows the judge the image of this sample's answers (MOSSBench's rubric).</summary>
+    public static bool NeedsImage(IScorer scorer, string benchmark, string id, IReadOnlyDictionary<string, string> groups) =>
+        scorer is not KeywordScorer && JudgeTexts.RubricFor(benchmark, id, groups) == JudgeRubric.MossRefusal;
+
+    /// <summary>
+    /// Scores one output and returns it with the score and the scoring time. The image the judge sees is
+    /// <paramref name="image"/> (from the benchmark's reader), never the path recorded in the output: a record is an
+    /// editable file, and its path could name anything on the disk.
+    /// </summary>
     public static async Task<RunOutput> ScoreOutputAsync(IScorer scorer, string benchmark, string id, IReadOnlyDictionary<string, string> groups,
         IReadOnlyDictionary<string, string> labels, RunOutput output, ImageRef? image, CancellationToken cancel)
     {
-        var rubric = JudgeTexts.RubricFor(benchmark, id, groups);
         byte[]? bytes = null;
         string media = "image/png";
-        if (rubric == JudgeRubric.MossRefusal && scorer is not KeywordScorer)
-            (bytes, media) = ReadImage(image, output.Image);
+        if (NeedsImage(scorer, benchmark, id, groups))
+            (bytes, media) = ReadImage(image);
         var score = await scorer.ScoreAsync(new ScoreInput(benchmark, id, output.Key, output.Question, output.Answer, groups, labels, bytes, media), cancel).ConfigureAwait(false);
         return output with { Score = score, Timings = output.Timings with { ScoreMs = score.LatencyMs } };
     }
 
-    private static (byte[]? bytes, string media) ReadImage(ImageRef? image, string? recorded)
+    private static (byte[]? bytes, string media) ReadImage(ImageRef? image)
     {
         byte[]? bytes = image switch
         {
             ImageRef.Embedded e => e.Bytes,
-            ImageRef.File f when File.Exists(f.Path) => File.ReadAllBytes(f.Path),
-            null when recorded is not null && File.Exists(recorded) => File.ReadAllBytes(recorded),
+            ImageRef.File f => SafeCoDe.Torch.Processing.Images.ImageDecoder.ReadBytes(f.Path), // bounded, regular files only
             _ => null,
         };
         if (bytes is null) return (null, "image/png");

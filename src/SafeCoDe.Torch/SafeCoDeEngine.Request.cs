@@ -59,11 +59,16 @@ public sealed partial class SafeCoDeEngine
 
     private async Task<SafeCoDeResult> ProcessAsync(SafeCoDeRequest request, Action<string>? stream, CancellationToken cancel)
     {
+        CheckRequest(request);
         var run = new RequestState(request, stream);
         CheckMethod(run.Options);
         OptionChecks.CheckPromptChars(request.Prompt, request.SystemPrompt);
         if (request.JudgeQuery is { } judgeQuery) OptionChecks.CheckPromptChars(judgeQuery, null);
-        ReadInputs(run);
+        var header = ReadImageHeader(run);
+        // the decoded image (and, while the branches are built, its noised copy) exists only while the gate is held;
+        // the request's context keeps the image to its end, so the gate is held to the end too
+        using var held = await _imageMemory.EnterAsync(ImageWorkBytes(header, run), cancel).ConfigureAwait(false);
+        ReadInputs(run, header);
         run.Context = new RequestContext(request.Prompt, request.SystemPrompt, request.JudgeQuery ?? request.Prompt, run.Image, request.Verdict, run.Options,
             new Services(this, run));
         foreach (var step in run.Method.Before(run.Options)) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
@@ -90,17 +95,39 @@ public sealed partial class SafeCoDeEngine
         return Assemble(run, prompt, decoded, run.Context.Answer);
     }
 
-    /// <summary>Step 1: the image (decoded from bytes or a path when needed); contrastive modes need one.</summary>
-    private void ReadInputs(RequestState run)
+    /// <summary>
+    /// Bytes a request's image takes while it is worked on: the decoder's RGBA buffer, the RGB image, its noised copy
+    /// (10 bytes a pixel), from the header, before any pixel is decoded.
+    /// </summary>
+    private static long ImageWorkBytes(ImageHeader? header, RequestState run) =>
+        header is { } h ? 10L * h.Width * h.Height : run.Request.Image is { } given ? 3L * given.PixelCount : 0;
+
+    /// <summary>Step 1a: the image's bytes (read from its path within the limits) and header; null without an encoded image.</summary>
+    private ImageHeader? ReadImageHeader(RequestState run)
+    {
+        var r = run.Request;
+        if (r.Image is not null) return null;
+        if ((r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null)) is not { } bytes) return null;
+        run.ImageBytes = bytes;
+        return ImageDecoder.Identify(bytes, r.ImagePath ?? "image", _options.ImageLimits);
+    }
+
+    /// <summary>A request built with nulls where the API promises values fails with a typed error naming the field.</summary>
+    private static void CheckRequest(SafeCoDeRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Prompt is null) throw new PromptException("the request's Prompt is null (use an empty string for no text)");
+        if (request.Options is null) throw new ArgumentException("the request's Options is null (leave it out for the defaults)", nameof(request));
+    }
+
+    /// <summary>Step 1b: the image (decoded from its bytes when needed); contrastive modes need one.</summary>
+    private void ReadInputs(RequestState run, ImageHeader? header)
     {
         var r = run.Request;
         if (r.Image is not null) (run.Image, run.MediaType) = (r.Image, "image/png");
-        else if ((r.ImageBytes ?? (r.ImagePath is { } p ? ImageDecoder.ReadBytes(p, _options.ImageLimits) : null)) is { } bytes)
+        else if (run.ImageBytes is { } bytes && header is not null)
         {
-            var name = r.ImagePath ?? "image";
-            var header = ImageDecoder.Identify(bytes, name, _options.ImageLimits);
-            run.Image = ImageDecoder.Decode(bytes, name, _options.ImageLimits);
-            run.ImageBytes = bytes;
+            run.Image = ImageDecoder.Decode(bytes, r.ImagePath ?? "image", _options.ImageLimits);
             run.MediaType = "image/" + header.Format.ToString().ToLowerInvariant().Replace("jpg", "jpeg");
         }
         if (run.Image is null && run.Method.Needs(run.Options).Image)

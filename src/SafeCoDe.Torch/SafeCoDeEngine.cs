@@ -42,6 +42,12 @@ public sealed record EngineOptions
 
     /// <summary>How many requests the engine runs at once: MaxBatchRows / 2 (at least 1).</summary>
     public int ConcurrentRequests => Math.Max(1, MaxBatchRows / 2);
+
+    /// <summary>
+    /// Bytes that concurrent requests' decoded images may take at once (default 1 GiB; about 10 bytes a pixel while an
+    /// image is decoded, judged and preprocessed). More requests wait their turn; one image larger than this runs alone.
+    /// </summary>
+    public long MaxImageWorkBytes { get; init; } = 1L << 30;
 }
 
 /// <summary>One request: a query, optionally an image, and how to decode it.</summary>
@@ -155,6 +161,7 @@ public sealed record SafeCoDeResult(
 public sealed partial class SafeCoDeEngine : IDisposable
 {
     private readonly SemaphoreSlim _gate;
+    private readonly MemoryGate _imageMemory;
     private readonly SemaphoreSlim _judgeGate = new(1, 1);
     private readonly SemaphoreSlim _prefillGate = new(1, 1);
     /// <summary>Steps every decoding request's session as rows of shared rounds (with MaxBatchRows 1, one at a time).</summary>
@@ -205,6 +212,7 @@ public sealed partial class SafeCoDeEngine : IDisposable
         Directory = dir; Model = model; Tokenizer = tokenizer; Images = images; _options = o;
         int admitted = o.ConcurrentRequests;
         _gate = new SemaphoreSlim(admitted, admitted);
+        _imageMemory = new MemoryGate(o.MaxImageWorkBytes);
         _scheduler = new DecodeScheduler(model, o.MaxBatchRows);
         _prefills = admitted > 1 && model is Models.Common.DecoderBackbone { PrefillsTogether: true } decoder
             ? new PrefillBatcher(decoder, tokenizer.Pad?.Id ?? 0, o.MaxBatchRows) : null;

@@ -33,7 +33,13 @@ public sealed class ApiException(int status, string type, string message, string
 /// <param name="Options">Decode settings (the server's, with the request's overrides).</param>
 /// <param name="Verdict">"safe"/"unsafe" to skip the judge, or null.</param>
 /// <param name="Judge">"self" to use the model as the judge for this request, or null for the server's judge.</param>
-public sealed record SafeCoDeExtension(DecodingOptions Options, string? Verdict, string? Judge);
+public sealed record SafeCoDeExtension(DecodingOptions Options, string? Verdict, string? Judge)
+{
+    /// <summary>The fields the request set (with a value), in request order: what <see cref="ClientOverridePolicy"/> checks.</summary>
+    public IReadOnlyList<string> Given { get; init; } = [];
+    /// <summary>The <c>judge</c> field as written (server, self, fixed:safe, fixed:unsafe), or null.</summary>
+    public string? JudgeField { get; init; }
+}
 
 /// <summary>A parsed <c>POST /v1/chat/completions</c> body.</summary>
 public sealed record ChatCompletionRequest(
@@ -49,10 +55,15 @@ public static class OpenAiProtocol
 
     private static readonly HashSet<string> Ignored = ["user", "metadata", "store", "logit_bias", "service_tier", "parallel_tool_calls", "modalities", "prediction"];
 
-    /// <summary>Parses the body; <paramref name="defaults"/> are the server's decode settings.</summary>
+    /// <summary>
+    /// Parses the body; <paramref name="defaults"/> are the server's decode settings. <paramref name="blobs"/> are the
+    /// large data URIs <see cref="BodyBlobs.Lift"/> took out of the body (their place holds <c>"\u0000blob:N"</c>).
+    /// </summary>
     /// <exception cref="ApiException">400 with the field at fault.</exception>
-    public static ChatCompletionRequest Parse(JsonElement root, DecodingOptions defaults, int maxTokensCap, bool allowFileUrls, bool allowHttpUrls)
+    public static ChatCompletionRequest Parse(JsonElement root, DecodingOptions defaults, int maxTokensCap, bool allowFileUrls, bool allowHttpUrls,
+        IReadOnlyList<ReadOnlyMemory<byte>>? blobs = null)
     {
+        blobs ??= [];
         if (root.ValueKind != JsonValueKind.Object) throw ApiException.Invalid("the request body must be a JSON object");
         string? model = null; List<ChatMessage>? messages = null; bool stream = false, includeUsage = false;
         int? maxTokens = null; double? temperature = null, topP = null; long? seed = null;
@@ -63,7 +74,7 @@ public static class OpenAiProtocol
             switch (p.Name)
             {
                 case "model": model = Str(v, "model"); break;
-                case "messages": messages = Messages(v, allowFileUrls, allowHttpUrls); break;
+                case "messages": messages = Messages(v, allowFileUrls, allowHttpUrls, blobs); break;
                 case "stream": stream = v.ValueKind == JsonValueKind.Null ? false : Bool(v, "stream"); break;
                 case "stream_options":
                     if (v.ValueKind == JsonValueKind.Null) break;
@@ -119,7 +130,7 @@ public static class OpenAiProtocol
         return new ChatCompletionRequest(model, messages, stream, includeUsage, maxTokens, temperature, topP, seed, ext);
     }
 
-    private static List<ChatMessage> Messages(JsonElement v, bool allowFiles, bool allowHttp)
+    private static List<ChatMessage> Messages(JsonElement v, bool allowFiles, bool allowHttp, IReadOnlyList<ReadOnlyMemory<byte>> blobs)
     {
         if (v.ValueKind != JsonValueKind.Array) throw ApiException.Invalid("messages must be an array", "messages");
         if (v.GetArrayLength() == 0) throw ApiException.Invalid("messages must not be empty", "messages");
@@ -146,7 +157,7 @@ public static class OpenAiProtocol
                     case JsonValueKind.Null: break;
                     case JsonValueKind.Array:
                         int j = 0;
-                        foreach (var part in c.EnumerateArray()) contents.Add(Part(part, $"{at}.content[{j++}]", allowFiles, allowHttp));
+                        foreach (var part in c.EnumerateArray()) contents.Add(Part(part, $"{at}.content[{j++}]", allowFiles, allowHttp, blobs));
                         break;
                     default: throw ApiException.Invalid($"{at}.content must be a string or an array of parts", $"{at}.content");
                 }
@@ -157,7 +168,7 @@ public static class OpenAiProtocol
         return list;
     }
 
-    private static AIContent Part(JsonElement part, string at, bool allowFiles, bool allowHttp)
+    private static AIContent Part(JsonElement part, string at, bool allowFiles, bool allowHttp, IReadOnlyList<ReadOnlyMemory<byte>> blobs)
     {
         if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var t)) throw ApiException.Invalid($"{at} must be an object with a type", at);
         switch (Str(t, $"{at}.type"))
@@ -169,10 +180,36 @@ public static class OpenAiProtocol
                 if (!part.TryGetProperty("image_url", out var iu)) throw ApiException.Invalid($"{at}.image_url is required", $"{at}.image_url");
                 JsonElement u = iu;
                 if (iu.ValueKind == JsonValueKind.Object && !iu.TryGetProperty("url", out u)) throw ApiException.Invalid($"{at}.image_url.url is required", $"{at}.image_url.url");
-                return Image(Str(u, $"{at}.image_url.url"), $"{at}.image_url.url", allowFiles, allowHttp);
+                if (u.ValueKind == JsonValueKind.String && BodyBlobs.Index(u.GetString()!, blobs.Count) is int blob && DataUri(blobs[blob].Span, $"{at}.image_url.url") is { } data)
+                    return data;
+                var url = Str(u, $"{at}.image_url.url");
+                if (BodyBlobs.Index(url, blobs.Count) is int lifted) url = System.Text.Encoding.UTF8.GetString(blobs[lifted].Span);
+                return Image(url, $"{at}.image_url.url", allowFiles, allowHttp);
             case var other:
                 throw ApiException.Invalid($"{at}.type '{other}' is not supported (text, image_url)", $"{at}.type");
         }
+    }
+
+    /// <summary>
+    /// A data URI decoded straight from the request's UTF-8 bytes: a 26 MB image costs its 20 MB of bytes, not two
+    /// more 52 MB strings. Null when it is not a plain base64 data URI (whitespace, other encodings): the string path reads it.
+    /// </summary>
+    private static DataContent? DataUri(ReadOnlySpan<byte> s, string at)
+    {
+        if (s.Length < 5 || !System.Text.Encoding.ASCII.GetString(s[..5]).Equals("data:", StringComparison.OrdinalIgnoreCase) || s.IndexOf((byte)'\\') >= 0) return null;
+        int comma = s.IndexOf((byte)',');
+        if (comma < 0 || comma > 256) return null;
+        var header = System.Text.Encoding.ASCII.GetString(s[..comma]);
+        if (!header.EndsWith(";base64", StringComparison.OrdinalIgnoreCase) || header.IndexOf(';') is var semi && semi < 0) return null;
+        var media = header[5..semi];
+        if (!media.StartsWith("image/", StringComparison.OrdinalIgnoreCase)) throw ApiException.Invalid($"the data URI's media type '{media}' is not an image", at, "invalid_image");
+        var payload = s[(comma + 1)..];
+        int pad = payload.Length > 0 && payload[^1] == (byte)'=' ? payload.Length > 1 && payload[^2] == (byte)'=' ? 2 : 1 : 0;
+        if (payload.Length % 4 != 0) return null;
+        var bytes = new byte[payload.Length / 4 * 3 - pad];
+        var status = System.Buffers.Text.Base64.DecodeFromUtf8(payload, bytes, out _, out int written);
+        if (status != System.Buffers.OperationStatus.Done || written != bytes.Length) return null;
+        return new DataContent(bytes, media.ToLowerInvariant());
     }
 
     private static AIContent Image(string url, string at, bool allowFiles, bool allowHttp)
@@ -217,17 +254,23 @@ public static class OpenAiProtocol
     {
         if (v.ValueKind == JsonValueKind.Null) return new(defaults, null, null);
         if (v.ValueKind != JsonValueKind.Object) throw ApiException.Invalid("safecode must be an object", "safecode");
-        string? verdict = null, judge = null;
+        string? verdict = null, judge = null, judgeField = null;
+        var given = new List<string>();
         var decoding = new JsonObject();
         foreach (var p in v.EnumerateObject())
         {
             string at = "safecode." + p.Name;
             var x = p.Value;
+            if (x.ValueKind != JsonValueKind.Null || p.Name is not ("verdict" or "judge")) given.Add(p.Name);
             if (p.Name == "verdict")
             {
                 if (x.ValueKind != JsonValueKind.Null) verdict = Str(x, at) is "safe" or "unsafe" ? x.GetString() : throw ApiException.Invalid("safecode.verdict must be safe or unsafe", at);
             }
-            else if (p.Name == "judge") (verdict, judge) = Judge(x, at, verdict);
+            else if (p.Name == "judge")
+            {
+                (verdict, judge) = Judge(x, at, verdict);
+                if (x.ValueKind != JsonValueKind.Null) judgeField = x.GetString();
+            }
             else decoding[p.Name] = JsonNode.Parse(x.GetRawText());
         }
         DecodingOptions o;
@@ -241,7 +284,7 @@ public static class OpenAiProtocol
         }
         catch (OptionValueException ex) { throw ApiException.Invalid(ex.Message, ex.Field, ex.Code); }
         catch (ArgumentException ex) { throw ApiException.Invalid($"invalid safecode settings: {ex.Message}", "safecode"); }
-        return new(o, verdict, judge);
+        return new(o, verdict, judge) { Given = given, JudgeField = judgeField };
     }
 
     private static (string? Verdict, string? Judge) Judge(JsonElement x, string at, string? verdict)

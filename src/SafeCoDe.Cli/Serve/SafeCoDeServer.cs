@@ -33,6 +33,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
     private readonly ServerOptions _o;
     private readonly WebApplication _app;
     private readonly RequestQueue _queue;
+    private readonly ByteBudget _inflight;
     private readonly ServerMetrics _metrics = new();
     private readonly CancellationTokenSource _shutdown = new();
     private readonly TextWriter _log;
@@ -41,12 +42,18 @@ public sealed class SafeCoDeServer : IAsyncDisposable
     private Task<SafeCoDeEngine> _engine = null!;
     private ISafetyJudge? _judge;
     private volatile bool _draining;
+    private int _largeSinceTrim;
+    /// <summary>A body (or a decoded image, in bytes of RGBA) this large marks a request whose memory is given back when the server goes idle.</summary>
+    private const long LargeBytes = 8L << 20;
+    /// <summary>Bytes of a connection's request Kestrel reads ahead (its default is 1 MB per connection, kept in its pool).</summary>
+    private const long ConnectionBuffer = 128 << 10;
 
     private SafeCoDeServer(ServerOptions o, WebApplication app)
     {
         _o = o;
         _app = app;
         _queue = new RequestQueue(o.QueueLength, o.MaxConcurrent ?? o.Engine.ConcurrentRequests);
+        _inflight = new ByteBudget(o.MaxInflightBytes);
         _log = o.Log ?? Console.Error;
         _keyHash = string.IsNullOrEmpty(o.ApiKey) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(o.ApiKey));
         ModelId = o.ModelId ?? Path.GetFileName(Path.GetFullPath(o.ModelDir).TrimEnd('/', '\\'));
@@ -64,6 +71,9 @@ public sealed class SafeCoDeServer : IAsyncDisposable
     /// <summary>The admission queue (for metrics and tests).</summary>
     public RequestQueue Queue => _queue;
 
+    /// <summary>The request bytes held now (<see cref="ServerOptions.MaxInflightBytes"/>; for metrics and tests).</summary>
+    public ByteBudget InflightBytes => _inflight;
+
     /// <summary>Starts listening and begins loading the model.</summary>
     public static async Task<SafeCoDeServer> StartAsync(ServerOptions options, CancellationToken cancel = default)
     {
@@ -73,9 +83,13 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
+            // Kestrel buffers up to this much of each connection's body ahead of the reader, in pooled blocks it keeps:
+            // with the 1 MB default a burst of 64 uploads left 70 MB of pinned blocks behind; the body is read right away
+            k.Limits.MaxRequestBufferSize = ConnectionBuffer;
             if (options.Host is "localhost") k.ListenLocalhost(options.Port);
             else k.Listen(IPAddress.Parse(options.Host), options.Port);
         });
+        builder.WebHost.UseSockets(t => t.MaxReadBufferSize = ConnectionBuffer); // the transport's own read-ahead, likewise
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownDeadline + TimeSpan.FromSeconds(5));
         var app = builder.Build();
         var server = new SafeCoDeServer(options, app);
@@ -181,7 +195,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             ctx.Response.StatusCode = state == "ready" && !_draining ? 200 : 503;
             return Results.Text(new JsonObject { ["status"] = _draining ? "stopping" : state, ["model"] = ModelId }.ToJsonString(), "application/json");
         });
-        _app.MapGet("/metrics", () => Results.Text(_metrics.Render(_queue, _engine.IsCompletedSuccessfully), "text/plain; version=0.0.4; charset=utf-8"));
+        _app.MapGet("/metrics", () => Results.Text(_metrics.Render(_queue, _engine.IsCompletedSuccessfully, _inflight), "text/plain; version=0.0.4; charset=utf-8"));
         _app.MapGet("/v1/models", () => Results.Text(new JsonObject { ["object"] = "list", ["data"] = new JsonArray(ModelObject()) }.ToJsonString(), "application/json"));
         _app.MapGet("/v1/models/{id}", (string id) => id == ModelId || id == "default"
             ? Results.Text(ModelObject().ToJsonString(), "application/json")
@@ -204,47 +218,98 @@ public sealed class SafeCoDeServer : IAsyncDisposable
 
     // ---- chat completions ---------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// A chat request is admitted before its body is read: a place in the queue, then its body's bytes from the
+    /// --max-inflight-bytes budget. The rest are answered 429 (their bodies drained, so they get the answer), and the
+    /// memory the server holds is bounded by what it admitted.
+    /// </summary>
     private async Task ChatAsync(HttpContext ctx)
+    {
+        try { await AdmitAndServeAsync(ctx); }
+        finally
+        {
+            // the last request of a burst of large bodies or images: what they left behind goes back to the system
+            if (_queue.Admitted == 0 && Interlocked.Exchange(ref _largeSinceTrim, 0) == 1) SafeCoDe.Torch.Runtime.MemoryGate.ReturnMemorySoon();
+        }
+    }
+
+    private async Task AdmitAndServeAsync(HttpContext ctx)
     {
         if (_draining) throw new ApiException(503, "server_error", "the server is shutting down", null, "shutting_down");
         if (ctx.Request.ContentLength > _o.MaxBodyBytes) throw new ApiException(413, "invalid_request_error", $"the request body is over the {_o.MaxBodyBytes}-byte limit", null, "request_too_large");
-        JsonDocument doc;
-        try { doc = await JsonDocument.ParseAsync(ctx.Request.Body, default, ctx.RequestAborted); }
-        catch (JsonException ex) { throw ApiException.Invalid($"the body is not valid JSON: {ex.Message}", null, "invalid_json"); }
-        ChatCompletionRequest req;
-        using (doc) req = OpenAiProtocol.Parse(doc.RootElement, _o.Decoding, _o.MaxTokensCap, _o.AllowFileUrls, _o.AllowHttpUrls);
-        if (req.Model is not null && req.Model != ModelId && req.Model != "default")
-            throw new ApiException(404, "invalid_request_error", $"the model '{req.Model}' does not exist (this server runs '{ModelId}')", "model", "model_not_found");
-        CheckImages(req.Messages);
-        ctx.Items["stream"] = req.Stream;
-
         using var ticket = _queue.TryAdmit();
-        if (ticket is null)
-        {
-            _metrics.Rejected();
-            ctx.Response.Headers.RetryAfter = "1";
-            throw new ApiException(429, "rate_limit_error", $"the server's queue is full ({_o.QueueLength} requests); retry later", null, "queue_full");
-        }
+        if (ticket is null) { await Reject(ctx, "queue_full", $"the server's queue is full ({_o.QueueLength} requests); retry later"); return; }
+        using var share = _inflight.Open();
         using var timeout = new CancellationTokenSource(_o.RequestTimeout);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, timeout.Token, _shutdown.Token);
+        ChatCompletionRequest req;
+        try
+        {
+            var body = await RequestBodies.ReadAsync(ctx.Request, share, _o.MaxBodyBytes, cancel.Token);
+            if (body is not { } b) { await Reject(ctx, "busy", $"the server holds {_o.MaxInflightBytes} bytes of requests already (--max-inflight-bytes); retry later"); return; }
+            if (b.Length >= LargeBytes) Volatile.Write(ref _largeSinceTrim, 1);
+            req = ParseRequest(ctx, b.Body, b.Length);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested) { await Cancelled(ctx, timeout); return; }
+        await ServeAdmittedAsync(ctx, req, ticket, timeout, cancel.Token);
+    }
+
+    private async Task Reject(HttpContext ctx, string code, string message)
+    {
+        _metrics.Rejected();
+        await RequestBodies.DrainAsync(ctx.Request, TimeSpan.FromSeconds(30), ctx.RequestAborted);
+        ctx.Response.Headers.RetryAfter = "1";
+        throw new ApiException(429, "rate_limit_error", message, null, code);
+    }
+
+    private ChatCompletionRequest ParseRequest(HttpContext ctx, byte[] body, int length)
+    {
+        JsonDocument doc;
+        List<ReadOnlyMemory<byte>> blobs;
+        try
+        {
+            (var json, blobs) = BodyBlobs.Lift(body, length); // the parser never sees the large image strings
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException ex) { throw ApiException.Invalid($"the body is not valid JSON: {ex.Message}", null, "invalid_json"); }
+        ChatCompletionRequest req;
+        using (doc) req = OpenAiProtocol.Parse(doc.RootElement, _o.Decoding, _o.MaxTokensCap, _o.AllowFileUrls, _o.AllowHttpUrls, blobs);
+        ClientOverridePolicy.Check(req.SafeCoDe, _o.ClientOverrides, new ClientOverridePolicy.ServerSide(_o.Decoding, _o.JudgeSpec));
+        if (req.Model is not null && req.Model != ModelId && req.Model != "default")
+            throw new ApiException(404, "invalid_request_error", $"the model '{req.Model}' does not exist (this server runs '{ModelId}')", "model", "model_not_found");
+        var fromFiles = ReadFileImages(req.Messages);
+        if (fromFiles.Count > 0) ctx.Items["file_image"] = true;
+        CheckImages(req.Messages, fromFiles);
+        ctx.Items["stream"] = req.Stream;
+        return req;
+    }
+
+    /// <summary>A request cancelled by the client (499 in the log), its timeout (504) or shutdown (503); in a stream, one more event.</summary>
+    private async Task Cancelled(HttpContext ctx, CancellationTokenSource timeout)
+    {
+        _metrics.Cancelled();
+        if (ctx.RequestAborted.IsCancellationRequested) { ctx.Items["aborted"] = true; ctx.Items["error"] = "client disconnected"; return; }
+        var e = timeout.IsCancellationRequested
+            ? new ApiException(504, "timeout_error", $"the request took longer than the server's {_o.RequestTimeout.TotalSeconds:F0} s limit", null, "timeout")
+            : new ApiException(503, "server_error", "the server is shutting down; the request was cancelled", null, "shutting_down");
+        if (!ctx.Response.HasStarted) throw e;
+        ctx.Items["error"] = e.Message;
+        await WriteSse(ctx, e.ToJson(), CancellationToken.None);
+    }
+
+    private async Task ServeAdmittedAsync(HttpContext ctx, ChatCompletionRequest req, RequestQueue.Ticket ticket, CancellationTokenSource timeout, CancellationToken cancel)
+    {
         try
         {
             var queued = Stopwatch.StartNew();
-            var engine = await _engine.WaitAsync(cancel.Token);
-            await ticket.WaitTurnAsync(cancel.Token);
+            var engine = await _engine.WaitAsync(cancel);
+            await ticket.WaitTurnAsync(cancel);
             ctx.Items["queue_ms"] = Math.Round(queued.Elapsed.TotalMilliseconds, 1);
-            await RunAsync(ctx, req, engine, cancel.Token);
+            await RunAsync(ctx, req, engine, cancel);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            _metrics.Cancelled();
-            if (ctx.RequestAborted.IsCancellationRequested) { ctx.Items["aborted"] = true; ctx.Items["error"] = "client disconnected"; return; }
-            var e = timeout.IsCancellationRequested
-                ? new ApiException(504, "timeout_error", $"the request took longer than the server's {_o.RequestTimeout.TotalSeconds:F0} s limit", null, "timeout")
-                : new ApiException(503, "server_error", "the server is shutting down; the request was cancelled", null, "shutting_down");
-            if (!ctx.Response.HasStarted) throw e;
-            ctx.Items["error"] = e.Message;
-            await WriteSse(ctx, e.ToJson(), CancellationToken.None);
+            await Cancelled(ctx, timeout);
         }
         catch (Exception ex) when (ctx.Response.HasStarted)
         {
@@ -259,16 +324,57 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         }
     }
 
-    private void CheckImages(List<ChatMessage> messages)
+    /// <summary>
+    /// Replaces the request's <c>file:</c> images (allowed by --allow-file-urls) by their bytes, read here within
+    /// --max-image from regular files only (a FIFO or <c>/dev/zero</c> is refused by name). Returns those images, so
+    /// that errors about them never echo the file's content.
+    /// </summary>
+    private HashSet<DataContent> ReadFileImages(List<ChatMessage> messages)
+    {
+        var read = new HashSet<DataContent>(ReferenceEqualityComparer.Instance);
+        foreach (var m in messages)
+            for (int i = 0; i < m.Contents.Count; i++)
+            {
+                if (m.Contents[i] is not UriContent { Uri.IsFile: true } u) continue;
+                byte[] bytes;
+                try { bytes = ChatConversation.ReadFile(u.Uri.LocalPath, _o.MaxImageBytes); }
+                catch (SafeCoDe.Torch.Runtime.InputFileException e) { throw ApiException.Invalid($"the image file cannot be used: {e.Message}", "messages", "invalid_image"); }
+                catch (UnauthorizedAccessException) { throw ApiException.Invalid($"the image file {u.Uri.LocalPath} cannot be read (permission denied)", "messages", "invalid_image"); }
+                var d = new DataContent(bytes, u.MediaType == "image/*" ? "image/png" : u.MediaType);
+                m.Contents[i] = d;
+                read.Add(d);
+            }
+        return read;
+    }
+
+    private void CheckImages(List<ChatMessage> messages, HashSet<DataContent> fromFiles)
     {
         foreach (var d in messages.SelectMany(m => m.Contents).OfType<DataContent>())
         {
             if (d.Data.Length > _o.MaxImageBytes)
                 throw new ApiException(413, "invalid_request_error", $"the image is {d.Data.Length} bytes, over the {_o.MaxImageBytes}-byte limit", "messages", "image_too_large");
-            try { ImageDecoder.Identify(d.Data.ToArray(), "the request's image", new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes }); }
-            catch (ImageDecodeException ex) { throw ApiException.Invalid($"the image cannot be used: {ex.Message}", "messages", "invalid_image"); }
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(d.Data, out var seg) && seg.Offset == 0 && seg.Count == seg.Array!.Length ? seg.Array : d.Data.ToArray();
+            try
+            {
+                var header = ImageDecoder.Identify(bytes, "the request's image", new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes });
+                if (4L * header.Width * header.Height >= LargeBytes) Volatile.Write(ref _largeSinceTrim, 1);
+            }
+            catch (ImageDecodeException ex)
+            {
+                throw ApiException.Invalid(fromFiles.Contains(d) ? FileImageError(ex) : $"the image cannot be used: {ex.Message}", "messages", "invalid_image");
+            }
         }
     }
+
+    /// <summary>Why a file image was refused, in words that quote nothing read from the file (no bytes, no chunk names, no sizes).</summary>
+    private static string FileImageError(ImageDecodeException e) => "the image file cannot be used: " + e.Failure switch
+    {
+        ImageDecodeFailure.UnknownFormat => "it is not a JPEG, PNG, WebP, BMP or GIF image",
+        ImageDecodeFailure.Truncated => "the image data is truncated",
+        ImageDecodeFailure.TooLarge => "it is over the server's image limits (--max-image, --max-image-pixels)",
+        ImageDecodeFailure.Unreadable => "it cannot be read",
+        _ => "the image data is damaged",
+    };
 
     private async Task RunAsync(HttpContext ctx, ChatCompletionRequest req, SafeCoDeEngine engine, CancellationToken cancel)
     {
@@ -393,7 +499,9 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             ApiException a => a,
             BadHttpRequestException b when b.StatusCode == 413 => new ApiException(413, "invalid_request_error", $"the request body is over the {_o.MaxBodyBytes}-byte limit", null, "request_too_large"),
             BadHttpRequestException b => new ApiException(b.StatusCode, "invalid_request_error", b.Message),
+            ImageDecodeException d when ctx.Items.ContainsKey("file_image") => ApiException.Invalid(FileImageError(d), "messages", "invalid_image"),
             ImageDecodeException => ApiException.Invalid($"the image cannot be used: {inner.Message}", "messages", "invalid_image"),
+            SafeCoDe.Torch.Runtime.InputFileException => ApiException.Invalid($"the image file cannot be used: {inner.Message}", "messages", "invalid_image"),
             InvalidDataException => new ApiException(413, "invalid_request_error", inner.Message, "messages", "image_too_large"),
             HttpRequestException => ApiException.Invalid($"the image could not be downloaded: {inner.Message}", "messages", "image_download_failed"),
             FileNotFoundException or DirectoryNotFoundException => ApiException.Invalid($"the image file does not exist: {inner.Message}", "messages", "image_not_found"),

@@ -17,18 +17,23 @@ public static class ServeCommand
         var timeout = new Option<double>("--request-timeout") { Description = "Seconds a request may take, queue wait included (504 after)", HelpName = "S", DefaultValueFactory = _ => 600 };
         var shutdown = new Option<double>("--shutdown-deadline") { Description = "Seconds in-flight requests get to finish on shutdown before they are cancelled", HelpName = "S", DefaultValueFactory = _ => 30 };
         var maxBody = new Option<string>("--max-body") { Description = "Largest request body", HelpName = "SIZE", DefaultValueFactory = _ => "32MB" };
+        var maxInflight = new Option<string>("--max-inflight-bytes") { Description = "Request body bytes admitted at once, taken before a body is read; more are answered 429", HelpName = "SIZE", DefaultValueFactory = _ => "256MB" };
         var maxImage = new Option<string>("--max-image") { Description = "Largest image in a request (encoded bytes)", HelpName = "SIZE", DefaultValueFactory = _ => "20MB" };
         var maxPixels = new Option<long>("--max-image-pixels") { Description = "Largest decoded image (width × height, checked from the header before decoding)", HelpName = "N", DefaultValueFactory = _ => 40_000_000 };
         var maxTokens = new Option<int>("--max-tokens-cap") { Description = "Upper bound of a request's max_tokens, and the budget of requests that set none", HelpName = "N", DefaultValueFactory = _ => 1024 };
         var files = new Option<bool>("--allow-file-urls") { Description = "Accept file:// image URLs (reads this machine's disk)" };
         var http = new Option<bool>("--allow-http-urls") { Description = "Download http(s) image URLs" };
+        var overrides = CliOptions.Choice("--client-overrides",
+            "What a request's \"safecode\" field may change: none (nothing that differs from this server's settings, except values that only make it stricter), " +
+            "decoding (also alpha, noise, sampling), all (also mode, judge, verdict, unknown_verdict and the refusal settings: lets a client switch safety off)",
+            ["none", "decoding", "all"], "none");
         var modelId = new Option<string>("--model-id") { Description = "The model id listed by /v1/models [default: the checkpoint folder's name]", HelpName = "ID" };
         var cmd = new Command("serve", """
             An OpenAI-compatible HTTP server with SafeCoDe decoding: POST /v1/chat/completions (text + image_url parts,
             stream: true as server-sent events), GET /v1/models, /health, /ready, /metrics (Prometheus). A request's
-            "safecode" field sets mode, preset, judge, verdict, alpha, ...; the response carries safecode.verdict, caption
-            and guided_text. The model loads after the server starts; requests wait for it. Ctrl+C / SIGTERM drains.
-            """) { host, port, apiKey, queue, timeout, shutdown, maxBody, maxImage, maxPixels, maxTokens, files, http, modelId };
+            "safecode" field sets mode, preset, judge, verdict, alpha, ... as far as --client-overrides allows; the response
+            carries safecode.verdict, caption and guided_text. The model loads after the server starts; requests wait for it. Ctrl+C / SIGTERM drains.
+            """) { host, port, apiKey, queue, timeout, shutdown, maxBody, maxInflight, maxImage, maxPixels, maxTokens, files, http, overrides, modelId };
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
             "safecode serve --model weights/safescenes-tiny --port 8000",
@@ -55,9 +60,9 @@ public static class ServeCommand
                 ModelDir = s.ModelDir, Engine = s.Engine, Decoding = s.Decoding, JudgeSpec = s.JudgeSpec, JudgeFormat = s.JudgeFormat, JudgeCache = s.JudgeCache, SystemPrompt = s.SystemPrompt,
                 Host = hostValue, Port = portValue, ApiKey = string.IsNullOrEmpty(key) ? null : key, QueueLength = q,
                 RequestTimeout = TimeSpan.FromSeconds(t), ShutdownDeadline = TimeSpan.FromSeconds(d),
-                MaxBodyBytes = CliOptions.ParseBytes(p.GetValue(maxBody)!, "--max-body"), MaxImageBytes = CliOptions.ParseBytes(p.GetValue(maxImage)!, "--max-image"),
+                MaxBodyBytes = CliOptions.ParseBytes(p.GetValue(maxBody)!, "--max-body"), MaxInflightBytes = CliOptions.ParseBytes(p.GetValue(maxInflight)!, "--max-inflight-bytes"), MaxImageBytes = CliOptions.ParseBytes(p.GetValue(maxImage)!, "--max-image"),
                 MaxImagePixels = p.GetValue(maxPixels), MaxTokensCap = cap, AllowFileUrls = p.GetValue(files), AllowHttpUrls = p.GetValue(http),
-                ModelId = p.GetValue(modelId), Log = io.Error,
+                ModelId = p.GetValue(modelId), Log = io.Error, ClientOverrides = CliOptions.ParseChoice<ClientOverrides>(p.GetValue(overrides)!, "--client-overrides"),
             };
             return Run(options).GetAwaiter().GetResult();
         });
@@ -66,6 +71,7 @@ public static class ServeCommand
 
     private static async Task<int> Run(ServerOptions options)
     {
+        SafeCoDe.Torch.Runtime.MemoryGate.TuneNativeHeap(); // a server process: memory should come back after bursts
         await using var server = await SafeCoDeServer.StartAsync(options);
         await server.WaitForShutdownAsync();
         return ExitCodes.Ok;

@@ -38,7 +38,7 @@ public sealed class ServerMetrics
     public void Cancelled() => Interlocked.Increment(ref _cancelled);
 
     /// <summary>The Prometheus text exposition (version 0.0.4).</summary>
-    public string Render(RequestQueue queue, bool ready)
+    public string Render(RequestQueue queue, bool ready, ByteBudget? inflight = null)
     {
         var s = new StringBuilder();
         static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
@@ -59,6 +59,15 @@ public sealed class ServerMetrics
         s.Append($"safecode_requests_in_flight {queue.Running}\n");
         s.Append("# HELP safecode_queue_capacity Requests admitted at most (waiting + running).\n# TYPE safecode_queue_capacity gauge\n");
         s.Append($"safecode_queue_capacity {queue.Capacity}\n");
+        if (inflight is not null)
+        {
+            s.Append("# HELP safecode_inflight_bytes Request body bytes admitted now (--max-inflight-bytes).\n# TYPE safecode_inflight_bytes gauge\n");
+            s.Append($"safecode_inflight_bytes {inflight.InUse}\n");
+        }
+        s.Append("# HELP safecode_gc_heap_bytes Managed heap in use after the last garbage collection.\n# TYPE safecode_gc_heap_bytes gauge\n");
+        s.Append($"safecode_gc_heap_bytes {GC.GetGCMemoryInfo().HeapSizeBytes}\n");
+        s.Append("# HELP safecode_resident_bytes Resident memory of the process.\n# TYPE safecode_resident_bytes gauge\n");
+        s.Append($"safecode_resident_bytes {Environment.WorkingSet}\n");
         s.Append("# HELP safecode_model_ready 1 once the model is loaded.\n# TYPE safecode_model_ready gauge\n");
         s.Append($"safecode_model_ready {(ready ? 1 : 0)}\n");
         lock (_lock)

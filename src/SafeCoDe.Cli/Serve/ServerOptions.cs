@@ -39,6 +39,11 @@ public sealed record ServerOptions
     public TimeSpan ShutdownDeadline { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest request body in bytes (413 above).</summary>
     public long MaxBodyBytes { get; init; } = 32L << 20;
+    /// <summary>
+    /// Request body bytes admitted at once (default 256 MiB): a request takes its body's size from this budget before
+    /// the body is read and gives it back when it ends; one that does not fit is answered 429 (a request alone always fits).
+    /// </summary>
+    public long MaxInflightBytes { get; init; } = 256L << 20;
     /// <summary>Largest image (encoded bytes) in a request.</summary>
     public long MaxImageBytes { get; init; } = 20L << 20;
     /// <summary>Largest decoded image in pixels (the header is checked before decoding: decompression bombs are refused).</summary>
@@ -49,6 +54,11 @@ public sealed record ServerOptions
     public bool AllowFileUrls { get; init; }
     /// <summary>Download <c>http(s):</c> image URLs (off by default).</summary>
     public bool AllowHttpUrls { get; init; }
+    /// <summary>
+    /// What clients may change in a request's <c>safecode</c> field (default <see cref="Serve.ClientOverrides.None"/>:
+    /// nothing that differs from these settings, so no client can switch safety off; see <see cref="ClientOverridePolicy"/>).
+    /// </summary>
+    public ClientOverrides ClientOverrides { get; init; } = ClientOverrides.None;
     /// <summary>Where the structured request log goes (one JSON object a line); null: stderr.</summary>
     public TextWriter? Log { get; init; }
     /// <summary>The model id of <c>/v1/models</c> (default: the checkpoint folder's name).</summary>

@@ -38,7 +38,7 @@ internal sealed class FigStepReader : BenchmarkReaderBase
     private IEnumerable<Candidate> Records(string dataRoot, string csvPath, string images)
     {
         var file = Path.GetFileName(csvPath);
-        using var parser = new TextFieldParser(Path.Combine(dataRoot, csvPath), Encoding.UTF8, detectEncoding: true)
+        using var parser = new TextFieldParser(DataFiles.Open(Path.Combine(dataRoot, csvPath), "CSV file"), Encoding.UTF8, detectEncoding: true)
         {
             TextFieldType = FieldType.Delimited,
             HasFieldsEnclosedInQuotes = true,
@@ -92,7 +92,7 @@ internal sealed class FigStepReader : BenchmarkReaderBase
         return Candidate.Ok(id, position, () =>
         {
             var path = Path.GetFullPath(Path.Combine(dataRoot, "images", images, $"query_ForbidQI_{cat}_{task}_6.png"));
-            if (ImageCheck.File(path, Rel(dataRoot, path)) is { } bad) return ReadItem.Bad(id, bad);
+            if (ImageCheck.File(path, Rel(dataRoot, path), dataRoot) is { } bad) return ReadItem.Bad(id, bad);
             return ReadItem.Of(new EvalSample(id, Name,
                 [new EvalPrompt(SampleKeys.Answer, PromptFraming.FigStepPrompt, new ImageRef.File(path), null, Framing.FirstPersonInMethodRuns)],
                 groups, labels));

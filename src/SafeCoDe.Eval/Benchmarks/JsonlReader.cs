@@ -5,8 +5,9 @@ namespace SafeCoDe.Eval.Benchmarks;
 
 /// <summary>
 /// A user's own prompt set: a JSON Lines file, one object per line with <c>id</c>, <c>prompt</c>, <c>image</c> (a path
-/// relative to the file, or absolute) and optionally <c>system</c> and <c>language</c> (what the keyword scorer picks its
-/// refusal phrases by; absent means English). Blank lines are skipped.
+/// relative to the file, under its folder: see <see cref="DataFiles"/>) and optionally <c>system</c> and <c>language</c>
+/// (what the keyword scorer picks its refusal phrases by; absent means English). Blank lines are skipped; a line longer
+/// than <see cref="SafeCoDe.Torch.Runtime.InputLimits.MaxJsonlLineBytes"/> is one problem.
 /// </summary>
 internal sealed class JsonlReader : BenchmarkReaderBase
 {
@@ -16,6 +17,8 @@ internal sealed class JsonlReader : BenchmarkReaderBase
     protected override IEnumerable<Candidate> Open(string root, ReaderSelection selection)
     {
         var path = Path.GetFullPath(root);
+        if (File.Exists(path) && SafeCoDe.Torch.Runtime.BoundedFile.FileKind(path) is { } kind and not "regular file")
+            throw new BenchmarkLayoutException($"'{root}' is a {kind}, not a regular file: --data for jsonl is a JSON Lines file");
         if (!File.Exists(path))
             throw new BenchmarkLayoutException(
                 $"'{root}' is not a file: --data for jsonl is a JSON Lines file, one object per line with \"id\", \"prompt\", " +
@@ -27,13 +30,12 @@ internal sealed class JsonlReader : BenchmarkReaderBase
     {
         var file = Path.GetFileName(path);
         var dir = Path.GetDirectoryName(path)!;
-        using var reader = new StreamReader(path, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: true);
-        int lineNo = 0;
-        for (string? line; (line = reader.ReadLine()) is not null;)
+        using var stream = SafeCoDe.Torch.Runtime.BoundedFile.OpenRead(path, "prompt file");
+        foreach (var line in SafeCoDe.Torch.Runtime.BoundedLines.Read(stream, SafeCoDe.Torch.Runtime.InputLimits.Current.MaxJsonlLineBytes))
         {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            yield return Record(dir, line, $"{file}#line{lineNo}");
+            if (line.Problem is not null) { yield return Candidate.Bad(null, $"{file}#line{line.Number}", line.Problem); continue; }
+            if (string.IsNullOrWhiteSpace(line.Text)) continue;
+            yield return Record(dir, line.Text, $"{file}#line{line.Number}");
         }
     }
 
@@ -71,7 +73,7 @@ internal sealed class JsonlReader : BenchmarkReaderBase
             return Candidate.Ok(id, position, () =>
             {
                 var full = DataPaths.Under(dir, img);
-                if (ImageCheck.File(full, img) is { } bad) return ReadItem.Bad(sid, $"field 'image': {bad}");
+                if (ImageCheck.File(full, img, dir) is { } bad) return ReadItem.Bad(sid, $"field 'image': {bad}");
                 return ReadItem.Of(new EvalSample(sid, Name,
                     [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(full), string.IsNullOrEmpty(system) ? null : system, Framing.Bare)],
                     new Dictionary<string, string>(), labels));

@@ -94,7 +94,7 @@ internal sealed class MmSafetyBenchReader : BenchmarkReaderBase
         return Candidate.Ok(id, position, () =>
         {
             var path = Path.GetFullPath(Path.Combine(imageRoot, scenario, kind, qid + ".jpg"));
-            if (ImageCheck.File(path, Rel(dataRoot, path)) is { } bad) return ReadItem.Bad(id, bad);
+            if (ImageCheck.File(path, Rel(dataRoot, path), dataRoot) is { } bad) return ReadItem.Bad(id, bad);
             return ReadItem.Of(new EvalSample(id, Name,
                 [new EvalPrompt(SampleKeys.Answer, q, new ImageRef.File(path), null, Framing.FirstPersonInMethodRuns)], groups, labels));
         });

@@ -128,7 +128,7 @@ internal static class MossBenchHub
 
     private static TextFieldParser Parser(string csv)
     {
-        var parser = new TextFieldParser(csv, Encoding.UTF8, detectEncoding: true)
+        var parser = new TextFieldParser(DataFiles.Open(csv, "CSV file"), Encoding.UTF8, detectEncoding: true)
         {
             TextFieldType = FieldType.Delimited,
             HasFieldsEnclosedInQuotes = true,

@@ -83,7 +83,7 @@ internal sealed class MossBenchReader : BenchmarkReaderBase
     private ReadItem Sample(string id, string question, string root, string path, string field,
         IReadOnlyDictionary<string, string> groups, IReadOnlyDictionary<string, string> labels)
     {
-        if (ImageCheck.File(path, Rel(root, path)) is { } bad) return ReadItem.Bad(id, $"field '{field}': {bad}");
+        if (ImageCheck.File(path, Rel(root, path), root) is { } bad) return ReadItem.Bad(id, $"field '{field}': {bad}");
         return ReadItem.Of(new EvalSample(id, Name,
             [new EvalPrompt(SampleKeys.Answer, question, new ImageRef.File(path), null, Framing.FirstPersonInMethodRuns)], groups, labels));
     }

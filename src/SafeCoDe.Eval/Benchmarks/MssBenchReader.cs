@@ -191,7 +191,7 @@ internal sealed class MssBenchReader : BenchmarkReaderBase
             var alt = DataPaths.Under(dir, name);
             if (File.Exists(alt)) path = alt;
         }
-        problem = ImageCheck.File(path, Rel(dir, path));
+        problem = ImageCheck.File(path, Rel(dir, path), dir);
         return path;
     }
 

@@ -32,7 +32,7 @@ internal static class ParquetRows
         string? problem = null;
         try
         {
-            using var s = File.OpenRead(path);
+            using var s = SafeCoDe.Torch.Runtime.BoundedFile.OpenRead(path, "parquet file");
             var reader = ParquetReader.CreateAsync(s).GetAwaiter().GetResult();
             try
             {
@@ -54,7 +54,7 @@ internal static class ParquetRows
             List<Dictionary<string, object>>? rows = null;
             try
             {
-                using var s = File.OpenRead(path);
+                using var s = SafeCoDe.Torch.Runtime.BoundedFile.OpenRead(path, "parquet file");
                 rows = ParquetSerializer.DeserializeUntypedAsync(s, null, g).GetAwaiter().GetResult().Data.ToList();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -154,7 +154,12 @@ internal static class ParquetRows
             string? full = null;
             try { full = Path.GetFullPath(Path.Combine(parquetDir, path)); }
             catch (ArgumentException) { } // characters no path may hold
-            if (full is not null && File.Exists(full)) return new ImageRef.File(full);
+            if (full is not null && DataFiles.Check(parquetDir, full, path) is { } refused)
+            {
+                problem = $"field '{column}' has no image bytes and its path {refused}";
+                return null;
+            }
+            if (full is not null) return new ImageRef.File(full);
             problem = $"field '{column}' has no image bytes and its path '{path}' is not a file next to the parquet file";
             return null;
         }
@@ -166,7 +171,7 @@ internal static class ParquetRows
     public static string? Check(ImageRef image, string column) => image switch
     {
         ImageRef.Embedded e => ImageCheck.Bytes(e.Bytes, $"field '{column}'"),
-        ImageRef.File f => ImageCheck.File(f.Path, $"{f.Path} (field '{column}')"),
+        ImageRef.File f => ImageCheck.File(f.Path, $"{f.Path} (field '{column}')", Path.GetDirectoryName(f.Path)!), // Image() checked it against the parquet folder
         _ => null,
     };
 
@@ -175,7 +180,7 @@ internal static class ParquetRows
     /// <summary>
     /// The parquet files of a snapshot: <paramref name="root"/> itself when it is a parquet file, else those under
     /// <c>data/</c>, else directly in <paramref name="root"/>, else anywhere below it (hidden folders such as .cache
-    /// skipped); ordinal path order. Null when there are none.
+    /// and linked folders skipped, within <see cref="SafeCoDe.Torch.Runtime.SafeFiles.Walk"/>'s limits); ordinal path order. Null when there are none.
     /// </summary>
     public static (string Dir, string[] Files)? Find(string root)
     {
@@ -188,8 +193,7 @@ internal static class ParquetRows
             var files = Directory.GetFiles(dir, "*.parquet").OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal).ToArray();
             if (files.Length > 0) return (dir, files);
         }
-        var deep = Directory.EnumerateFiles(full, "*.parquet", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.Hidden })
-            .Where(f => !Path.GetRelativePath(full, f).Split(Path.DirectorySeparatorChar).Any(p => p.StartsWith('.')))
+        var deep = SafeCoDe.Torch.Runtime.SafeFiles.Walk(full, "*.parquet") // bounded, never into linked folders
             .OrderBy(f => Path.GetRelativePath(full, f).Replace('\\', '/'), StringComparer.Ordinal).ToArray();
         return deep.Length > 0 ? (full, deep) : null;
     }

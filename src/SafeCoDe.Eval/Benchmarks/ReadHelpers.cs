@@ -6,16 +6,20 @@ namespace SafeCoDe.Eval.Benchmarks;
 /// <summary>Cheap image checks: the file is there and its header names a format ImageSharp decodes.</summary>
 internal static class ImageCheck
 {
-    /// <summary>Null when <paramref name="path"/> is a readable image; otherwise why not, naming <paramref name="shown"/>.</summary>
-    public static string? File(string path, string shown)
+    /// <summary>
+    /// Null when <paramref name="path"/> is a readable image under <paramref name="root"/> (<see cref="DataFiles.Check"/>:
+    /// nothing outside the data folder and nothing but a regular file is opened); otherwise why not, naming <paramref name="shown"/>.
+    /// </summary>
+    public static string? File(string path, string shown, string root)
     {
-        if (!System.IO.File.Exists(path)) return $"image file '{shown}' does not exist";
+        if (DataFiles.Check(root, path, shown) is { } refused) return "image file " + refused;
         try
         {
-            using var s = System.IO.File.OpenRead(path);
+            using var s = SafeCoDe.Torch.Runtime.BoundedFile.OpenRead(path, "image file");
             if (s.Length == 0) return $"image file '{shown}' is empty";
             return Identify(s) is { } why ? $"image file '{shown}' {why}" : null;
         }
+        catch (SafeCoDe.Torch.Runtime.InputFileException ex) { return $"image file '{shown}' {ex.Reason}"; }
         catch (IOException ex) { return $"image file '{shown}' cannot be read: {ex.Message}"; }
         catch (UnauthorizedAccessException ex) { return $"image file '{shown}' cannot be read: {ex.Message}"; }
     }
@@ -115,9 +119,11 @@ internal static class JsonFields
         problem = null;
         try
         {
-            using var s = System.IO.File.OpenRead(path);
+            using var s = DataFiles.Open(path, "data file");
             return JsonDocument.Parse(s, Options);
         }
+        catch (SafeCoDe.Torch.Runtime.InputFileException ex) { problem = $"'{shown}' {ex.Reason}"; }
+        catch (SafeCoDe.Torch.Runtime.InputLimitException) { problem = $"'{shown}' is larger than the {SafeCoDe.Torch.Runtime.InputLimits.Current.MaxDataFileBytes >> 20} MiB limit (InputLimits.MaxDataFileBytes)"; }
         catch (JsonException ex) { problem = $"'{shown}' is not valid JSON: {ex.Message}"; }
         catch (IOException ex) { problem = $"'{shown}' cannot be read: {ex.Message}"; }
         catch (UnauthorizedAccessException ex) { problem = $"'{shown}' cannot be read: {ex.Message}"; }

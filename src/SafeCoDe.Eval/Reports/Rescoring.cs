@@ -1,3 +1,4 @@
+using SafeCoDe.Eval.Benchmarks;
 using SafeCoDe.Eval.Runs;
 using SafeCoDe.Eval.Scoring;
 
@@ -9,13 +10,16 @@ public static class Rescoring
     /// <summary>
     /// Re-scores all records (cached judge replies cost nothing), rewrites records.jsonl atomically and records the
     /// scorer in run.json. <paramref name="concurrency"/> answers are scored at a time (endpoint judges); the
-    /// records keep their order.
+    /// records keep their order. Images a judge must see are re-read from the benchmark (<see cref="RunImages"/>),
+    /// never from the paths the records name.
     /// </summary>
+    /// <param name="data">The benchmark copy to re-read images from (default: the run's recorded data folder).</param>
     public static async Task<(int answers, int errors)> RescoreAsync(string dir, IScorer scorer, IProgress<RunProgress>? progress = null,
-        CancellationToken cancel = default, int concurrency = 1)
+        CancellationToken cancel = default, int concurrency = 1, string? data = null)
     {
         var manifest = RunStore.ReadManifest(dir);
         var records = RunStore.ReadRecords(dir);
+        var images = RunImages.Read(manifest, data, records.Where(r => EvalRunner.NeedsImage(scorer, r.Benchmark, r.Id, r.Groups)).Select(r => r.Id));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var updated = new RunRecord[records.Count];
         int finished = 0, answers = 0, errors = 0;
@@ -27,7 +31,7 @@ public static class Rescoring
                 var outputs = new List<RunOutput>();
                 foreach (var o in r.Outputs)
                 {
-                    var scored = await EvalRunner.ScoreOutputAsync(scorer, r.Benchmark, r.Id, r.Groups, r.Labels, o, null, ct).ConfigureAwait(false);
+                    var scored = await ScoreAsync(scorer, images, r, o, ct).ConfigureAwait(false);
                     Interlocked.Increment(ref answers);
                     if (scored.Score?.Label == "error") Interlocked.Increment(ref errors);
                     outputs.Add(scored);
@@ -39,5 +43,66 @@ public static class Rescoring
         RunStore.RewriteRecords(dir, updated);
         RunStore.WriteManifest(dir, manifest with { Scorer = scorer.Name });
         return (answers, errors);
+    }
+
+    private static async Task<RunOutput> ScoreAsync(IScorer scorer, RunImages images, RunRecord r, RunOutput o, CancellationToken ct)
+    {
+        ImageRef? image = null;
+        if (EvalRunner.NeedsImage(scorer, r.Benchmark, r.Id, r.Groups) && !images.TryGet(r.Id, o.Key, out image, out var why))
+            return o with
+            {
+                Score = new ScoreResult { Scorer = scorer.Name, Rubric = "moss_refusal", Label = "error", Parsed = false, Error = why },
+            };
+        return await EvalRunner.ScoreOutputAsync(scorer, r.Benchmark, r.Id, r.Groups, r.Labels, o, image, ct).ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// The images of a run's samples, read again from the benchmark copy through its reader (so every rule of
+/// <see cref="DataFiles"/> applies): a path in records.jsonl is never opened.
+/// </summary>
+public sealed class RunImages
+{
+    private readonly Dictionary<(string Id, string Key), ImageRef?> _images = new();
+    private readonly Dictionary<string, string> _missing = new(StringComparer.Ordinal);
+    private readonly string? _root;
+
+    private RunImages(string? root) => _root = root;
+
+    /// <summary>
+    /// Reads the samples <paramref name="ids"/> of the run's benchmark from <paramref name="data"/> (default: the
+    /// run's recorded data folder). No ids: nothing is read.
+    /// </summary>
+    /// <exception cref="RunStoreException">Images are needed but the benchmark copy cannot be read.</exception>
+    public static RunImages Read(RunManifest manifest, string? data, IEnumerable<string> ids)
+    {
+        var wanted = new HashSet<string>(ids, StringComparer.Ordinal);
+        var root = data ?? manifest.DataRoot ?? manifest.Data;
+        var images = new RunImages(root);
+        if (wanted.Count == 0) return images;
+        if (root is null) throw new RunStoreException($"the judge sees each sample's image, but run.json records no data folder to re-read it from: pass --data PATH");
+        IEnumerable<ReadItem> items;
+        try { items = BenchmarkReaders.Get(manifest.Benchmark).Read(root, ReaderSelection.All with { Include = wanted.Contains }); }
+        catch (BenchmarkLayoutException e)
+        {
+            throw new RunStoreException($"the judge sees each sample's image, re-read from the benchmark at '{root}', which cannot be read: {e.Message} (pass --data PATH)");
+        }
+        foreach (var item in items)
+        {
+            if (item.Problem is { } p) { images._missing[p.Id] = p.Reason; continue; }
+            foreach (var prompt in item.Sample!.Prompts) images._images[(item.Sample.Id, prompt.Key)] = prompt.Image;
+        }
+        return images;
+    }
+
+    /// <summary>The image of one answer; false and why when the benchmark no longer has the sample (or it is a problem there).</summary>
+    public bool TryGet(string id, string key, out ImageRef? image, out string why)
+    {
+        why = "";
+        if (_images.TryGetValue((id, key), out image)) return true;
+        why = _missing.TryGetValue(id, out var reason)
+            ? $"the image of sample '{id}' could not be re-read from the benchmark at '{_root}': {reason}"
+            : $"sample '{id}' ({key}) is not in the benchmark at '{_root}', so its image cannot be re-read";
+        return false;
     }
 }

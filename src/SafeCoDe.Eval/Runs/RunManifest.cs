@@ -21,6 +21,11 @@ public sealed record RunManifest
     public required string Benchmark { get; init; }
     /// <summary>The --data path as given (not hashed: shards may see the data under other paths).</summary>
     public string? Data { get; init; }
+    /// <summary>
+    /// The --data path made absolute when the run was created (not hashed): where <c>eval score</c> re-reads the images
+    /// a judge sees, through the benchmark's reader.
+    /// </summary>
+    public string? DataRoot { get; init; }
     /// <summary>Decode mode (safecode, vanilla, vcd), for reports.</summary>
     public required string Mode { get; init; }
     /// <summary>Preset (faithful, paper), for reports.</summary>

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using SafeCoDe.Torch.Runtime;
 
 namespace SafeCoDe.Eval.Runs;
 
@@ -8,8 +9,11 @@ public sealed class RunStoreException(string message) : InvalidOperationExceptio
 
 /// <summary>
 /// A run folder: run.json, records.jsonl (one finished sample per line) and problems.jsonl. Records are appended
-/// and flushed one at a time, so a process killed at any moment leaves complete lines plus at most one torn tail,
-/// which opening the store cuts off; finished ids (records and problems) are skipped when a run resumes.
+/// and flushed one at a time, so a process killed at any moment leaves complete lines plus at most one torn tail.
+/// Opening the store repairs only that torn tail (its bytes are saved next to the file first); any other line that
+/// is not a valid record stops the resume with a message naming the line, and nothing else is ever removed. A
+/// run.json whose options no longer match its hash is refused. Finished ids (records and problems) are skipped when
+/// a run resumes.
 /// </summary>
 public sealed class RunStore : IDisposable
 {
@@ -25,8 +29,10 @@ public sealed class RunStore : IDisposable
     public string Dir { get; }
     /// <summary>The run's manifest.</summary>
     public RunManifest Manifest { get; private set; }
-    /// <summary>Bytes of a torn last line (and broken or repeated lines) removed when the store was opened.</summary>
+    /// <summary>Bytes of a torn last line removed when the store was opened (saved in a <c>.torn-*</c> file first).</summary>
     public long RepairedBytes { get; }
+    /// <summary>What opening the store repaired, one line each (naming the file and where the cut bytes were saved).</summary>
+    public IReadOnlyList<string> Repairs { get; }
     /// <summary>Ids with a record.</summary>
     public IReadOnlySet<string> RecordIds => _recordIds;
     /// <summary>Ids reported as problems.</summary>
@@ -35,9 +41,9 @@ public sealed class RunStore : IDisposable
     /// <summary>True when the id has a record or a problem (it is not run again).</summary>
     public bool IsFinished(string id) => _recordIds.Contains(id) || _problemIds.Contains(id);
 
-    private RunStore(string dir, RunManifest manifest, long repaired, HashSet<string> recordIds, HashSet<string> problemIds)
+    private RunStore(string dir, RunManifest manifest, long repaired, IReadOnlyList<string> repairs, HashSet<string> recordIds, HashSet<string> problemIds)
     {
-        Dir = dir; Manifest = manifest; RepairedBytes = repaired; _recordIds = recordIds; _problemIds = problemIds;
+        Dir = dir; Manifest = manifest; RepairedBytes = repaired; Repairs = repairs; _recordIds = recordIds; _problemIds = problemIds;
         _records = new FileStream(Path.Combine(dir, RecordsFile), FileMode.Append, FileAccess.Write, FileShare.Read);
         _problems = new FileStream(Path.Combine(dir, ProblemsFile), FileMode.Append, FileAccess.Write, FileShare.Read);
     }
@@ -53,6 +59,8 @@ public sealed class RunStore : IDisposable
         if (File.Exists(path))
         {
             var existing = ReadManifest(dir);
+            if (RunManifest.Hash(existing.ModelFingerprint, existing.Benchmark, existing.Options) != existing.OptionsHash)
+                throw new RunStoreException($"{path}: its options no longer match its options hash {existing.OptionsHash} (the file was edited): the run is not resumed. Use another --out, or restore run.json");
             if (existing.OptionsHash != manifest.OptionsHash)
                 throw new RunStoreException($"{dir} holds a run with other options (hash {existing.OptionsHash}, this command {manifest.OptionsHash}): {Differences(existing, manifest)}. Use another --out, or rerun with the same options to resume");
             if (existing.Scorer != manifest.Scorer)
@@ -70,9 +78,10 @@ public sealed class RunStore : IDisposable
 
     private static RunStore Open(string dir, RunManifest manifest)
     {
-        long repaired = Repair(Path.Combine(dir, RecordsFile), l => JsonSerializer.Deserialize<RunRecord>(l, EvalJson.Line)?.Id, out var recordIds);
-        repaired += Repair(Path.Combine(dir, ProblemsFile), l => JsonSerializer.Deserialize<ProblemRecord>(l, EvalJson.Line)?.Id, out var problemIds);
-        return new RunStore(dir, manifest, repaired, recordIds, problemIds);
+        var repairs = new List<string>();
+        long repaired = RunFileRepair.Repair(Path.Combine(dir, RecordsFile), l => JsonSerializer.Deserialize<RunRecord>(l, EvalJson.Line)?.Id, repairs, out var recordIds);
+        repaired += RunFileRepair.Repair(Path.Combine(dir, ProblemsFile), l => JsonSerializer.Deserialize<ProblemRecord>(l, EvalJson.Line)?.Id, repairs, out var problemIds);
+        return new RunStore(dir, manifest, repaired, repairs, recordIds, problemIds);
     }
 
     /// <summary>Appends one finished sample and flushes it (one write of one complete line).</summary>
@@ -104,7 +113,10 @@ public sealed class RunStore : IDisposable
     {
         var path = Path.Combine(dir, ManifestFile);
         if (!File.Exists(path)) throw new RunStoreException($"{dir}: no {ManifestFile} (not a RUN folder written by 'safecode eval run')");
-        try { return JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), EvalJson.Indented) ?? throw new RunStoreException($"{path}: empty"); }
+        string text;
+        try { text = BoundedFile.ReadAllText(path, InputLimits.Current.MaxDataFileBytes, "run manifest"); }
+        catch (Exception e) when (e is InputFileException or InputLimitException or InvalidDataException) { throw new RunStoreException(e.Message); }
+        try { return JsonSerializer.Deserialize<RunManifest>(text, EvalJson.Indented) ?? throw new RunStoreException($"{path}: empty"); }
         catch (JsonException e) { throw new RunStoreException($"{path}: not a valid run manifest: {e.Message}"); }
     }
 
@@ -129,44 +141,19 @@ public sealed class RunStore : IDisposable
     public static void RewriteProblems(string dir, IEnumerable<ProblemRecord> problems) =>
         AtomicWrite(Path.Combine(dir, ProblemsFile), string.Concat(problems.Select(p => JsonSerializer.Serialize(p, EvalJson.Line) + "\n")));
 
+    /// <summary>
+    /// The valid lines of a run file in file order, first of each id (a torn last line, left by a run still writing
+    /// or killed, is skipped). Any other line that is not a valid record is an error naming it: a reader never drops
+    /// a record silently (re-scoring rewrites the file from what this returns).
+    /// </summary>
     private static List<T> ReadLines<T>(string path, Func<T, string> id)
     {
         var list = new List<T>();
         if (!File.Exists(path)) return list;
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var text = File.ReadAllText(path, Encoding.UTF8);
-        int end = text.LastIndexOf('\n');
-        foreach (var line in (end < 0 ? "" : text[..end]).Split('\n'))
-        {
-            if (line.Length == 0) continue;
-            T? item;
-            try { item = JsonSerializer.Deserialize<T>(line, EvalJson.Line); } catch (JsonException) { continue; }
+        foreach (var (line, item) in RunFileRepair.Lines<T>(path))
             if (item is not null && seen.Add(id(item))) list.Add(item);
-        }
         return list;
-    }
-
-    /// <summary>Cuts a torn last line; drops broken or repeated lines (rewriting the file only then). Returns bytes removed.</summary>
-    private static long Repair(string path, Func<string, string?> id, out HashSet<string> ids)
-    {
-        ids = new HashSet<string>(StringComparer.Ordinal);
-        if (!File.Exists(path)) return 0;
-        var bytes = File.ReadAllBytes(path);
-        int end = Array.LastIndexOf(bytes, (byte)'\n') + 1; // complete lines end here
-        var text = Encoding.UTF8.GetString(bytes, 0, end);
-        var kept = new StringBuilder();
-        bool dropped = false;
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.Length == 0) continue;
-            string? key = null;
-            try { key = id(line); } catch (JsonException) { }
-            if (key is null || !ids.Add(key)) { dropped = true; continue; }
-            kept.Append(line).Append('\n');
-        }
-        if (dropped) { AtomicWrite(path, kept.ToString()); return bytes.Length - Encoding.UTF8.GetByteCount(kept.ToString()); }
-        if (end < bytes.Length) { using var f = new FileStream(path, FileMode.Open, FileAccess.Write); f.SetLength(end); }
-        return bytes.Length - end;
     }
 
     private static void AtomicWrite(string path, string text)

@@ -57,7 +57,8 @@ public static class SafeScenesWorld
     /// </summary>
     public static WorldSummary WriteEvaluation(long seed, string dir, int count)
     {
-        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), "count must be at least 1");
+        int maxCount = SafeCoDe.Torch.Runtime.InputLimits.Current.MaxSceneCount;
+        if (count < 1 || count > maxCount) throw new ArgumentOutOfRangeException(nameof(count), count, $"count must be 1 to {maxCount} (InputLimits.MaxSceneCount)");
         var chatDir = Path.Combine(dir, "chat");
         Directory.CreateDirectory(chatDir);
         Directory.CreateDirectory(Path.Combine(dir, "embodied"));
@@ -184,6 +185,10 @@ public static class SafeScenesWorld
     public static List<TrainingExample> TrainingExamples(long seed, int renders, string? dir, int objectRenders = -1, int clutterRenders = 0,
         bool softAnswers = false)
     {
+        int max = SafeCoDe.Torch.Runtime.InputLimits.Current.MaxSceneRenders;
+        if (renders < 0 || renders > max) throw new ArgumentOutOfRangeException(nameof(renders), renders, $"renders must be 0 to {max} (InputLimits.MaxSceneRenders)");
+        if (objectRenders < -1 || objectRenders > max) throw new ArgumentOutOfRangeException(nameof(objectRenders), objectRenders, $"object renders must be 0 to {max}, or -1 for the renders (InputLimits.MaxSceneRenders)");
+        if (clutterRenders < 0 || clutterRenders > max) throw new ArgumentOutOfRangeException(nameof(clutterRenders), clutterRenders, $"clutter renders must be 0 to {max} (InputLimits.MaxSceneRenders)");
         if (objectRenders < 0) objectRenders = renders;
         var rng = SceneRng.For(seed, "train");
         string? imageDir = dir is null ? null : Path.Combine(dir, "images");

@@ -60,7 +60,10 @@ public sealed record ChatConversation(string? SystemPrompt, IReadOnlyList<ChatTu
                     case DataContent d when d.HasTopLevelMediaType("image"):
                         if (image is not null) throw new ArgumentException("SafeCoDe judges one scene: the conversation has more than one image");
                         if (d.Data.Length > policy.MaxImageBytes) throw new InvalidDataException($"the image has {d.Data.Length} bytes, more than the limit of {policy.MaxImageBytes}");
-                        image = d.Data.ToArray(); media = d.MediaType; images++;
+                        // the request's own array when it is exactly the image (a server's decoded data URI): no second copy
+                        image = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(d.Data, out var seg) && seg.Offset == 0 && seg.Count == seg.Array!.Length
+                            ? seg.Array : d.Data.ToArray();
+                        media = d.MediaType; images++;
                         break;
                     case UriContent u when u.HasTopLevelMediaType("image"):
                         if (image is not null) throw new ArgumentException("SafeCoDe judges one scene: the conversation has more than one image");
@@ -88,10 +91,7 @@ public sealed record ChatConversation(string? SystemPrompt, IReadOnlyList<ChatTu
         if (uri.IsFile)
         {
             if (!policy.AllowFiles) throw new NotSupportedException($"image {uri}: file images are switched off (ImageSourcePolicy.AllowFiles)");
-            var info = new FileInfo(uri.LocalPath);
-            if (!info.Exists) throw new FileNotFoundException($"image {uri.LocalPath}: file not found", uri.LocalPath);
-            if (info.Length > policy.MaxImageBytes) throw new InvalidDataException($"image {uri.LocalPath}: {info.Length} bytes, more than the limit of {policy.MaxImageBytes}");
-            return await File.ReadAllBytesAsync(info.FullName, cancel).ConfigureAwait(false);
+            return ReadFile(uri.LocalPath, policy.MaxImageBytes);
         }
         if (uri.Scheme is "http" or "https")
         {
@@ -113,5 +113,19 @@ public sealed record ChatConversation(string? SystemPrompt, IReadOnlyList<ChatTu
             return ms.ToArray();
         }
         throw new NotSupportedException($"image {uri}: only file: and http(s): URIs are supported");
+    }
+
+    /// <summary>
+    /// A local image file: regular files only (a FIFO would block, <c>/dev/zero</c> never ends), read within the limit
+    /// whatever length the file system reports. Errors name the path, never the file's content.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="Runtime.InputFileException">A directory, FIFO, device or socket.</exception>
+    /// <exception cref="InvalidDataException">Larger than <paramref name="maxBytes"/>.</exception>
+    public static byte[] ReadFile(string path, long maxBytes)
+    {
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"image {path}: file not found", path);
+        try { return Runtime.BoundedFile.ReadAllBytes(path, maxBytes, "image file"); }
+        catch (Runtime.InputLimitException) { throw new InvalidDataException($"image {path}: more than the limit of {maxBytes} bytes"); }
     }
 }

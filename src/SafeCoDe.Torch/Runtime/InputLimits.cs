@@ -45,6 +45,25 @@ public sealed record InputLimits
     public int MaxNewTokens { get; init; } = 1 << 16;
     /// <summary>Allow symbolic links in a model folder that point outside it (default false; Hugging Face cache blobs are always allowed).</summary>
     public bool AllowExternalLinks { get; init; }
+
+    /// <summary>A benchmark's JSON or CSV file, a run folder's run.json, a judge cache read whole (default 256 MiB).</summary>
+    public long MaxDataFileBytes { get; init; } = 256L << 20;
+    /// <summary>One line of a JSON Lines file: a prompt set, records.jsonl, problems.jsonl (default 16 MiB).</summary>
+    public long MaxJsonlLineBytes { get; init; } = 16L << 20;
+    /// <summary>Entries a folder walk may visit (the search for a benchmark's parquet shards; default 100,000).</summary>
+    public int MaxWalkEntries { get; init; } = 100_000;
+    /// <summary>Folder levels a walk may descend (default 16; linked folders are never entered).</summary>
+    public int MaxWalkDepth { get; init; } = 16;
+    /// <summary>
+    /// Let a benchmark file name files outside its data folder: absolute paths, <c>..</c> and links that lead out of
+    /// it (default false: such a record is a problem record, nothing outside is read; <c>eval run --allow-outside-data</c>).
+    /// Hugging Face cache snapshots may always link into their repository's <c>blobs/</c>.
+    /// </summary>
+    public bool AllowDataOutsideRoot { get; init; }
+    /// <summary>Largest <c>safescenes --count</c> (chat queries of an evaluation world; default 10,000).</summary>
+    public int MaxSceneCount { get; init; } = 10_000;
+    /// <summary>Largest <c>safescenes --renders</c>, <c>--object-renders</c>, <c>--clutter-renders</c> (images per combination; default 200).</summary>
+    public int MaxSceneRenders { get; init; } = 200;
 }
 
 /// <summary>An input is over a limit of <see cref="InputLimits"/> (or of the model, such as its context size).</summary>
@@ -76,12 +95,11 @@ public static class BoundedFile
             throw new InputFileException(path, $"the {what} is a {kind}, not a regular file");
     }
 
-    /// <summary>Opens a regular file for reading (see <see cref="EnsureRegularFile"/>).</summary>
-    public static FileStream OpenRead(string path, string what = "file")
-    {
-        EnsureRegularFile(path, what);
-        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-    }
+    /// <summary>Opens a regular file for reading without blocking on a FIFO (see <see cref="SafeFiles.OpenRegular"/>).</summary>
+    public static FileStream OpenRead(string path, string what = "file") => SafeFiles.OpenRegular(path, what);
+
+    /// <summary>A regular file as a stream that fails with <see cref="InputLimitException"/> past <paramref name="maxBytes"/>.</summary>
+    public static CappedStream OpenCapped(string path, long maxBytes, string what = "file") => new(OpenRead(path, what), maxBytes, path, what);
 
     /// <summary>All bytes of a regular file, at most <paramref name="maxBytes"/> (read to the end, whatever its reported length).</summary>
     /// <exception cref="InputLimitException">The file is longer than <paramref name="maxBytes"/>.</exception>
@@ -137,15 +155,16 @@ public static class BoundedFile
             int rc;
             unsafe { fixed (byte* p = buf) rc = statx(-100, path, 0, 0x1 /* STATX_TYPE */, p); }
             if (rc != 0) return null;
-            int mode = BitConverter.ToUInt16(buf[28..30]) & 0xF000;
-            return mode switch
-            {
-                0x8000 => "regular file", 0x4000 => "directory", 0x1000 => "FIFO", 0x2000 => "character device",
-                0x6000 => "block device", 0xC000 => "socket", _ => "special file",
-            };
+            return KindOfMode(BitConverter.ToUInt16(buf[28..30]) & 0xF000);
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return null; }
     }
+
+    internal static string KindOfMode(int mode) => mode switch
+    {
+        0x8000 => "regular file", 0x4000 => "directory", 0x1000 => "FIFO", 0x2000 => "character device",
+        0x6000 => "block device", 0xC000 => "socket", _ => "special file",
+    };
 
     [DllImport("libc", SetLastError = true)]
     private static extern unsafe int statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte* buf);

@@ -2,6 +2,7 @@ using System.Globalization;
 using SafeCoDe.Torch.Checkpoints;
 using SafeCoDe.Torch.Decoding.Sessions;
 using SafeCoDe.Torch.Models;
+using SafeCoDe.Torch.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -50,6 +51,7 @@ public static class Verifier
         var refFile = SafetensorsFile.Open(referencePath);
         foreach (var need in new[] { "input_ids", "logits" })
             if (!refFile.Entries.ContainsKey(need)) throw new SafetensorsFormatException(referencePath, need, "the reference file lacks this tensor");
+        CheckLength(refFile, referencePath, dir.Config.Text.MaxPositions);
 
         var sw = System.Diagnostics.Stopwatch.StartNew();
         using var model = Backbones.Load(dir, device, dtype);
@@ -94,6 +96,27 @@ public static class Verifier
     }
 
     private static bool IsPixelInput(string name) => name.StartsWith("pixel_values");
+
+    /// <summary>
+    /// The reference's prompt and greedy continuation must fit the model's positions, checked from the tensor headers
+    /// before anything is read or allocated (a 200k-token reference for a 512-position model is refused at once).
+    /// </summary>
+    /// <exception cref="InputLimitException">The reference asks for more tokens than the model has positions.</exception>
+    private static void CheckLength(SafetensorsFile reference, string path, int positions)
+    {
+        var ids = reference.Entries["input_ids"].Shape;
+        if (ids.Length != 2 || ids[0] != 1)
+            throw new SafetensorsFormatException(path, "input_ids", $"expected shape [1, tokens], not [{string.Join(", ", ids)}]");
+        long total = ids[1];
+        if (reference.Entries.TryGetValue("generated_ids", out var gen))
+        {
+            if (gen.Shape.Length != 2 || gen.Shape[0] != 1 || gen.Shape[1] < ids[1])
+                throw new SafetensorsFormatException(path, "generated_ids", $"expected shape [1, tokens] with at least the prompt's {ids[1]} tokens, not [{string.Join(", ", gen.Shape)}]");
+            total = gen.Shape[1];
+        }
+        if (positions > 0 && total > positions)
+            throw new InputLimitException($"{path}: the reference asks for {total:N0} tokens (a {ids[1]:N0}-token prompt{(gen is null ? "" : " and its greedy continuation")}) but the model has {positions:N0} positions (max_position_embeddings)");
+    }
 
     private static (double rel, double maxAbs) CompareLogits(IBackbone model, BackboneInputs batch, Tensor reference)
     {

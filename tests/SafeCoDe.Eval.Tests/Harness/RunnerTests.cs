@@ -43,10 +43,13 @@ public class RunnerTests
             new Dictionary<string, string> { ["split"] = "embodied" }, none));
     }
 
+    private static readonly SortedDictionary<string, string> Options = new() { ["max-new-tokens"] = "3" };
+
+    // a real hash: a resumed run.json whose options do not match its hash is refused
     private static RunManifest Manifest(string scorer) => new()
     {
         Model = TinyModel, ModelFingerprint = RunManifest.Fingerprint(TinyModel), Benchmark = "mssbench", Mode = "safecode", Preset = "faithful",
-        Options = new SortedDictionary<string, string> { ["max-new-tokens"] = "3" }, OptionsHash = "h", Scorer = scorer,
+        Options = Options, OptionsHash = RunManifest.Hash(RunManifest.Fingerprint(TinyModel), "mssbench", Options), Scorer = scorer,
     };
 
     [Test]

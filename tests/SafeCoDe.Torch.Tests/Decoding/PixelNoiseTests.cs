@@ -26,3 +26,23 @@ public class PixelNoiseTests
         Assert.That(white.Pixels.Max(), Is.EqualTo((byte)255), "clamped at 1.0");
     }
 }
+
+public class PixelNoiseChunkTests
+{
+    /// <summary>Drawn in chunks (bounded memory for large images), the noise is bit for bit one draw over the whole image.</summary>
+    [TestCase(3, 1)]      // 9 values: fewer than 16, one draw
+    [TestCase(16, 3)]     // 144 = 9 × 16
+    [TestCase(37, 29)]    // 3,219: a tail that is not a whole 16
+    [TestCase(640, 480)]
+    public void ChunkedNoise_EqualsOneDrawOverTheWholeImage(int w, int h)
+    {
+        var rng = new Random(w * 1000 + h);
+        var pixels = new byte[w * h * 3];
+        rng.NextBytes(pixels);
+        var img = new RgbImage(w, h, pixels);
+        long whole = ((pixels.LongLength + 15) / 16 + 2) * 16;
+        var reference = PixelNoise.Apply(img, 0.2, 7, whole);
+        foreach (var chunk in new long[] { 16, 48, 1024, PixelNoise.ChunkValues })
+            Assert.That(PixelNoise.Apply(img, 0.2, 7, chunk).Pixels, Is.EqualTo(reference.Pixels), $"chunks of {chunk}");
+    }
+}

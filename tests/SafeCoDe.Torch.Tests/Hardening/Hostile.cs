@@ -28,12 +28,13 @@ public static class Hostile
     public static readonly TimeSpan CaseLimit = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// Exceptions a caller (the CLI) turns into one clean line: the library's typed errors and the argument / format /
-    /// IO families. Everything else — NullReference, IndexOutOfRange, DivideByZero, Overflow, InvalidCast,
+    /// Exceptions a caller (the CLI) turns into one clean line: the library's and the harness's typed errors and the
+    /// argument / format / IO families. Everything else — NullReference, IndexOutOfRange, DivideByZero, Overflow, InvalidCast,
     /// KeyNotFound, OutOfMemory, native (SEH/External) errors — is a bug.
     /// </summary>
     public static bool IsClean(Exception e) => e is CheckpointException or ImageDecodeException or JudgeException or NativeRuntimeException
         or InputLimitException or InputFileException or PromptException or SafeCoDe.Torch.Processing.Tokenizers.TokenizerFormatException
+        or SafeCoDe.Eval.Benchmarks.BenchmarkLayoutException
         or ArgumentException or FormatException or IOException or NotSupportedException or InvalidOperationException
         && e is not (ArgumentNullException or ObjectDisposedException);
 

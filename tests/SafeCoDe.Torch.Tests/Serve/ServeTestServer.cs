@@ -15,13 +15,16 @@ internal static class ServeTestServer
     public static readonly byte[] Png = EndToEndCheckpoints.Png(EndToEndCheckpoints.Gradient(seed: 4));
     public static string DataUri => "data:image/png;base64," + Convert.ToBase64String(Png);
 
-    public static Task<SafeCoDeServer> Start(TextWriter log, string? key = Key, int queue = 64, long maxBody = 4L << 20, double shutdownSeconds = 30, string judge = "fixed:safe", double timeoutSeconds = 60) =>
-        SafeCoDeServer.StartAsync(new ServerOptions
+    /// <summary>A server over the tiny model; <paramref name="configure"/> changes any other option (the hardening tests' limits and policies).</summary>
+    public static Task<SafeCoDeServer> Start(TextWriter log, string? key = Key, int queue = 64, long maxBody = 4L << 20, double shutdownSeconds = 30, string judge = "fixed:safe", double timeoutSeconds = 60,
+        Func<ServerOptions, ServerOptions>? configure = null) =>
+        SafeCoDeServer.StartAsync((configure ?? (o => o))(new ServerOptions
         {
             ModelDir = ModelDir, Engine = new EngineOptions { Device = DeviceRequest.Cpu }, JudgeSpec = judge, Host = "127.0.0.1", Port = 0,
             ApiKey = key, QueueLength = queue, MaxBodyBytes = maxBody, MaxTokensCap = 1900, Log = log, RequestTimeout = TimeSpan.FromSeconds(timeoutSeconds),
             ShutdownDeadline = TimeSpan.FromSeconds(shutdownSeconds),
-        });
+            ClientOverrides = ClientOverrides.All, // the protocol tests set safety fields per request; ServeOverrideTests check the policies
+        }));
 
     public static HttpClient Http(SafeCoDeServer s, string? key = Key)
     {

@@ -25,6 +25,11 @@ public abstract class MethodOption
     public bool Stored { get; init; } = true;
     /// <summary>True when a value can weaken the method's safety (e.g. the refusal settings): servers may refuse clients that set it.</summary>
     public bool WeakensSafety { get; init; }
+    /// <summary>
+    /// Values (in their JSON spelling) that can only make decoding stricter than any other value of an option that
+    /// <see cref="WeakensSafety"/> (e.g. <c>unknown-verdict</c> <c>unsafe</c> or <c>error</c>): a server lets every client set them.
+    /// </summary>
+    public IReadOnlyList<string> StricterValues { get; init; } = [];
 
     /// <summary>The option's name in JSON (<c>lambda_supp</c>).</summary>
     public string JsonName => Name.Replace('-', '_');

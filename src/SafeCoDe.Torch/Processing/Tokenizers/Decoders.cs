@@ -14,7 +14,7 @@ internal abstract class TokenDecoder
         var type = Json.Str(node, "type");
         return type switch
         {
-            "Sequence" => new SequenceDecoder(node["decoders"]!.AsArray().Select(n => FromJson(n)!).ToArray()),
+            "Sequence" => new SequenceDecoder(Json.Parts(node, "decoders", "decoder").Select(n => FromJson(n)!).ToArray()),
             "ByteLevel" => new ByteLevelDecoder(),
             "Replace" => new ReplaceDecoder(Pattern.FromJson(node["pattern"]!), Json.Str(node, "content")),
             "ByteFallback" => new ByteFallbackDecoder(),

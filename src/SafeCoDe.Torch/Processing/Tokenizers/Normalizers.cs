@@ -16,7 +16,7 @@ internal abstract class TextNormalizer
         var type = Json.Str(node, "type");
         return type switch
         {
-            "Sequence" => new SequenceNormalizer(node["normalizers"]!.AsArray().Select(n => FromJson(n)!).ToArray()),
+            "Sequence" => new SequenceNormalizer(Json.Parts(node, "normalizers", "normalizer").Select(n => FromJson(n)!).ToArray()),
             "NFC" => new FormNormalizer(NormalizationForm.FormC),
             "NFD" => new FormNormalizer(NormalizationForm.FormD),
             "NFKC" => new FormNormalizer(NormalizationForm.FormKC),
@@ -245,4 +245,14 @@ internal static class Json
     public static bool? OptBool(JsonNode node, string key) => node[key] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : null;
     public static int Int(JsonNode node, string key, int dflt) => node[key] is JsonValue v && v.TryGetValue<int>(out var i) ? i : dflt;
     private static string Trim(string s) => s.Length > 200 ? s[..200] + "..." : s;
+
+    /// <summary>The parts of a "Sequence" (a list of objects); a missing list or a null or non-object part is a format error naming it.</summary>
+    public static List<JsonNode> Parts(JsonNode node, string key, string what)
+    {
+        if (node[key] is not JsonArray a) throw new TokenizerFormatException($"tokenizer.json {what} Sequence: '{key}' must be a list of objects");
+        var parts = new List<JsonNode>(a.Count);
+        for (int i = 0; i < a.Count; i++)
+            parts.Add(a[i] as JsonObject ?? throw new TokenizerFormatException($"tokenizer.json {what} Sequence: {key}[{i}] is {(a[i] is null ? "null" : "not an object")}"));
+        return parts;
+    }
 }

@@ -16,7 +16,7 @@ internal abstract class PostProcessor
             case "ByteLevel": return null; // only adjusts offsets
             case "Sequence":
                 {
-                    var parts = node["processors"]!.AsArray().Select(n => FromJson(n, tokenId)).Where(p => p is not null).ToArray();
+                    var parts = Json.Parts(node, "processors", "post_processor").Select(n => FromJson(n, tokenId)).Where(p => p is not null).ToArray();
                     return new SequencePostProcessor(parts!);
                 }
             case "BertProcessing":

@@ -21,7 +21,7 @@ internal abstract class PreTokenizer
         var type = Json.Str(node, "type");
         return type switch
         {
-            "Sequence" => new SequencePreTokenizer(node["pretokenizers"]!.AsArray().Select(n => FromJson(n)!).ToArray()),
+            "Sequence" => new SequencePreTokenizer(Json.Parts(node, "pretokenizers", "pre_tokenizer").Select(n => FromJson(n)!).ToArray()),
             "ByteLevel" => new ByteLevelPreTokenizer(Json.Bool(node, "add_prefix_space", true), Json.Bool(node, "use_regex", true)),
             "Split" => new SplitPreTokenizer(Pattern.FromJson(node["pattern"]!), ParseBehavior(Json.Str(node, "behavior")), Json.Bool(node, "invert", false)),
             "Metaspace" => new MetaspacePreTokenizer(Json.Str(node, "replacement"), MetaspacePreTokenizer.Scheme(node), Json.Bool(node, "split", true)),

@@ -41,8 +41,8 @@ public sealed class SafeCoDeMethod : DecodingMethod<SafeCoDeOptions>
     protected override DecodePhase? Plan(DecodeContext context, DecodeSession session, SafeCoDeOptions o) => SafeCoDePlan.Start(context, session, o);
 
     private static MethodOption<SafeCoDeOptions, T> Opt<T>(string name, string help, string? helpName, OptionCodec<T> codec,
-        Func<SafeCoDeOptions, T> get, Func<SafeCoDeOptions, T, SafeCoDeOptions> with, bool weakens = false, bool stored = true) =>
-        new() { Name = name, Help = help, HelpName = helpName, Codec = codec, Get = get, With = with, WeakensSafety = weakens, Stored = stored };
+        Func<SafeCoDeOptions, T> get, Func<SafeCoDeOptions, T, SafeCoDeOptions> with, bool weakens = false, bool stored = true, IReadOnlyList<string>? stricter = null) =>
+        new() { Name = name, Help = help, HelpName = helpName, Codec = codec, Get = get, With = with, WeakensSafety = weakens, Stored = stored, StricterValues = stricter ?? [] };
 
     private static IReadOnlyList<MethodOption> BuildOptions()
     {
@@ -63,7 +63,7 @@ public sealed class SafeCoDeMethod : DecodingMethod<SafeCoDeOptions>
             TopK, Seed, Greedy,
             Opt("alpha", "α, weight of the noised branch in the contrast [default: 0.3; vcd: 1]", "A", OptionCodecs.Double, o => o.Alpha, (o, v) => o with { Alpha = v }),
             Opt("max-steps", "Guided tokens at most (forced phrase length on unsafe)" + Default(d.MaxSteps), "N", OptionCodecs.Int, o => o.MaxSteps, (o, v) => o with { MaxSteps = v }, weakens: true),
-            Opt("refusal-top-k", "Refusal phrases kept when ranking them on an unsafe verdict" + Default(d.TopK), "K", OptionCodecs.Int, o => o.TopK, (o, v) => o with { TopK = v }),
+            Opt("refusal-top-k", "Refusal phrases kept when ranking them on an unsafe verdict" + Default(d.TopK), "K", OptionCodecs.Int, o => o.TopK, (o, v) => o with { TopK = v }, weakens: true),
             Opt("lambda-supp", "λ_supp: refusal tokens × max(0, 1 − 0.5·λ_supp) during guided steps on safe verdicts" + Default(d.LambdaSupp), "L", OptionCodecs.Double,
                 o => o.LambdaSupp, (o, v) => o with { LambdaSupp = v }, weakens: true),
             Opt("lambda-boost", "λ_boost: refusal tokens × (1 + λ_boost) on unsafe verdicts with --unsafe-strategy soft-boost" + Default(d.LambdaBoost), "L", OptionCodecs.Double,
@@ -91,7 +91,7 @@ public sealed class SafeCoDeMethod : DecodingMethod<SafeCoDeOptions>
             Opt("preferred-keywords", "Keywords that make a refusal phrase preferred, one per line [default: the reference code's list]", "FILE", OptionCodecs.Lines,
                 o => o.PreferredKeywords, (o, v) => o with { PreferredKeywords = v }, weakens: true),
             Opt("unknown-verdict", "What a judge reply that is not a clear verdict becomes: unsafe (fail closed), safe, or an error [default: unsafe]", null, verdictPolicy,
-                o => o.UnknownVerdict, (o, v) => o with { UnknownVerdict = v }, weakens: true),
+                o => o.UnknownVerdict, (o, v) => o with { UnknownVerdict = v }, weakens: true, stricter: ["unsafe", "error"]),
         ];
     }
 }

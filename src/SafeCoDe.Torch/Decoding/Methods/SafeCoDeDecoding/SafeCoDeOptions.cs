@@ -121,11 +121,15 @@ public sealed record SafeCoDeOptions : DecodingOptions
         Checks.Finite("top-p (unsafe)", TopPUnsafe, 0, 1);
         if (MaxSteps is < 0 or > 1024) throw new Runtime.InputLimitException($"max steps must be in [0, 1024], not {MaxSteps}");
         if (TopK is < 1 or > 1024) throw new Runtime.InputLimitException($"top-k (phrases) must be in [1, 1024], not {TopK}");
+        if (RefusalPhrases is null || PreferredKeywords is null) throw new Runtime.InputLimitException("the refusal phrases and preferred keywords must be lists, not null");
         if (RefusalPhrases.Count > 4096 || RefusalPhrases.Any(p => p is null || p.Length > 1024))
             throw new Runtime.InputLimitException("the refusal phrases must be at most 4096 phrases of at most 1024 characters");
         if (DiffusionStep is < 0 or >= DiffusionNoise.Steps) throw new ArgumentException($"VCD noise step must be in [0, {DiffusionNoise.Steps})");
         if (!(TopPUnsafe > 0 && TopPUnsafe <= 1)) throw new ArgumentException("top-p (unsafe) must be in (0, 1]");
         if (RefusalPhrases.Count == 0) throw new ArgumentException("the refusal phrase list is empty");
+        // an empty phrase has no tokens: forced on an unsafe verdict it emits nothing, and the answer goes on unrefused
+        for (int i = 0; i < RefusalPhrases.Count; i++)
+            if (string.IsNullOrWhiteSpace(RefusalPhrases[i])) throw new Runtime.InputLimitException($"refusal phrase {i} is empty: every refusal phrase needs text");
     }
 
     /// <summary>
