@@ -213,10 +213,10 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
     public static async Task<RunOutput> ScoreOutputAsync(IScorer scorer, string benchmark, string id, IReadOnlyDictionary<string, string> groups,
         IReadOnlyDictionary<string, string> labels, RunOutput output, ImageRef? image, CancellationToken cancel)
     {
-        var rubric = JudgeTexts.RubricFor(benchmark, id, groups);
+        var rubric = Benchmarks.EvalBenchmarks.Get(benchmark).RubricFor(id, groups);
         byte[]? bytes = null;
         string media = "image/png";
-        if (rubric == JudgeRubric.MossRefusal && scorer is not KeywordScorer)
+        if (rubric.Text.AttachImage && scorer is not (KeywordScorer or RuleScorer))
             (bytes, media) = ReadImage(image, output.Image);
         var score = await scorer.ScoreAsync(new ScoreInput(benchmark, id, output.Key, output.Question, output.Answer, groups, labels, bytes, media), cancel).ConfigureAwait(false);
         return output with { Score = score, Timings = output.Timings with { ScoreMs = score.LatencyMs } };
