@@ -86,6 +86,7 @@ public static class EvalCommand
         var splits = new Option<string[]>("--splits") { Description = SelectionHelp("splits", "Splits to read"), HelpName = "NAME", AllowMultipleArgumentsPerToken = true };
         var steps = new Option<int[]>("--steps") { Description = SelectionHelp("steps", "Steps to read"), HelpName = "N", AllowMultipleArgumentsPerToken = true };
         var kinds = new Option<string[]>("--kinds") { Description = SelectionHelp("kinds", "Kinds to read"), HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
+        var prompts = new Option<string>("--prompts") { Description = SelectionHelp("prompts", "How the prompt is built").Replace(" [default: all]", " [default: official]"), HelpName = "official|vlmevalkit" };
         var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (what the benchmark's own evaluation code sends), auto (base for vanilla, method otherwise); recorded in run.json and the report", ["auto", "method", "base"], "auto");
         var subsets = string.Join("; ", BenchmarkReaders.Names.Select(n => (n, BenchmarkReaders.Get(n).Subsets)).Where(x => x.Subsets.Count > 0)
             .Select(x => $"{x.n} {string.Join(", ", x.Subsets)}"));
@@ -103,7 +104,7 @@ public static class EvalCommand
             sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
             Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
             Takes every 'generate' option with the same spelling.
-            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, subset, ids, framing, concurrency, quiet, json };
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, prompts, subset, ids, framing, concurrency, quiet, json };
         scorerOptions.AddTo(cmd);
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
@@ -136,7 +137,7 @@ public static class EvalCommand
                 p.GetValue(splits) is { Length: > 0 } sp ? sp.ToHashSet() : null,
                 p.GetValue(steps) is { Length: > 0 } st ? st.ToHashSet() : null,
                 p.GetValue(kinds) is { Length: > 0 } k ? k.ToHashSet() : null,
-                Subset: subsetName, Ids: idList?.Ids);
+                Subset: subsetName, Ids: idList?.Ids, Prompts: p.GetValue(prompts));
             var hashed = RunOptions.Flatten(s.Decoding, new Dictionary<string, string?>
             {
                 ["judge"] = s.UsesJudge ? s.JudgeSpec : null,
@@ -148,6 +149,7 @@ public static class EvalCommand
                 ["steps"] = selection.Steps is null ? null : string.Join(",", selection.Steps.Order()),
                 ["kinds"] = selection.Kinds is null ? null : string.Join(",", selection.Kinds.Order()),
                 ["subset"] = subsetName,
+                ["prompts"] = selection.Prompts?.Trim().ToLowerInvariant(),
                 ["ids"] = idList?.Fingerprint,
             });
             var settings = new EvalJobSettings

@@ -26,6 +26,11 @@ public sealed record ScoreResult
     public string? Error { get; init; }
     /// <summary>The language of the refusal phrases the keyword scorer matched with (<c>en</c>, <c>de</c>, …); null for judges.</summary>
     public string? Language { get; init; }
+    /// <summary>
+    /// For benchmarks whose metric sets judge one answer differently (e.g. MMMU's own scorer and VLMEvalKit's): the
+    /// label under each set, by set name; null where <see cref="Label"/> is the only one.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Sets { get; init; }
     /// <summary>The reply came from the judge cache.</summary>
     public bool Cached { get; init; }
     /// <summary>Wall time of the judge call(s).</summary>
