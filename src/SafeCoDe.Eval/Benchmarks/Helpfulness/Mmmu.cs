@@ -91,7 +91,7 @@ internal sealed class MmmuRubric : Rubric
         "Example 2: \nQuestion: What is the main object in image?\nOptions: A. teddy bear B. rabbit C. cat D. dog\nAnswer: Spider\nYour output: Z\n" +
         "Example 3: \nQuestion: {question}?\nOptions: {options}\nAnswer: {response}\nYour output: ";
 
-    public override string Name => "mmmu";
+    public override string Name => "mmmu_answer";
     public override JudgeText Text { get; } = new(null, Matcher, AttachImage: false, MaxTokens: 2048, Temperature: 0);
 
     public override (string Label, bool Parsed) Parse(string reply, ScoreInput input)
