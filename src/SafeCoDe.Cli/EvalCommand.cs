@@ -17,7 +17,7 @@ public static class EvalCommand
     /// <summary>Builds the command group.</summary>
     public static Command Create()
     {
-        var cmd = new Command("eval", "Evaluate a model on safety benchmarks: resumable, shardable runs; scorers; metrics; reports with charts");
+        var cmd = new Command("eval", "Evaluate a model on benchmarks (safety and helpfulness): resumable, shardable runs; scorers; metrics; reports with charts");
         cmd.Add(Run());
         cmd.Add(Score());
         cmd.Add(Merge());
@@ -33,7 +33,7 @@ public static class EvalCommand
 
     private static Option<string> ScorerOption(bool required) => new("--scorer")
     {
-        Description = "How answers are scored: keyword (offline refusal phrases), openai[:MODEL] (the benchmark's judge rubric on an " +
+        Description = "How answers are scored: keyword (offline refusal phrases), rules (the benchmark's own rule-based answer matching, offline), openai[:MODEL] (the benchmark's judge rubric on an " +
                       "OpenAI-compatible endpoint; SAFECODE_EVAL_BASE_URL / SAFECODE_EVAL_API_KEY / SAFECODE_EVAL_MODEL, else the judge's " +
                       "SAFECODE_JUDGE_* / OPENAI_* variables; default model: the paper code's per benchmark), local:DIR (a local checkpoint as judge)" +
                       (required ? "" : " [default: none — score later with 'safecode eval score']"),
@@ -61,7 +61,7 @@ public static class EvalCommand
             new Option<string>("--scorer-refusal-phrases") { Description = "The keyword scorer's refusal phrases for one language, one per line (# comments; a '# language: CODE NAME…' line names the language, English without one); the other languages keep their built-in lists [default: the documented lists]", HelpName = "FILE" },
             new Option<double>("--scorer-timeout") { Description = "Seconds per judge call attempt [default: 120]", HelpName = "S" },
             new Option<int>("--scorer-retries") { Description = "Retries of a judge call after a timeout, 429, 5xx or transport error [default: 4]", HelpName = "N" },
-            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's: 1500 MSSBench/MM-SafetyBench, 1024 MOSSBench, 10 one-word]", HelpName = "N" });
+            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's own limit]", HelpName = "N" });
 
         public void AddTo(Command c) { c.Add(Template); c.Add(Phrases); c.Add(Timeout); c.Add(Retries); c.Add(MaxTokens); }
 
@@ -86,7 +86,7 @@ public static class EvalCommand
         var gen = new GenerationOptions();
         var benchmark = new Option<string>("--benchmark", "-b")
         {
-            Description = $"Which benchmark: {string.Join(", ", BenchmarkReaders.Names)} (jsonl: your own prompts, one {{\"id\",\"prompt\",\"image\",\"system\"}} per line)",
+            Description = "Which benchmark: " + string.Join("; ", EvalBenchmarks.All.Select(b => $"{b.Name} ({b.Summary})")),
             Required = true, HelpName = "NAME",
         };
         benchmark.CompletionSources.Add(BenchmarkReaders.Names.ToArray());
@@ -97,9 +97,10 @@ public static class EvalCommand
         var limit = new Option<int>("--limit") { Description = "Only the first N records of the benchmark (before sharding)", HelpName = "N" };
         var shard = new Option<string>("--shard") { Description = "i/n: run shard i of n (split by a stable hash of the sample id); auto: from a Slurm array or a Kubernetes indexed Job", HelpName = "i/n|auto" };
         var shardCount = new Option<int>("--shard-count") { Description = "Number of shards for --shard auto in a Kubernetes indexed Job (its completions) [default: SAFECODE_SHARD_COUNT]", HelpName = "N" };
-        var splits = new Option<string[]>("--splits") { Description = "MSSBench chat/embodied, MSTS languages (e.g. english) [default: all]", HelpName = "NAME", AllowMultipleArgumentsPerToken = true };
-        var steps = new Option<int[]>("--steps") { Description = "HADES optimisation steps (e.g. 5) [default: all]", HelpName = "N", AllowMultipleArgumentsPerToken = true };
-        var kinds = new Option<string[]>("--kinds") { Description = "MM-SafetyBench image kinds SD, SD_TYPO, TYPO [default: all]", HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
+        var splits = new Option<string[]>("--splits") { Description = SelectionHelp("splits", "Splits to read"), HelpName = "NAME", AllowMultipleArgumentsPerToken = true };
+        var steps = new Option<int[]>("--steps") { Description = SelectionHelp("steps", "Steps to read"), HelpName = "N", AllowMultipleArgumentsPerToken = true };
+        var kinds = new Option<string[]>("--kinds") { Description = SelectionHelp("kinds", "Kinds to read"), HelpName = "KIND", AllowMultipleArgumentsPerToken = true };
+        var prompts = new Option<string>("--prompts") { Description = SelectionHelp("prompts", "How the prompt is built").Replace(" [default: all]", " [default: official]"), HelpName = "official|vlmevalkit" };
         var framing = CliOptions.Choice("--framing", "The benchmark prompt framing: method (SafeCoDe's first-person prompt), base (what the benchmark's own evaluation code sends), auto (base for vanilla, method otherwise); recorded in run.json and the report", ["auto", "method", "base"], "auto");
         var subsets = string.Join("; ", BenchmarkReaders.Names.Select(n => (n, BenchmarkReaders.Get(n).Subsets)).Where(x => x.Subsets.Count > 0)
             .Select(x => $"{x.n} {string.Join(", ", x.Subsets)}"));
@@ -118,7 +119,7 @@ public static class EvalCommand
             sample per line, appended and flushed one at a time), problems.jsonl (records that could not be run).
             Rerunning the same command resumes; a run killed at any moment loses only the samples in flight.
             Takes every 'generate' option with the same spelling.
-            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, subset, ids, framing, concurrency, allowOutside, quiet, json };
+            """) { benchmark, data, outDir, scorer, limit, shard, shardCount, splits, steps, kinds, prompts, subset, ids, framing, concurrency, allowOutside, quiet, json };
         scorerOptions.AddTo(cmd);
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
@@ -151,7 +152,7 @@ public static class EvalCommand
                 p.GetValue(splits) is { Length: > 0 } sp ? sp.ToHashSet() : null,
                 p.GetValue(steps) is { Length: > 0 } st ? st.ToHashSet() : null,
                 p.GetValue(kinds) is { Length: > 0 } k ? k.ToHashSet() : null,
-                Subset: subsetName, Ids: idList?.Ids);
+                Subset: subsetName, Ids: idList?.Ids, Prompts: p.GetValue(prompts));
             var hashed = RunOptions.Flatten(s.Decoding, new Dictionary<string, string?>
             {
                 ["judge"] = s.UsesJudge ? s.JudgeSpec : null,
@@ -164,6 +165,7 @@ public static class EvalCommand
                 ["steps"] = selection.Steps is null ? null : string.Join(",", selection.Steps.Order()),
                 ["kinds"] = selection.Kinds is null ? null : string.Join(",", selection.Kinds.Order()),
                 ["subset"] = subsetName,
+                ["prompts"] = selection.Prompts?.Trim().ToLowerInvariant(),
                 ["ids"] = idList?.Fingerprint,
             });
             var settings = new EvalJobSettings
@@ -204,6 +206,10 @@ public static class EvalCommand
         });
         return cmd;
     }
+
+    /// <summary>A selection option's help: what it means for each registered benchmark that reads it.</summary>
+    private static string SelectionHelp(string option, string what) =>
+        $"{what}: " + string.Join("; ", EvalBenchmarks.All.Where(b => b.SelectionHelp.ContainsKey(option)).Select(b => $"{b.Name} {b.SelectionHelp[option]}")) + " [default: all]";
 
     /// <summary>The reader's spelling of a subset name; an unknown one is a usage error listing the benchmark's subsets.</summary>
     private static string CanonicalSubset(string benchmark, string name)

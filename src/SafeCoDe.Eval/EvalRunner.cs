@@ -36,8 +36,9 @@ public sealed class EngineGenerator(SafeCoDeEngine engine, SafeCoDe.Torch.Decodi
         {
             Prompt = UserText(prompt),
             SystemPrompt = systemOverride ?? prompt.System,
-            ImagePath = prompt.Image is ImageRef.File f ? f.Path : null,
-            ImageBytes = prompt.Image is ImageRef.Embedded e ? e.Bytes : null,
+            ImagePath = prompt.MoreImages.Count == 0 && prompt.Image is ImageRef.File f ? f.Path : null,
+            ImageBytes = prompt.MoreImages.Count == 0 && prompt.Image is ImageRef.Embedded e ? e.Bytes : null,
+            Image = prompt.MoreImages.Count == 0 ? null : ImageStrip.Combine(prompt, engine.ImageLimits),
             Options = options,
             Judge = judge,
             JudgeQuery = prompt.Question,
@@ -190,6 +191,8 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
                 DecodedSystem = r.DecodedSystemPrompt is { } ds && ds != (generator is EngineGenerator eg ? eg.SystemText(prompt) : prompt.System) ? ds : null,
                 AnswerReplaced = r.AnswerReplaced, RefusedBeforeDecoding = r.Refused, Steps = r.Steps.Count == 0 ? null : r.Steps,
                 System = prompt.System, Image = Describe(prompt.Image),
+                Images = prompt.MoreImages.Count == 0 ? null : [Describe(prompt.Image)!, .. prompt.MoreImages.Select(i => Describe(i)!)],
+                ImageNote = ImageStrip.Note(prompt),
                 Answer = r.Answer, Verdict = r.Verdict, Caption = r.Caption, RawVerdict = r.RawVerdict, Judge = r.Judge,
                 JudgeFormat = r.JudgeFormat, JudgeCategories = r.JudgeCategories, JudgeRationale = r.JudgeRationale, JudgeScore = r.JudgeScore,
                 GuidedText = r.GuidedText, GuidedTokens = r.GuidedTokens, ForcedPhrase = r.ForcedPhrase,
@@ -212,7 +215,7 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
 
     /// <summary>True when <paramref name="scorer"/> shows the judge the image of this sample's answers (MOSSBench's rubric).</summary>
     public static bool NeedsImage(IScorer scorer, string benchmark, string id, IReadOnlyDictionary<string, string> groups) =>
-        scorer is not KeywordScorer && JudgeTexts.RubricFor(benchmark, id, groups) == JudgeRubric.MossRefusal;
+        scorer is not (KeywordScorer or RuleScorer) && Benchmarks.EvalBenchmarks.Get(benchmark).RubricFor(id, groups).Text.AttachImage;
 
     /// <summary>
     /// Scores one output and returns it with the score and the scoring time. The image the judge sees is

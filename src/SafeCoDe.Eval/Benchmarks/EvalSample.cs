@@ -39,7 +39,15 @@ public enum Framing
 /// <see cref="PromptFraming.Frame(EvalPrompt, bool)"/> of this prompt. <paramref name="System"/> is a real system turn (jsonl only;
 /// the benchmarks' "system prompt" is part of the user turn, see <see cref="Framing"/>).
 /// </summary>
-public sealed record EvalPrompt(string Key, string Question, ImageRef? Image, string? System = null, Framing Framing = Framing.Bare);
+public sealed record EvalPrompt(string Key, string Question, ImageRef? Image, string? System = null, Framing Framing = Framing.Bare)
+{
+    /// <summary>
+    /// The sample's further images after <see cref="Image"/>, in the order the benchmark shows them (MMMU has up to
+    /// seven). The engine takes one image per request, so the generator combines them with <see cref="Image"/> into
+    /// one and records that in the output (<see cref="Runs.RunOutput.ImageNote"/>); empty for one-image samples.
+    /// </summary>
+    public IReadOnlyList<ImageRef> MoreImages { get; init; } = [];
+}
 
 /// <summary>
 /// One benchmark sample, identified by a stable <paramref name="Id"/> (used for resume, shards and reports).
@@ -179,6 +187,8 @@ public interface IBenchmarkReader
 /// <paramref name="Subset"/>: one of the reader's <see cref="IBenchmarkReader.Subsets"/> (FigStep <c>SafeBench-Tiny</c>,
 /// MM-SafetyBench <c>tiny</c>). <paramref name="Ids"/>: the sample (or position) ids to read, the user's own list;
 /// reading to the end with an id of the list not found is a <see cref="BenchmarkLayoutException"/> naming it.
+/// <paramref name="Prompts"/>: how the helpfulness readers build the prompt (<c>official</c>, the benchmark's own
+/// evaluation code, the default; or <c>vlmevalkit</c>).
 /// </summary>
 public sealed record ReaderSelection(
     IReadOnlySet<string>? Splits = null,
@@ -186,7 +196,8 @@ public sealed record ReaderSelection(
     IReadOnlySet<string>? Kinds = null,
     Func<string, bool>? Include = null,
     string? Subset = null,
-    IReadOnlySet<string>? Ids = null)
+    IReadOnlySet<string>? Ids = null,
+    string? Prompts = null)
 {
     /// <summary>Everything.</summary>
     public static ReaderSelection All { get; } = new();

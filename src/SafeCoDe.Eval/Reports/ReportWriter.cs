@@ -54,6 +54,8 @@ public static class ReportWriter
                 md.AppendLine($"- metric set `{d.Key}`: {d.Value}");
             foreach (var d in list.SelectMany(r => r.Definitions).DistinctBy(d => d.Key))
                 md.AppendLine($"- `{d.Key}`: {d.Value}");
+            foreach (var line in Benchmarks.EvalBenchmarks.TryGet(bench.Key)?.ReportNotes(list) ?? [])
+                md.AppendLine(line);
             md.AppendLine();
             var chart = Path.Combine(dir, $"metrics-{bench.Key}.png");
             if (Charts.MetricsChart(list, chart, $"{bench.Key}: modes compared"))

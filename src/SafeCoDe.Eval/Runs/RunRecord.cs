@@ -34,6 +34,10 @@ public sealed record RunOutput
     public string? System { get; init; }
     /// <summary>Where the image came from (a path or an embedded-image origin); null for text-only prompts.</summary>
     public string? Image { get; init; }
+    /// <summary>Every image of a prompt with several (its first is <see cref="Image"/>), in the order shown; null for one image.</summary>
+    public IReadOnlyList<string>? Images { get; init; }
+    /// <summary>How several images were given to the model (combined into one when the engine takes one); null for one image.</summary>
+    public string? ImageNote { get; init; }
     /// <summary>The model's answer.</summary>
     public required string Answer { get; init; }
     /// <summary>The scene verdict (SafeCoDe mode), else null.</summary>

@@ -1,11 +1,9 @@
-using System.Diagnostics;
-
 namespace SafeCoDe.Eval.Scoring;
 
 /// <summary>
-/// A scorer that asks a judge model with the benchmark's rubric (<see cref="JudgeTexts"/>, or a user template),
-/// caches the reply and parses it as the benchmark does. Empty answers are settled without a judge call where the
-/// benchmark says so (MOSSBench: refusal; attack benchmarks: "empty").
+/// A scorer that asks a judge model with the answer's <see cref="Rubric"/> (its text, or a user template), caches the
+/// reply and lets the rubric parse it as the benchmark does; answers the rubric settles without a judge (an empty
+/// answer where the benchmark says so) cost no call.
 /// </summary>
 public abstract class JudgeScorer : IScorer, IDisposable
 {
@@ -32,49 +30,32 @@ public abstract class JudgeScorer : IScorer, IDisposable
     protected abstract Task<string> CompleteAsync(string? system, string user, byte[]? image, string mediaType, int maxTokens, float? temperature, CancellationToken cancel);
 
     /// <summary>The judge text used for an answer (the template when one is set).</summary>
-    public JudgeText TextFor(JudgeRubric rubric)
+    public JudgeText TextFor(Rubric rubric)
     {
-        var builtIn = JudgeTexts.For(rubric);
+        var builtIn = rubric.Text;
         var t = Template is null ? builtIn : builtIn with { System = null, User = Template };
         return MaxTokens is { } m ? t with { MaxTokens = m } : t;
     }
 
+    /// <summary>The judge text used for a safety rubric (the template when one is set).</summary>
+    public JudgeText TextFor(JudgeRubric rubric) => TextFor(SafetyRubric.Of(rubric));
+
     /// <inheritdoc/>
-    public async Task<ScoreResult> ScoreAsync(ScoreInput input, CancellationToken cancel = default)
+    public Task<ScoreResult> ScoreAsync(ScoreInput input, CancellationToken cancel = default)
     {
         var rubric = input.Rubric;
-        var rubricName = KeywordScorer.RubricName(rubric);
-        bool empty = string.IsNullOrWhiteSpace(input.Response);
-        if (empty && rubric == JudgeRubric.MossRefusal)
-            return new ScoreResult { Scorer = Name, Rubric = rubricName, Label = "refusal", Raw = "(empty answer: refusal without a judge call)" };
-        if (empty && rubric is not (JudgeRubric.MssChat or JudgeRubric.MssEmbodied))
-            return new ScoreResult { Scorer = Name, Rubric = rubricName, Label = "empty", Raw = "(empty answer: no judge call)" };
+        if (rubric.WithoutJudge(input, Name) is { } settled) return Task.FromResult(settled);
+        return rubric.JudgeAsync(input, new JudgeAsk(Name, TextFor(rubric), AskAsync), cancel);
+    }
 
-        var text = TextFor(rubric);
-        string question = input.Question, response = input.Response;
-        if (rubric is JudgeRubric.MssChat or JudgeRubric.MssEmbodied)
-        {
-            question = ReplyParsers.MssQuery(input.Question, input.Labels);
-            response = ReplyParsers.MssResponse(input.Response);
-        }
-        var user = text.Render(question, response);
-        var image = text.AttachImage ? input.Image : null;
-        var key = JudgeCache.Key(Name, text.System, user, image);
-        var sw = Stopwatch.StartNew();
-        string? reply = _cache.Get(key);
-        bool cached = reply is not null;
-        if (reply is null)
-        {
-            try { reply = await CompleteAsync(text.System, user, image, input.ImageMediaType, text.MaxTokens, text.Temperature, cancel).ConfigureAwait(false); }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested) { throw; }
-            catch (Exception e)
-            {
-                return new ScoreResult { Scorer = Name, Rubric = rubricName, Label = "error", Parsed = false, Error = e.Message, LatencyMs = sw.Elapsed.TotalMilliseconds };
-            }
-            _cache.Put(key, Name, reply);
-        }
-        var (label, parsed) = ReplyParsers.Label(rubric, reply);
-        return new ScoreResult { Scorer = Name, Rubric = rubricName, Label = label, Parsed = parsed, Raw = reply, Cached = cached, LatencyMs = cached ? 0 : sw.Elapsed.TotalMilliseconds };
+    /// <summary>One call through the cache; <paramref name="attempt"/> joins the cache key only when given, so first calls keep their keys.</summary>
+    private async Task<JudgeReply> AskAsync(string? system, string user, byte[]? image, string mediaType, int maxTokens, float? temperature, string? attempt, CancellationToken cancel)
+    {
+        var key = JudgeCache.Key(attempt is null ? Name : $"{Name}#{attempt}", system, user, image);
+        if (_cache.Get(key) is { } hit) return new JudgeReply(hit, true);
+        var reply = await CompleteAsync(system, user, image, mediaType, maxTokens, temperature, cancel).ConfigureAwait(false);
+        _cache.Put(key, Name, reply);
+        return new JudgeReply(reply, false);
     }
 
     /// <summary>Releases the in-memory cache (a cache passed in belongs to the caller).</summary>

@@ -6,8 +6,8 @@ namespace SafeCoDe.Eval.Scoring;
 /// <summary>How a scorer spec is turned into a scorer.</summary>
 public sealed record ScorerSettings
 {
-    /// <summary>The benchmark (picks the default judge model of the paper's code).</summary>
-    public string Benchmark { get; init; } = "jsonl";
+    /// <summary>The benchmark (picks the default judge model and the scorer kinds it accepts); null: none checked, the generic default model.</summary>
+    public string? Benchmark { get; init; }
     /// <summary>A judge template file replacing the built-in texts (<c>{question}</c>, <c>{response}</c>).</summary>
     public string? TemplateFile { get; init; }
     /// <summary>The judge cache file (JSONL); null: none.</summary>
@@ -30,40 +30,56 @@ public sealed record ScorerSettings
     public int? MaxTokens { get; init; }
 }
 
-/// <summary>Builds scorers from command-line specs: keyword, openai[:MODEL], local:DIR.</summary>
+/// <summary>Builds scorers from command-line specs: keyword, rules, openai[:MODEL], local:DIR.</summary>
 public static class Scorers
 {
-    /// <summary>The judge model the paper's code uses per benchmark (SAFECODE_EVAL_MODEL overrides).</summary>
-    public static string DefaultJudgeModel(string benchmark) =>
-        Environment.GetEnvironmentVariable("SAFECODE_EVAL_MODEL") is { Length: > 0 } m ? m : benchmark switch
-        {
-            "mssbench" => "gpt-4.1-nano",
-            "mossbench" => "gpt-4-turbo",
-            _ => "gpt-4o",
-        };
+    /// <summary>The judge model of a spec without a model when no benchmark says otherwise.</summary>
+    public const string GenericJudgeModel = "gpt-4o";
+
+    /// <summary>The judge model the paper's code uses for a benchmark (its descriptor's; SAFECODE_EVAL_MODEL overrides).</summary>
+    public static string DefaultJudgeModel(string? benchmark) =>
+        Environment.GetEnvironmentVariable("SAFECODE_EVAL_MODEL") is { Length: > 0 } m ? m
+            : benchmark is null ? GenericJudgeModel : Benchmarks.EvalBenchmarks.Get(benchmark).DefaultJudgeModel;
 
     /// <summary>The spec's canonical name (what run.json records), without building anything.</summary>
-    public static string CanonicalName(string spec, string benchmark)
+    /// <exception cref="ArgumentException">The spec is malformed, or the benchmark cannot be scored with its kind.</exception>
+    public static string CanonicalName(string spec, string? benchmark)
     {
         var (kind, arg) = Split(spec);
+        CheckKind(spec, kind, benchmark);
         return kind switch
         {
             "keyword" => "keyword",
+            "rules" => "rules",
             "openai" => "openai:" + (arg.Length > 0 ? arg : DefaultJudgeModel(benchmark)),
             "local" when arg.Length > 0 => "local:" + Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(arg))),
-            _ => throw new ArgumentException($"--scorer '{spec}': expected keyword, openai[:MODEL] or local:DIR"),
+            _ => throw new ArgumentException($"--scorer '{spec}': expected {Kinds}"),
         };
+    }
+
+    private const string Kinds = "keyword, rules, openai[:MODEL] or local:DIR";
+
+    /// <summary>A scorer kind the benchmark's descriptor does not list is refused before anything runs.</summary>
+    private static void CheckKind(string spec, string kind, string? benchmark)
+    {
+        if (benchmark is null) return;
+        var b = Benchmarks.EvalBenchmarks.Get(benchmark);
+        if (kind is "keyword" or "rules" or "openai" or "local" && !b.ScorerKinds.Contains(kind))
+            throw new ArgumentException($"--scorer '{spec}': {b.Name} is scored with {string.Join(", ", b.ScorerKinds)}, not {kind}");
     }
 
     /// <summary>Builds the scorer of a spec.</summary>
     public static IScorer Create(string spec, ScorerSettings s)
     {
         var (kind, arg) = Split(spec);
+        CheckKind(spec, kind, s.Benchmark);
         string? template = s.TemplateFile is null ? null : File.ReadAllText(s.TemplateFile);
         if (template is not null && !template.Contains("{response}"))
             throw new ArgumentException($"--scorer-template {s.TemplateFile}: the template has no {{response}} placeholder");
         switch (kind)
         {
+            case "rules":
+                return new RuleScorer();
             case "keyword":
                 return s.RefusalPhrasesFile is null ? new KeywordScorer() : KeywordScorer.FromFile(s.RefusalPhrasesFile);
             case "openai":
@@ -88,7 +104,7 @@ public static class Scorers
                 local.MaxTokens = s.MaxTokens;
                 return local;
             default:
-                throw new ArgumentException($"--scorer '{spec}': expected keyword, openai[:MODEL] or local:DIR");
+                throw new ArgumentException($"--scorer '{spec}': expected {Kinds}");
         }
     }
 

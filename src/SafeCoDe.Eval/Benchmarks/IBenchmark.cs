@@ -1,0 +1,51 @@
+using SafeCoDe.Eval.Metrics;
+using SafeCoDe.Eval.Runs;
+using SafeCoDe.Eval.Scoring;
+
+namespace SafeCoDe.Eval.Benchmarks;
+
+/// <summary>
+/// One benchmark as the harness sees it: its reader (layout, subsets, framings of its prompts), the scorers it can be
+/// scored with and the rubric of each answer, its default judge model, its metrics with their metric sets, what a
+/// comparison of two runs counts as an answer's outcome, and notes for its report section. Central code (the runner,
+/// the scorers, the metrics, reports and comparisons, the command line) asks the descriptor and never names a
+/// benchmark; <see cref="EvalBenchmarks"/> holds them and <see cref="EvalBenchmarks.Register"/> adds one at run time.
+/// </summary>
+public interface IBenchmark
+{
+    /// <summary>The name on the command line and in run.json (the reader's).</summary>
+    string Name => Reader.Name;
+
+    /// <summary>Reads the benchmark from a local copy.</summary>
+    IBenchmarkReader Reader { get; }
+
+    /// <summary>One line for <c>--help</c>: what the benchmark measures.</summary>
+    string Summary { get; }
+
+    /// <summary>
+    /// What the reader's selection options mean for this benchmark, by option (<c>splits</c>, <c>steps</c>, <c>kinds</c>,
+    /// <c>prompts</c>), for the help texts; an option it does not read is not listed.
+    /// </summary>
+    IReadOnlyDictionary<string, string> SelectionHelp => new Dictionary<string, string>();
+
+    /// <summary>The scorer kinds that can score it (<c>keyword</c>, <c>rules</c>, <c>openai</c>, <c>local</c>).</summary>
+    IReadOnlyList<string> ScorerKinds => ["keyword", "openai", "local"];
+
+    /// <summary>The judge model of <c>--scorer openai</c> without a model (the paper's code's; SAFECODE_EVAL_MODEL overrides).</summary>
+    string DefaultJudgeModel => "gpt-4o";
+
+    /// <summary>The rubric one answer of a sample is scored with.</summary>
+    Rubric RubricFor(string id, IReadOnlyDictionary<string, string> groups);
+
+    /// <summary>Writes the benchmark's rows, JSON and definitions for a run's records.</summary>
+    void Metrics(IReadOnlyList<RunRecord> records, MetricsBuilder metrics);
+
+    /// <summary>The metric sets its rows name, each with a sentence saying whose definition it is.</summary>
+    IReadOnlyDictionary<string, string> MetricSets { get; }
+
+    /// <summary>An answer's outcome in the benchmark's terms, for <c>eval compare</c> (the score is usable: neither an error nor unscored).</summary>
+    string Outcome(RunOutput output, ScoreResult score);
+
+    /// <summary>Lines added under the benchmark's table in report.md (none by default).</summary>
+    IReadOnlyList<string> ReportNotes(IReadOnlyList<RunMetrics> runs) => [];
+}
