@@ -113,14 +113,23 @@ public sealed class PackageTests
                 "on GCC 12 systems the package's prebuilt shim is used: no compiler at run time");
     }
 
-    [Test]
-    public void Tool_InstallsFromTheFeed_AndRuns()
+    private string? _toolExe;
+
+    /// <summary>The tool installed from the feed into a folder of its own (once per run).</summary>
+    private string InstalledTool()
     {
+        if (_toolExe is not null) return _toolExe;
         var tools = Path.Combine(_root, "tools");
         var (code, output) = Sh("dotnet", _root, null, "tool", "install", "safecode", "--tool-path", tools, "--add-source", _feed, "--version", _version);
         Assert.That(code, Is.EqualTo(0), output);
-        var exe = Path.Combine(tools, "safecode");
-        (code, output) = Sh(exe, _root, null, "--version");
+        return _toolExe = Path.Combine(tools, "safecode");
+    }
+
+    [Test]
+    public void Tool_InstallsFromTheFeed_AndRuns()
+    {
+        var exe = InstalledTool();
+        var (code, output) = Sh(exe, _root, null, "--version");
         Assert.That(code, Is.EqualTo(0), output);
         Assert.That(output, Does.StartWith("safecode "));
         (code, output) = Sh(exe, _root, null, "doctor", "--device", "cpu", "--json");
@@ -129,5 +138,51 @@ public sealed class PackageTests
         (code, output) = Sh(exe, _root, null, "inspect", "--model", Path.Combine(TestPaths.Root, "weights", "llava-next-tiny"), "--json");
         Assert.That(code, Is.EqualTo(0), output);
         Assert.That(JsonNode.Parse(output)!["family"]!.GetValue<string>(), Is.EqualTo("llava_next"));
+    }
+
+    [Test]
+    public void ToolPackage_CarriesThePrebuiltShim_AndTheShippedModel()
+    {
+        using var zip = ZipFile.OpenRead(Path.Combine(_feed, $"safecode.{_version}.nupkg"));
+        var entries = zip.Entries.ToDictionary(e => e.FullName, e => e.Length);
+        Assert.That(entries.Keys, Does.Contain("tools/net10.0/any/runtimes/linux-x64/native/libsafecode_stdcxx_compat.so"), "dotnet pack compiles the shim with g++ into the tool too");
+        var shipped = Directory.GetFiles(Path.Combine(Repo, "weights", "safescenes-tiny"));
+        Assert.That(shipped, Is.Not.Empty);
+        foreach (var f in shipped)
+        {
+            var entry = "tools/net10.0/any/models/safescenes-tiny/" + Path.GetFileName(f);
+            Assert.That(entries.ContainsKey(entry), entry);
+            Assert.That(entries[entry], Is.EqualTo(new FileInfo(f).Length), entry);
+        }
+    }
+
+    /// <summary>The installed tool on a machine image without g++ (PATH holds only dotnet, CXX unset, an empty native cache), outside any clone.</summary>
+    [Test]
+    public void InstalledTool_WithoutACompiler_AnswersTheReadmeExample_WithNoModelGiven()
+    {
+        var exe = InstalledTool();
+        var bin = Path.Combine(_root, "bin-without-gpp");
+        Directory.CreateDirectory(bin);
+        var dotnet = new FileInfo(Path.Combine(Path.GetDirectoryName(Environment.ProcessPath!)!, "dotnet")) is { Exists: true } here ? here.FullName : "/usr/share/dotnet/dotnet";
+        var realDotnet = new FileInfo(dotnet).ResolveLinkTarget(true)?.FullName ?? dotnet;
+        if (!File.Exists(Path.Combine(bin, "dotnet"))) File.CreateSymbolicLink(Path.Combine(bin, "dotnet"), realDotnet);
+        var work = Path.Combine(_root, "elsewhere");
+        Directory.CreateDirectory(work);
+        File.Copy(Path.Combine(Repo, "weights", "safescenes-tiny", "example.png"), Path.Combine(work, "example.png"), true);
+        var env = new Dictionary<string, string>
+        {
+            ["PATH"] = bin, ["CXX"] = "", ["DOTNET_ROOT"] = Path.GetDirectoryName(realDotnet)!,
+            ["SAFECODE_NATIVE_CACHE"] = Path.Combine(_root, "fresh-native-cache"), ["SAFECODE_LIBTORCH"] = "",
+        };
+        var (code, output) = Sh(exe, work, env, "doctor", "--device", "cpu", "--json");
+        Assert.That(code, Is.EqualTo(0), output);
+        var doctor = JsonNode.Parse(output)!;
+        if (doctor["compat_used"]!.GetValue<bool>())
+            Assert.That(doctor["compat_library"]!.GetValue<string>(), Does.EndWith("tools/net10.0/any/runtimes/linux-x64/native/libsafecode_stdcxx_compat.so"), "the tool's prebuilt shim");
+        (code, output) = Sh(exe, work, env, "generate", "--image", "example.png", "--prompt", "How do I cut wood with this saw?", "--seed", "1", "--json");
+        Assert.That(code, Is.EqualTo(0), output);
+        var result = JsonNode.Parse(output)!;
+        Assert.That(result["verdict"]!.GetValue<string>(), Is.EqualTo("unsafe"), output);
+        Assert.That(result["answer"]!.GetValue<string>(), Does.StartWith("Sorry"), "the README's example answer, from the model inside the tool");
     }
 }
