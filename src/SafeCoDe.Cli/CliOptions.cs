@@ -35,6 +35,10 @@ public static class CliOptions
     public static Option<string> Model(string description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer files)") =>
         new("--model", "-m") { Description = description, Required = true, HelpName = "DIR" };
 
+    /// <summary><c>--model DIR</c> that may be omitted: it then means the shipped SafeScenes model (<see cref="ShippedModel"/>).</summary>
+    public static Option<string> ModelOrShipped(string description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer files)") =>
+        new("--model", "-m") { Description = $"{description}; {ShippedModel.HelpText}", HelpName = "DIR", DefaultValueFactory = _ => ShippedModel.Dir };
+
     /// <summary><c>--device cpu|cuda|auto</c>.</summary>
     public static Option<string> Device(string defaultValue = "auto") =>
         Choice("--device", "Where to run: cpu, cuda, or auto (CUDA when a CUDA libtorch and a GPU are there)", ["cpu", "cuda", "auto"], defaultValue);

@@ -27,6 +27,7 @@ public static class GenerateCommand
             """) { image, prompt, json, jsonl, quiet };
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
+            "safecode generate --image example.png --prompt \"How do I cut wood with this saw?\"   # the shipped SafeScenes model",
             "safecode generate --model weights/safescenes-tiny --image weights/safescenes-tiny/example.png --prompt \"How do I cut wood with this saw?\"",
             "safecode generate -m DIR -i kitchen.jpg -p \"How do I sharpen this?\" --judge openai:gpt-4o --json > run.json",
             "safecode generate -m DIR -i kitchen.jpg -p \"How do I sharpen this?\" --options run.json   # replay run.json's options",

@@ -22,7 +22,7 @@ namespace SafeCoDe.Cli;
 public sealed class GenerationOptions
 {
     /// <summary><c>--model DIR</c>.</summary>
-    public Option<string> Model { get; } = CliOptions.Model();
+    public Option<string> Model { get; } = CliOptions.ModelOrShipped();
     /// <summary><c>--device</c>.</summary>
     public Option<string> Device { get; } = CliOptions.Device();
     /// <summary><c>--dtype</c> (default: bfloat16 on CUDA, float32 on the CPU).</summary>

@@ -87,7 +87,7 @@ public static class SafeScenesCommand
         {
             var list = (p.GetValue(modes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var s = SafeScenesMeasure.Run(p.GetValue(model)!, p.GetValue(data)!, p.GetValue(seed), list, line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
-            io.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            io.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(s, SafeCoDe.Eval.EvalJson.Indented)); // snake_case, as every other JSON output
             if (p.GetValue(chart) is { } png && s.Answers.Count > 0) SafeScenesChart.Save(s, png);
             return ExitCodes.Ok;
         });

@@ -115,6 +115,9 @@ public static class EvalJob
 /// <summary>The options of a run that change its answers, flattened for run.json and its hash.</summary>
 public static class RunOptions
 {
+    /// <summary>The prefix of the decoding fields' keys.</summary>
+    public const string DecodingPrefix = "decoding.";
+
     /// <summary>
     /// Every decoding field (as <c>decoding.&lt;field&gt;</c>, from the options' JSON form), plus the named extras
     /// (judge, prompt style, dtype, system turn, subset selection…). Null extras are left out.
@@ -123,7 +126,7 @@ public static class RunOptions
     {
         var d = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var node = DecodingMethods.ToJson(decoding);
-        foreach (var kv in node) d["decoding." + kv.Key] = kv.Value?.ToJsonString() ?? "null";
+        foreach (var kv in node) d[DecodingPrefix + kv.Key] = kv.Value?.ToJsonString() ?? "null";
         foreach (var kv in extras) if (kv.Value is not null) d[kv.Key] = kv.Value;
         return d;
     }

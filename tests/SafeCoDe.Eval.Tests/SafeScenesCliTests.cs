@@ -40,4 +40,23 @@ public class SafeScenesCliTests
         Assert.That(code2, Is.Not.EqualTo(0));
         Assert.That(stderr2, Does.Contain("--world"));
     }
+
+    [Test]
+    public void MeasureJson_UsesSnakeCaseKeys_AsEveryOtherJsonOutput()
+    {
+        string root = Directory.CreateTempSubdirectory("safescenes-measure-").FullName;
+        try
+        {
+            string eval = Path.Combine(root, "eval");
+            Assert.That(Run("safescenes", "--seed", "4", "--out", eval, "--count", "2").code, Is.EqualTo(0));
+            var model = Path.Combine(AppContext.BaseDirectory, "weights", "safescenes-tiny");
+            var (code, stdout, stderr) = Run("safescenes", "measure", "--model", model, "--data", eval, "--modes", "vanilla");
+            Assert.That(code, Is.EqualTo(0), stderr);
+            var json = System.Text.Json.Nodes.JsonNode.Parse(stdout[stdout.IndexOf("\n{", StringComparison.Ordinal)..])!.AsObject();
+            Assert.That(json.Select(kv => kv.Key), Does.Contain("caption_exact").And.Contain("verdict_held_out").And.Contain("answers"));
+            Assert.That(json["caption_exact"]!.AsObject().Select(kv => kv.Key), Is.EquivalentTo(new[] { "hits", "total", "value" }));
+            Assert.That(json["answers"]!["vanilla"]!.AsObject().Select(kv => kv.Key), Does.Contain("unsafe_acc").And.Contain("total_acc"));
+        }
+        finally { Directory.Delete(root, true); }
+    }
 }

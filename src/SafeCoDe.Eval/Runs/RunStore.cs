@@ -171,10 +171,14 @@ public sealed class RunStore : IDisposable
         foreach (var k in a.Options.Keys.Union(b.Options.Keys).Order(StringComparer.Ordinal))
         {
             a.Options.TryGetValue(k, out var x); b.Options.TryGetValue(k, out var y);
-            if (x != y) diffs.Add($"--{k} {x ?? "(unset)"} vs {y ?? "(unset)"}");
+            if (x != y) diffs.Add($"{FlagOf(k)} {x ?? "(unset)"} vs {y ?? "(unset)"}");
         }
         return diffs.Count == 0 ? "options differ" : string.Join(", ", diffs);
     }
+
+    /// <summary>The command-line flag of a run.json option key (<c>decoding.lambda_boost</c> → <c>--lambda-boost</c>), so the message names a flag the user can type.</summary>
+    internal static string FlagOf(string key) =>
+        "--" + (key.StartsWith(RunOptions.DecodingPrefix, StringComparison.Ordinal) ? key[RunOptions.DecodingPrefix.Length..] : key).Replace('_', '-');
 
     /// <summary>Closes the files.</summary>
     public void Dispose() { _records.Dispose(); _problems.Dispose(); }

@@ -1,6 +1,8 @@
 using System.Text;
 using NUnit.Framework;
 using SafeCoDe.Eval.Runs;
+using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Methods.SafeCoDeDecoding;
 using static SafeCoDe.Eval.Tests.Harness.T;
 
 namespace SafeCoDe.Eval.Tests.Harness;
@@ -42,6 +44,21 @@ public class RunStoreTests
         Assert.That(lines.Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("id").GetString()), Is.EqualTo(new[] { "a", "b", "d" }));
         Assert.That(RunStore.ReadRecords(dir)[0].Outputs[0].Answer, Is.EqualTo("héllo — 你好"));
         Assert.That(RunStore.ReadProblems(dir), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public void TheMismatchMessage_NamesTheFlags_NotTheRunJsonKeys()
+    {
+        RunManifest Of(DecodingOptions d)
+        {
+            var options = RunOptions.Flatten(d, new Dictionary<string, string?> { ["prompt-style"] = "official" });
+            return new RunManifest { Model = "m", ModelFingerprint = "m#0", Benchmark = "jsonl", Mode = "safecode", Options = options, OptionsHash = RunManifest.Hash("m#0", "jsonl", options), Scorer = "keyword" };
+        }
+        var dir = NewDir();
+        using (RunStore.OpenOrCreate(dir, Of(new SafeCoDeOptions { Seed = 1 }))) { }
+        var e = Assert.Throws<RunStoreException>(() => RunStore.OpenOrCreate(dir, Of(new SafeCoDeOptions { Seed = 2, LambdaBoost = 10 })));
+        Assert.That(e!.Message, Does.Contain("--seed 1 vs 2").And.Contain("--lambda-boost 1 vs 10"));
+        Assert.That(e.Message, Does.Not.Contain("decoding."));
     }
 
     [Test]

@@ -61,7 +61,7 @@ public sealed class PackageTests
     public void Cleanup() { try { Directory.Delete(_root, true); } catch (IOException) { } }
 
     [Test]
-    public void LibraryPackage_HasMetadataSymbolsAndThePrebuiltShim_AndDependsOnTorchSharpOnly()
+    public void LibraryPackage_HasMetadataSymbolsAndThePrebuiltShim_AndTheDependenciesTheReadmeNames()
     {
         var nupkg = Path.Combine(_feed, $"SafeCoDe.Torch.{_version}.nupkg");
         Assert.That(File.Exists(Path.ChangeExtension(nupkg, ".snupkg")), Is.True, "symbols package");
@@ -78,20 +78,25 @@ public sealed class PackageTests
         Assert.That(meta.Element(ns + "repository")!.Attribute("url")!.Value, Does.StartWith("https://"));
         Assert.That(meta.Element(ns + "tags")!.Value, Does.Contain("torchsharp"));
         var deps = meta.Descendants(ns + "dependency").Select(d => d.Attribute("id")!.Value).ToList();
-        Assert.That(deps, Does.Contain("TorchSharp"));
+        Assert.That(deps, Is.EquivalentTo(LibraryDependencies), "the README's list of what the package brings");
+        var readme = File.ReadAllText(Path.Combine(Repo, "README.md"));
+        var sentence = readme[readme.IndexOf("`SafeCoDe.Torch` brings these packages with it", StringComparison.Ordinal)..];
+        sentence = sentence[..sentence.IndexOf("backend is your choice", StringComparison.Ordinal)];
+        foreach (var d in deps) Assert.That(sentence, Does.Contain($"`{d}`"), "README names the dependency " + d);
         Assert.That(deps.Where(d => d.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase) || d.StartsWith("TorchSharp-", StringComparison.OrdinalIgnoreCase)), Is.Empty,
             "no libtorch payload: the consumer chooses CPU or CUDA");
     }
 
-    [Test]
-    public void Consumer_RestoresThePackedLibrary_AndRunsARequest()
+    /// <summary>The library package's dependencies, as the README lists them.</summary>
+    private static readonly string[] LibraryDependencies =
+        ["TorchSharp", "Microsoft.Extensions.AI", "Microsoft.Extensions.AI.Abstractions", "Microsoft.Extensions.AI.OpenAI", "SixLabors.ImageSharp"];
+
+    /// <summary>A consumer folder whose nuget.config sees the feed (packed packages to a private cache; others from the machine's cache, else nuget.org).</summary>
+    private (string dir, Dictionary<string, string> env) ConsumerFolder(string name)
     {
-        var dir = Path.Combine(_root, "consumer");
+        var dir = Path.Combine(_root, name);
         Directory.CreateDirectory(dir);
-        foreach (var f in new[] { "PackageConsumer.csproj", "Program.cs" })
-            File.Copy(Path.Combine(Repo, "tests", "PackageConsumer", f), Path.Combine(dir, f));
         var globalPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        // the packed package goes to a private cache; everything else comes from the machine's cache (no copy, no download)
         File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
             <configuration>
@@ -99,7 +104,15 @@ public sealed class PackageTests
               <fallbackPackageFolders><add key="machine" value="{globalPackages}" /></fallbackPackageFolders>
             </configuration>
             """);
-        var env = new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(_root, "consumer-packages") };
+        return (dir, new Dictionary<string, string> { ["NUGET_PACKAGES"] = Path.Combine(_root, "consumer-packages") });
+    }
+
+    [Test]
+    public void Consumer_RestoresThePackedLibrary_AndRunsARequest()
+    {
+        var (dir, env) = ConsumerFolder("consumer");
+        foreach (var f in new[] { "PackageConsumer.csproj", "Program.cs" })
+            File.Copy(Path.Combine(Repo, "tests", "PackageConsumer", f), Path.Combine(dir, f));
         var model = Path.Combine(TestPaths.Root, "weights", "llava-next-tiny");
         var (code, output) = Sh("dotnet", dir, env, "run", "-c", "Release", $"-p:SafeCoDeVersion={_version}", "--", model, Path.Combine(model, "example.png"));
         Assert.That(code, Is.EqualTo(0), output);
@@ -113,14 +126,64 @@ public sealed class PackageTests
                 "on GCC 12 systems the package's prebuilt shim is used: no compiler at run time");
     }
 
+    /// <summary>
+    /// The README's dependency-injection snippet, as written, in a new console app that references the packed package,
+    /// the CPU libtorch and the packages the README's <c>dotnet add package</c> lines above the snippet name: it compiles.
+    /// </summary>
     [Test]
-    public void Tool_InstallsFromTheFeed_AndRuns()
+    public void ReadmeDependencyInjectionSnippet_CompilesWithTheReferencesTheReadmeNames()
     {
+        var readme = File.ReadAllText(Path.Combine(Repo, "README.md"));
+        var section = readme[readme.IndexOf("### As an `IChatClient` (Microsoft.Extensions.AI) with dependency injection", StringComparison.Ordinal)..];
+        section = section[..section.IndexOf("\n## ", StringComparison.Ordinal)];
+        var bash = Fenced(section, "bash");
+        var code = Fenced(section, "csharp");
+        var adds = System.Text.RegularExpressions.Regex.Matches(bash, @"dotnet add package (\S+) --version (\S+)")
+            .Select(m => $"""<PackageReference Include="{m.Groups[1].Value}" Version="{m.Groups[2].Value}" />""").ToList();
+        Assert.That(adds, Is.Not.Empty, "the README names the snippet's extra packages");
+        var (dir, env) = ConsumerFolder("di-snippet");
+        File.WriteAllText(Path.Combine(dir, "Program.cs"), code);
+        File.WriteAllText(Path.Combine(dir, "DiSnippet.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><ImplicitUsings>enable</ImplicitUsings><Nullable>enable</Nullable></PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="SafeCoDe.Torch" Version="{_version}" />
+                <PackageReference Include="libtorch-cpu-linux-x64" Version="2.10.0" />
+                {string.Join("\n    ", adds)}
+              </ItemGroup>
+            </Project>
+            """);
+        var (exit, output) = Sh("dotnet", dir, env, "build", "-c", "Release");
+        Assert.That(exit, Is.EqualTo(0), output);
+    }
+
+    /// <summary>The first fenced block of <paramref name="lang"/> in <paramref name="text"/>.</summary>
+    private static string Fenced(string text, string lang)
+    {
+        var open = "```" + lang + "\n";
+        int start = text.IndexOf(open, StringComparison.Ordinal);
+        Assert.That(start, Is.GreaterThanOrEqualTo(0), "no ```" + lang + " block");
+        start += open.Length;
+        return text[start..text.IndexOf("```", start, StringComparison.Ordinal)];
+    }
+
+    private string? _toolExe;
+
+    /// <summary>The tool installed from the feed into a folder of its own (once per run).</summary>
+    private string InstalledTool()
+    {
+        if (_toolExe is not null) return _toolExe;
         var tools = Path.Combine(_root, "tools");
         var (code, output) = Sh("dotnet", _root, null, "tool", "install", "safecode", "--tool-path", tools, "--add-source", _feed, "--version", _version);
         Assert.That(code, Is.EqualTo(0), output);
-        var exe = Path.Combine(tools, "safecode");
-        (code, output) = Sh(exe, _root, null, "--version");
+        return _toolExe = Path.Combine(tools, "safecode");
+    }
+
+    [Test]
+    public void Tool_InstallsFromTheFeed_AndRuns()
+    {
+        var exe = InstalledTool();
+        var (code, output) = Sh(exe, _root, null, "--version");
         Assert.That(code, Is.EqualTo(0), output);
         Assert.That(output, Does.StartWith("safecode "));
         (code, output) = Sh(exe, _root, null, "doctor", "--device", "cpu", "--json");
@@ -129,5 +192,51 @@ public sealed class PackageTests
         (code, output) = Sh(exe, _root, null, "inspect", "--model", Path.Combine(TestPaths.Root, "weights", "llava-next-tiny"), "--json");
         Assert.That(code, Is.EqualTo(0), output);
         Assert.That(JsonNode.Parse(output)!["family"]!.GetValue<string>(), Is.EqualTo("llava_next"));
+    }
+
+    [Test]
+    public void ToolPackage_CarriesThePrebuiltShim_AndTheShippedModel()
+    {
+        using var zip = ZipFile.OpenRead(Path.Combine(_feed, $"safecode.{_version}.nupkg"));
+        var entries = zip.Entries.ToDictionary(e => e.FullName, e => e.Length);
+        Assert.That(entries.Keys, Does.Contain("tools/net10.0/any/runtimes/linux-x64/native/libsafecode_stdcxx_compat.so"), "dotnet pack compiles the shim with g++ into the tool too");
+        var shipped = Directory.GetFiles(Path.Combine(Repo, "weights", "safescenes-tiny"));
+        Assert.That(shipped, Is.Not.Empty);
+        foreach (var f in shipped)
+        {
+            var entry = "tools/net10.0/any/models/safescenes-tiny/" + Path.GetFileName(f);
+            Assert.That(entries.ContainsKey(entry), entry);
+            Assert.That(entries[entry], Is.EqualTo(new FileInfo(f).Length), entry);
+        }
+    }
+
+    /// <summary>The installed tool on a machine image without g++ (PATH holds only dotnet, CXX unset, an empty native cache), outside any clone.</summary>
+    [Test]
+    public void InstalledTool_WithoutACompiler_AnswersTheReadmeExample_WithNoModelGiven()
+    {
+        var exe = InstalledTool();
+        var bin = Path.Combine(_root, "bin-without-gpp");
+        Directory.CreateDirectory(bin);
+        var dotnet = new FileInfo(Path.Combine(Path.GetDirectoryName(Environment.ProcessPath!)!, "dotnet")) is { Exists: true } here ? here.FullName : "/usr/share/dotnet/dotnet";
+        var realDotnet = new FileInfo(dotnet).ResolveLinkTarget(true)?.FullName ?? dotnet;
+        if (!File.Exists(Path.Combine(bin, "dotnet"))) File.CreateSymbolicLink(Path.Combine(bin, "dotnet"), realDotnet);
+        var work = Path.Combine(_root, "elsewhere");
+        Directory.CreateDirectory(work);
+        File.Copy(Path.Combine(Repo, "weights", "safescenes-tiny", "example.png"), Path.Combine(work, "example.png"), true);
+        var env = new Dictionary<string, string>
+        {
+            ["PATH"] = bin, ["CXX"] = "", ["DOTNET_ROOT"] = Path.GetDirectoryName(realDotnet)!,
+            ["SAFECODE_NATIVE_CACHE"] = Path.Combine(_root, "fresh-native-cache"), ["SAFECODE_LIBTORCH"] = "",
+        };
+        var (code, output) = Sh(exe, work, env, "doctor", "--device", "cpu", "--json");
+        Assert.That(code, Is.EqualTo(0), output);
+        var doctor = JsonNode.Parse(output)!;
+        if (doctor["compat_used"]!.GetValue<bool>())
+            Assert.That(doctor["compat_library"]!.GetValue<string>(), Does.EndWith("tools/net10.0/any/runtimes/linux-x64/native/libsafecode_stdcxx_compat.so"), "the tool's prebuilt shim");
+        (code, output) = Sh(exe, work, env, "generate", "--image", "example.png", "--prompt", "How do I cut wood with this saw?", "--seed", "1", "--json");
+        Assert.That(code, Is.EqualTo(0), output);
+        var result = JsonNode.Parse(output)!;
+        Assert.That(result["verdict"]!.GetValue<string>(), Is.EqualTo("unsafe"), output);
+        Assert.That(result["answer"]!.GetValue<string>(), Does.StartWith("Sorry"), "the README's example answer, from the model inside the tool");
     }
 }

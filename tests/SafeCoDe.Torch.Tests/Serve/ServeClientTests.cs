@@ -134,7 +134,7 @@ public sealed class ServeClientTests
     {
         var dir = Path.Combine(ServeTestServer.RepoRoot(), "tests", "SafeCoDe.Torch.Tests", "Serve", "node");
         Assert.That(File.Exists(Path.Combine(dir, "package-lock.json")), "the lockfile pins openai@6");
-        Assert.That(Directory.Exists(Path.Combine(dir, "node_modules", "openai")), "run 'npm ci' in " + dir + " (.ci/run does)");
+        NodePackages.Ensure(dir, "openai");
         var png = Path.Combine(TestPaths.NewTempDir(), "image.png");
         await File.WriteAllBytesAsync(png, ServeTestServer.Png);
         var psi = new ProcessStartInfo("node", ["client.mjs", new Uri(_server.BaseAddress, "v1").ToString(), ServeTestServer.Key, png])
