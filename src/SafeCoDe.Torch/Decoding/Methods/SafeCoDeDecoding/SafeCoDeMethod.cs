@@ -25,7 +25,9 @@ public sealed class SafeCoDeMethod : DecodingMethod<SafeCoDeOptions>
     /// <inheritdoc/>
     public override IReadOnlyList<string> Presets { get; } = ["faithful", "paper"];
     /// <inheritdoc/>
-    public override string PresetsHelp => "faithful: the reference code's behaviour (halved α on safe, forced refusal phrase, per-family budgets); paper: the paper's formulation";
+    public override string PresetsHelp => "faithful: the reference code's behaviour: an unsafe verdict forces the best-ranked refusal phrase (halved α on safe, per-family budgets); " +
+        "paper: the paper's formulation: an unsafe verdict only boosts refusal tokens × (1 + λ_boost), nothing forced — weak at the default λ_boost 1 " +
+        "(on the shipped SafeScenes model it refuses 0 of 60 unsafe requests, like vanilla, where faithful refuses 60; λ_boost 100 refuses 59): not a safer faithful; see docs/method.md";
     /// <inheritdoc/>
     public override IReadOnlyList<MethodOption> Options { get; } = BuildOptions();
 
@@ -66,7 +68,7 @@ public sealed class SafeCoDeMethod : DecodingMethod<SafeCoDeOptions>
             Opt("refusal-top-k", "Refusal phrases kept when ranking them on an unsafe verdict" + Default(d.TopK), "K", OptionCodecs.Int, o => o.TopK, (o, v) => o with { TopK = v }, weakens: true),
             Opt("lambda-supp", "λ_supp: refusal tokens × max(0, 1 − 0.5·λ_supp) during guided steps on safe verdicts" + Default(d.LambdaSupp), "L", OptionCodecs.Double,
                 o => o.LambdaSupp, (o, v) => o with { LambdaSupp = v }, weakens: true),
-            Opt("lambda-boost", "λ_boost: refusal tokens × (1 + λ_boost) on unsafe verdicts with --unsafe-strategy soft-boost" + Default(d.LambdaBoost), "L", OptionCodecs.Double,
+            Opt("lambda-boost", "λ_boost: refusal tokens × (1 + λ_boost) on unsafe verdicts with --unsafe-strategy soft-boost (the paper preset's; faithful forces a phrase instead)" + Default(d.LambdaBoost), "L", OptionCodecs.Double,
                 o => o.LambdaBoost, (o, v) => o with { LambdaBoost = v }, weakens: true),
             Opt("unsafe-strategy", "What an unsafe verdict does: force-phrase (emit the best-ranked refusal phrase) or soft-boost (boost refusal tokens) [default: faithful force-phrase, paper soft-boost]",
                 null, unsafeStrategy, o => o.Unsafe, (o, v) => o with { Unsafe = v }, weakens: true),
