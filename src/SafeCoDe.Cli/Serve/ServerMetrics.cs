@@ -42,38 +42,26 @@ public sealed class ServerMetrics
     {
         var s = new StringBuilder();
         static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+        // one metric of one sample: its HELP and TYPE lines, then its value
+        void One(string name, string type, string help, object value) =>
+            s.Append($"# HELP {name} {help}\n# TYPE {name} {type}\n{name} {Convert.ToString(value, CultureInfo.InvariantCulture)}\n");
         s.Append("# HELP safecode_requests_total HTTP requests by path and status.\n# TYPE safecode_requests_total counter\n");
         foreach (var ((path, status), n) in _requests.OrderBy(k => k.Key.Path, StringComparer.Ordinal).ThenBy(k => k.Key.Status))
             s.Append($"safecode_requests_total{{path=\"{path}\",status=\"{status}\"}} {n}\n");
-        s.Append("# HELP safecode_rejected_total Requests answered 429 because the queue was full.\n# TYPE safecode_rejected_total counter\n");
-        s.Append($"safecode_rejected_total {Interlocked.Read(ref _rejected)}\n");
-        s.Append("# HELP safecode_cancelled_total Generations cancelled (client gone, timeout, shutdown).\n# TYPE safecode_cancelled_total counter\n");
-        s.Append($"safecode_cancelled_total {Interlocked.Read(ref _cancelled)}\n");
-        s.Append("# HELP safecode_prompt_tokens_total Prompt tokens processed.\n# TYPE safecode_prompt_tokens_total counter\n");
-        s.Append($"safecode_prompt_tokens_total {Interlocked.Read(ref _promptTokens)}\n");
-        s.Append("# HELP safecode_completion_tokens_total Tokens generated.\n# TYPE safecode_completion_tokens_total counter\n");
-        s.Append($"safecode_completion_tokens_total {Interlocked.Read(ref _completionTokens)}\n");
-        s.Append("# HELP safecode_queue_depth Requests waiting for a decoding slot.\n# TYPE safecode_queue_depth gauge\n");
-        s.Append($"safecode_queue_depth {queue.Waiting}\n");
-        s.Append("# HELP safecode_requests_in_flight Requests decoding now.\n# TYPE safecode_requests_in_flight gauge\n");
-        s.Append($"safecode_requests_in_flight {queue.Running}\n");
-        s.Append("# HELP safecode_queue_capacity Requests admitted at most (waiting + running).\n# TYPE safecode_queue_capacity gauge\n");
-        s.Append($"safecode_queue_capacity {queue.Capacity}\n");
-        if (inflight is not null)
-        {
-            s.Append("# HELP safecode_inflight_bytes Request body bytes admitted now (--max-inflight-bytes).\n# TYPE safecode_inflight_bytes gauge\n");
-            s.Append($"safecode_inflight_bytes {inflight.InUse}\n");
-        }
-        s.Append("# HELP safecode_gc_heap_bytes Managed heap in use after the last garbage collection.\n# TYPE safecode_gc_heap_bytes gauge\n");
-        s.Append($"safecode_gc_heap_bytes {GC.GetGCMemoryInfo().HeapSizeBytes}\n");
-        s.Append("# HELP safecode_resident_bytes Resident memory of the process.\n# TYPE safecode_resident_bytes gauge\n");
-        s.Append($"safecode_resident_bytes {Environment.WorkingSet}\n");
-        s.Append("# HELP safecode_model_ready 1 once the model is loaded.\n# TYPE safecode_model_ready gauge\n");
-        s.Append($"safecode_model_ready {(ready ? 1 : 0)}\n");
+        One("safecode_rejected_total", "counter", "Requests answered 429 because the queue was full.", Interlocked.Read(ref _rejected));
+        One("safecode_cancelled_total", "counter", "Generations cancelled (client gone, timeout, shutdown).", Interlocked.Read(ref _cancelled));
+        One("safecode_prompt_tokens_total", "counter", "Prompt tokens processed.", Interlocked.Read(ref _promptTokens));
+        One("safecode_completion_tokens_total", "counter", "Tokens generated.", Interlocked.Read(ref _completionTokens));
+        One("safecode_queue_depth", "gauge", "Requests waiting for a decoding slot.", queue.Waiting);
+        One("safecode_requests_in_flight", "gauge", "Requests decoding now.", queue.Running);
+        One("safecode_queue_capacity", "gauge", "Requests admitted at most (waiting + running).", queue.Capacity);
+        if (inflight is not null) One("safecode_inflight_bytes", "gauge", "Request body bytes admitted now (--max-inflight-bytes).", inflight.InUse);
+        One("safecode_gc_heap_bytes", "gauge", "Managed heap in use after the last garbage collection.", GC.GetGCMemoryInfo().HeapSizeBytes);
+        One("safecode_resident_bytes", "gauge", "Resident memory of the process.", Environment.WorkingSet);
+        One("safecode_model_ready", "gauge", "1 once the model is loaded.", ready ? 1 : 0);
         lock (_lock)
         {
-            s.Append("# HELP safecode_tokens_per_second Decoding speed of the last finished generation.\n# TYPE safecode_tokens_per_second gauge\n");
-            s.Append($"safecode_tokens_per_second {F(_lastTokensPerSecond)}\n");
+            One("safecode_tokens_per_second", "gauge", "Decoding speed of the last finished generation.", F(_lastTokensPerSecond));
             _latency.Write(s, "safecode_request_duration_seconds", "Latency of /v1/chat/completions, queue wait included.");
             _firstToken.Write(s, "safecode_time_to_first_token_seconds", "Time from the request to its first streamed token.");
         }

@@ -135,8 +135,11 @@ public static class SafeFiles
     private static extern void free(IntPtr p);
 }
 
-/// <summary>A read-only view of a stream that fails with <see cref="InputLimitException"/> once more than a cap is read.</summary>
-public sealed class CappedStream(Stream inner, long maxBytes, string path, string what) : Stream
+/// <summary>
+/// A read-only view of a stream that fails once more than a cap is read: with <see cref="InputLimitException"/> naming
+/// the file, or with the exception <paramref name="tooLarge"/> makes (an endpoint's reply body, say).
+/// </summary>
+public sealed class CappedStream(Stream inner, long maxBytes, string path, string what, Func<Exception>? tooLarge = null) : Stream
 {
     private long _read;
 
@@ -157,7 +160,7 @@ public sealed class CappedStream(Stream inner, long maxBytes, string path, strin
     private int Count(int n)
     {
         _read += n;
-        if (_read > maxBytes) throw new InputLimitException($"{path}: the {what} is larger than the {BoundedFile.Human(maxBytes)} limit (InputLimits)");
+        if (_read > maxBytes) throw tooLarge?.Invoke() ?? new InputLimitException($"{path}: the {what} is larger than the {BoundedFile.Human(maxBytes)} limit (InputLimits)");
         return n;
     }
 

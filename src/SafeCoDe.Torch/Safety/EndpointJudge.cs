@@ -245,36 +245,10 @@ internal sealed class CappedReplyHandler(long maxBytes) : DelegatingHandler(new 
             throw new ReplyTooLargeException($"the body declares {n:N0} bytes, more than the {maxBytes:N0} allowed");
         }
         var inner = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        var capped = new StreamContent(new CappedStream(inner, maxBytes));
+        var capped = new StreamContent(new Runtime.CappedStream(inner, maxBytes, "the reply", "body",
+            () => new ReplyTooLargeException($"the body is longer than the {maxBytes:N0} bytes allowed")));
         foreach (var h in content.Headers) capped.Headers.TryAddWithoutValidation(h.Key, h.Value);
         response.Content = capped;
         return response;
     }
-}
-
-/// <summary>A read-only stream that fails with <see cref="ReplyTooLargeException"/> once more than a cap has been read.</summary>
-internal sealed class CappedStream(Stream inner, long maxBytes) : Stream
-{
-    private long _read;
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        => Count(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-    private int Count(int n)
-    {
-        _read += n;
-        if (_read > maxBytes) throw new ReplyTooLargeException($"the body is longer than the {maxBytes:N0} bytes allowed");
-        return n;
-    }
-    protected override void Dispose(bool disposing) { if (disposing) inner.Dispose(); base.Dispose(disposing); }
 }

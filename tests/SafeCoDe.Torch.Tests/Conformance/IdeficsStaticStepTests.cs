@@ -3,7 +3,6 @@ using SafeCoDe.Torch.Decoding.Scheduling;
 using SafeCoDe.Torch.Tests.Decoding;
 using SafeCoDe.Torch.Models;
 using SafeCoDe.Torch.Models.Common;
-using SafeCoDe.Torch.Tests.Decoding;
 using static TorchSharp.torch;
 using static SafeCoDe.Torch.Tests.TestMath;
 

@@ -67,7 +67,8 @@ public sealed class AdaShieldMethod : DefenseMethod<AdaShieldOptions>
     {
         var pool = new Dictionary<string, (PoolEntry Entry, int Line)>();
         int n = 0;
-        foreach (var line in File.ReadLines(p))
+        // bounded and regular files only, as every other file a user names (InputLimits)
+        foreach (var line in Runtime.BoundedFile.ReadAllText(p, Runtime.InputLimits.Current.MaxDataFileBytes, "--adashield-pool").Split('\n'))
         {
             n++;
             if (line.Trim().Length == 0) continue;
