@@ -86,6 +86,13 @@ public sealed class JudgeAsk
     public Task<JudgeReply> AskAsync(string user, byte[]? image, string mediaType, float? temperature, string? attempt, CancellationToken cancel) =>
         _ask(Text.System, user, image, mediaType, Text.MaxTokens, temperature, attempt, cancel);
 
+    /// <summary>
+    /// One judge call with another text's system message and token limit, for rubrics that ask a second question
+    /// (e.g. the other metric set's extractor prompt); <paramref name="attempt"/> as in <see cref="AskAsync"/>.
+    /// </summary>
+    public Task<JudgeReply> AskWithAsync(JudgeText text, string user, byte[]? image, string mediaType, float? temperature, string? attempt, CancellationToken cancel) =>
+        _ask(text.System, user, image, mediaType, text.MaxTokens, temperature, attempt, cancel);
+
     /// <summary>The "error" result of a judge call that failed for good.</summary>
     public ScoreResult Error(string rubric, Exception e, double ms) =>
         new() { Scorer = Scorer, Rubric = rubric, Label = "error", Parsed = false, Error = e.Message, LatencyMs = ms };
