@@ -75,6 +75,9 @@ public sealed class JudgeAsk
     /// <summary>The scorer's name (recorded with the score).</summary>
     public string Scorer { get; }
 
+    /// <summary>How many grader runs a rubric that grades several times makes per answer (<c>--scorer-runs</c>; 1 by default).</summary>
+    public int Runs { get; init; } = 1;
+
     /// <summary>The judge text for this rubric.</summary>
     public JudgeText Text { get; }
 
