@@ -23,11 +23,12 @@ public sealed class ServeHarnessRequestTests
     private const string Key = "sk-local-test";
     private SafeCoDeServer _server = null!;
     private HttpClient _http = null!;
+    private readonly LogCapture _log = new();
 
     [OneTimeSetUp]
     public async Task Start()
     {
-        _server = await ServeTestServer.Start(new LogCapture(), key: Key, configure: o => o with { MaxTokensCap = 6 });
+        _server = await ServeTestServer.Start(_log, key: Key, configure: o => o with { MaxTokensCap = 6 });
         _http = ServeTestServer.Http(_server, Key);
     }
 
@@ -64,6 +65,43 @@ public sealed class ServeHarnessRequestTests
             "\", \"detail\": \"high\"}}, {\"type\": \"text\", \"text\": \"Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.\\nQuestion: How many squares are there?\"}]}], " +
             "\"n\": 1, \"temperature\": 0, \"max_tokens\": 2048}";
         await Answer(body);
+    }
+
+    [Test]
+    public async Task VlmEvalKit_MmmuInterleaved_SeveralImages_CombinedIntoOne()
+    {
+        // MMMUDataset splits the text at '<image k>' and interleaves the images; a config system_prompt becomes a system message
+        var body = "{\"model\": \"llava-next-tiny\", \"messages\": [{\"role\": \"system\", \"content\": \"You are a helpful assistant.\"}, {\"role\": \"user\", \"content\": [" +
+            "{\"type\": \"text\", \"text\": \"Question: Compare \"}, {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/jpeg;base64," + Jpeg(2) + "\", \"detail\": \"high\"}}, " +
+            "{\"type\": \"text\", \"text\": \" and \"}, {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/jpeg;base64," + Jpeg(3) + "\", \"detail\": \"high\"}}, " +
+            "{\"type\": \"text\", \"text\": \".\\nOptions:\\nA. left\\nB. right\\nPlease select the correct answer from the options above. \\n\"}]}], \"n\": 1, \"temperature\": 0, \"max_tokens\": 2048}";
+        await Answer(body);
+        Assert.That(_log.ToString(), Does.Contain("\"images_combined\":2"), "the two images were sent as one, side by side, and the log says so");
+    }
+
+    [Test]
+    public async Task SeveralImagesInSeveralTurns_AreStillRefused()
+    {
+        var img = "{\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/jpeg;base64," + Jpeg(4) + "\"}}";
+        var body = "{\"model\": \"default\", \"messages\": [{\"role\": \"user\", \"content\": [" + img + ", {\"type\": \"text\", \"text\": \"first\"}]}, " +
+            "{\"role\": \"assistant\", \"content\": \"ok\"}, {\"role\": \"user\", \"content\": [" + img + ", {\"type\": \"text\", \"text\": \"second\"}]}], \"max_tokens\": 4}";
+        var r = await ServeTestServer.Post(_http, body);
+        Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), "images of different turns are different scenes");
+        Assert.That(await r.Content.ReadAsStringAsync(), Does.Contain("more than one image"));
+    }
+
+    [Test]
+    public async Task CombinedImages_OverThePixelLimit_AreRefusedBeforeDecoding()
+    {
+        // each 24x24 image passes a 1,000-pixel limit; side by side (48x24) they do not
+        await using var small = await ServeTestServer.Start(new LogCapture(), key: Key, configure: o => o with { MaxTokensCap = 4, MaxImagePixels = 1000 });
+        using var http = ServeTestServer.Http(small, Key);
+        string Img(int seed) => "{\"type\": \"image_url\", \"image_url\": {\"url\": \"data:image/jpeg;base64," + Jpeg(seed) + "\", \"detail\": \"high\"}}";
+        var body = "{\"model\": \"default\", \"messages\": [{\"role\": \"user\", \"content\": [" + Img(5) + ", " + Img(6) + ", {\"type\": \"text\", \"text\": \"Which?\"}]}], \"max_tokens\": 4}";
+        var r = await ServeTestServer.Post(http, body);
+        var text = await r.Content.ReadAsStringAsync();
+        Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), text);
+        Assert.That(text, Does.Contain("side by side would be 48x24 pixels"));
     }
 
     [Test]
