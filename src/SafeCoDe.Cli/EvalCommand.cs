@@ -54,16 +54,22 @@ public static class EvalCommand
         finally { SafeCoDe.Torch.Runtime.InputLimits.Current = saved; }
     }
 
-    private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens)
+    private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens, Option<int> Runs)
     {
         public static ScorerOptions Create() => new(
             new Option<string>("--scorer-template") { Description = "A judge prompt file replacing the built-in rubric text; {question} and {response} are filled in", HelpName = "FILE" },
             new Option<string>("--scorer-refusal-phrases") { Description = "The keyword scorer's refusal phrases for one language, one per line (# comments; a '# language: CODE NAME…' line names the language, English without one); the other languages keep their built-in lists [default: the documented lists]", HelpName = "FILE" },
             new Option<double>("--scorer-timeout") { Description = "Seconds per judge call attempt [default: 120]", HelpName = "S" },
             new Option<int>("--scorer-retries") { Description = "Retries of a judge call after a timeout, 429, 5xx or transport error [default: 4]", HelpName = "N" },
-            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's own limit]", HelpName = "N" });
+            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's own limit]", HelpName = "N" },
+            new Option<int>("--scorer-runs")
+            {
+                Description = "Grade each answer N times and report mean ± std over the runs, for benchmarks whose own scorer does so (" +
+                    string.Join("; ", EvalBenchmarks.All.Where(b => b.GraderRuns is not null).Select(b => $"{b.Name}: {b.GraderRuns}")) + "); refused elsewhere [default: 1]",
+                HelpName = "N",
+            });
 
-        public void AddTo(Command c) { c.Add(Template); c.Add(Phrases); c.Add(Timeout); c.Add(Retries); c.Add(MaxTokens); }
+        public void AddTo(Command c) { c.Add(Template); c.Add(Phrases); c.Add(Timeout); c.Add(Retries); c.Add(MaxTokens); c.Add(Runs); }
 
         public ScorerSettings Read(ParseResult p, string benchmark)
         {
@@ -77,6 +83,7 @@ public static class EvalCommand
                 Timeout = p.Given(Timeout) ? TimeSpan.FromSeconds(p.GetValue(Timeout)) : TimeSpan.FromSeconds(120),
                 MaxRetries = p.Given(Retries) ? p.GetValue(Retries) : 4,
                 MaxTokens = p.Given(MaxTokens) ? p.GetValue(MaxTokens) : null,
+                Runs = p.Given(Runs) ? p.GetValue(Runs) : 1,
             };
         }
     }

@@ -183,7 +183,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
                     ["event"] = "request", ["id"] = ctx.TraceIdentifier, ["method"] = ctx.Request.Method, ["path"] = known, ["status"] = status,
                     ["ms"] = Math.Round(sw.Elapsed.TotalMilliseconds, 1), ["remote"] = ctx.Connection.RemoteIpAddress?.ToString(),
                 };
-                foreach (var k in new[] { "stream", "prompt_tokens", "completion_tokens", "verdict", "mode", "error", "queue_ms" })
+                foreach (var k in new[] { "stream", "prompt_tokens", "completion_tokens", "verdict", "mode", "error", "queue_ms", "images_combined" })
                     if (ctx.Items.TryGetValue(k, out var v) && v is not null) line[k] = JsonValue.Create(v);
                 Log(line, status >= 500 ? "error" : status >= 400 ? "warn" : "info");
             }
@@ -280,6 +280,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         var fromFiles = ReadFileImages(req.Messages);
         if (fromFiles.Count > 0) ctx.Items["file_image"] = true;
         CheckImages(req.Messages, fromFiles);
+        if (CombineImages(req.Messages) is int combined) ctx.Items["images_combined"] = combined;
         ctx.Items["stream"] = req.Stream;
         return req;
     }
@@ -345,6 +346,39 @@ public sealed class SafeCoDeServer : IAsyncDisposable
                 read.Add(d);
             }
         return read;
+    }
+
+    /// <summary>
+    /// Several images in the last user message and none elsewhere (VLMEvalKit's MMMU sends every image of a question
+    /// in one message): they become one image, side by side and top-aligned, where the first stood — how VLMEvalKit
+    /// combines images for single-image models, and how <c>eval run</c> sends them — since SafeCoDe judges one scene.
+    /// Returns how many were combined, or null when nothing was changed.
+    /// </summary>
+    private int? CombineImages(List<ChatMessage> messages)
+    {
+        static bool IsImage(AIContent c) => c is DataContent d && d.HasTopLevelMediaType("image") || c is UriContent u && u.HasTopLevelMediaType("image");
+        var last = messages[^1];
+        var images = last.Contents.Where(IsImage).ToList();
+        if (images.Count < 2 || images.Any(c => c is not DataContent) || messages.Take(messages.Count - 1).Any(m => m.Contents.Any(IsImage))) return null;
+        var limits = new ImageDecodeOptions { MaxPixels = _o.MaxImagePixels, MaxFileBytes = _o.MaxImageBytes };
+        RgbImage strip;
+        try
+        {
+            // the strip's size from the headers first: nothing is decoded when the combined image would be over the limit
+            var sizes = images.Cast<DataContent>().Select((d, k) => ImageDecoder.Identify(d.Data.ToArray(), $"the request's image {k + 1}", limits)).ToList();
+            long width = sizes.Sum(h => (long)h.Width), height = sizes.Max(h => (long)h.Height);
+            if (width * height > _o.MaxImagePixels)
+                throw ApiException.Invalid($"the {images.Count} images side by side would be {width}x{height} pixels, over the server's {_o.MaxImagePixels}-pixel limit (--max-image-pixels)", "messages", "image_too_large");
+            strip = SafeCoDe.Eval.ImageStrip.Horizontal(images.Cast<DataContent>().Select((d, k) => ImageDecoder.Decode(d.Data.ToArray(), $"the request's image {k + 1}", limits)).ToList());
+        }
+        catch (ImageDecodeException ex) { throw ApiException.Invalid($"the image cannot be used: {ex.Message}", "messages", "invalid_image"); }
+        using var img = SixLabors.ImageSharp.Image.LoadPixelData<SixLabors.ImageSharp.PixelFormats.Rgb24>(strip.Pixels, strip.Width, strip.Height);
+        using var ms = new MemoryStream();
+        SixLabors.ImageSharp.ImageExtensions.SaveAsPng(img, ms);
+        int first = last.Contents.IndexOf(images[0]);
+        foreach (var c in images) last.Contents.Remove(c);
+        last.Contents.Insert(first, new DataContent(ms.ToArray(), "image/png"));
+        return images.Count;
     }
 
     private void CheckImages(List<ChatMessage> messages, HashSet<DataContent> fromFiles)

@@ -10,7 +10,7 @@ public static class EvalBenchmarks
     private static readonly IBenchmark[] BuiltIn =
     [
         new MssBench(), new MossBench(), new MmSafetyBench(), new FigStep(), new Hades(), new Msts(), new JsonlPrompts(),
-        new Helpfulness.Mmmu(),
+        new Helpfulness.Mmmu(), new Helpfulness.MathVista(), new Helpfulness.MmVet(), new Helpfulness.MiaBench(),
     ];
 
     private static readonly Dictionary<string, IBenchmark> Table = BuiltIn.ToDictionary(b => b.Name, StringComparer.OrdinalIgnoreCase);

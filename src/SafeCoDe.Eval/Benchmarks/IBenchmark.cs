@@ -31,6 +31,12 @@ public interface IBenchmark
     /// <summary>The scorer kinds that can score it (<c>keyword</c>, <c>rules</c>, <c>openai</c>, <c>local</c>).</summary>
     IReadOnlyList<string> ScorerKinds => ["keyword", "openai", "local"];
 
+    /// <summary>
+    /// What <c>--scorer-runs N</c> does for this benchmark (its rubric grades each answer N times and the metrics report
+    /// mean ± std over the runs), or null when it grades once and the option is refused.
+    /// </summary>
+    string? GraderRuns => null;
+
     /// <summary>The judge model of <c>--scorer openai</c> without a model (the paper's code's; SAFECODE_EVAL_MODEL overrides).</summary>
     string DefaultJudgeModel => "gpt-4o";
 

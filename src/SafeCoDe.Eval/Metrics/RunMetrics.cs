@@ -4,13 +4,25 @@ using SafeCoDe.Eval.Scoring;
 
 namespace SafeCoDe.Eval.Metrics;
 
-/// <summary>A rate with its counts: <see cref="Hits"/> of <see cref="N"/>; null value when N is 0.</summary>
+/// <summary>
+/// A rate with its counts: <see cref="Hits"/> of <see cref="N"/>; null value when N is 0. For a mean of graded scores in
+/// [0, 1] (a grader's 0.0–1.0 correctness) <see cref="Sum"/> holds their sum and the value is Sum / N.
+/// </summary>
 public readonly record struct Rate(int Hits, int N)
 {
-    /// <summary>Hits / N, or null when nothing was counted.</summary>
-    public double? Value => N == 0 ? null : (double)Hits / N;
-    /// <summary>"45.0% (9/20)" or "– (0/0)".</summary>
-    public override string ToString() => Value is { } v ? $"{v * 100:F1}% ({Hits}/{N})" : $"– ({Hits}/{N})";
+    /// <summary>The sum of graded scores in [0, 1] when the rate is their mean (Hits is then the sum rounded); null for a count of hits.</summary>
+    public double? Sum { get; init; }
+
+    /// <summary>A mean of graded scores: their sum over <paramref name="n"/>.</summary>
+    public static Rate Mean(double sum, int n) => new((int)Math.Round(sum), n) { Sum = sum };
+
+    /// <summary>Hits / N (Sum / N for a mean of scores), or null when nothing was counted.</summary>
+    public double? Value => N == 0 ? null : (Sum ?? Hits) / N;
+    /// <summary>"45.0% (9/20)", "45.3% (9.05/20)" for a mean of scores, or "– (0/0)".</summary>
+    public override string ToString() => Value is { } v ? $"{v * 100:F1}% ({Counted}/{N})" : $"– ({Counted}/{N})";
+
+    /// <summary>What was counted: the hits, or the sum of scores.</summary>
+    public string Counted => Sum is { } s ? s.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) : Hits.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>
@@ -77,10 +89,13 @@ public sealed record RunMetrics
         foreach (var kv in Json) o[kv.Key] = kv.Value?.DeepClone();
         o["unscored_reasons"] = Counts(UnscoredReasons);
         o["keyword_languages"] = Counts(KeywordLanguages);
-        o["rows"] = new JsonArray(Rows.Select(r => (JsonNode)new JsonObject
+        o["rows"] = new JsonArray(Rows.Select(r =>
         {
-            ["group"] = r.Group, ["metric"] = r.Metric, ["value"] = r.Rate.Value, ["hits"] = r.Rate.Hits, ["n"] = r.Rate.N,
-            ["metric_set"] = r.MetricSet, ["scorer"] = r.Scorer,
+            var row = new JsonObject { ["group"] = r.Group, ["metric"] = r.Metric, ["value"] = r.Rate.Value, ["hits"] = r.Rate.Hits, ["n"] = r.Rate.N };
+            if (r.Rate.Sum is { } sum) row["sum"] = sum; // a mean of graded scores
+            row["metric_set"] = r.MetricSet;
+            row["scorer"] = r.Scorer;
+            return (JsonNode)row;
         }).ToArray());
         o["metric_sets"] = new JsonObject(MetricSets.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["definitions"] = new JsonObject(Definitions.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));

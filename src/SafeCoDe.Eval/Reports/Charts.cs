@@ -31,7 +31,7 @@ public static class Charts
                 bars.Add(new Bar
                 {
                     Position = (n - 1 - mi) + ((runs.Count - 1) / 2.0 - ri) * width, Value = v * 100, FillColor = color, Size = width * 0.95,
-                    Label = $"{v * 100:F1}% ({row.Rate.Hits}/{row.Rate.N})",
+                    Label = $"{v * 100:F1}% ({row.Rate.Counted}/{row.Rate.N})",
                 });
             }
             plt.Legend.ManualItems.Add(new LegendItem { LabelText = Label(runs[ri]), FillColor = color });

@@ -16,6 +16,9 @@ public abstract class JudgeScorer : IScorer, IDisposable
     /// <summary>Overrides the rubric's output-token limit.</summary>
     public int? MaxTokens { get; set; }
 
+    /// <summary>Grader runs per answer for rubrics that grade several runs (<see cref="JudgeAsk.Runs"/>); 1 by default.</summary>
+    public int Runs { get; set; } = 1;
+
     /// <summary>Uses <paramref name="cache"/> (null: an in-memory cache).</summary>
     protected JudgeScorer(JudgeCache? cache)
     {
@@ -45,7 +48,7 @@ public abstract class JudgeScorer : IScorer, IDisposable
     {
         var rubric = input.Rubric;
         if (rubric.WithoutJudge(input, Name) is { } settled) return Task.FromResult(settled);
-        return rubric.JudgeAsync(input, new JudgeAsk(Name, TextFor(rubric), AskAsync), cancel);
+        return rubric.JudgeAsync(input, new JudgeAsk(Name, TextFor(rubric), AskAsync) { Runs = Runs }, cancel);
     }
 
     /// <summary>One call through the cache; <paramref name="attempt"/> joins the cache key only when given, so first calls keep their keys.</summary>

@@ -75,6 +75,9 @@ public sealed class JudgeAsk
     /// <summary>The scorer's name (recorded with the score).</summary>
     public string Scorer { get; }
 
+    /// <summary>How many grader runs a rubric that grades several times makes per answer (<c>--scorer-runs</c>; 1 by default).</summary>
+    public int Runs { get; init; } = 1;
+
     /// <summary>The judge text for this rubric.</summary>
     public JudgeText Text { get; }
 
@@ -85,6 +88,13 @@ public sealed class JudgeAsk
     /// </summary>
     public Task<JudgeReply> AskAsync(string user, byte[]? image, string mediaType, float? temperature, string? attempt, CancellationToken cancel) =>
         _ask(Text.System, user, image, mediaType, Text.MaxTokens, temperature, attempt, cancel);
+
+    /// <summary>
+    /// One judge call with another text's system message and token limit, for rubrics that ask a second question
+    /// (e.g. the other metric set's extractor prompt); <paramref name="attempt"/> as in <see cref="AskAsync"/>.
+    /// </summary>
+    public Task<JudgeReply> AskWithAsync(JudgeText text, string user, byte[]? image, string mediaType, float? temperature, string? attempt, CancellationToken cancel) =>
+        _ask(text.System, user, image, mediaType, text.MaxTokens, temperature, attempt, cancel);
 
     /// <summary>The "error" result of a judge call that failed for good.</summary>
     public ScoreResult Error(string rubric, Exception e, double ms) =>

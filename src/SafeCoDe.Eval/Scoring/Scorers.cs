@@ -28,6 +28,8 @@ public sealed record ScorerSettings
     public EngineOptions? LocalEngine { get; init; }
     /// <summary>Overrides every rubric's output-token limit.</summary>
     public int? MaxTokens { get; init; }
+    /// <summary>Grader runs per answer, for benchmarks whose descriptor grades several runs (<see cref="Benchmarks.IBenchmark.GraderRuns"/>); 1 otherwise.</summary>
+    public int Runs { get; init; } = 1;
 }
 
 /// <summary>Builds scorers from command-line specs: keyword, rules, openai[:MODEL], local:DIR.</summary>
@@ -73,6 +75,14 @@ public static class Scorers
     {
         var (kind, arg) = Split(spec);
         CheckKind(spec, kind, s.Benchmark);
+        if (s.Runs != 1)
+        {
+            if (s.Runs < 1) throw new ArgumentException($"--scorer-runs {s.Runs}: at least 1");
+            var b = s.Benchmark is null ? null : Benchmarks.EvalBenchmarks.Get(s.Benchmark);
+            if (b is null || b.GraderRuns is null)
+                throw new ArgumentException($"--scorer-runs {s.Runs}: {(b is null ? "no benchmark named" : b.Name)} grades each answer once; several grader runs are for {string.Join(", ", Benchmarks.EvalBenchmarks.All.Where(x => x.GraderRuns is not null).Select(x => x.Name))}");
+            if (kind is "rules" or "keyword") throw new ArgumentException($"--scorer-runs {s.Runs}: the {kind} scorer has no grader to run again");
+        }
         string? template = s.TemplateFile is null ? null : File.ReadAllText(s.TemplateFile);
         if (template is not null && !template.Contains("{response}"))
             throw new ArgumentException($"--scorer-template {s.TemplateFile}: the template has no {{response}} placeholder");
@@ -96,12 +106,14 @@ public static class Scorers
                 return new ChatClientScorer(client, model, s.CacheFile is null ? null : new JudgeCache(s.CacheFile), ownsClient: true)
                 {
                     Template = template, Timeout = s.Timeout, MaxRetries = s.MaxRetries, InitialBackoff = s.InitialBackoff, MaxTokens = s.MaxTokens,
+                    Runs = s.Runs,
                 };
             }
             case "local" when arg.Length > 0:
                 var local = LocalScorer.Load(arg, s.LocalEngine, s.CacheFile is null ? null : new JudgeCache(s.CacheFile));
                 local.Template = template;
                 local.MaxTokens = s.MaxTokens;
+                local.Runs = s.Runs;
                 return local;
             default:
                 throw new ArgumentException($"--scorer '{spec}': expected {Kinds}");
