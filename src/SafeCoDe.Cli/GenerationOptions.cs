@@ -104,14 +104,15 @@ public sealed class GenerationOptions
         int rows = p.GetValue(MaxBatchRows);
         if (rows < 1) throw new UsageException($"--max-batch-rows {rows}: expected at least 1");
         var method = DecodingMethods.Of(options);
+        var judgeWarnings = new List<string>();
         if (!method.Needs(options).Judge)
             foreach (var flag in new Option[] { Judge, JudgeFormat, JudgeCache }.Where(p.Given))
-                warnings.Add($"{flag.Name} has no effect with --mode {method.Name} (it uses no judge)");
+                judgeWarnings.Add($"{flag.Name} has no effect with --mode {method.Name} (it uses no judge)");
         return new GenerationSettings(
             p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style, MaxBatchRows = rows }, options,
             p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System))
         {
-            ParseSpecial = p.GetValue(ParseSpecial), Warnings = warnings, JudgeFormat = p.GetValue(JudgeFormat) ?? Torch.Safety.Guards.JudgeFormats.Default,
+            ParseSpecial = p.GetValue(ParseSpecial), Warnings = warnings, JudgeWarnings = judgeWarnings, JudgeFormat = p.GetValue(JudgeFormat) ?? Torch.Safety.Guards.JudgeFormats.Default,
         };
     }
 
@@ -162,16 +163,19 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
     /// <summary>--judge-format: how the judge is asked and read (<c>safecode</c>, or a guard model's format).</summary>
     public string JudgeFormat { get; init; } = Torch.Safety.Guards.JudgeFormats.Default;
 
-    /// <summary>Options given that have no effect with the chosen method (each one line, for stderr).</summary>
+    /// <summary>Decoding options given that have no effect with the chosen method (each one line, for stderr).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Judge options given although the chosen method uses no judge (a server whose clients may choose another method still uses them).</summary>
+    public IReadOnlyList<string> JudgeWarnings { get; init; } = [];
 
     /// <summary>True when the method uses a judge (the judge spec then matters).</summary>
     public bool UsesJudge => DecodingMethods.Of(Decoding).Needs(Decoding).Judge;
 
-    /// <summary>Writes each warning as one line on stderr.</summary>
-    public void PrintWarnings(CliIO io, string command)
+    /// <summary>Writes each warning as one line on stderr (the judge options' too unless <paramref name="judge"/> is false).</summary>
+    public void PrintWarnings(CliIO io, string command, bool judge = true)
     {
-        foreach (var w in Warnings) io.Error.WriteLine($"safecode {command}: warning — {w}");
+        foreach (var w in judge ? Warnings.Concat(JudgeWarnings) : Warnings) io.Error.WriteLine($"safecode {command}: warning — {w}");
     }
 
     /// <summary>The options in one line: the method, its preset, the seed, and every option that differs from the method's (preset's) defaults.</summary>

@@ -43,6 +43,9 @@ public static class ServeCommand
         {
             var s = gen.Read(p);
             s.CheckJudgeSpec();
+            var clientOverrides = CliOptions.ParseChoice<ClientOverrides>(p.GetValue(overrides)!, "--client-overrides");
+            // with --client-overrides all a request may choose a method that asks this server's judge
+            s.PrintWarnings(io, "serve", judge: clientOverrides != ClientOverrides.All);
             var hostValue = p.GetValue(host)!;
             if (hostValue != "localhost" && !IPAddress.TryParse(hostValue, out _)) throw new UsageException($"--host '{hostValue}': expected an IP address or localhost");
             int portValue = p.GetValue(port);
@@ -62,7 +65,7 @@ public static class ServeCommand
                 RequestTimeout = TimeSpan.FromSeconds(t), ShutdownDeadline = TimeSpan.FromSeconds(d),
                 MaxBodyBytes = CliOptions.ParseBytes(p.GetValue(maxBody)!, "--max-body"), MaxInflightBytes = CliOptions.ParseBytes(p.GetValue(maxInflight)!, "--max-inflight-bytes"), MaxImageBytes = CliOptions.ParseBytes(p.GetValue(maxImage)!, "--max-image"),
                 MaxImagePixels = p.GetValue(maxPixels), MaxTokensCap = cap, AllowFileUrls = p.GetValue(files), AllowHttpUrls = p.GetValue(http),
-                ModelId = p.GetValue(modelId), Log = io.Error, ClientOverrides = CliOptions.ParseChoice<ClientOverrides>(p.GetValue(overrides)!, "--client-overrides"),
+                ModelId = p.GetValue(modelId), Log = io.Error, ClientOverrides = clientOverrides,
             };
             return Run(options).GetAwaiter().GetResult();
         });

@@ -38,4 +38,58 @@ public class NewUserTests
         var method = File.ReadAllText(Path.Combine(SafeCoDe.Torch.Tests.Serve.ServeTestServer.RepoRoot(), "docs", "method.md"));
         Assert.That(method, Does.Contain("| `paper` (λ_boost 1, the default) | 0 / 60 |").And.Contain("safecode safescenes --seed 7 --out /tmp/w7 --count 60"));
     }
+
+    /// <summary>
+    /// bench's concurrent part runs on the shipped model wherever safecode is started (its default is an absolute path
+    /// in the tool's own files), a --model that cannot be used is refused before anything runs, and a skipped part has
+    /// its reason (concurrent8_skipped in --json).
+    /// </summary>
+    [Test]
+    public void Bench_DefaultModelIsTheShippedOne_AndASkippedPartSaysWhy()
+    {
+        var root = SafeCoDe.Cli.Cli.BuildRoot();
+        var bench = root.Subcommands.Single(c => c.Name == "bench");
+        var model = bench.Options.OfType<System.CommandLine.Option<string>>().Single(o => o.Name == "--model");
+        var value = root.Parse(["bench"]).GetValue(model)!;
+        Assert.That(Path.IsPathRooted(value), Is.True, value);
+        Assert.That(value, Is.EqualTo(SafeCoDe.Cli.ShippedModel.Dir));
+        Assert.That(File.Exists(Path.Combine(value, "config.json")), Is.True, "the build copies the shipped model next to safecode.dll");
+        Assert.That(SafeCoDe.Cli.BenchDecode.SkipReason(value), Is.Null);
+
+        var dir = TestPaths.NewTempDir();
+        try
+        {
+            Assert.That(SafeCoDe.Cli.BenchDecode.SkipReason(dir), Is.EqualTo("the folder holds no config.json"));
+            Assert.That(SafeCoDe.Cli.BenchDecode.SkipReason(Path.Combine(dir, "nope")), Is.EqualTo("no such folder"));
+            var (code, o, e) = Run("bench", "--model", Path.Combine(dir, "nope"), "--json");
+            Assert.That(code, Is.EqualTo(2), o + e);
+            Assert.That(e, Does.Contain("--model").And.Contain("no such folder"));
+            Assert.That(o, Is.Empty, "refused before any part ran");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>A judge option with a method that uses no judge is a warning in generate, eval run and serve (unless serve's clients may pick a method with a judge).</summary>
+    [Test]
+    public void JudgeWithoutEffect_WarnsInGenerateEvalRunAndServe()
+    {
+        var dir = TestPaths.NewTempDir();
+        try
+        {
+            const string warning = "warning — --judge has no effect with --mode vcd (it uses no judge)";
+            var (code, _, e) = Run("generate", "--mode", "vcd", "--judge", "openai", "--image", Path.Combine(dir, "none.png"), "--prompt", "hi");
+            Assert.That(code, Is.EqualTo(2), e);
+            Assert.That(e, Does.Contain("safecode generate: " + warning));
+            (code, _, e) = Run("eval", "run", "--benchmark", "jsonl", "--data", Path.Combine(dir, "none.jsonl"), "--out", Path.Combine(dir, "run"), "--mode", "vcd", "--judge", "openai");
+            Assert.That(code, Is.Not.EqualTo(0), e);
+            Assert.That(e, Does.Contain("safecode eval run: " + warning));
+            (code, _, e) = Run("serve", "--mode", "vcd", "--judge", "openai", "--port", "70000");
+            Assert.That(code, Is.EqualTo(2), e);
+            Assert.That(e, Does.Contain("safecode serve: " + warning));
+            (code, _, e) = Run("serve", "--mode", "vcd", "--judge", "openai", "--client-overrides", "all", "--port", "70000");
+            Assert.That(code, Is.EqualTo(2), e);
+            Assert.That(e, Does.Not.Contain("warning"), "a client may choose safecode, which asks this judge");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
