@@ -29,7 +29,7 @@ public static class SafeScenesCommand
         {
             var dir = p.GetValue(outDir);
             var trainDir = p.GetValue(train);
-            if (dir is null && trainDir is null) throw new ArgumentException("give --out DIR, --train DIR2 or both");
+            if (dir is null && trainDir is null) throw new UsageException("give --out DIR, --train DIR2 or both");
             CheckCounts(p, count, renders, objectRenders, clutterRenders);
             var sw = Stopwatch.StartNew();
             long s = p.GetValue(seed);

@@ -34,7 +34,7 @@ public class SafeScenesCliTests
     public void SafeScenesWithoutAnOutputIsAUsageErrorAndTrainNeedsAWorld()
     {
         var (code, _, stderr) = Run("safescenes", "--seed", "1");
-        Assert.That(code, Is.Not.EqualTo(0));
+        Assert.That(code, Is.EqualTo(2), "usage");
         Assert.That(stderr, Does.Contain("--out"));
         var (code2, _, stderr2) = Run("safescenes", "train", "--out", "/tmp/nowhere");
         Assert.That(code2, Is.Not.EqualTo(0));

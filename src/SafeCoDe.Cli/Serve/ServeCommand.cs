@@ -42,7 +42,7 @@ public static class ServeCommand
         cmd.SetHandler((p, io) =>
         {
             var s = gen.Read(p);
-            s.CheckJudgeSpec();
+            s.CheckBeforeLoading();
             var clientOverrides = CliOptions.ParseChoice<ClientOverrides>(p.GetValue(overrides)!, "--client-overrides");
             // with --client-overrides all a request may choose a method that asks this server's judge
             s.PrintWarnings(io, "serve", judge: clientOverrides != ClientOverrides.All);
@@ -74,6 +74,7 @@ public static class ServeCommand
 
     private static async Task<int> Run(ServerOptions options)
     {
+        CliCancel.HostHandles = true; // the web host drains in-flight requests on Ctrl+C / SIGTERM
         SafeCoDe.Torch.Runtime.MemoryGate.TuneNativeHeap(); // a server process: memory should come back after bursts
         await using var server = await SafeCoDeServer.StartAsync(options);
         await server.WaitForShutdownAsync();

@@ -92,4 +92,53 @@ public class NewUserTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    private static IEnumerable<System.CommandLine.Command> AllCommands(System.CommandLine.Command c) =>
+        c.Subcommands.SelectMany(AllCommands).Prepend(c);
+
+    /// <summary>No --help line names a default twice (a description's own "[default: …]" beside the parser's).</summary>
+    [Test]
+    public void EveryHelp_NamesEachDefaultOnce()
+    {
+        var doubled = new System.Text.RegularExpressions.Regex(@"\[default: [^\]]*\]\s*\[default: ");
+        var bad = new List<string>();
+        foreach (var c in AllCommands(SafeCoDe.Cli.Cli.BuildRoot()).Skip(1))
+        {
+            var path = SafeCoDe.Cli.CliErrors.CommandPath(c);
+            var (code, help, e) = Run([.. path.Split(' '), "--help"]);
+            Assert.That(code, Is.EqualTo(0), path + ": " + e);
+            // help wraps long descriptions: join each option's lines before looking
+            var text = System.Text.RegularExpressions.Regex.Replace(help, @"\s*\n\s+", " ");
+            bad.AddRange(doubled.Matches(text).Select(m => $"{path}: {m.Value}…"));
+        }
+        Assert.That(bad, Is.Empty);
+    }
+
+    /// <summary>Paths are checked when the line is parsed, with what is wrong: a file given as a model folder, a folder given as an image.</summary>
+    [Test]
+    public void ModelAndImagePaths_SayWhatTheyAre()
+    {
+        var image = Path.Combine(Shipped, "example.png");
+        var (code, _, e) = Run("generate", "--model", image, "--image", image, "--prompt", "hi");
+        Assert.That(code, Is.EqualTo(2), e);
+        Assert.That(e, Does.Contain($"--model {image}: is a file, not a model folder"));
+        (code, _, e) = Run("inspect", "--model", image);
+        Assert.That(code, Is.EqualTo(2), e);
+        Assert.That(e, Does.Contain("is a file, not a model folder"));
+        (code, _, e) = Run("generate", "--model", Path.Combine(Shipped, "nope"), "--prompt", "hi");
+        Assert.That(code, Is.EqualTo(2), e);
+        Assert.That(e, Does.Contain("nope: folder not found"));
+        (code, _, e) = Run("generate", "--model", Shipped, "--image", Shipped, "--prompt", "hi");
+        Assert.That(code, Is.EqualTo(2), e);
+        Assert.That(e, Does.Contain($"--image {Shipped}: is a folder, not an image file"));
+    }
+
+    /// <summary>safescenes without an output is usage (exit 2), as any other missing option.</summary>
+    [Test]
+    public void SafeScenesWithoutArguments_IsUsage()
+    {
+        var (code, _, e) = Run("safescenes");
+        Assert.That(code, Is.EqualTo(2), e);
+        Assert.That(e, Does.Contain("give --out DIR").And.Contain("--help"));
+    }
 }
