@@ -138,6 +138,24 @@ public sealed class SafeCoDeServer : IAsyncDisposable
     /// <summary>Completes when the host shuts down (Ctrl+C, SIGTERM, <see cref="StopAsync"/>).</summary>
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 
+    /// <summary>
+    /// Serves until the host shuts down (exit code 0), or until the model fails to load (exit code 1, after the
+    /// failure was logged) unless <see cref="ServerOptions.KeepServingOnLoadFailure"/>.
+    /// </summary>
+    public async Task<int> RunUntilShutdownAsync()
+    {
+        var shutdown = WaitForShutdownAsync();
+        await Task.WhenAny(shutdown, _engine).ConfigureAwait(false);
+        if (_engine.IsFaulted && !_o.KeepServingOnLoadFailure)
+        {
+            Log(new JsonObject { ["event"] = "exiting", ["reason"] = "the model failed to load (--keep-serving-on-load-failure keeps the server up)", ["exit_code"] = ExitCodes.Failed }, "error");
+            await StopAsync().ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+        await shutdown.ConfigureAwait(false);
+        return ExitCodes.Ok;
+    }
+
     /// <summary>Stops the server and frees the model.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -188,7 +206,13 @@ public sealed class SafeCoDeServer : IAsyncDisposable
                 Log(line, status >= 500 ? "error" : status >= 400 ? "warn" : "info");
             }
         });
-        _app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
+        // liveness: 200 while the model loads or serves; 503 once loading failed (no model will ever answer)
+        _app.MapGet("/health", (HttpContext ctx) =>
+        {
+            bool failed = _engine.IsFaulted;
+            ctx.Response.StatusCode = failed ? 503 : 200;
+            return Results.Text(new JsonObject { ["status"] = failed ? "failed" : _engine.IsCompletedSuccessfully ? "ok" : "loading" }.ToJsonString(), "application/json");
+        });
         _app.MapGet("/ready", (HttpContext ctx) =>
         {
             string state = _engine.IsCompletedSuccessfully ? "ready" : _engine.IsFaulted ? "failed" : "loading";

@@ -330,10 +330,12 @@ public sealed class ServeRobustnessTests
 
         var missing = Path.Combine(TestPaths.NewTempDir(), "no-model");
         Directory.CreateDirectory(missing);
-        await using var broken = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture() });
+        await using var broken = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture(), KeepServingOnLoadFailure = true });
         try { await broken.Loaded; } catch (Exception) { }
         using var b = ServeTestServer.Http(broken, key: null);
-        Assert.That((await b.GetAsync("health")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var health = await b.GetAsync("health");
+        Assert.That(health.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable), "no model will answer: a liveness probe must see it");
+        Assert.That(await health.Content.ReadAsStringAsync(), Does.Contain("\"failed\""));
         var ready = await b.GetAsync("ready");
         Assert.That(ready.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
         Assert.That(await ready.Content.ReadAsStringAsync(), Does.Contain("failed"));
@@ -351,5 +353,32 @@ public sealed class ServeRobustnessTests
         Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "cancelled at the timeout, not run to its budget");
         Assert.That(server.Queue.Admitted, Is.EqualTo(0));
         Assert.That(await h.GetStringAsync("metrics"), Does.Match(@"safecode_cancelled_total [1-9]"));
+    }
+
+    /// <summary>
+    /// A model that fails to load ends serve with exit code 1 after the failure is logged (systemd's Restart=on-failure
+    /// and container probes react); --keep-serving-on-load-failure keeps it listening until it is stopped.
+    /// </summary>
+    [Test]
+    public async Task AFailedLoad_EndsServeWithExitCode1_UnlessAskedToKeepServing()
+    {
+        var missing = Path.Combine(TestPaths.NewTempDir(), "no-config");
+        Directory.CreateDirectory(missing);
+        var err = new StringWriter();
+        int code = await Task.Run(() => SafeCoDe.Cli.Cli.Run(["serve", "--model", missing, "--port", "0"], new StringWriter(), err)).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(code, Is.EqualTo(1), err.ToString());
+        var events = err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        var names = events.Select(e => e["event"]!.GetValue<string>()).ToList();
+        Assert.That(names, Does.Contain("model_load_failed").And.Contain("exiting"));
+        Assert.That(names.IndexOf("exiting"), Is.GreaterThan(names.IndexOf("model_load_failed")), "why, then that it exits");
+        Assert.That(events.Single(e => e["event"]!.GetValue<string>() == "model_load_failed")["error"]!.GetValue<string>(), Does.Contain("config.json"));
+
+        await using var kept = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture(), KeepServingOnLoadFailure = true });
+        var run = kept.RunUntilShutdownAsync();
+        try { await kept.Loaded; } catch (Exception) { }
+        await Task.Delay(200);
+        Assert.That(run.IsCompleted, Is.False, "still serving after the failed load");
+        await kept.StopAsync();
+        Assert.That(await run.WaitAsync(TimeSpan.FromSeconds(30)), Is.EqualTo(0));
     }
 }
