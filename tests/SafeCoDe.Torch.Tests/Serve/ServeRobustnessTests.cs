@@ -381,4 +381,54 @@ public sealed class ServeRobustnessTests
         await kept.StopAsync();
         Assert.That(await run.WaitAsync(TimeSpan.FromSeconds(30)), Is.EqualTo(0));
     }
+
+    /// <summary>
+    /// Errors in HTTP terms: the missing image names the request part to send (no .NET type names), unsupported
+    /// parameters carry OpenAI-style codes, GET on the chat route is 405 saying POST with an Allow header, and the log's
+    /// timestamps keep their '+'.
+    /// </summary>
+    [Test]
+    public async Task Errors_SpeakHttp_NotDotNet()
+    {
+        var e = await ExpectError(await Post(ServeTestServer.Body(image: false).ToJsonString()), HttpStatusCode.BadRequest, "image_required", "messages");
+        var message = e["message"]!.GetValue<string>();
+        Assert.That(message, Does.Contain("image_url content part").And.Contain("\"mode\":\"vanilla\""));
+        Assert.That(message, Does.Not.Contain("DataContent").And.Not.Contain("UriContent").And.Not.Contain("SafeCoDeChatClientOptions"));
+
+        var b = ServeTestServer.Body(); b["n"] = 2;
+        await ExpectError(await Post(b.ToJsonString()), HttpStatusCode.BadRequest, "unsupported_value", "n");
+        b = ServeTestServer.Body(); b["tools"] = new JsonArray(new JsonObject { ["type"] = "function" });
+        await ExpectError(await Post(b.ToJsonString()), HttpStatusCode.BadRequest, "unsupported_parameter", "tools");
+
+        var get = await _http.GetAsync("v1/chat/completions");
+        e = await ExpectError(get, HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        Assert.That(e["message"]!.GetValue<string>(), Does.Contain("POST"));
+        Assert.That(get.Content.Headers.Allow, Is.EquivalentTo(new[] { "POST" }));
+
+        var ts = _log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!["ts"]!.GetValue<string>()).First();
+        Assert.That(DateTimeOffset.TryParse(ts, out _), Is.True, ts);
+        Assert.That(_log.ToString(), Does.Not.Contain("\\u002B"));
+        Assert.That(_log.ToString(), Does.Contain("+00:00\""));
+    }
+
+    /// <summary>
+    /// A probe's 503 is an expected answer, not a server error: after a failed load /ready and /health are logged as
+    /// warn (the failure itself was logged once, as error); while the model loads, as info.
+    /// </summary>
+    [Test]
+    public async Task ProbeAnswers503_AreNotLoggedAsErrors()
+    {
+        var log = new LogCapture();
+        var missing = Path.Combine(TestPaths.NewTempDir(), "no-config");
+        Directory.CreateDirectory(missing);
+        await using var server = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = log, KeepServingOnLoadFailure = true });
+        using var h = ServeTestServer.Http(server, key: null);
+        try { await server.Loaded; } catch (Exception) { }
+        Assert.That((await h.GetAsync("ready")).StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        Assert.That((await h.GetAsync("health")).StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.That(lines.Where(j => (string?)j["path"] is "/ready" or "/health").Select(j => j["level"]!.GetValue<string>()), Is.EqualTo(new[] { "warn", "warn" }));
+        Assert.That(lines.Count(j => (string?)j["level"] == "error"), Is.EqualTo(1), "the failed load, once");
+
+    }
 }
