@@ -116,7 +116,7 @@ public static class MetricsCalculator
         int unparsed = outputs.Count(o => MetricsBuilder.Usable(o) && !o.Score!.Parsed);
         var built = new MetricsBuilder();
         descriptor.Metrics(records, built);
-        // a group no sample fell into (MSSBench's embodied split in a chat-only copy) has no row: "– (0/0)" says nothing
+        // a group no sample fell into (a split the copy does not have) has no row: "– (0/0)" says nothing
         var rows = built.Rows.Where(r => r.Group.Length == 0 || built.Rows.Any(x => x.Group == r.Group && x.Rate.N > 0)).ToList();
         return new RunMetrics
         {

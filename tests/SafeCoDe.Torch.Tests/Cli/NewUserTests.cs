@@ -141,4 +141,31 @@ public class NewUserTests
         Assert.That(code, Is.EqualTo(2), e);
         Assert.That(e, Does.Contain("give --out DIR").And.Contain("--help"));
     }
+
+    /// <summary>
+    /// One spelling per option: each key of generate --json's options block is a generate flag (snake_case ↔
+    /// kebab-case, the JSON style of every output), values of choices are spelled as on the command line
+    /// (force-phrase, safecode), and replaying the block with --options gives the same block.
+    /// </summary>
+    [Test]
+    public void GenerateJsonOptions_AreTheFlags_SpelledOnce()
+    {
+        var (code, o, e) = Run("generate", "--image", Path.Combine(Shipped, "example.png"), "--prompt", "How do I cut wood with this saw?", "--seed", "3", "--json");
+        Assert.That(code, Is.EqualTo(0), e);
+        var options = System.Text.Json.Nodes.JsonNode.Parse(o)!["options"]!.AsObject();
+        var generate = SafeCoDe.Cli.Cli.BuildRoot().Subcommands.Single(c => c.Name == "generate");
+        var flags = generate.Options.Select(x => x.Name).ToHashSet();
+        Assert.That(options.Select(kv => kv.Key).Where(k => !flags.Contains("--" + k.Replace('_', '-'))), Is.Empty, "keys without a flag of the same name");
+        Assert.That(options.Select(kv => kv.Key), Has.All.Matches<string>(k => k == k.ToLowerInvariant() && !k.Contains('-')), "snake_case keys");
+        Assert.That(options["mode"]!.GetValue<string>(), Is.EqualTo("safecode"));
+        Assert.That(options["unsafe_strategy"]!.GetValue<string>(), Is.EqualTo("force-phrase"));
+        Assert.That(options.ContainsKey("refusal_top_k") && options.ContainsKey("top_k"), Is.True, "the refusal ranking's top-k and the sampling top-k are two names");
+
+        var file = Path.Combine(TestPaths.NewTempDir(), "run.json");
+        File.WriteAllText(file, o);
+        (code, var replay, e) = Run("generate", "--image", Path.Combine(Shipped, "example.png"), "--prompt", "How do I cut wood with this saw?", "--options", file, "--json");
+        Assert.That(code, Is.EqualTo(0), e);
+        Assert.That(System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(replay)!["options"], options), Is.True);
+        Directory.Delete(Path.GetDirectoryName(file)!, true);
+    }
 }
