@@ -129,7 +129,7 @@ public static class BenchCommand
     public static Command Create()
     {
         var shapeO = CliOptions.Choice("--shape", "Model shapes to build with random weights (without --shape, --config or --request: the decode-overhead bench)", ["llava-1.5-7b"], null);
-        var modelO = new Option<string>("--model", "-m") { Description = "Checkpoint for the concurrent-requests part of the decode-overhead bench (default: the shipped default model; weights/llava-next-tiny measures a 32k-vocabulary LLaVA-NeXT)", DefaultValueFactory = _ => Path.Combine("weights", "safescenes-tiny"), HelpName = "DIR" };
+        var modelO = new Option<string>("--model", "-m") { Description = $"Checkpoint for the concurrent-requests part of the decode-overhead bench (weights/llava-next-tiny measures a 32k-vocabulary LLaVA-NeXT); {ShippedModel.HelpText}", DefaultValueFactory = _ => ShippedModel.Dir, HelpName = "DIR" };
         var configO = new Option<string>("--config") { Description = "Build the shapes of this config.json instead (LLaVA-1.5; LLaVA-NeXT with --request)", HelpName = "FILE" };
         var deviceO = CliOptions.Device();
         var dtypeO = CliOptions.DType("bfloat16");
@@ -154,6 +154,7 @@ public static class BenchCommand
             {
                 bool dtypeGiven = p.GetResult(dtypeO) is { Implicit: false };
                 int steps = p.GetResult(stepsO) is { Implicit: false } ? p.GetValue(stepsO) : 200;
+                if (p.Given(modelO) && BenchDecode.SkipReason(p.GetValue(modelO)!) is { } why) throw new UsageException($"--model {p.GetValue(modelO)}: {why}");
                 return BenchDecode.Run(io.Out, bar, dev, dtypeGiven ? Backbones.ParseDType(p.GetValue(dtypeO)!) : ScalarType.Float32, steps, p.GetValue(modelO)!, p.GetValue(jsonO));
             }
             return Run(io.Out, bar, p.GetValue(shapeO) ?? "llava-1.5-7b", p.GetValue(configO), dev,

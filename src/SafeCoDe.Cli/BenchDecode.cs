@@ -58,6 +58,7 @@ internal static class BenchDecode
                 tensors_per_layer_step = perLayer, eager_tensors_per_layer_step = perLayerEager,
                 static_step_ms = host.StaticMs, eager_step_ms = host.EagerMs, static_vs_eager_host_ratio = host.Ratio, interleaved_steps = steps,
                 model = modelDir, requests = 8, new_tokens = 32, judge = "fixed:safe",
+                concurrent8_skipped = SkipReason(modelDir),
                 sequential8_s = conc?.SequentialS, concurrent8_s = conc?.ConcurrentS,
                 sequential8_samples_per_s = conc is null ? (double?)null : 8 / conc.SequentialS,
                 concurrent8_samples_per_s = conc is null ? (double?)null : 8 / conc.ConcurrentS,
@@ -90,7 +91,7 @@ internal static class BenchDecode
                 o.WriteLine($"    phase ms summed over the 8 (one at a time): {c.SequentialPhases}");
                 o.WriteLine($"    phase ms summed over the 8 (together):      {c.ConcurrentPhases}");
             }
-            else o.WriteLine($"  concurrent requests: skipped ({modelDir} not found)");
+            else o.WriteLine($"  concurrent requests: skipped ({modelDir}: {SkipReason(modelDir)})");
             o.WriteLine($"  wall {wallS:F1} s");
         }
         return 0;
@@ -136,6 +137,13 @@ internal static class BenchDecode
         SafeCoDe.Torch.Decoding.Scheduling.DecodeBatchProfile ConcurrentBatcher, double SequentialCpuS, double ConcurrentCpuS,
         long ConcurrentPrefills, long ConcurrentPrefillForwards);
 
+    /// <summary>Why the concurrent-requests part cannot run on <paramref name="modelDir"/> (null: it can).</summary>
+    internal static string? SkipReason(string modelDir) =>
+        File.Exists(modelDir) ? "is a file, not a model folder"
+        : !Directory.Exists(modelDir) ? "no such folder"
+        : !File.Exists(Path.Combine(modelDir, "config.json")) ? "the folder holds no config.json"
+        : null;
+
     /// <summary>Trials of the concurrent-requests part: each runs the 8 requests one at a time, then together.</summary>
     internal const int Trials = 3;
 
@@ -146,7 +154,7 @@ internal static class BenchDecode
     /// </summary>
     private static ConcurrentFigures? Concurrent(string modelDir, DeviceRequest device)
     {
-        if (!File.Exists(Path.Combine(modelDir, "config.json"))) return null;
+        if (SkipReason(modelDir) is not null) return null;
         using var engine = SafeCoDeEngine.Load(modelDir, new EngineOptions { Device = device, MaxBatchRows = 16 });
         var imagePath = Path.Combine(modelDir, "example.png");
         var image = File.Exists(imagePath) ? ImageDecoder.Load(imagePath) : RgbImage.Filled(336, 336, 120, 90, 60);

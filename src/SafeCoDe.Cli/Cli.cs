@@ -86,6 +86,7 @@ public static class Cli
         var root = BuildRoot();
         var parse = root.Parse(argv);
         if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction or null) return CliErrors.ReportParseErrors(parse, e);
+        CliCancel.Command = CliErrors.CommandPath(parse.CommandResult.Command);
         var config = new InvocationConfiguration { Output = o, Error = e, EnableDefaultExceptionHandler = false };
         try { return parse.Invoke(config); }
         catch (Exception ex) { return CliErrors.Report(CliErrors.CommandPath(parse.CommandResult.Command), ex, e, parse.GetValue(Verbose)); }

@@ -71,6 +71,11 @@ public static class CliErrors
     public static int Report(string command, Exception ex, TextWriter err, bool verbose)
     {
         var (what, code) = Classify(ex);
+        if (code == ExitCodes.Cancelled && CliCancel.Requested)
+        {
+            if (CliCancel.ClaimReport()) err.WriteLine(CliCancel.Line(command));
+            return code;
+        }
         var why = OneLine(ex is System.Reflection.TargetInvocationException or AggregateException && ex.InnerException is { } inner ? inner.Message : ex.Message);
         if (NativeErrors.IsNative(ex) || ex is OutOfMemoryException) why = NativeErrors.Summarize(ex); // no native backtrace
         why = SafeCoDe.Torch.Safety.TerminalText.Sanitize(why, 2000, singleLine: true);

@@ -33,11 +33,25 @@ public static class CliOptions
 
     /// <summary><c>--model DIR</c>.</summary>
     public static Option<string> Model(string description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer files)") =>
-        new("--model", "-m") { Description = description, Required = true, HelpName = "DIR" };
+        new Option<string>("--model", "-m") { Description = description, Required = true, HelpName = "DIR" }.ModelFolder();
 
     /// <summary><c>--model DIR</c> that may be omitted: it then means the shipped SafeScenes model (<see cref="ShippedModel"/>).</summary>
     public static Option<string> ModelOrShipped(string description = "Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer files)") =>
-        new("--model", "-m") { Description = $"{description}; {ShippedModel.HelpText}", HelpName = "DIR", DefaultValueFactory = _ => ShippedModel.Dir };
+        new Option<string>("--model", "-m") { Description = $"{description}; {ShippedModel.HelpText}", HelpName = "DIR", DefaultValueFactory = _ => ShippedModel.Dir }.ModelFolder();
+
+    /// <summary>
+    /// A file given as a model folder is named as a file when the line is parsed (not "directory not found" from the
+    /// loader, after the native runtime loaded).
+    /// </summary>
+    private static Option<string> ModelFolder(this Option<string> o)
+    {
+        o.Validators.Add(r =>
+        {
+            if (r.Tokens.Count > 0 && r.Tokens[^1].Value is { } v && File.Exists(v))
+                r.AddError($"{o.Name} {v}: is a file, not a model folder (give the folder that holds config.json)");
+        });
+        return o;
+    }
 
     /// <summary><c>--device cpu|cuda|auto</c>.</summary>
     public static Option<string> Device(string defaultValue = "auto") =>

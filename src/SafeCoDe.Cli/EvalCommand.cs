@@ -137,7 +137,7 @@ public static class EvalCommand
         cmd.SetHandler((p, io) =>
         {
             var s = gen.Read(p);
-            s.CheckJudgeSpec();
+            s.CheckBeforeLoading();
             s.PrintWarnings(io, "eval run");
             string bench;
             try { bench = BenchmarkReaders.Get(p.GetValue(benchmark)!).Name; }
@@ -233,7 +233,7 @@ public static class EvalCommand
         var scorerOptions = ScorerOptions.Create();
         var device = CliOptions.Device();
         var quiet = CliOptions.Quiet();
-        var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges) [default: 8]", HelpName = "N", DefaultValueFactory = _ => 8 };
+        var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges)", HelpName = "N", DefaultValueFactory = _ => 8 };
         var data = new Option<string>("--data", "-d") { Description = "The benchmark copy to re-read the images a judge sees from (benchmarks whose rubric shows the judge the image) [default: the data folder run.json records]", HelpName = "PATH" };
         var allowOutside = AllowOutsideData();
         var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl; images are re-read from the benchmark, never from a path in the records)")

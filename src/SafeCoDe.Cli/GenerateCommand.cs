@@ -44,19 +44,21 @@ public static class GenerateCommand
     {
         bool machine = json || jsonl;
         var s = gen.Read(p);
-        s.CheckJudgeSpec();
+        s.CheckBeforeLoading();
         s.PrintWarnings(io, "generate");
         var o = io.Out;
+        if (imagePath is not null && Directory.Exists(imagePath)) throw new UsageException($"--image {imagePath}: is a folder, not an image file");
         if (imagePath is not null && !File.Exists(imagePath)) throw new UsageException($"--image {imagePath}: file not found");
         if (imagePath is not null) SafeCoDe.Torch.Processing.Images.ImageDecoder.Identify(imagePath); // a file that is no image fails before the model loads
 
         var progress = CliProgress.For(io, machine || quiet);
-        using var engine = SafeCoDeEngine.LoadAsync(s.ModelDir, s.Engine, progress.ForLoad()).GetAwaiter().GetResult();
+        CliCancel.Cooperative = true; // Ctrl+C stops the load or the decoding at its next step
+        using var engine = SafeCoDeEngine.LoadAsync(s.ModelDir, s.Engine, progress.ForLoad(), CliCancel.Token).GetAwaiter().GetResult();
         var judge = s.CreateJudge(engine);
 
         // between the verdict and the first answer text (prefill + guided steps: minutes for a 7B model on a CPU) a spinner runs
         IProgressBar? waiting = judge is null ? progress.Start("prefill") : progress.Start("judge");
-        bool printedHeader = false;
+        bool printedHeader = false, lineEnded = false;
         var request = new SafeCoDeRequest
         {
             Prompt = prompt, ImagePath = imagePath, Options = s.Decoding, Judge = judge, SystemPrompt = s.SystemPrompt, ParseSpecial = s.ParseSpecial,
@@ -84,14 +86,24 @@ public static class GenerateCommand
                 if (json) return;
                 if (jsonl) { o.WriteLine(CliJson.Write(new { @event = "text", text = t }, line: true)); o.Flush(); return; }
                 if (!printedHeader) { o.Write("answer    "); printedHeader = true; }
-                o.Write(TerminalText.Sanitize(t)); // model text: escape sequences shown, not run
+                var shown = TerminalText.Sanitize(t); // model text: escape sequences shown, not run
+                o.Write(shown);
+                if (shown.Length > 0) lineEnded = shown[^1] == '\n';
                 o.Flush();
             },
         };
         var wall = System.Diagnostics.Stopwatch.StartNew();
         SafeCoDeResult result;
-        try { result = engine.GenerateAsync(request).GetAwaiter().GetResult(); }
+        CliCancel.BeforeExit = () => { if (printedHeader && !lineEnded) o.WriteLine(); };
+        try { result = engine.GenerateAsync(request, CliCancel.Token).GetAwaiter().GetResult(); }
+        catch (OperationCanceledException)
+        {
+            CliCancel.BeforeExit = null;
+            if (printedHeader && !lineEnded) o.WriteLine(); // the streamed answer's line ends before the cancelled line
+            throw;
+        }
         finally { waiting?.Complete(); }
+        CliCancel.BeforeExit = null;
         if (json)
         {
             o.WriteLine(CliJson.Write(result));

@@ -104,14 +104,16 @@ public sealed class GenerationOptions
         int rows = p.GetValue(MaxBatchRows);
         if (rows < 1) throw new UsageException($"--max-batch-rows {rows}: expected at least 1");
         var method = DecodingMethods.Of(options);
+        var judgeWarnings = new List<string>();
         if (!method.Needs(options).Judge)
             foreach (var flag in new Option[] { Judge, JudgeFormat, JudgeCache }.Where(p.Given))
-                warnings.Add($"{flag.Name} has no effect with --mode {method.Name} (it uses no judge)");
+                judgeWarnings.Add($"{flag.Name} has no effect with --mode {method.Name} (it uses no judge)");
+        warnings.AddRange(judgeWarnings);
         return new GenerationSettings(
             p.GetValue(Model)!, new EngineOptions { Device = device, DType = dtype, PromptStyle = style, MaxBatchRows = rows }, options,
             p.GetValue(Judge) ?? "self", p.GetValue(JudgeCache), p.GetValue(System))
         {
-            ParseSpecial = p.GetValue(ParseSpecial), Warnings = warnings, JudgeFormat = p.GetValue(JudgeFormat) ?? Torch.Safety.Guards.JudgeFormats.Default,
+            ParseSpecial = p.GetValue(ParseSpecial), Warnings = warnings, JudgeWarnings = judgeWarnings, JudgeFormat = p.GetValue(JudgeFormat) ?? Torch.Safety.Guards.JudgeFormats.Default,
         };
     }
 
@@ -162,16 +164,19 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
     /// <summary>--judge-format: how the judge is asked and read (<c>safecode</c>, or a guard model's format).</summary>
     public string JudgeFormat { get; init; } = Torch.Safety.Guards.JudgeFormats.Default;
 
-    /// <summary>Options given that have no effect with the chosen method (each one line, for stderr).</summary>
+    /// <summary>Options given that have no effect with the chosen method (each one line, for stderr), <see cref="JudgeWarnings"/> among them.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Those of <see cref="Warnings"/> about judge options the chosen method does not use (a server whose clients may choose another method still uses them).</summary>
+    public IReadOnlyList<string> JudgeWarnings { get; init; } = [];
 
     /// <summary>True when the method uses a judge (the judge spec then matters).</summary>
     public bool UsesJudge => DecodingMethods.Of(Decoding).Needs(Decoding).Judge;
 
-    /// <summary>Writes each warning as one line on stderr.</summary>
-    public void PrintWarnings(CliIO io, string command)
+    /// <summary>Writes each warning as one line on stderr (the judge options' too unless <paramref name="judge"/> is false).</summary>
+    public void PrintWarnings(CliIO io, string command, bool judge = true)
     {
-        foreach (var w in Warnings) io.Error.WriteLine($"safecode {command}: warning — {w}");
+        foreach (var w in judge ? Warnings : Warnings.Except(JudgeWarnings)) io.Error.WriteLine($"safecode {command}: warning — {w}");
     }
 
     /// <summary>The options in one line: the method, its preset, the seed, and every option that differs from the method's (preset's) defaults.</summary>
@@ -198,9 +203,10 @@ public sealed record GenerationSettings(string ModelDir, EngineOptions Engine, D
         catch (ArgumentException ex) { throw new UsageException(ex.Message); }
     }
 
-    /// <summary>Checks the judge spec's form without building anything (so a typo fails before a model loads).</summary>
-    public void CheckJudgeSpec()
+    /// <summary>Checks the judge spec's form and that the model folder exists, without building anything (so a typo fails before the native runtime or a model loads).</summary>
+    public void CheckBeforeLoading()
     {
+        if (!Directory.Exists(ModelDir)) throw new UsageException($"--model {ModelDir}: folder not found");
         if (!ModelSpec.IsValid(JudgeSpec, ModelRole.Judge)) throw new UsageException($"--judge '{JudgeSpec}': expected {ModelSpec.Forms(ModelRole.Judge)}");
         try { SceneJudgeSpecs.CheckFormat(JudgeSpec, JudgeFormat); }
         catch (ArgumentException ex) { throw new UsageException(ex.Message); }

@@ -29,7 +29,7 @@ public static class SafeScenesCommand
         {
             var dir = p.GetValue(outDir);
             var trainDir = p.GetValue(train);
-            if (dir is null && trainDir is null) throw new ArgumentException("give --out DIR, --train DIR2 or both");
+            if (dir is null && trainDir is null) throw new UsageException("give --out DIR, --train DIR2 or both");
             CheckCounts(p, count, renders, objectRenders, clutterRenders);
             var sw = Stopwatch.StartNew();
             long s = p.GetValue(seed);
@@ -101,16 +101,20 @@ public static class SafeScenesCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the decoding", DefaultValueFactory = _ => 1, HelpName = "S" };
         var top = new Option<int>("--top") { Description = "Snapshots (best by captions and verdicts) that also answer with vanilla and SafeCoDe decoding", DefaultValueFactory = _ => 3, HelpName = "K" };
         var from = new Option<int>("--from") { Description = "Only snapshots from this step on", DefaultValueFactory = _ => 0, HelpName = "STEP" };
-        var outDir = new Option<string>("--out", "-o") { Description = "Copy the chosen checkpoint's files here (e.g. weights/safescenes-tiny)", HelpName = "DIR" }.Folder();
+        var outDir = new Option<string>("--out", "-o") { Description = "Copy the chosen checkpoint's files here (e.g. weights/safescenes-tiny); a folder that holds files is refused unless --force", HelpName = "DIR" }.Folder();
+        var force = new Option<bool>("--force") { Description = "Replace the files of a non-empty --out folder (files of the same name are overwritten, others kept)" };
         var cmd = new Command("select", """
             Choose a checkpoint among those a training run kept, on a validation world: every snapshot's self-judge is
             measured (caption exact-match, verdicts, held-out verdicts), the best --top also answer with vanilla and
             SafeCoDe decoding, and the snapshot meeting the most SafeScenes acceptance targets wins (ties: the one whose
             closest target has the most room). Use a validation seed, never the test world's seed.
-            """) { snapshots, data, seed, top, from, outDir };
+            Exit code 1 when the chosen snapshot misses a target (it is still copied to --out, and the output says so).
+            """) { snapshots, data, seed, top, from, outDir, force };
         Cli.SetExamples(cmd, "safecode safescenes select --snapshots /tmp/keep --data /tmp/scenes-val --out weights/safescenes-tiny");
         cmd.SetHandler((p, io) =>
         {
+            if (p.GetValue(outDir) is { } given && Directory.Exists(given) && Directory.EnumerateFileSystemEntries(given).Any() && !p.GetValue(force))
+                throw new UsageException($"--out {given}: the folder is not empty; give --force to replace its files, or an empty or new folder");
             var ranked = SafeScenesSelect.Run(p.GetValue(snapshots)!, p.GetValue(data)!, p.GetValue(seed), p.GetValue(top), p.GetValue(from),
                 line => { io.Out.WriteLine(line); io.Out.Flush(); }).GetAwaiter().GetResult();
             var best = ranked[0];
@@ -119,7 +123,12 @@ public static class SafeScenesCommand
             if (p.GetValue(outDir) is { } dst)
             {
                 SafeScenesSelect.Install(best.Dir, dst);
-                io.Out.WriteLine($"copied step {best.Step} to {Path.GetFullPath(dst)}");
+                io.Out.WriteLine($"copied step {best.Step} to {Path.GetFullPath(dst)}{(best.Met < best.Margins.Count ? " although it misses a target" : "")}");
+            }
+            if (best.Met < best.Margins.Count)
+            {
+                io.Error.WriteLine($"safecode safescenes select: not all targets met ({best.Met}/{best.Margins.Count}) by the best snapshot (step {best.Step})");
+                return ExitCodes.Failed;
             }
             return ExitCodes.Ok;
         });

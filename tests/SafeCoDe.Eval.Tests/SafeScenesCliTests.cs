@@ -34,7 +34,7 @@ public class SafeScenesCliTests
     public void SafeScenesWithoutAnOutputIsAUsageErrorAndTrainNeedsAWorld()
     {
         var (code, _, stderr) = Run("safescenes", "--seed", "1");
-        Assert.That(code, Is.Not.EqualTo(0));
+        Assert.That(code, Is.EqualTo(2), "usage");
         Assert.That(stderr, Does.Contain("--out"));
         var (code2, _, stderr2) = Run("safescenes", "train", "--out", "/tmp/nowhere");
         Assert.That(code2, Is.Not.EqualTo(0));
@@ -56,6 +56,40 @@ public class SafeScenesCliTests
             Assert.That(json.Select(kv => kv.Key), Does.Contain("caption_exact").And.Contain("verdict_held_out").And.Contain("answers"));
             Assert.That(json["caption_exact"]!.AsObject().Select(kv => kv.Key), Is.EquivalentTo(new[] { "hits", "total", "value" }));
             Assert.That(json["answers"]!["vanilla"]!.AsObject().Select(kv => kv.Key), Does.Contain("unsafe_acc").And.Contain("total_acc"));
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    /// <summary>
+    /// select refuses a non-empty --out folder before measuring anything (its files stay), and with --force copies the
+    /// chosen snapshot even when it misses targets, saying so on stderr and exiting 1.
+    /// </summary>
+    [Test]
+    public void Select_RefusesANonEmptyOut_AndExitsOneWhenTargetsAreMissed()
+    {
+        string root = Directory.CreateTempSubdirectory("safescenes-select-").FullName;
+        try
+        {
+            var shipped = Path.Combine(AppContext.BaseDirectory, "weights", "safescenes-tiny");
+            string snaps = Path.Combine(root, "keep"), val = Path.Combine(root, "val"), dst = Path.Combine(root, "dst");
+            // random weights: no caption or verdict target can be met
+            Assert.That(Run("make-random", "--config", Path.Combine(shipped, "config.json"), "--tokenizer", shipped, "--out", Path.Combine(snaps, "step-00001"), "--quiet").code, Is.EqualTo(0));
+            Assert.That(Run("safescenes", "--seed", "3", "--out", val, "--count", "2").code, Is.EqualTo(0));
+            Directory.CreateDirectory(dst);
+            File.WriteAllText(Path.Combine(dst, "config.json"), "mine");
+
+            var (code, stdout, stderr) = Run("safescenes", "select", "--snapshots", snaps, "--data", val, "--top", "1", "--out", dst);
+            Assert.That(code, Is.EqualTo(2), stderr);
+            Assert.That(stderr, Does.Contain("not empty").And.Contain("--force"));
+            Assert.That(stdout, Does.Not.Contain("step "), "refused before any snapshot was measured");
+            Assert.That(File.ReadAllText(Path.Combine(dst, "config.json")), Is.EqualTo("mine"));
+
+            (code, stdout, stderr) = Run("safescenes", "select", "--snapshots", snaps, "--data", val, "--top", "1", "--out", dst, "--force");
+            Assert.That(code, Is.EqualTo(1), stdout + stderr);
+            Assert.That(stdout, Does.Contain("NOT MET").And.Contain("although it misses a target"));
+            Assert.That(stderr, Does.Contain("not all targets met"));
+            Assert.That(File.ReadAllText(Path.Combine(dst, "config.json")), Is.Not.EqualTo("mine"), "--force copied the snapshot");
+            Assert.That(File.Exists(Path.Combine(dst, "model.safetensors")));
         }
         finally { Directory.Delete(root, true); }
     }

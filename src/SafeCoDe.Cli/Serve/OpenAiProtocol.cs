@@ -98,20 +98,20 @@ public static class OpenAiProtocol
                     if (topP is <= 0 or > 1) throw ApiException.Invalid("top_p must be in (0, 1]", "top_p");
                     break;
                 case "seed": if (v.ValueKind != JsonValueKind.Null) seed = Long(v, "seed"); break;
-                case "n": if (v.ValueKind != JsonValueKind.Null && Int(v, "n") != 1) throw ApiException.Invalid("only n = 1 is supported", "n"); break;
+                case "n": if (v.ValueKind != JsonValueKind.Null && Int(v, "n") != 1) throw ApiException.Invalid("only n = 1 is supported", "n", "unsupported_value"); break;
                 case "frequency_penalty" or "presence_penalty":
-                    if (v.ValueKind != JsonValueKind.Null && Num(v, p.Name) != 0) throw ApiException.Invalid($"{p.Name} is not supported", p.Name);
+                    if (v.ValueKind != JsonValueKind.Null && Num(v, p.Name) != 0) throw ApiException.Invalid($"{p.Name} is not supported (only 0)", p.Name, "unsupported_value");
                     break;
                 case "stop":
                     if (v.ValueKind is JsonValueKind.Null) break;
                     if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0) break;
-                    throw ApiException.Invalid("stop sequences are not supported", "stop");
+                    throw ApiException.Invalid("stop sequences are not supported", "stop", "unsupported_parameter");
                 case "tools" or "functions":
                     if (v.ValueKind is JsonValueKind.Null || (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 0)) break;
-                    throw ApiException.Invalid("tools are not supported", p.Name);
+                    throw ApiException.Invalid("tools are not supported", p.Name, "unsupported_parameter");
                 case "tool_choice" or "function_call":
                     if (v.ValueKind is JsonValueKind.Null || (v.ValueKind == JsonValueKind.String && v.GetString() is "none" or "auto")) break;
-                    throw ApiException.Invalid("tools are not supported", p.Name);
+                    throw ApiException.Invalid("tools are not supported", p.Name, "unsupported_parameter");
                 case "response_format":
                     if (v.ValueKind is JsonValueKind.Null) break;
                     if (v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var rt) && rt.ValueKind == JsonValueKind.String && rt.GetString() == "text") break;

@@ -15,6 +15,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Chat;
+using SafeCoDe.Torch.Decoding.Methods;
 using SafeCoDe.Torch.Processing.Images;
 using SafeCoDe.Torch.Safety;
 
@@ -138,6 +139,24 @@ public sealed class SafeCoDeServer : IAsyncDisposable
     /// <summary>Completes when the host shuts down (Ctrl+C, SIGTERM, <see cref="StopAsync"/>).</summary>
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 
+    /// <summary>
+    /// Serves until the host shuts down (exit code 0), or until the model fails to load (exit code 1, after the
+    /// failure was logged) unless <see cref="ServerOptions.KeepServingOnLoadFailure"/>.
+    /// </summary>
+    public async Task<int> RunUntilShutdownAsync()
+    {
+        var shutdown = WaitForShutdownAsync();
+        await Task.WhenAny(shutdown, _engine).ConfigureAwait(false);
+        if (_engine.IsFaulted && !_o.KeepServingOnLoadFailure)
+        {
+            Log(new JsonObject { ["event"] = "exiting", ["reason"] = "the model failed to load (--keep-serving-on-load-failure keeps the server up)", ["exit_code"] = ExitCodes.Failed }, "error");
+            await StopAsync().ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+        await shutdown.ConfigureAwait(false);
+        return ExitCodes.Ok;
+    }
+
     /// <summary>Stops the server and frees the model.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -185,10 +204,18 @@ public sealed class SafeCoDeServer : IAsyncDisposable
                 };
                 foreach (var k in new[] { "stream", "prompt_tokens", "completion_tokens", "verdict", "mode", "error", "queue_ms", "images_combined" })
                     if (ctx.Items.TryGetValue(k, out var v) && v is not null) line[k] = JsonValue.Create(v);
-                Log(line, status >= 500 ? "error" : status >= 400 ? "warn" : "info");
+                // a probe's 503 while loading or draining is expected: not an error
+                bool probe = known is "/ready" or "/health";
+                Log(line, probe ? (status >= 500 && _engine.IsFaulted ? "warn" : "info") : status >= 500 ? "error" : status >= 400 ? "warn" : "info");
             }
         });
-        _app.MapGet("/health", () => Results.Text("{\"status\":\"ok\"}", "application/json"));
+        // liveness: 200 while the model loads or serves; 503 once loading failed (no model will ever answer)
+        _app.MapGet("/health", (HttpContext ctx) =>
+        {
+            bool failed = _engine.IsFaulted;
+            ctx.Response.StatusCode = failed ? 503 : 200;
+            return Results.Text(new JsonObject { ["status"] = failed ? "failed" : _engine.IsCompletedSuccessfully ? "ok" : "loading" }.ToJsonString(), "application/json");
+        });
         _app.MapGet("/ready", (HttpContext ctx) =>
         {
             string state = _engine.IsCompletedSuccessfully ? "ready" : _engine.IsFaulted ? "failed" : "loading";
@@ -202,7 +229,12 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             : throw new ApiException(404, "invalid_request_error", $"the model '{id}' does not exist (this server runs '{ModelId}')", "model", "model_not_found"));
         _app.MapPost(ChatPath, ChatAsync);
         _app.MapFallback((HttpContext ctx) =>
-            throw new ApiException(ctx.Request.Path == ChatPath ? 405 : 404, "invalid_request_error", $"no route {ctx.Request.Method} {ctx.Request.Path}", null, "not_found"));
+        {
+            if (ctx.Request.Path != ChatPath)
+                throw new ApiException(404, "invalid_request_error", $"no route {ctx.Request.Method} {ctx.Request.Path}", null, "not_found");
+            ctx.Response.Headers.Allow = "POST";
+            throw new ApiException(405, "invalid_request_error", $"{ChatPath} takes POST with a JSON body (this request used {ctx.Request.Method})", null, "method_not_allowed");
+        });
     }
 
     private JsonObject ModelObject() => new() { ["id"] = ModelId, ["object"] = "model", ["created"] = 0, ["owned_by"] = "safecode" };
@@ -423,6 +455,11 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         var options = new ChatOptions { Temperature = (float?)req.Temperature, TopP = (float?)req.TopP, MaxOutputTokens = req.MaxTokens, Seed = req.Seed };
         if (ext.Verdict is not null) options.AdditionalProperties = new AdditionalPropertiesDictionary { ["safecode.verdict"] = ext.Verdict };
         var messages = req.Messages;
+        if (DecodingMethods.Of(decoding).Needs(decoding).Image && !messages.Any(m => m.Role == ChatRole.User && m.Contents.Any(c => c is DataContent or UriContent)))
+            throw ApiException.Invalid(
+                $"{decoding.Method} decoding needs an image: send one in a user message as an image_url content part " +
+                "({\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,...\"}}), or ask for \"safecode\":{\"mode\":\"" + DecodingMethods.Plain + "\"} to answer without one",
+                "messages", "image_required");
         if (_o.SystemPrompt is not null && !messages.Any(m => m.Role == ChatRole.System)) messages = [new ChatMessage(ChatRole.System, _o.SystemPrompt), .. messages];
 
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
@@ -560,13 +597,16 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         catch (Exception) when (ctx.RequestAborted.IsCancellationRequested) { }
     }
 
+    /// <summary>Log lines are read by people and log tools, not embedded in HTML: '+' in a timestamp stays '+', not \u002B.</summary>
+    private static readonly JsonSerializerOptions LogJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private void Log(JsonObject line, string level = "info")
     {
         var o = new JsonObject { ["ts"] = DateTimeOffset.UtcNow.ToString("O"), ["level"] = level };
         foreach (var (k, v) in line) o[k] = v?.DeepClone();
         lock (_logLock)
         {
-            try { _log.WriteLine(o.ToJsonString()); _log.Flush(); } catch (ObjectDisposedException) { }
+            try { _log.WriteLine(o.ToJsonString(LogJson)); _log.Flush(); } catch (ObjectDisposedException) { }
         }
     }
 }

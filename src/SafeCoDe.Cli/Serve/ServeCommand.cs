@@ -27,13 +27,20 @@ public static class ServeCommand
             "What a request's \"safecode\" field may change: none (nothing that differs from this server's settings, except values that only make it stricter), " +
             "decoding (also alpha, noise, sampling), all (also mode, judge, verdict, unknown_verdict and the refusal settings: lets a client switch safety off)",
             ["none", "decoding", "all"], "none");
+        var keepServing = new Option<bool>("--keep-serving-on-load-failure")
+        {
+            Description = "When the model fails to load, keep listening (chat requests, /health and /ready answer 503) instead of exiting with code 1",
+        };
         var modelId = new Option<string>("--model-id") { Description = "The model id listed by /v1/models [default: the checkpoint folder's name]", HelpName = "ID" };
         var cmd = new Command("serve", """
             An OpenAI-compatible HTTP server with SafeCoDe decoding: POST /v1/chat/completions (text + image_url parts,
             stream: true as server-sent events), GET /v1/models, /health, /ready, /metrics (Prometheus). A request's
             "safecode" field sets mode, preset, judge, verdict, alpha, ... as far as --client-overrides allows; the response
-            carries safecode.verdict, caption and guided_text. The model loads after the server starts; requests wait for it. Ctrl+C / SIGTERM drains.
-            """) { host, port, apiKey, queue, timeout, shutdown, maxBody, maxInflight, maxImage, maxPixels, maxTokens, files, http, overrides, modelId };
+            carries safecode.verdict, caption and guided_text. The model loads after the server starts; requests wait for it.
+            A model that fails to load ends the server with exit code 1 (unless --keep-serving-on-load-failure); /health
+            answers 200 while the model loads or serves, 503 once loading failed; /ready 200 only when requests can be
+            answered. Ctrl+C / SIGTERM drains.
+            """) { host, port, apiKey, queue, timeout, shutdown, maxBody, maxInflight, maxImage, maxPixels, maxTokens, files, http, overrides, modelId, keepServing };
         gen.AddTo(cmd);
         Cli.SetExamples(cmd,
             "safecode serve --model weights/safescenes-tiny --port 8000",
@@ -42,7 +49,10 @@ public static class ServeCommand
         cmd.SetHandler((p, io) =>
         {
             var s = gen.Read(p);
-            s.CheckJudgeSpec();
+            s.CheckBeforeLoading();
+            var clientOverrides = CliOptions.ParseChoice<ClientOverrides>(p.GetValue(overrides)!, "--client-overrides");
+            // with --client-overrides all a request may choose a method that asks this server's judge
+            s.PrintWarnings(io, "serve", judge: clientOverrides != ClientOverrides.All);
             var hostValue = p.GetValue(host)!;
             if (hostValue != "localhost" && !IPAddress.TryParse(hostValue, out _)) throw new UsageException($"--host '{hostValue}': expected an IP address or localhost");
             int portValue = p.GetValue(port);
@@ -62,7 +72,7 @@ public static class ServeCommand
                 RequestTimeout = TimeSpan.FromSeconds(t), ShutdownDeadline = TimeSpan.FromSeconds(d),
                 MaxBodyBytes = CliOptions.ParseBytes(p.GetValue(maxBody)!, "--max-body"), MaxInflightBytes = CliOptions.ParseBytes(p.GetValue(maxInflight)!, "--max-inflight-bytes"), MaxImageBytes = CliOptions.ParseBytes(p.GetValue(maxImage)!, "--max-image"),
                 MaxImagePixels = p.GetValue(maxPixels), MaxTokensCap = cap, AllowFileUrls = p.GetValue(files), AllowHttpUrls = p.GetValue(http),
-                ModelId = p.GetValue(modelId), Log = io.Error, ClientOverrides = CliOptions.ParseChoice<ClientOverrides>(p.GetValue(overrides)!, "--client-overrides"),
+                ModelId = p.GetValue(modelId), Log = io.Error, KeepServingOnLoadFailure = p.GetValue(keepServing), ClientOverrides = clientOverrides,
             };
             return Run(options).GetAwaiter().GetResult();
         });
@@ -71,9 +81,9 @@ public static class ServeCommand
 
     private static async Task<int> Run(ServerOptions options)
     {
+        CliCancel.HostHandles = true; // the web host drains in-flight requests on Ctrl+C / SIGTERM
         SafeCoDe.Torch.Runtime.MemoryGate.TuneNativeHeap(); // a server process: memory should come back after bursts
         await using var server = await SafeCoDeServer.StartAsync(options);
-        await server.WaitForShutdownAsync();
-        return ExitCodes.Ok;
+        return await server.RunUntilShutdownAsync();
     }
 }

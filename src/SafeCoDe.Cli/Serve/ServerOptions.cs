@@ -63,4 +63,9 @@ public sealed record ServerOptions
     public TextWriter? Log { get; init; }
     /// <summary>The model id of <c>/v1/models</c> (default: the checkpoint folder's name).</summary>
     public string? ModelId { get; init; }
+    /// <summary>
+    /// Keep listening after the model failed to load (every chat request then answers 503, /health and /ready too);
+    /// false (the default): <c>serve</c> logs why and exits with code 1, so a supervisor restarts or reports it.
+    /// </summary>
+    public bool KeepServingOnLoadFailure { get; init; }
 }

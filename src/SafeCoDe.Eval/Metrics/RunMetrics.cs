@@ -131,7 +131,8 @@ public static class MetricsCalculator
         int unparsed = outputs.Count(o => MetricsBuilder.Usable(o) && !o.Score!.Parsed);
         var built = new MetricsBuilder();
         descriptor.Metrics(records, built);
-        var rows = built.Rows;
+        // a group no sample fell into (a split the copy does not have) has no row: "– (0/0)" says nothing
+        var rows = built.Rows.Where(r => r.Group.Length == 0 || built.Rows.Any(x => x.Group == r.Group && x.Rate.N > 0)).ToList();
         return new RunMetrics
         {
             Benchmark = benchmark, Mode = mode, Preset = preset, Scorer = scorer, Samples = records.Count, Problems = problems,

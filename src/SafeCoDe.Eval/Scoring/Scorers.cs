@@ -102,6 +102,9 @@ public static class Scorers
                     ApiKey = s.ApiKey ?? Env("SAFECODE_EVAL_API_KEY"),
                     Timeout = s.Timeout,
                 };
+                if (endpoint.ResolvedApiKey is null && endpoint.ResolvedBaseUrl is null)
+                    throw new JudgeException("the openai scorer needs an API key (SAFECODE_EVAL_API_KEY, else SAFECODE_JUDGE_API_KEY or OPENAI_API_KEY) " +
+                        "or the base URL of a local OpenAI-compatible server (SAFECODE_EVAL_BASE_URL, else SAFECODE_JUDGE_BASE_URL or OPENAI_BASE_URL)");
                 var client = EndpointJudge.CreateClient(endpoint);
                 return new ChatClientScorer(client, model, s.CacheFile is null ? null : new JudgeCache(s.CacheFile), ownsClient: true)
                 {

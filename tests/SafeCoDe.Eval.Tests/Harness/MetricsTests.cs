@@ -253,4 +253,15 @@ public class MetricsTests
             Assert.That(l.OverallTokensPerSecond, Is.EqualTo(20.0)); // 200 tokens in 10 s
         });
     }
+
+    /// <summary>A group no sample fell into prints no "– (0/0)" rows (a chat-only MSSBench copy has no embodied rows); the whole run's rows stay.</summary>
+    [Test]
+    public void AnEmptyGroup_HasNoRows()
+    {
+        var m = MetricsCalculator.Compute("mssbench", "safecode", null, "t", [Rec("chat/0/q0", "mssbench", G("split", "chat"), Out("safe", "2"), Out("unsafe", "0"))], 0);
+        Assert.That(m.Rows.Select(r => r.Group).Distinct(), Is.EquivalentTo(new[] { "", "chat" }));
+        Assert.That(m.Rows.Where(r => r.Group == "chat"), Has.All.Matches<MetricRow>(r => r.Rate.N > 0));
+        var empty = MetricsCalculator.Compute("mssbench", "safecode", null, "t", [], 0);
+        Assert.That(empty.Rows.Select(r => r.Group).Distinct(), Is.EqualTo(new[] { "" }), "the run's own rows say – (0/0) once, at the top");
+    }
 }

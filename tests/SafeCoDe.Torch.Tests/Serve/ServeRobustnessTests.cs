@@ -330,10 +330,12 @@ public sealed class ServeRobustnessTests
 
         var missing = Path.Combine(TestPaths.NewTempDir(), "no-model");
         Directory.CreateDirectory(missing);
-        await using var broken = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture() });
+        await using var broken = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture(), KeepServingOnLoadFailure = true });
         try { await broken.Loaded; } catch (Exception) { }
         using var b = ServeTestServer.Http(broken, key: null);
-        Assert.That((await b.GetAsync("health")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var health = await b.GetAsync("health");
+        Assert.That(health.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable), "no model will answer: a liveness probe must see it");
+        Assert.That(await health.Content.ReadAsStringAsync(), Does.Contain("\"failed\""));
         var ready = await b.GetAsync("ready");
         Assert.That(ready.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
         Assert.That(await ready.Content.ReadAsStringAsync(), Does.Contain("failed"));
@@ -351,5 +353,82 @@ public sealed class ServeRobustnessTests
         Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "cancelled at the timeout, not run to its budget");
         Assert.That(server.Queue.Admitted, Is.EqualTo(0));
         Assert.That(await h.GetStringAsync("metrics"), Does.Match(@"safecode_cancelled_total [1-9]"));
+    }
+
+    /// <summary>
+    /// A model that fails to load ends serve with exit code 1 after the failure is logged (systemd's Restart=on-failure
+    /// and container probes react); --keep-serving-on-load-failure keeps it listening until it is stopped.
+    /// </summary>
+    [Test]
+    public async Task AFailedLoad_EndsServeWithExitCode1_UnlessAskedToKeepServing()
+    {
+        var missing = Path.Combine(TestPaths.NewTempDir(), "no-config");
+        Directory.CreateDirectory(missing);
+        var err = new StringWriter();
+        int code = await Task.Run(() => SafeCoDe.Cli.Cli.Run(["serve", "--model", missing, "--port", "0"], new StringWriter(), err)).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(code, Is.EqualTo(1), err.ToString());
+        var events = err.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        var names = events.Select(e => e["event"]!.GetValue<string>()).ToList();
+        Assert.That(names, Does.Contain("model_load_failed").And.Contain("exiting"));
+        Assert.That(names.IndexOf("exiting"), Is.GreaterThan(names.IndexOf("model_load_failed")), "why, then that it exits");
+        Assert.That(events.Single(e => e["event"]!.GetValue<string>() == "model_load_failed")["error"]!.GetValue<string>(), Does.Contain("config.json"));
+
+        await using var kept = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = new LogCapture(), KeepServingOnLoadFailure = true });
+        var run = kept.RunUntilShutdownAsync();
+        try { await kept.Loaded; } catch (Exception) { }
+        await Task.Delay(200);
+        Assert.That(run.IsCompleted, Is.False, "still serving after the failed load");
+        await kept.StopAsync();
+        Assert.That(await run.WaitAsync(TimeSpan.FromSeconds(30)), Is.EqualTo(0));
+    }
+
+    /// <summary>
+    /// Errors in HTTP terms: the missing image names the request part to send (no .NET type names), unsupported
+    /// parameters carry OpenAI-style codes, GET on the chat route is 405 saying POST with an Allow header, and the log's
+    /// timestamps keep their '+'.
+    /// </summary>
+    [Test]
+    public async Task Errors_SpeakHttp_NotDotNet()
+    {
+        var e = await ExpectError(await Post(ServeTestServer.Body(image: false).ToJsonString()), HttpStatusCode.BadRequest, "image_required", "messages");
+        var message = e["message"]!.GetValue<string>();
+        Assert.That(message, Does.Contain("image_url content part").And.Contain("\"mode\":\"vanilla\""));
+        Assert.That(message, Does.Not.Contain("DataContent").And.Not.Contain("UriContent").And.Not.Contain("SafeCoDeChatClientOptions"));
+
+        var b = ServeTestServer.Body(); b["n"] = 2;
+        await ExpectError(await Post(b.ToJsonString()), HttpStatusCode.BadRequest, "unsupported_value", "n");
+        b = ServeTestServer.Body(); b["tools"] = new JsonArray(new JsonObject { ["type"] = "function" });
+        await ExpectError(await Post(b.ToJsonString()), HttpStatusCode.BadRequest, "unsupported_parameter", "tools");
+
+        var get = await _http.GetAsync("v1/chat/completions");
+        e = await ExpectError(get, HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        Assert.That(e["message"]!.GetValue<string>(), Does.Contain("POST"));
+        Assert.That(get.Content.Headers.Allow, Is.EquivalentTo(new[] { "POST" }));
+
+        var ts = _log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!["ts"]!.GetValue<string>()).First();
+        Assert.That(DateTimeOffset.TryParse(ts, out _), Is.True, ts);
+        Assert.That(_log.ToString(), Does.Not.Contain("\\u002B"));
+        Assert.That(_log.ToString(), Does.Contain("+00:00\""));
+    }
+
+    /// <summary>
+    /// A probe's 503 is an expected answer, not a server error: after a failed load /ready and /health are logged as
+    /// warn (the failure itself was logged once, as error); while the model loads, as info.
+    /// </summary>
+    [Test]
+    public async Task ProbeAnswers503_AreNotLoggedAsErrors()
+    {
+        var log = new LogCapture();
+        var missing = Path.Combine(TestPaths.NewTempDir(), "no-config");
+        Directory.CreateDirectory(missing);
+        await using var server = await SafeCoDeServer.StartAsync(new ServerOptions { ModelDir = missing, Host = "127.0.0.1", Port = 0, Log = log, KeepServingOnLoadFailure = true });
+        using var h = ServeTestServer.Http(server, key: null);
+        try { await server.Loaded; } catch (Exception) { }
+        Assert.That((await h.GetAsync("ready")).StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        Assert.That((await h.GetAsync("health")).StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.That(lines.Where(j => (string?)j["path"] is "/ready" or "/health").Select(j => j["level"]!.GetValue<string>()), Is.EqualTo(new[] { "warn", "warn" }));
+        Assert.That(lines.Count(j => (string?)j["level"] == "error"), Is.EqualTo(1), "the failed load, once");
+
     }
 }
