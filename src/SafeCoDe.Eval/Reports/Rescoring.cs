@@ -77,7 +77,11 @@ public static class Rescoring
         if (EvalRunner.NeedsImage(scorer, r.Benchmark, r.Id, r.Groups) && !images.TryGet(r.Id, o.Key, out image, out var why))
             return o with
             {
-                Score = new ScoreResult { Scorer = scorer.Name, Rubric = "moss_refusal", Label = "error", Parsed = false, Error = why },
+                Score = new ScoreResult
+                {
+                    Scorer = scorer.Name, Rubric = EvalBenchmarks.Get(r.Benchmark).RubricFor(r.Id, r.Groups).Name, Label = "error", Parsed = false, Error = why,
+                    Format = (scorer as GuardScorer)?.Format.Name,
+                },
             };
         return await EvalRunner.ScoreOutputAsync(scorer, r.Benchmark, r.Id, r.Groups, r.Labels, o, image, ct).ConfigureAwait(false);
     }

@@ -162,6 +162,9 @@ public sealed class GuardScorerTests
             "--max-new-tokens", "4", "--seed", "1", "--greedy", "--quiet", "--scorer", "keyword");
         Assert.That(code, Is.EqualTo(0), err);
         var before = Directory.GetFiles(run).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+        var early = Cli("eval", "run", "-b", "jsonl", "-d", folder.Root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "never"), "--device", "cpu",
+            "--scorer", "openai:lg", "--scorer-format", "llavaguard");
+        Assert.That((early.code, early.stderr.Contains("response scoring")), Is.EqualTo((2, true)), early.stderr);
 
         // Llama Guard's replies, by the user turn of the conversation it is sent
         using var server = new FakeJudgeServer(body =>
@@ -203,6 +206,25 @@ public sealed class GuardScorerTests
         Assert.That(scores["b"].Categories, Is.EqualTo(new[] { "S1: Violent Crimes", "S10: Hate" }));
         Assert.That((scores["7"].Label, scores["7"].Parsed), Is.EqualTo(("unsafe", false)), "a refusal to judge fails closed and is counted");
         Assert.That(RunStore.ReadRecords(rescored).Select(r => r.Outputs.Single().Answer), Is.EqualTo(RunStore.ReadRecords(run).Select(r => r.Outputs.Single().Answer)));
+
+        // an image the benchmark no longer has: that answer is a scoring error under its own rubric, the others are scored
+        File.Delete(Path.Combine(Path.GetDirectoryName(folder.Root)!, "imgs", "b.jpg"));
+        Environment.SetEnvironmentVariable("SAFECODE_EVAL_BASE_URL", server.BaseUrl);
+        Environment.SetEnvironmentVariable("SAFECODE_EVAL_API_KEY", "k");
+        try
+        {
+            var partial = Path.Combine(NewDir(), "partial");
+            var (pc, _, perr) = Cli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", partial, "--quiet");
+            Assert.That(pc, Is.EqualTo(0), perr);
+            var missing = RunStore.ReadRecords(partial).Single(r => r.Id == "b").Outputs.Single().Score!;
+            Assert.That((missing.Label, missing.Rubric, missing.Format), Is.EqualTo(("error", "one_word", "llamaguard")));
+            Assert.That(missing.Error, Does.Contain("b"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SAFECODE_EVAL_BASE_URL", null);
+            Environment.SetEnvironmentVariable("SAFECODE_EVAL_API_KEY", null);
+        }
 
         var report = Cli("eval", "report", rescored, "--json");
         Assert.That(report.code, Is.EqualTo(0), report.stderr);
