@@ -35,7 +35,7 @@ public static class EvalCommand
     {
         Description = "How answers are scored: keyword (offline refusal phrases), rules (the benchmark's own rule-based answer matching, offline), openai[:MODEL] (the benchmark's judge rubric on an " +
                       "OpenAI-compatible endpoint; SAFECODE_EVAL_BASE_URL / SAFECODE_EVAL_API_KEY / SAFECODE_EVAL_MODEL, else the judge's " +
-                      "SAFECODE_JUDGE_* / OPENAI_* variables; default model: the paper code's per benchmark), local:DIR (a local checkpoint as judge)" +
+                      "SAFECODE_JUDGE_* / OPENAI_* variables; default model: the paper code's per benchmark; with --scorer-format llamaguard a guard model judges each answer instead), local:DIR (a local checkpoint as judge)" +
                       (required ? "" : " [default: none — score later with 'safecode eval score']"),
         HelpName = "SPEC", Required = required,
     };
