@@ -263,7 +263,8 @@ public sealed partial class SafeCoDeEngine
         var pending = new List<TokenLogprob>();
         void Emit(long t)
         {
-            if (session.Logprobs is not null && !_eosSet.Contains(t)) pending.Add(Named(session.TokenLogprobs[^1]));
+            if (session.Logprobs is not null && !_eosSet.Contains(t))
+                pending.Add(Named(session.TokenLogprobs[^1], session.Tokens.Count > 1 ? session.Tokens[^2] : null));
             var s = detok.Push((int)t);
             if (s.Length == 0) return;
             stream!(s, [.. pending]);
@@ -275,11 +276,26 @@ public sealed partial class SafeCoDeEngine
         return g;
     }
 
-    /// <summary>A log-probability with the texts of its token and of the most likely ones.</summary>
-    private TokenLogprob Named(TokenLogprob l) =>
-        l with { Text = TokenText(l.Id), Top = l.Top.Select(t => t with { Text = TokenText(t.Id) }).ToArray() };
+    /// <summary>A log-probability with the texts of its token and of the most likely ones, each read after <paramref name="previous"/>.</summary>
+    private TokenLogprob Named(TokenLogprob l, long? previous) =>
+        l with { Text = TokenText(l.Id, previous), Top = l.Top.Select(t => t with { Text = TokenText(t.Id, previous) }).ToArray() };
 
-    private string TokenText(long id) => Tokenizer.Decode([(int)id], skipSpecialTokens: false);
+    /// <summary>
+    /// The text <paramref name="id"/> adds after <paramref name="previous"/> (the answer's token before it): decoded
+    /// with it and without it, as the streaming detokenizer does, since decoders that strip a sequence's leading
+    /// space would drop the token's own space decoded alone. The token alone when there is none before it.
+    /// </summary>
+    private string TokenText(long id, long? previous)
+    {
+        if (previous is not { } p) return Tokenizer.Decode([(int)id], skipSpecialTokens: false);
+        var before = Tokenizer.Decode([(int)p], skipSpecialTokens: false);
+        var both = Tokenizer.Decode([(int)p, (int)id], skipSpecialTokens: false);
+        return both.StartsWith(before, StringComparison.Ordinal) ? both[before.Length..] : Tokenizer.Decode([(int)id], skipSpecialTokens: false);
+    }
+
+    /// <summary>The answer's log-probabilities (end-of-sequence ids left out) with their texts.</summary>
+    private TokenLogprob[] NamedLogprobs(DecodeOutcome g) =>
+        g.Logprobs is not { } lp ? [] : lp.Select((l, i) => (l, i)).Where(x => !_eosSet.Contains(x.l.Id)).Select(x => Named(x.l, x.i > 0 ? g.Tokens[x.i - 1] : null)).ToArray();
 
     /// <summary>The answer text of a decode: end-of-sequence ids dropped, special tokens skipped, trimmed.</summary>
     private string AnswerText(DecodeOutcome g) =>
@@ -308,7 +324,7 @@ public sealed partial class SafeCoDeEngine
             JudgeFormat = j is not null && j.Format != Safety.Guards.JudgeFormats.Default ? j.Format : null,
             JudgeCategories = j is not null && j.Format != Safety.Guards.JudgeFormats.Default ? j.Categories : null,
             JudgeRationale = j?.Rationale, JudgeScore = j?.Score, VerdictUnparsed = j is { VerdictParsed: false },
-            Logprobs = r.Logprobs is null ? null : g?.Logprobs is { } lp ? lp.Where(l => !_eosSet.Contains(l.Id)).Select(Named).ToArray() : [],
+            Logprobs = r.Logprobs is null ? null : g is null ? [] : NamedLogprobs(g),
         };
     }
 }
