@@ -183,8 +183,10 @@ public sealed class ServeLogprobsTests
         List<OpenAI.Chat.ChatMessage> messages =
             [new UserChatMessage(ChatMessageContentPart.CreateTextPart("What is in the picture?"), ChatMessageContentPart.CreateImagePart(BinaryData.FromBytes(ServeTestServer.Png), "image/png"))];
         // a seed: the noised image of SafeCoDe's contrast is drawn from it, and the log-probabilities depend on it
+#pragma warning disable OPENAI001 // the SDK marks Seed as experimental
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 8, Temperature = 0, IncludeLogProbabilities = true, TopLogProbabilityCount = 3, Seed = 11 };
         var plainOptions = new ChatCompletionOptions { MaxOutputTokenCount = 8, Temperature = 0, Seed = 11 };
+#pragma warning restore OPENAI001
         ChatCompletion done = await client.CompleteChatAsync(messages, options);
         var lps = done.ContentTokenLogProbabilities;
         Assert.That(lps, Is.Not.Empty, "SafeCoDe's guided and continued tokens, through the SDK's own parser");
