@@ -164,6 +164,41 @@ public class TokenLogprobTests
     }
 
     [Test]
+    public void SessionsPickedTogether_EachRecordsItsOwn_AndTheOthersAreUnchanged()
+    {
+        var model = new Known();
+        DecodePhase Greedy() => new() { Name = "greedy", Chain = new RuleChain(new RealRow()), Selector = new Argmax(), Budget = 5 };
+        var sessions = new[] { (int?)3, null, 1 }.Select(k =>
+        {
+            var (state, logits) = model.Prefill(null!, 16);
+            var session = new DecodeSession([state], [logits]) { Logprobs = k };
+            session.Begin(Greedy());
+            return session;
+        }).ToArray();
+        using var scheduler = new DecodeScheduler(model, 8);
+        foreach (var s in sessions) scheduler.Join(s);
+        var ready = new Barrier(sessions.Length);
+        var threads = sessions.Select(s => new Thread(() => { ready.SignalAndWait(); scheduler.Decode(s); })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        var (alone, _) = Run(Greedy(), logprobs: null);
+        using (alone)
+        {
+            Assert.That(sessions.Select(s => s.Tokens), Is.All.EqualTo(alone.Tokens));
+            Assert.That(sessions[1].TokenLogprobs, Is.Empty, "the session that asked for none records none");
+            Assert.That(sessions[0].TokenLogprobs.Select(l => l.Top.Count), Is.All.EqualTo(3));
+            Assert.That(sessions[2].TokenLogprobs.Select(l => l.Top.Count), Is.All.EqualTo(1), "each session gets its own count");
+            for (int n = 0; n < alone.Tokens.Count; n++)
+            {
+                var expected = LogSoftmax(LogitsAt(n).Select(v => (double)v).ToArray());
+                Assert.That(sessions[0].TokenLogprobs[n].Logprob!.Value, Is.EqualTo(expected[alone.Tokens[n]]).Within(1e-5));
+                Assert.That(sessions[2].TokenLogprobs[n].Logprob, Is.EqualTo(sessions[0].TokenLogprobs[n].Logprob));
+            }
+        }
+        foreach (var s in sessions) s.Dispose();
+    }
+
+    [Test]
     public void Rules_SayWhetherTheyOutputLogitsOrProbabilities()
     {
         using var ids = tensor(new long[] { 1 }, ScalarType.Int64);

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace SafeCoDe.Torch.Decoding.Sessions;
 
 /// <summary>
@@ -10,10 +12,13 @@ namespace SafeCoDe.Torch.Decoding.Sessions;
 /// it (a token a method's transition appended that no pick of the session made).
 /// </param>
 /// <param name="Top">The most likely tokens of that distribution, most likely first, only those with non-zero probability.</param>
-public sealed record TokenLogprob(long Id, double? Logprob, IReadOnlyList<TopLogprob> Top)
+public sealed record TokenLogprob(
+    [property: JsonPropertyName("id")] long Id,
+    [property: JsonPropertyName("logprob")] double? Logprob,
+    [property: JsonPropertyName("top")] IReadOnlyList<TopLogprob> Top)
 {
     /// <summary>The token's text, filled in by whoever decodes ids (null until then).</summary>
-    public string? Text { get; init; }
+    [JsonPropertyName("text")] public string? Text { get; init; }
 
     /// <summary>A token no recorded distribution picked.</summary>
     public static TokenLogprob Unrecorded(long id) => new(id, null, []);
@@ -28,8 +33,8 @@ public sealed record TokenLogprob(long Id, double? Logprob, IReadOnlyList<TopLog
 /// <summary>One of the most likely tokens at a step and its log-probability.</summary>
 /// <param name="Id">The token.</param>
 /// <param name="Logprob">Natural log of its probability.</param>
-public sealed record TopLogprob(long Id, double Logprob)
+public sealed record TopLogprob([property: JsonPropertyName("id")] long Id, [property: JsonPropertyName("logprob")] double Logprob)
 {
     /// <summary>The token's text, filled in by whoever decodes ids (null until then).</summary>
-    public string? Text { get; init; }
+    [JsonPropertyName("text")] public string? Text { get; init; }
 }
