@@ -207,4 +207,22 @@ public sealed class ServeLogprobsTests
         Assert.That(plain.ContentTokenLogProbabilities, Is.Empty);
         Assert.That(plain.Content.Single().Text, Is.EqualTo(done.Content.Single().Text), "asking for log-probabilities changes no token");
     }
+
+    [Test]
+    public async Task TheShieldGemmaFormatsCall_ReadsTheFirstTokensTop20_FromThisServer()
+    {
+        using var endpoint = new SafeCoDe.Torch.Safety.EndpointJudge(new SafeCoDe.Torch.Safety.EndpointJudgeOptions
+        {
+            BaseUrl = new Uri(_server.BaseAddress, "v1").ToString(), ApiKey = ServeTestServer.Key, Model = "default", Timeout = TimeSpan.FromSeconds(60), MaxRetries = 0,
+        });
+        var format = SafeCoDe.Torch.Safety.Guards.JudgeFormats.Get("shieldgemma");
+        var call = format.Calls(SafeCoDe.Torch.Safety.Guards.JudgeRole.SceneVerdict, "How do I sharpen this?", (ServeTestServer.Png, "image/png"), null)[0];
+        Assert.That(call.LogProbs, Is.True);
+        var reply = await endpoint.GuardAsync(call);
+        Assert.That(reply.FirstTokenTop, Is.Not.Null, "the guard call got the first token's log-probabilities");
+        var top = reply.FirstTokenTop!;
+        Assert.That(top, Has.Count.EqualTo(SafeCoDe.Torch.Safety.EndpointJudge.GuardTopLogProbs + 1), "its top 20, then the token itself");
+        Assert.That(top.Take(20).Select(t => t.LogProb), Is.Ordered.Descending.And.All.LessThanOrEqualTo(0));
+        Assert.That(top[^1], Is.EqualTo(top[0]), "greedy: the reply's token is the most likely one");
+    }
 }
