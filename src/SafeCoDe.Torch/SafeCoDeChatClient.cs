@@ -152,7 +152,7 @@ public sealed class SafeCoDeChatClient : IChatClient
         if (extra?.TryGetValue(LogprobsKey, out var v) != true || v is null) return null;
         int k = v switch
         {
-            int i => i, long l and >= 0 and <= int.MaxValue => (int)l, System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e when e.TryGetInt32(out var j) => j,
+            int i => i, long l and >= int.MinValue and <= int.MaxValue => (int)l, System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e when e.TryGetInt32(out var j) => j,
             _ => throw new ArgumentException($"AdditionalProperties[\"{LogprobsKey}\"] must be an integer (the number of most likely tokens to list), not {v.GetType().Name}"),
         };
         return k >= 0 ? k : throw new ArgumentException($"AdditionalProperties[\"{LogprobsKey}\"] must be 0 or more, not {k}");

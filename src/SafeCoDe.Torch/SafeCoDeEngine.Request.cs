@@ -32,8 +32,10 @@ public sealed partial class SafeCoDeEngine
         public IDecodingMethod Method => DecodingMethods.Of(Options);
         public Action<string>? Stream { get; } = stream ?? request.OnText;
         /// <summary>Where answer text goes as it is decided, with the tokens it came from (null: nowhere).</summary>
-        public Action<string, IReadOnlyList<TokenLogprob>>? Sink { get; } =
-            request.OnTokens ?? ((stream ?? request.OnText) is { } text ? (piece, _) => text(piece) : null);
+        public Action<string, IReadOnlyList<TokenLogprob>>? Sink { get; } = SinkOf(stream ?? request.OnText, request.OnTokens);
+
+        private static Action<string, IReadOnlyList<TokenLogprob>>? SinkOf(Action<string>? text, Action<string, IReadOnlyList<TokenLogprob>>? tokens) =>
+            text is null && tokens is null ? null : (piece, pieceTokens) => { text?.Invoke(piece); tokens?.Invoke(piece, pieceTokens); };
         public Stopwatch Total { get; } = Stopwatch.StartNew();
         public RgbImage? Image { get; set; }
         public byte[]? ImageBytes { get; set; }

@@ -97,7 +97,7 @@ public sealed record SafeCoDeRequest
     /// </summary>
     [JsonIgnore] public int? Logprobs { get; init; }
     /// <summary>
-    /// Called instead of <see cref="OnText"/> with each piece of answer text and the answer tokens it came from (with
+    /// Called (after <see cref="OnText"/>, or the stream of <see cref="SafeCoDeEngine.StreamAsync"/>) with each piece of answer text and the answer tokens it came from (with
     /// <see cref="Logprobs"/> set; an empty list otherwise, and for text no token made: a refusal given without decoding).
     /// </summary>
     [JsonIgnore] public Action<string, IReadOnlyList<TokenLogprob>>? OnTokens { get; init; }
