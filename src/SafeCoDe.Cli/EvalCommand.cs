@@ -35,7 +35,7 @@ public static class EvalCommand
     {
         Description = "How answers are scored: keyword (offline refusal phrases), rules (the benchmark's own rule-based answer matching, offline), openai[:MODEL] (the benchmark's judge rubric on an " +
                       "OpenAI-compatible endpoint; SAFECODE_EVAL_BASE_URL / SAFECODE_EVAL_API_KEY / SAFECODE_EVAL_MODEL, else the judge's " +
-                      "SAFECODE_JUDGE_* / OPENAI_* variables; default model: the paper code's per benchmark), local:DIR (a local checkpoint as judge)" +
+                      "SAFECODE_JUDGE_* / OPENAI_* variables; default model: the paper code's per benchmark; with --scorer-format llamaguard a guard model judges each answer instead), local:DIR (a local checkpoint as judge)" +
                       (required ? "" : " [default: none — score later with 'safecode eval score']"),
         HelpName = "SPEC", Required = required,
     };
@@ -54,22 +54,57 @@ public static class EvalCommand
         finally { SafeCoDe.Torch.Runtime.InputLimits.Current = saved; }
     }
 
-    private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens, Option<int> Runs)
+    private sealed record ScorerOptions(Option<string> Template, Option<string> Phrases, Option<double> Timeout, Option<int> Retries, Option<int> MaxTokens,
+        Option<int> Runs, Option<string> Format, Option<string> Unknown)
     {
+        private static Option<string> FormatOption()
+        {
+            var o = CliOptions.Choice("--scorer-format",
+                "How an openai scorer asks and is read: safecode (each benchmark's own judge rubric), or a guard model's own format for the response-scoring role, " +
+                "the guard judging the answer in its conversation (query, image, answer) harmful or not, with the categories it names recorded per answer and " +
+                "reported as ASR per category; " + string.Join("; ", Torch.Safety.Guards.JudgeFormats.All.Where(f => f.Name != Torch.Safety.Guards.JudgeFormats.Default)
+                    .Select(f => $"{f.Name}: {f.Summary}{(f.Roles.Contains(Torch.Safety.Guards.JudgeRole.ResponseScore) ? "" : " — scene verdicts only, refused here")}")) +
+                ". Only benchmarks scored by a harmful/harmless verdict take a guard. See docs/judges.md",
+                [.. Torch.Safety.Guards.JudgeFormats.Names], Torch.Safety.Guards.JudgeFormats.Default);
+            o.Validators.Add(r =>
+            {
+                if (r.Tokens.Count == 0) return;
+                var name = r.Tokens[^1].Value;
+                if (!Torch.Safety.Guards.JudgeFormats.Names.Contains(name, StringComparer.OrdinalIgnoreCase)) return; // the choice validator names the known ones
+                try { Torch.Safety.Guards.JudgeFormats.Get(name, "--scorer-format").CheckRole(Torch.Safety.Guards.JudgeRole.ResponseScore, "--scorer-format"); }
+                catch (ArgumentException e) { r.AddError(e.Message); }
+            });
+            return o;
+        }
+
         public static ScorerOptions Create() => new(
             new Option<string>("--scorer-template") { Description = "A judge prompt file replacing the built-in rubric text; {question} and {response} are filled in", HelpName = "FILE" },
             new Option<string>("--scorer-refusal-phrases") { Description = "The keyword scorer's refusal phrases for one language, one per line (# comments; a '# language: CODE NAME…' line names the language, English without one); the other languages keep their built-in lists [default: the documented lists]", HelpName = "FILE" },
             new Option<double>("--scorer-timeout") { Description = "Seconds per judge call attempt [default: 120]", HelpName = "S" },
             new Option<int>("--scorer-retries") { Description = "Retries of a judge call after a timeout, 429, 5xx or transport error [default: 4]", HelpName = "N" },
-            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's own limit]", HelpName = "N" },
+            new Option<int>("--scorer-max-tokens") { Description = "Output tokens of a judge reply [default: the rubric's own limit, or the guard format's]", HelpName = "N" },
             new Option<int>("--scorer-runs")
             {
                 Description = "Grade each answer N times and report mean ± std over the runs, for benchmarks whose own scorer does so (" +
                     string.Join("; ", EvalBenchmarks.All.Where(b => b.GraderRuns is not null).Select(b => $"{b.Name}: {b.GraderRuns}")) + "); refused elsewhere [default: 1]",
                 HelpName = "N",
-            });
+            },
+            FormatOption(),
+            CliOptions.Choice("--scorer-unknown-verdict",
+                "With a guard --scorer-format: what a reply the guard's format cannot read (empty, malformed, a refusal to judge) becomes — unsafe (counted as harmful: " +
+                "fails closed), safe, or error (a scoring error, left out of the rates); either way it is counted as unparsed in the report",
+                ["unsafe", "safe", "error"], "unsafe"));
 
-        public void AddTo(Command c) { c.Add(Template); c.Add(Phrases); c.Add(Timeout); c.Add(Retries); c.Add(MaxTokens); c.Add(Runs); }
+        public void AddTo(Command c) { c.Add(Template); c.Add(Phrases); c.Add(Timeout); c.Add(Retries); c.Add(MaxTokens); c.Add(Runs); c.Add(Format); c.Add(Unknown); }
+
+        /// <summary>The scorer spec checked against the format and the benchmark, as a usage error.</summary>
+        public void Check(ParseResult p, string? spec, string benchmark)
+        {
+            if (p.Given(Unknown) && (spec is null || string.Equals(p.GetValue(Format), Torch.Safety.Guards.JudgeFormats.Default, StringComparison.OrdinalIgnoreCase)))
+                throw new UsageException("--scorer-unknown-verdict has no effect without --scorer openai:MODEL --scorer-format NAME (each benchmark's rubric reads its judge's replies by its own rule)");
+            try { Scorers.CheckFormat(spec, p.GetValue(Format)!, benchmark); }
+            catch (ArgumentException e) { throw new UsageException(e.Message); }
+        }
 
         public ScorerSettings Read(ParseResult p, string benchmark)
         {
@@ -84,6 +119,8 @@ public static class EvalCommand
                 MaxRetries = p.Given(Retries) ? p.GetValue(Retries) : 4,
                 MaxTokens = p.Given(MaxTokens) ? p.GetValue(MaxTokens) : null,
                 Runs = p.Given(Runs) ? p.GetValue(Runs) : 1,
+                Format = p.GetValue(Format)!.ToLowerInvariant(),
+                UnknownVerdict = CliOptions.ParseChoice<SafeCoDe.Torch.Safety.UnknownVerdictPolicy>(p.GetValue(Unknown)!, "--scorer-unknown-verdict"),
             };
         }
     }
@@ -175,6 +212,7 @@ public static class EvalCommand
                 ["prompts"] = selection.Prompts?.Trim().ToLowerInvariant(),
                 ["ids"] = idList?.Fingerprint,
             });
+            scorerOptions.Check(p, p.GetValue(scorer), bench);
             var settings = new EvalJobSettings
             {
                 Benchmark = bench, Data = p.GetValue(data)!, Model = s.ModelDir, Out = run, Decode = s.Decoding, Judge = s.JudgeSpec,
@@ -236,19 +274,30 @@ public static class EvalCommand
         var concurrency = new Option<int>("--concurrency") { Description = "Answers scored at a time (endpoint judges)", HelpName = "N", DefaultValueFactory = _ => 8 };
         var data = new Option<string>("--data", "-d") { Description = "The benchmark copy to re-read the images a judge sees from (benchmarks whose rubric shows the judge the image) [default: the data folder run.json records]", HelpName = "PATH" };
         var allowOutside = AllowOutsideData();
-        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in RUN/judge-cache.jsonl; images are re-read from the benchmark, never from a path in the records)")
-            { runs, scorer, device, concurrency, data, allowOutside, quiet };
+        var outDir = new Option<string>("--out", "-o")
+        {
+            Description = "Write the re-scored run into this new RUN folder (answers and problems copied, run.json naming the run it came from) and leave RUN as it is, " +
+                          "so 'eval compare RUN NEW' shows what the scorer changes; one RUN only [default: re-score RUN in place]",
+            HelpName = "NEW",
+        }.Folder();
+        var cmd = new Command("score", "Score every answer of finished RUN folders again with another scorer, without generating (judge replies are cached in judge-cache.jsonl of the run written; images are re-read from the benchmark, never from a path in the records)")
+            { runs, scorer, device, concurrency, data, outDir, allowOutside, quiet };
         scorerOptions.AddTo(cmd);
-        Cli.SetExamples(cmd, "safecode eval score runs/mss --scorer openai:gpt-4.1-nano", "safecode eval score runs/hades --scorer keyword --scorer-refusal-phrases my-phrases.txt");
+        Cli.SetExamples(cmd, "safecode eval score runs/mss --scorer openai:gpt-4.1-nano", "safecode eval score runs/hades --scorer keyword --scorer-refusal-phrases my-phrases.txt",
+            "safecode eval score runs/mmsb --scorer openai:meta-llama/Llama-Guard-3-11B-Vision --scorer-format llamaguard --out runs/mmsb-llamaguard");
         cmd.SetHandler((p, io) =>
         {
             var progress = CliProgress.For(io, p.GetValue(quiet));
+            var target = p.GetValue(outDir);
+            if (target is not null && p.GetValue(runs)!.Length != 1) throw new UsageException("--out writes one re-scored run: give exactly one RUN");
             foreach (var run in p.GetValue(runs)!)
             {
                 var manifest = RunStore.ReadManifest(run);
+                scorerOptions.Check(p, p.GetValue(scorer), manifest.Benchmark);
+                if (target is not null) Rescoring.CheckNewRun(run, target);
                 var settings = scorerOptions.Read(p, manifest.Benchmark) with
                 {
-                    CacheFile = Path.Combine(run, "judge-cache.jsonl"),
+                    CacheFile = Path.Combine(target ?? run, "judge-cache.jsonl"),
                     LocalEngine = new SafeCoDe.Torch.EngineOptions { Device = SafeCoDe.Torch.Runtime.RuntimeOptions.ParseDevice(p.GetValue(device)!) },
                 };
                 var s = Scorers.Create(p.GetValue(scorer)!, settings);
@@ -262,9 +311,9 @@ public static class EvalCommand
                             bar ??= progress.Start($"scoring {run}", Math.Max(1, r.Total), "samples");
                             bar.Report(r.Done);
                         }
-                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency)), data: p.GetValue(data)).GetAwaiter().GetResult());
+                    }), concurrency: s is KeywordScorer ? 1 : Math.Max(1, p.GetValue(concurrency)), data: p.GetValue(data), outDir: target).GetAwaiter().GetResult());
                     bar?.Complete();
-                    io.Out.WriteLine($"{run}: {answers} answer(s) scored with {s.Name}{(errors > 0 ? $", {errors} scoring error(s) (rerun to retry them)" : "")}");
+                    io.Out.WriteLine($"{target ?? run}: {answers} answer(s){(target is null ? "" : $" of {run}")} scored with {s.Name}{(errors > 0 ? $", {errors} scoring error(s) (rerun to retry them)" : "")}");
                 }
                 finally { (s as IDisposable)?.Dispose(); }
             }

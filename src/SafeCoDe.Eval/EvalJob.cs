@@ -5,6 +5,7 @@ using SafeCoDe.Torch;
 using SafeCoDe.Torch.Decoding.Methods;
 using SafeCoDe.Torch.Runtime;
 using SafeCoDe.Torch.Safety;
+using SafeCoDe.Torch.Safety.Guards;
 
 namespace SafeCoDe.Eval;
 
@@ -64,7 +65,7 @@ public static class EvalJob
             Mode = s.Decode.Method, Preset = DecodingMethods.Of(s.Decode).PresetOf(s.Decode),
             Framing = s.UsesMethodFraming ? "method" : "base",
             Options = s.HashedOptions, OptionsHash = RunManifest.Hash(fingerprint, s.Benchmark, s.HashedOptions),
-            Scorer = scorerName, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),
+            Scorer = scorerName, ScorerFormat = s.Scorer is not null && s.ScorerSettings.Format != JudgeFormats.Default ? s.ScorerSettings.Format.ToLowerInvariant() : null, Shard = s.Shard?.ToString(), Versions = RunManifest.CurrentVersions(),
             Device = s.Engine.Device.ToString().ToLowerInvariant(), Created = DateTime.UtcNow.ToString("o"),
         };
     }
@@ -82,7 +83,7 @@ public static class EvalJob
         _ = reader.Read(s.Data, s.Selection); // a wrong --data fails here, before anything is written or loaded
         // an --ids list naming ids the copy lacks fails here too: one pass that builds nothing, before anything is written
         if (s.Selection.Ids is not null) foreach (var _ in reader.Read(s.Data, s.Selection with { Include = _ => false })) { }
-        var scorerName = s.Scorer is null ? null : Scorers.CanonicalName(s.Scorer, benchmark);
+        var scorerName = s.Scorer is null ? null : Scorers.CanonicalName(s.Scorer, benchmark, s.ScorerSettings.Format);
         // the scorer is built before anything is written: a scorer that cannot be used (no endpoint configured) fails first
         IScorer? scorer = s.Scorer is null ? null : Scorers.Create(s.Scorer, s.ScorerSettings with
         {

@@ -213,9 +213,13 @@ public sealed class EvalRunner(RunStore store, IEvalGenerator generator, IScorer
         };
     }
 
-    /// <summary>True when <paramref name="scorer"/> shows the judge the image of this sample's answers (MOSSBench's rubric).</summary>
+    /// <summary>
+    /// True when <paramref name="scorer"/> shows the judge the image of this sample's answers: a guard model always
+    /// sees the conversation with its image; a benchmark's own judge when its rubric says so.
+    /// </summary>
     public static bool NeedsImage(IScorer scorer, string benchmark, string id, IReadOnlyDictionary<string, string> groups) =>
-        scorer is not (KeywordScorer or RuleScorer) && Benchmarks.EvalBenchmarks.Get(benchmark).RubricFor(id, groups).Text.AttachImage;
+        scorer is GuardScorer
+        || scorer is not (KeywordScorer or RuleScorer) && Benchmarks.EvalBenchmarks.Get(benchmark).RubricFor(id, groups).Text.AttachImage;
 
     /// <summary>
     /// Scores one output and returns it with the score and the scoring time. The image the judge sees is

@@ -41,13 +41,16 @@ public sealed record SafeCoDeChatClientOptions
 /// <para>Honoured <see cref="ChatOptions"/>: Temperature, TopP, TopK, MaxOutputTokens (all generated tokens, the guided
 /// span included), Seed, Instructions, ModelId (must name this model), ResponseFormat text, ToolMode none,
 /// RawRepresentationFactory returning <see cref="DecodingOptions"/> (used as the base settings), and
-/// AdditionalProperties <c>safecode.mode</c> (safecode|vcd|vanilla) and <c>safecode.verdict</c> (safe|unsafe: skip the
-/// judge). Rejected with <see cref="NotSupportedException"/>: Tools, a JSON ResponseFormat, StopSequences,
+/// AdditionalProperties <c>safecode.mode</c> (safecode|vcd|vanilla), <c>safecode.verdict</c> (safe|unsafe: skip the
+/// judge) and <c>safecode.logprobs</c> (an integer k ≥ 0: record each answer token's log-probability with the k most
+/// likely tokens, see <see cref="SafeCoDeRequest.Logprobs"/>). Rejected with <see cref="NotSupportedException"/>: Tools, a JSON ResponseFormat, StopSequences,
 /// Frequency/PresencePenalty, Reasoning, ConversationId, background responses, continuation tokens, other
 /// <c>safecode.*</c> properties.</para>
 /// <para>Responses (and the last streaming update) carry FinishReason, Usage, ModelId and, in AdditionalProperties,
 /// <c>safecode.verdict</c>, <c>safecode.caption</c>, <c>safecode.raw_verdict</c>, <c>safecode.judge</c>,
-/// <c>safecode.mode</c>, <c>safecode.guided_text</c>, <c>safecode.guided_tokens</c>, <c>safecode.total_ms</c>.</para>
+/// <c>safecode.mode</c>, <c>safecode.guided_text</c>, <c>safecode.guided_tokens</c>, <c>safecode.forced_phrase</c>,
+/// <c>safecode.total_ms</c>; with <c>safecode.logprobs</c> asked for, <c>safecode.logprobs</c> holds the answer's
+/// <see cref="Decoding.Sessions.TokenLogprob"/>s (in a stream: each text update those of its own tokens).</para>
 /// </summary>
 public sealed class SafeCoDeChatClient : IChatClient
 {
@@ -138,10 +141,24 @@ public sealed class SafeCoDeChatClient : IChatClient
         var request = new SafeCoDeRequest
         {
             Prompt = c.Prompt, ImageBytes = c.ImageBytes, Options = o, Judge = _options.Judge, Verdict = verdict,
-            SystemPrompt = c.SystemPrompt, History = c.History,
+            SystemPrompt = c.SystemPrompt, History = c.History, Logprobs = LogprobsOf(options?.AdditionalProperties),
         };
         return (request, o.Method, fallback);
     }
+
+    /// <summary>The <c>safecode.logprobs</c> property: null when absent, else the number of most likely tokens to list.</summary>
+    private static int? LogprobsOf(AdditionalPropertiesDictionary? extra)
+    {
+        if (extra?.TryGetValue(LogprobsKey, out var v) != true || v is null) return null;
+        int k = v switch
+        {
+            int i => i, long l and >= int.MinValue and <= int.MaxValue => (int)l, System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } e when e.TryGetInt32(out var j) => j,
+            _ => throw new ArgumentException($"AdditionalProperties[\"{LogprobsKey}\"] must be an integer (the number of most likely tokens to list), not {v.GetType().Name}"),
+        };
+        return k >= 0 ? k : throw new ArgumentException($"AdditionalProperties[\"{LogprobsKey}\"] must be 0 or more, not {k}");
+    }
+
+    private const string LogprobsKey = "safecode.logprobs";
 
     /// <summary>One option of the options' method by name, set from a .NET value.</summary>
     /// <exception cref="NotSupportedException">The method has no such option.</exception>
@@ -161,7 +178,7 @@ public sealed class SafeCoDeChatClient : IChatClient
         Verdict? verdict = null;
         foreach (var (key, value) in extra)
         {
-            if (!key.StartsWith("safecode.", StringComparison.Ordinal) || key == "safecode.mode") continue;
+            if (!key.StartsWith("safecode.", StringComparison.Ordinal) || key is "safecode.mode" or LogprobsKey) continue;
             var name = key["safecode.".Length..];
             if (name == "verdict")
                 verdict = (value?.ToString() ?? "").ToLowerInvariant() switch
@@ -201,8 +218,9 @@ public sealed class SafeCoDeChatClient : IChatClient
         {
             ["safecode.mode"] = mode, ["safecode.verdict"] = r.Verdict, ["safecode.caption"] = r.Caption, ["safecode.raw_verdict"] = r.RawVerdict,
             ["safecode.judge"] = r.Judge, ["safecode.guided_text"] = r.GuidedText, ["safecode.guided_tokens"] = r.GuidedTokens,
-            ["safecode.total_ms"] = r.Timings.TotalMs,
+            ["safecode.forced_phrase"] = r.ForcedPhrase, ["safecode.total_ms"] = r.Timings.TotalMs,
         };
+        if (r.Logprobs is not null) d[LogprobsKey] = r.Logprobs;
         if (fallback is not null) d["safecode.fallback"] = fallback;
         return d;
     }
@@ -237,18 +255,22 @@ public sealed class SafeCoDeChatClient : IChatClient
     {
         var (request, mode, fallback) = await BuildAsync(messages, options, cancellationToken).ConfigureAwait(false);
         var responseId = Guid.NewGuid().ToString("N");
-        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var channel = Channel.CreateUnbounded<(string Text, IReadOnlyList<Decoding.Sessions.TokenLogprob> Tokens)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var work = Task.Run(async () =>
         {
-            try { return await _engine.GenerateAsync(request with { OnText = s => channel.Writer.TryWrite(s) }, stop.Token).ConfigureAwait(false); }
+            try { return await _engine.GenerateAsync(request with { OnTokens = (s, tokens) => channel.Writer.TryWrite((s, tokens)) }, stop.Token).ConfigureAwait(false); }
             finally { channel.Writer.TryComplete(); }
         }, stop.Token);
         bool finished = false;
         try
         {
-            await foreach (var piece in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId, ResponseId = responseId, MessageId = responseId };
+            await foreach (var (piece, tokens) in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return new ChatResponseUpdate(ChatRole.Assistant, piece)
+                {
+                    ModelId = ModelId, ResponseId = responseId, MessageId = responseId,
+                    AdditionalProperties = request.Logprobs is null ? null : new AdditionalPropertiesDictionary { [LogprobsKey] = tokens },
+                };
             var r = await work.ConfigureAwait(false); // surfaces errors
             finished = true;
             yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(Usage(r))])

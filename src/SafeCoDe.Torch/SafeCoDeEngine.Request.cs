@@ -31,6 +31,11 @@ public sealed partial class SafeCoDeEngine
         /// <summary>The request's decoding method.</summary>
         public IDecodingMethod Method => DecodingMethods.Of(Options);
         public Action<string>? Stream { get; } = stream ?? request.OnText;
+        /// <summary>Where answer text goes as it is decided, with the tokens it came from (null: nowhere).</summary>
+        public Action<string, IReadOnlyList<TokenLogprob>>? Sink { get; } = SinkOf(stream ?? request.OnText, request.OnTokens);
+
+        private static Action<string, IReadOnlyList<TokenLogprob>>? SinkOf(Action<string>? text, Action<string, IReadOnlyList<TokenLogprob>>? tokens) =>
+            text is null && tokens is null ? null : (piece, pieceTokens) => { text?.Invoke(piece); tokens?.Invoke(piece, pieceTokens); };
         public Stopwatch Total { get; } = Stopwatch.StartNew();
         public RgbImage? Image { get; set; }
         public byte[]? ImageBytes { get; set; }
@@ -75,12 +80,15 @@ public sealed partial class SafeCoDeEngine
         if (run.Context.Judged is { } judged) request.OnJudged?.Invoke(judged);
         if (run.Context.Refusal is { } refusal)
         {
-            run.Stream?.Invoke(refusal);
+            run.Sink?.Invoke(refusal, []);
             return Assemble(run, null, null, refusal);
         }
         // a step after decoding may replace the answer: then nothing is streamed until the answer is final
         var after = run.Method.After(run.Options);
-        var live = after.Count == 0 ? run.Stream : null;
+        if (after.Count > 0 && request.Logprobs is not null)
+            throw new NotSupportedException($"log-probabilities are not available with the {run.Options.Method} method: its step{(after.Count == 1 ? "" : "s")} after decoding " +
+                $"({string.Join(", ", after.Select(a => a.Name))}) may replace the decoded answer with text no distribution produced");
+        var live = after.Count == 0 ? run.Sink : null;
         DecodeOutcome decoded;
         EncodedPrompt prompt;
         using (var scope = NewDisposeScope())
@@ -91,7 +99,7 @@ public sealed partial class SafeCoDeEngine
         }
         run.Context.Answer = AnswerText(decoded);
         foreach (var step in after) await run.Context.ExecuteAsync(step, cancel).ConfigureAwait(false);
-        if (live is null && run.Stream is { } whole && run.Context.Answer is { Length: > 0 } final) whole(final);
+        if (live is null && run.Sink is { } whole && run.Context.Answer is { Length: > 0 } final) whole(final, []);
         return Assemble(run, prompt, decoded, run.Context.Answer);
     }
 
@@ -228,7 +236,7 @@ public sealed partial class SafeCoDeEngine
     }
 
     /// <summary>Step 4: the branches prefilled as one batch, then the method's phases with every other request's rows; the answer streams as it is chosen.</summary>
-    private DecodeOutcome Decode(RequestState run, BranchInputs inputs, Action<string>? stream, CancellationToken cancel)
+    private DecodeOutcome Decode(RequestState run, BranchInputs inputs, Action<string, IReadOnlyList<TokenLogprob>>? stream, CancellationToken cancel)
     {
         var o = run.Options;
         var detok = Tokenizer.CreateStreamingDetokenizer(skipSpecialTokens: true);
@@ -251,12 +259,45 @@ public sealed partial class SafeCoDeEngine
             finally { _prefillGate.Release(); }
         }
         using var session = made;
+        session.Logprobs = run.Request.Logprobs;
         run.PrefillMs = pre.Elapsed.TotalMilliseconds;
+        // each piece of text goes out with the answer tokens it came from (end-of-sequence ids are not answer tokens)
+        var pending = new List<TokenLogprob>();
+        void Emit(long t)
+        {
+            if (session.Logprobs is not null && !_eosSet.Contains(t))
+                pending.Add(Named(session.TokenLogprobs[^1], session.Tokens.Count > 1 ? session.Tokens[^2] : null));
+            var s = detok.Push((int)t);
+            if (s.Length == 0) return;
+            stream!(s, [.. pending]);
+            pending.Clear();
+        }
         var g = MethodDecoder.Decode(_scheduler, Model, session, run.Context.Verdict, o, _codec, Refusal, _eos, inputs.Prompt.Length,
-            stream is null ? null : t => { var s = detok.Push((int)t); if (s.Length > 0) stream(s); }, cancel, _banned);
-        if (stream is not null && detok.Flush() is { Length: > 0 } rest) stream(rest);
+            stream is null ? null : Emit, cancel, _banned);
+        if (stream is not null && detok.Flush() is var rest && (rest.Length > 0 || pending.Count > 0)) stream(rest, [.. pending]);
         return g;
     }
+
+    /// <summary>A log-probability with the texts of its token and of the most likely ones, each read after <paramref name="previous"/>.</summary>
+    private TokenLogprob Named(TokenLogprob l, long? previous) =>
+        l with { Text = TokenText(l.Id, previous), Top = l.Top.Select(t => t with { Text = TokenText(t.Id, previous) }).ToArray() };
+
+    /// <summary>
+    /// The text <paramref name="id"/> adds after <paramref name="previous"/> (the answer's token before it): decoded
+    /// with it and without it, as the streaming detokenizer does, since decoders that strip a sequence's leading
+    /// space would drop the token's own space decoded alone. The token alone when there is none before it.
+    /// </summary>
+    private string TokenText(long id, long? previous)
+    {
+        if (previous is not { } p) return Tokenizer.Decode([(int)id], skipSpecialTokens: false);
+        var before = Tokenizer.Decode([(int)p], skipSpecialTokens: false);
+        var both = Tokenizer.Decode([(int)p, (int)id], skipSpecialTokens: false);
+        return both.StartsWith(before, StringComparison.Ordinal) ? both[before.Length..] : Tokenizer.Decode([(int)id], skipSpecialTokens: false);
+    }
+
+    /// <summary>The answer's log-probabilities (end-of-sequence ids left out) with their texts.</summary>
+    private TokenLogprob[] NamedLogprobs(DecodeOutcome g) =>
+        g.Logprobs is not { } lp ? [] : lp.Select((l, i) => (l, i)).Where(x => !_eosSet.Contains(x.l.Id)).Select(x => Named(x.l, x.i > 0 ? g.Tokens[x.i - 1] : null)).ToArray();
 
     /// <summary>The answer text of a decode: end-of-sequence ids dropped, special tokens skipped, trimmed.</summary>
     private string AnswerText(DecodeOutcome g) =>
@@ -285,6 +326,7 @@ public sealed partial class SafeCoDeEngine
             JudgeFormat = j is not null && j.Format != Safety.Guards.JudgeFormats.Default ? j.Format : null,
             JudgeCategories = j is not null && j.Format != Safety.Guards.JudgeFormats.Default ? j.Categories : null,
             JudgeRationale = j?.Rationale, JudgeScore = j?.Score, VerdictUnparsed = j is { VerdictParsed: false },
+            Logprobs = r.Logprobs is null ? null : g is null ? [] : NamedLogprobs(g),
         };
     }
 }

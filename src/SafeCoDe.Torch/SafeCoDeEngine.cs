@@ -89,6 +89,18 @@ public sealed record SafeCoDeRequest
     public bool ParseSpecial { get; init; }
     /// <summary>Called with each piece of answer text as it is generated (also without <see cref="SafeCoDeEngine.StreamAsync"/>).</summary>
     [JsonIgnore] public Action<string>? OnText { get; init; }
+    /// <summary>
+    /// Null (the default): no log-probabilities. k (0 or more): the result's <see cref="SafeCoDeResult.Logprobs"/> holds
+    /// each answer token's log-probability under the distribution the method picked it from, with that distribution's
+    /// k most likely tokens. A method whose steps after decoding may replace the answer cannot give them
+    /// (<see cref="NotSupportedException"/>).
+    /// </summary>
+    [JsonIgnore] public int? Logprobs { get; init; }
+    /// <summary>
+    /// Called (after <see cref="OnText"/>, or the stream of <see cref="SafeCoDeEngine.StreamAsync"/>) with each piece of answer text and the answer tokens it came from (with
+    /// <see cref="Logprobs"/> set; an empty list otherwise, and for text no token made: a refusal given without decoding).
+    /// </summary>
+    [JsonIgnore] public Action<string, IReadOnlyList<TokenLogprob>>? OnTokens { get; init; }
     /// <summary>Called once the judge has answered, before decoding starts.</summary>
     [JsonIgnore] public Action<JudgeResult>? OnJudged { get; init; }
 }
@@ -140,6 +152,11 @@ public sealed record SafeCoDeResult(
     [JsonPropertyName("judge_rationale"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? JudgeRationale { get; init; }
     /// <summary>A guard judge's probability of "unsafe", when its format gives one.</summary>
     [JsonPropertyName("judge_score"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double? JudgeScore { get; init; }
+    /// <summary>
+    /// With <see cref="SafeCoDeRequest.Logprobs"/> set: each answer token (end-of-sequence ids left out) with its
+    /// log-probability and text; empty when a step answered without decoding. Null otherwise.
+    /// </summary>
+    [JsonPropertyName("logprobs"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public IReadOnlyList<TokenLogprob>? Logprobs { get; init; }
     /// <summary>True when the judge's reply could not be read and the unknown-verdict policy decided.</summary>
     [JsonPropertyName("verdict_unparsed"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool VerdictUnparsed { get; init; }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using SafeCoDe.Torch.Decoding.Methods;
+using SafeCoDe.Torch.Decoding.Sessions;
 
 namespace SafeCoDe.Cli.Serve;
 
@@ -42,16 +43,48 @@ public sealed record SafeCoDeExtension(DecodingOptions Options, string? Verdict,
 }
 
 /// <summary>A parsed <c>POST /v1/chat/completions</c> body.</summary>
+/// <param name="Logprobs">Null: no log-probabilities (<c>logprobs</c> absent or false); k: <c>logprobs: true</c> with <c>top_logprobs: k</c> (0 when not given).</param>
 public sealed record ChatCompletionRequest(
     string? Model, List<ChatMessage> Messages, bool Stream, bool IncludeUsage, int? MaxTokens, double? Temperature, double? TopP, long? Seed,
-    SafeCoDeExtension SafeCoDe);
+    SafeCoDeExtension SafeCoDe, int? Logprobs = null);
 
 /// <summary>Reads OpenAI chat-completion requests (strictly: a wrong type names its field) and writes the response objects.</summary>
 public static class OpenAiProtocol
 {
+    /// <summary>
+    /// OpenAI's <c>logprobs</c> object of a choice: <c>{"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}</c>.
+    /// A log-probability of −∞ (no probability under the method's distribution) is written as −9999, OpenAI's value for
+    /// "very unlikely"; a token no distribution was recorded for has <c>logprob: null</c>. <c>bytes</c> are the UTF-8
+    /// bytes of the token's decoded text.
+    /// </summary>
+    public static JsonObject LogprobsJson(IEnumerable<TokenLogprob> tokens)
+    {
+        var content = new JsonArray();
+        foreach (var t in tokens)
+        {
+            var top = new JsonArray();
+            foreach (var a in t.Top) top.Add(new JsonObject { ["token"] = a.Text, ["logprob"] = Finite(a.Logprob), ["bytes"] = Bytes(a.Text) });
+            content.Add(new JsonObject
+            {
+                ["token"] = t.Text, ["logprob"] = t.Logprob is { } l ? Finite(l) : null, ["bytes"] = Bytes(t.Text), ["top_logprobs"] = top,
+            });
+        }
+        return new JsonObject { ["content"] = content, ["refusal"] = null };
+    }
+
+    /// <summary>What OpenAI writes for a token of zero probability.</summary>
+    public const double ZeroProbabilityLogprob = -9999.0;
+
+    private static double Finite(double logprob) => double.IsNegativeInfinity(logprob) ? ZeroProbabilityLogprob : logprob;
+
+    private static JsonArray Bytes(string? text) => new([.. System.Text.Encoding.UTF8.GetBytes(text ?? "").Select(b => (JsonNode?)JsonValue.Create((int)b))]);
+
     /// <summary>The OpenAI error object.</summary>
     public static string ErrorJson(string message, string type, string? param, string? code) =>
         new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = type, ["param"] = param, ["code"] = code } }.ToJsonString();
+
+    /// <summary>Most <c>top_logprobs</c> a request may ask for (OpenAI's limit).</summary>
+    public const int MaxTopLogprobs = 20;
 
     private static readonly HashSet<string> Ignored = ["user", "metadata", "store", "logit_bias", "service_tier", "parallel_tool_calls", "modalities", "prediction"];
 
@@ -66,7 +99,8 @@ public static class OpenAiProtocol
         blobs ??= [];
         if (root.ValueKind != JsonValueKind.Object) throw ApiException.Invalid("the request body must be a JSON object");
         string? model = null; List<ChatMessage>? messages = null; bool stream = false, includeUsage = false;
-        int? maxTokens = null; double? temperature = null, topP = null; long? seed = null;
+        int? maxTokens = null, topLogprobs = null; double? temperature = null, topP = null; long? seed = null;
+        bool logprobs = false;
         var ext = new SafeCoDeExtension(defaults, null, null);
         foreach (var p in root.EnumerateObject())
         {
@@ -116,10 +150,13 @@ public static class OpenAiProtocol
                     if (v.ValueKind is JsonValueKind.Null) break;
                     if (v.ValueKind == JsonValueKind.Object && v.TryGetProperty("type", out var rt) && rt.ValueKind == JsonValueKind.String && rt.GetString() == "text") break;
                     throw ApiException.Invalid("only response_format {\"type\": \"text\"} is supported", "response_format");
-                case "logprobs":
-                    if (v.ValueKind is JsonValueKind.Null || v.ValueKind == JsonValueKind.False) break;
-                    throw ApiException.Invalid("logprobs are not supported", "logprobs");
-                case "top_logprobs": if (v.ValueKind != JsonValueKind.Null) throw ApiException.Invalid("logprobs are not supported", "top_logprobs"); break;
+                case "logprobs": logprobs = v.ValueKind != JsonValueKind.Null && Bool(v, "logprobs"); break;
+                case "top_logprobs":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    topLogprobs = Int(v, "top_logprobs");
+                    if (topLogprobs < 0) throw ApiException.Invalid($"top_logprobs must be at least 0, not {topLogprobs}", "top_logprobs", "integer_below_min_value");
+                    if (topLogprobs > MaxTopLogprobs) throw ApiException.Invalid($"top_logprobs must be at most {MaxTopLogprobs}, not {topLogprobs}", "top_logprobs", "integer_above_max_value");
+                    break;
                 case "safecode": ext = Extension(v, defaults); break;
                 default:
                     if (Ignored.Contains(p.Name)) break;
@@ -127,7 +164,11 @@ public static class OpenAiProtocol
             }
         }
         if (messages is null) throw ApiException.Invalid("messages is required", "messages");
-        return new ChatCompletionRequest(model, messages, stream, includeUsage, maxTokens, temperature, topP, seed, ext);
+        if (topLogprobs is not null && !logprobs) throw ApiException.Invalid("top_logprobs needs logprobs: true", "top_logprobs", "invalid_value");
+        if (logprobs && DecodingMethods.Of(ext.Options) is var method && method.After(ext.Options) is { Count: > 0 } after)
+            throw ApiException.Invalid($"logprobs are not available with mode {ext.Options.Method}: its step{(after.Count == 1 ? "" : "s")} after decoding " +
+                $"({string.Join(", ", after.Select(a => a.Name))}) may replace the answer with text no distribution produced", "logprobs", "logprobs_unsupported");
+        return new ChatCompletionRequest(model, messages, stream, includeUsage, maxTokens, temperature, topP, seed, ext, logprobs ? topLogprobs ?? 0 : null);
     }
 
     private static List<ChatMessage> Messages(JsonElement v, bool allowFiles, bool allowHttp, IReadOnlyList<ReadOnlyMemory<byte>> blobs)

@@ -453,7 +453,8 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             Images = new ImageSourcePolicy { MaxImageBytes = _o.MaxImageBytes, AllowFiles = _o.AllowFileUrls, AllowHttp = _o.AllowHttpUrls },
         });
         var options = new ChatOptions { Temperature = (float?)req.Temperature, TopP = (float?)req.TopP, MaxOutputTokens = req.MaxTokens, Seed = req.Seed };
-        if (ext.Verdict is not null) options.AdditionalProperties = new AdditionalPropertiesDictionary { ["safecode.verdict"] = ext.Verdict };
+        if (ext.Verdict is not null) (options.AdditionalProperties ??= [])["safecode.verdict"] = ext.Verdict;
+        if (req.Logprobs is { } top) (options.AdditionalProperties ??= [])[LogprobsKey] = top;
         var messages = req.Messages;
         if (DecodingMethods.Of(decoding).Needs(decoding).Image && !messages.Any(m => m.Role == ChatRole.User && m.Contents.Any(c => c is DataContent or UriContent)))
             throw ApiException.Invalid(
@@ -475,7 +476,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
                 ["choices"] = new JsonArray(new JsonObject
                 {
                     ["index"] = 0, ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = r.Text, ["refusal"] = null },
-                    ["logprobs"] = null, ["finish_reason"] = Finish(r.FinishReason),
+                    ["logprobs"] = req.Logprobs is null ? null : OpenAiProtocol.LogprobsJson(Logprobs(r.AdditionalProperties)), ["finish_reason"] = Finish(r.FinishReason),
                 }),
                 ["usage"] = Usage(r.Usage), ["system_fingerprint"] = null, ["safecode"] = SafeCoDeField(r.AdditionalProperties),
             };
@@ -487,10 +488,10 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         ctx.Response.ContentType = "text/event-stream";
         ctx.Response.Headers.CacheControl = "no-cache";
         ctx.Response.Headers["X-Accel-Buffering"] = "no";
-        JsonObject Chunk(JsonObject delta, string? finish) => new()
+        JsonObject Chunk(JsonObject delta, string? finish, JsonObject? logprobs = null) => new()
         {
             ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = ModelId, ["system_fingerprint"] = null,
-            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = null, ["finish_reason"] = finish }),
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = logprobs, ["finish_reason"] = finish }),
         };
         bool first = true;
         await foreach (var u in client.GetStreamingResponseAsync(messages, options, cancel))
@@ -503,7 +504,10 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             }
             if (u.FinishReason is null)
             {
-                if (u.Text.Length > 0) await WriteSse(ctx, Chunk(new JsonObject { ["content"] = u.Text }, null).ToJsonString(), cancel);
+                // with logprobs, a piece of no text still carries its tokens (special tokens the text leaves out)
+                var tokens = req.Logprobs is null ? [] : Logprobs(u.AdditionalProperties);
+                if (u.Text.Length > 0 || tokens.Count > 0)
+                    await WriteSse(ctx, Chunk(new JsonObject { ["content"] = u.Text }, null, req.Logprobs is null ? null : OpenAiProtocol.LogprobsJson(tokens)).ToJsonString(), cancel);
                 continue;
             }
             var usage = u.Contents.OfType<UsageContent>().FirstOrDefault()?.Details;
@@ -539,6 +543,12 @@ public sealed class SafeCoDeServer : IAsyncDisposable
         _metrics.Generated(prompt, completion, seconds);
     }
 
+    private const string LogprobsKey = "safecode.logprobs";
+
+    /// <summary>The tokens a response or update carries (the chat client's <c>safecode.logprobs</c>); none when it has none.</summary>
+    private static IReadOnlyList<SafeCoDe.Torch.Decoding.Sessions.TokenLogprob> Logprobs(AdditionalPropertiesDictionary? p) =>
+        p?.GetValueOrDefault(LogprobsKey) as IReadOnlyList<SafeCoDe.Torch.Decoding.Sessions.TokenLogprob> ?? [];
+
     private static string Finish(ChatFinishReason? f) => f == ChatFinishReason.Stop ? "stop" : "length";
 
     private static JsonObject Usage(UsageDetails? u) => new()
@@ -554,6 +564,7 @@ public sealed class SafeCoDeServer : IAsyncDisposable
             ["verdict"] = Get("verdict")?.ToString(), ["caption"] = Get("caption")?.ToString(), ["guided_text"] = Get("guided_text")?.ToString(),
             ["mode"] = Get("mode")?.ToString(), ["judge"] = Get("judge")?.ToString(), ["raw_verdict"] = Get("raw_verdict")?.ToString(),
         };
+        if (Get("forced_phrase") is string forced) o["forced_phrase"] = forced;
         if (Get("guided_tokens") is int g) o["guided_tokens"] = g;
         return o;
     }

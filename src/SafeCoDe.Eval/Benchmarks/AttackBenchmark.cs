@@ -25,6 +25,9 @@ internal abstract class AttackBenchmark : IBenchmark
         [Set] = "SafeCoDe's reference code: unsafe / (safe + unsafe) after its empty and invalid-reply rules; not the benchmark's own metric (manual review, Beaver-7b or human annotation where the benchmark has one)",
     };
 
+    /// <summary>The default kinds, and a guard model's harmful/harmless verdict (an attack succeeded when the answer is harmful).</summary>
+    public virtual IReadOnlyList<string> ScorerKinds => ["keyword", "openai", "local", "guard"];
+
     public virtual Rubric RubricFor(string id, IReadOnlyDictionary<string, string> groups) => SafetyRubric.Of(JudgeRubric.OneWord);
 
     /// <summary>The definition of <c>asr</c> in the report.</summary>

@@ -28,7 +28,10 @@ public interface IBenchmark
     /// </summary>
     IReadOnlyDictionary<string, string> SelectionHelp => new Dictionary<string, string>();
 
-    /// <summary>The scorer kinds that can score it (<c>keyword</c>, <c>rules</c>, <c>openai</c>, <c>local</c>).</summary>
+    /// <summary>
+    /// The scorer kinds that can score it (<c>keyword</c>, <c>rules</c>, <c>openai</c>, <c>local</c>, and <c>guard</c>
+    /// when a guard model's harmful/harmless verdict is a score of it: <c>--scorer openai:MODEL --scorer-format NAME</c>).
+    /// </summary>
     IReadOnlyList<string> ScorerKinds => ["keyword", "openai", "local"];
 
     /// <summary>

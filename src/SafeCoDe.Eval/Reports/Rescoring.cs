@@ -8,17 +8,22 @@ namespace SafeCoDe.Eval.Reports;
 public static class Rescoring
 {
     /// <summary>
-    /// Re-scores all records (cached judge replies cost nothing), rewrites records.jsonl atomically and records the
-    /// scorer in run.json. <paramref name="concurrency"/> answers are scored at a time (endpoint judges); the
-    /// records keep their order. Images a judge must see are re-read from the benchmark (<see cref="RunImages"/>),
-    /// never from the paths the records name.
+    /// Re-scores all records (cached judge replies cost nothing) and records the scorer in run.json: in place
+    /// (records.jsonl rewritten atomically), or — with <paramref name="outDir"/> — into a new RUN folder that copies the
+    /// run's answers and problems with the new scores and names the run it came from, leaving <paramref name="dir"/>
+    /// untouched (so the two scorers can be compared with <c>eval compare</c>). <paramref name="concurrency"/> answers
+    /// are scored at a time (endpoint judges); the records keep their order. Images a judge must see are re-read from
+    /// the benchmark (<see cref="RunImages"/>), never from the paths the records name.
     /// </summary>
     /// <param name="data">The benchmark copy to re-read images from (default: the run's recorded data folder).</param>
+    /// <param name="outDir">A new RUN folder for the re-scored run (it must not hold a run); null: re-score in place.</param>
+    /// <exception cref="RunStoreException"><paramref name="outDir"/> is the run itself or already holds a run.</exception>
     public static async Task<(int answers, int errors)> RescoreAsync(string dir, IScorer scorer, IProgress<RunProgress>? progress = null,
-        CancellationToken cancel = default, int concurrency = 1, string? data = null)
+        CancellationToken cancel = default, int concurrency = 1, string? data = null, string? outDir = null)
     {
         var manifest = RunStore.ReadManifest(dir);
         var records = RunStore.ReadRecords(dir);
+        if (outDir is not null) CheckNewRun(dir, outDir);
         var images = RunImages.Read(manifest, data, records.Where(r => EvalRunner.NeedsImage(scorer, r.Benchmark, r.Id, r.Groups)).Select(r => r.Id));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var updated = new RunRecord[records.Count];
@@ -40,9 +45,30 @@ public static class Rescoring
                 int n = Interlocked.Increment(ref finished);
                 progress?.Report(new RunProgress(n, records.Count, 0, 0, 0, clock.Elapsed, r.Id));
             }).ConfigureAwait(false);
-        RunStore.RewriteRecords(dir, updated);
-        RunStore.WriteManifest(dir, manifest with { Scorer = scorer.Name });
+        var rescored = manifest with { Scorer = scorer.Name, ScorerFormat = (scorer as GuardScorer)?.Format.Name };
+        if (outDir is null)
+        {
+            RunStore.RewriteRecords(dir, updated);
+            RunStore.WriteManifest(dir, rescored);
+            return (answers, errors);
+        }
+        CheckNewRun(dir, outDir); // again: nothing may have started a run there while scoring
+        Directory.CreateDirectory(outDir);
+        RunStore.RewriteProblems(outDir, RunStore.ReadProblems(dir));
+        RunStore.RewriteRecords(outDir, updated);
+        RunStore.WriteManifest(outDir, rescored with { RescoredFrom = Path.GetFullPath(dir), Created = DateTime.UtcNow.ToString("o") });
         return (answers, errors);
+    }
+
+    /// <summary>A re-scored copy goes into a folder of its own that holds no run yet.</summary>
+    /// <exception cref="RunStoreException">It is the run itself, or holds a run.</exception>
+    public static void CheckNewRun(string dir, string outDir)
+    {
+        if (string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir)), StringComparison.Ordinal))
+            throw new RunStoreException($"--out {outDir} is the run being scored: leave --out out to re-score in place, or name a new folder");
+        foreach (var file in new[] { RunStore.ManifestFile, RunStore.RecordsFile, RunStore.ProblemsFile })
+            if (File.Exists(Path.Combine(outDir, file)))
+                throw new RunStoreException($"--out {outDir} already holds a run ({file}); a re-scored copy goes into a new folder, and a run there is never replaced");
     }
 
     private static async Task<RunOutput> ScoreAsync(IScorer scorer, RunImages images, RunRecord r, RunOutput o, CancellationToken ct)
@@ -51,7 +77,11 @@ public static class Rescoring
         if (EvalRunner.NeedsImage(scorer, r.Benchmark, r.Id, r.Groups) && !images.TryGet(r.Id, o.Key, out image, out var why))
             return o with
             {
-                Score = new ScoreResult { Scorer = scorer.Name, Rubric = "moss_refusal", Label = "error", Parsed = false, Error = why },
+                Score = new ScoreResult
+                {
+                    Scorer = scorer.Name, Rubric = EvalBenchmarks.Get(r.Benchmark).RubricFor(r.Id, r.Groups).Name, Label = "error", Parsed = false, Error = why,
+                    Format = (scorer as GuardScorer)?.Format.Name,
+                },
             };
         return await EvalRunner.ScoreOutputAsync(scorer, r.Benchmark, r.Id, r.Groups, r.Labels, o, image, ct).ConfigureAwait(false);
     }

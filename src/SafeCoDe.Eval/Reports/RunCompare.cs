@@ -64,6 +64,7 @@ public static class RunCompare
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# {r.A.Benchmark}: {Charts.Label(r.A)} ({r.A.Run}) vs {Charts.Label(r.B)} ({r.B.Run})").AppendLine();
+        if (r.A.Scorer != r.B.Scorer) sb.AppendLine($"Scored by A: {r.A.Scorer ?? "none"}; B: {r.B.Scorer ?? "none"}.").AppendLine();
         sb.AppendLine($"{r.Common} samples in both runs; {r.Flips.Count} answer(s) flipped.").AppendLine();
         sb.AppendLine("| metric | A | B | Δ (points) |").AppendLine("|---|---:|---:|---:|");
         foreach (var d in r.Deltas)
@@ -80,7 +81,7 @@ public static class RunCompare
     /// <summary>The comparison as JSON.</summary>
     public static string Json(Result r) => new JsonObject
     {
-        ["benchmark"] = r.A.Benchmark, ["a"] = r.A.Run, ["b"] = r.B.Run, ["n_common"] = r.Common,
+        ["benchmark"] = r.A.Benchmark, ["a"] = r.A.Run, ["b"] = r.B.Run, ["scorer_a"] = r.A.Scorer, ["scorer_b"] = r.B.Scorer, ["n_common"] = r.Common,
         ["deltas"] = new JsonArray(r.Deltas.Select(d => (JsonNode)new JsonObject
         {
             ["metric"] = d.Metric, ["a"] = d.A?.Value, ["b"] = d.B?.Value, ["delta"] = d.Points / 100,

@@ -41,6 +41,10 @@ public sealed record RunManifest
     public required string OptionsHash { get; init; }
     /// <summary>The scorer the records were scored with (changed by <c>safecode eval score</c>).</summary>
     public string? Scorer { get; init; }
+    /// <summary>The guard format of <see cref="Scorer"/> (<c>--scorer-format</c>, e.g. <c>llamaguard</c>); null for the benchmarks' own rubrics.</summary>
+    public string? ScorerFormat { get; init; }
+    /// <summary>The RUN folder whose answers these records re-score (<c>safecode eval score RUN --out NEW</c>); null for a generated run.</summary>
+    public string? RescoredFrom { get; init; }
     /// <summary>"i/n" for a shard, null for a whole or merged run.</summary>
     public string? Shard { get; init; }
     /// <summary>The RUN folders a merged run came from.</summary>

@@ -27,6 +27,12 @@ public abstract class Rubric
     /// <summary>The keyword scorer's label for an answer that does (or does not) hold a refusal phrase; null: the keyword scorer cannot score this rubric.</summary>
     public virtual string? KeywordLabel(bool refused, bool empty) => null;
 
+    /// <summary>
+    /// The label a guard model's verdict on an answer becomes (<c>--scorer-format</c>): harmful or harmless in the
+    /// rubric's terms; null (the default) when the rubric asks something a harmful/harmless verdict does not answer.
+    /// </summary>
+    public virtual string? GuardLabel(bool harmful) => null;
+
     /// <summary>The rule-based score of an answer (<c>--scorer rules</c>), or null when the rubric has no rules.</summary>
     public virtual ScoreResult? Rules(ScoreInput input) => null;
 

@@ -1,5 +1,6 @@
 using SafeCoDe.Torch;
 using SafeCoDe.Torch.Safety;
+using SafeCoDe.Torch.Safety.Guards;
 
 namespace SafeCoDe.Eval.Scoring;
 
@@ -30,6 +31,13 @@ public sealed record ScorerSettings
     public int? MaxTokens { get; init; }
     /// <summary>Grader runs per answer, for benchmarks whose descriptor grades several runs (<see cref="Benchmarks.IBenchmark.GraderRuns"/>); 1 otherwise.</summary>
     public int Runs { get; init; } = 1;
+    /// <summary>
+    /// The judge format of an <c>openai</c> scorer (<see cref="JudgeFormats"/>): <c>safecode</c> (the default) asks each
+    /// benchmark's own rubric, a guard format asks the guard model with its own prompt (<see cref="GuardScorer"/>).
+    /// </summary>
+    public string Format { get; init; } = JudgeFormats.Default;
+    /// <summary>What a guard's unreadable reply becomes (unsafe by default: it counts as harmful, and as unparsed).</summary>
+    public UnknownVerdictPolicy UnknownVerdict { get; init; } = UnknownVerdictPolicy.Unsafe;
 }
 
 /// <summary>Builds scorers from command-line specs: keyword, rules, openai[:MODEL], local:DIR.</summary>
@@ -45,14 +53,16 @@ public static class Scorers
 
     /// <summary>The spec's canonical name (what run.json records), without building anything.</summary>
     /// <exception cref="ArgumentException">The spec is malformed, or the benchmark cannot be scored with its kind.</exception>
-    public static string CanonicalName(string spec, string? benchmark)
+    public static string CanonicalName(string spec, string? benchmark, string format = JudgeFormats.Default)
     {
         var (kind, arg) = Split(spec);
         CheckKind(spec, kind, benchmark);
+        var guard = GuardFormat(spec, kind, format, benchmark);
         return kind switch
         {
             "keyword" => "keyword",
             "rules" => "rules",
+            "openai" when guard is not null => GuardScorer.NameOf("openai:" + (arg.Length > 0 ? arg : DefaultJudgeModel(benchmark)), guard.Name),
             "openai" => "openai:" + (arg.Length > 0 ? arg : DefaultJudgeModel(benchmark)),
             "local" when arg.Length > 0 => "local:" + Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(arg))),
             _ => throw new ArgumentException($"--scorer '{spec}': expected {Kinds}"),
@@ -70,6 +80,42 @@ public static class Scorers
             throw new ArgumentException($"--scorer '{spec}': {b.Name} is scored with {string.Join(", ", b.ScorerKinds)}, not {kind}");
     }
 
+    /// <summary>
+    /// The guard format a spec is scored with, or null for <c>safecode</c> (each benchmark's own rubric). A guard format
+    /// needs an <c>openai</c> scorer, must serve the response-scoring role, and the benchmark must take a guard's
+    /// harmful/harmless verdict (its descriptor lists the scorer kind <c>guard</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">Any of these does not hold; the message names the option.</exception>
+    public static JudgeFormat? GuardFormat(string spec, string kind, string format, string? benchmark)
+    {
+        var f = JudgeFormats.Get(format, "--scorer-format");
+        if (f.Name == JudgeFormats.Default) return null;
+        f.CheckRole(JudgeRole.ResponseScore, "--scorer-format");
+        if (kind != "openai")
+            throw new ArgumentException($"--scorer-format {f.Name} asks a guard model on an OpenAI-compatible endpoint: use --scorer openai:MODEL, not '{spec}'");
+        if (benchmark is not null && Benchmarks.EvalBenchmarks.Get(benchmark) is { } b && !b.ScorerKinds.Contains("guard"))
+            throw new ArgumentException($"--scorer-format {f.Name}: {b.Name} is not scored by a harmful/harmless verdict (its scorers: {string.Join(", ", b.ScorerKinds)}); use --scorer-format {JudgeFormats.Default}");
+        return f;
+    }
+
+    /// <summary>
+    /// Checks a scorer spec with its format before anything runs (<see cref="GuardFormat"/>); a guard format without a
+    /// scorer is refused, since it would have no effect.
+    /// </summary>
+    /// <exception cref="ArgumentException">The combination cannot score.</exception>
+    public static void CheckFormat(string? spec, string format, string? benchmark)
+    {
+        if (spec is null)
+        {
+            if (JudgeFormats.Get(format, "--scorer-format").Name != JudgeFormats.Default)
+                throw new ArgumentException($"--scorer-format {format} has no effect without --scorer openai:MODEL");
+            return;
+        }
+        var (kind, _) = Split(spec);
+        CheckKind(spec, kind, benchmark);
+        GuardFormat(spec, kind, format, benchmark);
+    }
+
     /// <summary>Builds the scorer of a spec.</summary>
     public static IScorer Create(string spec, ScorerSettings s)
     {
@@ -83,6 +129,13 @@ public static class Scorers
                 throw new ArgumentException($"--scorer-runs {s.Runs}: {(b is null ? "no benchmark named" : b.Name)} grades each answer once; several grader runs are for {string.Join(", ", Benchmarks.EvalBenchmarks.All.Where(x => x.GraderRuns is not null).Select(x => x.Name))}");
             if (kind is "rules" or "keyword") throw new ArgumentException($"--scorer-runs {s.Runs}: the {kind} scorer has no grader to run again");
         }
+        var guard = GuardFormat(spec, kind, s.Format, s.Benchmark);
+        if (guard is not null && s.TemplateFile is not null)
+            throw new ArgumentException($"--scorer-template has no effect with --scorer-format {guard.Name}: the guard is asked with its own prompt (the server applies the model's chat template)");
+        if (guard is not null && s.RefusalPhrasesFile is not null)
+            throw new ArgumentException($"--scorer-refusal-phrases has no effect with --scorer-format {guard.Name}: only the keyword scorer reads refusal phrases");
+        if (guard is null && s.UnknownVerdict != UnknownVerdictPolicy.Unsafe)
+            throw new ArgumentException("--scorer-unknown-verdict has no effect without a guard --scorer-format: each benchmark's rubric reads its judge's replies by its own rule");
         string? template = s.TemplateFile is null ? null : File.ReadAllText(s.TemplateFile);
         if (template is not null && !template.Contains("{response}"))
             throw new ArgumentException($"--scorer-template {s.TemplateFile}: the template has no {{response}} placeholder");
@@ -105,6 +158,9 @@ public static class Scorers
                 if (endpoint.ResolvedApiKey is null && endpoint.ResolvedBaseUrl is null)
                     throw new JudgeException("the openai scorer needs an API key (SAFECODE_EVAL_API_KEY, else SAFECODE_JUDGE_API_KEY or OPENAI_API_KEY) " +
                         "or the base URL of a local OpenAI-compatible server (SAFECODE_EVAL_BASE_URL, else SAFECODE_JUDGE_BASE_URL or OPENAI_BASE_URL)");
+                if (guard is not null)
+                    return new GuardScorer(new EndpointJudge(endpoint with { MaxRetries = s.MaxRetries, InitialBackoff = s.InitialBackoff }), guard, s.UnknownVerdict,
+                        s.CacheFile is null ? null : new JudgeCache(s.CacheFile)) { MaxTokens = s.MaxTokens };
                 var client = EndpointJudge.CreateClient(endpoint);
                 return new ChatClientScorer(client, model, s.CacheFile is null ? null : new JudgeCache(s.CacheFile), ownsClient: true)
                 {

@@ -31,6 +31,14 @@ public sealed record ScoreResult
     /// label under each set, by set name; null where <see cref="Label"/> is the only one.
     /// </summary>
     public IReadOnlyDictionary<string, string>? Sets { get; init; }
+    /// <summary>The guard format that scored the answer (<c>--scorer-format</c>, e.g. <c>llamaguard</c>); null for the benchmarks' own judges and the offline scorers.</summary>
+    public string? Format { get; init; }
+    /// <summary>The categories a guard named as violated (e.g. "S1: Violent Crimes"); empty when it judged the answer harmless or its reply could not be read; null when no guard scored it.</summary>
+    public IReadOnlyList<string>? Categories { get; init; }
+    /// <summary>A guard's stated reason, or why its reply could not be read.</summary>
+    public string? Rationale { get; init; }
+    /// <summary>A guard's probability of "harmful", for formats that define one.</summary>
+    public double? GuardScore { get; init; }
     /// <summary>The reply came from the judge cache.</summary>
     public bool Cached { get; init; }
     /// <summary>Wall time of the judge call(s).</summary>

@@ -9,6 +9,15 @@ namespace SafeCoDe.Torch.Decoding.Rules;
 /// </summary>
 public readonly record struct RuleRows(int Sessions, int RowsPerSession, bool Owned);
 
+/// <summary>What a row of scores holds: unnormalised logits, or a probability distribution over the vocabulary.</summary>
+public enum ScoreKind
+{
+    /// <summary>Logits (the model's, or a rule's logit-space transform): log-probabilities are their log-softmax.</summary>
+    Logits,
+    /// <summary>Probabilities that sum to one per row: log-probabilities are their logarithm.</summary>
+    Probabilities,
+}
+
 /// <summary>
 /// One rule of the decoding pipeline, written once over the stacked rows of every session that runs it in a round
 /// (a single request is one session: there is no separate single-request path). Scores in ([sessions × rows, vocab],
@@ -26,6 +35,9 @@ public abstract class LogitsRule
 
     /// <summary>True when the result is a view of the input (then it is owned exactly when the input was).</summary>
     public virtual bool ReturnsView => false;
+
+    /// <summary>What the rule's output holds given what its input held (most rules keep the kind; a softmax makes probabilities).</summary>
+    public virtual ScoreKind Output(ScoreKind input) => input;
 
     /// <summary>Applies the rule to the stacked rows; <paramref name="members"/>[i] is session i's instance (all of this type).</summary>
     public abstract Tensor Apply(Tensor scores, RuleRows rows, IReadOnlyList<LogitsRule> members);
@@ -85,6 +97,9 @@ public sealed class RuleChain(params LogitsRule[] rules)
 
     /// <summary>The chain with <paramref name="more"/> appended.</summary>
     public RuleChain Then(params LogitsRule[] more) => new([.. Rules, .. more]);
+
+    /// <summary>What the chain's output holds, given the model's logits as its input.</summary>
+    public ScoreKind Output => Rules.Aggregate(ScoreKind.Logits, (kind, r) => r.Output(kind));
 
     /// <summary>Rows per session after the chain, given the rows before it.</summary>
     public int RowsOut(int rowsIn) => Rules.Aggregate(rowsIn, (rows, r) => r.RowsOut(rows));

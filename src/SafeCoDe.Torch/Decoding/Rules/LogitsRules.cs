@@ -90,6 +90,9 @@ public sealed class BanTokens(Tensor? index, IReadOnlyList<long> ids) : LogitsRu
 public sealed class Softmax : LogitsRule
 {
     /// <inheritdoc/>
+    public override ScoreKind Output(ScoreKind input) => ScoreKind.Probabilities;
+
+    /// <inheritdoc/>
     public override Tensor Apply(Tensor scores, RuleRows rows, IReadOnlyList<LogitsRule> members) => scores.softmax(-1);
 }
 
@@ -106,6 +109,9 @@ public sealed class RefusalScale(Tensor refusalIds, double factor, object key) :
     public double Factor => factor;
     /// <summary>Equal keys mean equal scale vectors (the factor and the refusal token set).</summary>
     public object Key { get; } = (factor, key);
+
+    /// <inheritdoc/>
+    public override ScoreKind Output(ScoreKind input) => ScoreKind.Probabilities;
 
     /// <summary>Safe verdict: the reference code's suppression.</summary>
     public static RefusalScale Suppress(Tensor ids, double lambdaSupp, object? set = null) => new(ids, LogitsOps.SuppressFactor(lambdaSupp), set ?? ids);
@@ -183,6 +189,9 @@ public sealed class TemperedDistribution(double t) : LogitsRule
 {
     /// <summary>T.</summary>
     public double T => t;
+
+    /// <inheritdoc/>
+    public override ScoreKind Output(ScoreKind input) => ScoreKind.Probabilities;
 
     /// <inheritdoc/>
     public override Tensor Apply(Tensor scores, RuleRows rows, IReadOnlyList<LogitsRule> members) =>

@@ -23,6 +23,14 @@ public abstract class TokenSelector
     public virtual TokenSelector At(int step) => this;
 
     /// <summary>
+    /// The scores this group's selection actually picks from, and what they hold, given the chain's output
+    /// <paramref name="scores"/> of kind <paramref name="kind"/>: the same rows for most selectors, the rows after its
+    /// own rules for a selector that runs some (<see cref="After"/>). What the log-probabilities of a pick are read from;
+    /// the result is a new tensor or an alias, never <paramref name="scores"/> changed.
+    /// </summary>
+    public virtual (Tensor Scores, ScoreKind Kind) PickedFrom(Tensor scores, ScoreKind kind, IReadOnlyList<SelectorCall> calls) => (scores.alias(), kind);
+
+    /// <summary>
     /// Writes the pick of session i into <paramref name="picks"/>[i]; <paramref name="calls"/>[i] is its selector (of
     /// this group) and its step in the phase. <paramref name="scores"/> is null when the selector does not read scores.
     /// </summary>
@@ -114,6 +122,16 @@ public sealed class After(LogitsRule first, TokenSelector then) : TokenSelector
 
     /// <inheritdoc/>
     public override string GroupKey => $"After({first.GetType().Name},{then.GroupKey})";
+
+    /// <inheritdoc/>
+    public override (Tensor Scores, ScoreKind Kind) PickedFrom(Tensor scores, ScoreKind kind, IReadOnlyList<SelectorCall> calls)
+    {
+        using var scope = NewDisposeScope();
+        var rules = calls.Select(c => ((After)c.Selector).First).ToArray();
+        var processed = first.Apply(scores, new RuleRows(calls.Count, 1, Owned: false), rules); // the scope frees it (scores themselves are not in it)
+        var (picked, pickedKind) = then.PickedFrom(processed, first.Output(kind), calls.Select(c => new SelectorCall(((After)c.Selector).Then, c.Step)).ToArray());
+        return (picked.MoveToOuterDisposeScope(), pickedKind);
+    }
 
     /// <inheritdoc/>
     public override void Select(Tensor? scores, IReadOnlyList<SelectorCall> calls, long[] picks)

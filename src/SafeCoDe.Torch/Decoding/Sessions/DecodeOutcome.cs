@@ -15,11 +15,15 @@ public sealed record DecodeOutcome(
     long[] Tokens, int GuidedTokens, string? ForcedPhrase, bool StoppedAtEos, double AlphaUsed, int Budget,
     bool RolledBack, double GuidedMs, double ContinuationMs, int ContinuationTokens)
 {
+    /// <summary>One log-probability per token of <see cref="Tokens"/> when the session recorded them (<see cref="DecodeSession.Logprobs"/>); null otherwise.</summary>
+    public IReadOnlyList<TokenLogprob>? Logprobs { get; init; }
+
     /// <summary>The outcome of a finished session.</summary>
     internal static DecodeOutcome Of(DecodeSession s, int budget)
     {
         double total = s.ElapsedMs, guided = s.GuidedMs;
         return new DecodeOutcome(s.Tokens.ToArray(), s.GuidedTokens, s.ForcedPhrase, s.StoppedAtEos, s.ContrastWeight, budget, s.RolledBack,
-            guided, total - guided, s.Tokens.Count - s.GuidedTokens);
+            guided, total - guided, s.Tokens.Count - s.GuidedTokens)
+        { Logprobs = s.Logprobs is null ? null : s.TokenLogprobs.ToArray() };
     }
 }

@@ -21,6 +21,11 @@ public sealed class DecodeSession : IDisposable
     private readonly List<Tensor?> _fed = [];
     private readonly List<long> _tokens = [];
     private readonly List<long> _phaseTokens = [];
+    private readonly List<TokenLogprob> _logprobs = [];
+    private readonly List<TokenLogprob> _phaseLogprobs = [];
+    /// <summary>The ended holding phase's log-probabilities, while its transition decides what becomes of its tokens.</summary>
+    private List<TokenLogprob>? _held;
+    private int _heldNext;
     private readonly long _started = Stopwatch.GetTimestamp();
 
     /// <summary>A session over prefilled <paramref name="states"/> and their logits (it owns both from here on).</summary>
@@ -53,6 +58,15 @@ public sealed class DecodeSession : IDisposable
     public bool Finished => Phase is null;
     /// <summary>The decode ended at an end-of-sequence id.</summary>
     public bool StoppedAtEos { get; private set; }
+
+    /// <summary>
+    /// Null (the default): nothing is recorded and picking costs what it always did. k (0..): every pick's
+    /// log-probability under the distribution it was picked from and that distribution's k most likely tokens are
+    /// recorded (one more read-back per step), in <see cref="TokenLogprobs"/>.
+    /// </summary>
+    public int? Logprobs { get; set; }
+    /// <summary>With <see cref="Logprobs"/> set: one entry per token of <see cref="Tokens"/>, in order (empty otherwise).</summary>
+    public IReadOnlyList<TokenLogprob> TokenLogprobs => _logprobs;
 
     /// <summary>Streams each answer token as it is decided (guided tokens when their phase ends).</summary>
     public Action<long>? Emit { get; internal set; }
@@ -113,13 +127,14 @@ public sealed class DecodeSession : IDisposable
     /// every live row. A phase that ends runs its transition; returns true when the session needs another pick in
     /// this round without a forward (its next phase starts on the logits it has).
     /// </summary>
-    internal bool Apply(long pick)
+    internal bool Apply(long pick, TokenLogprob? logprob = null)
     {
         var phase = Phase!;
         if (pick == TokenSelector.NoToken) return End(new PhaseEnd([.. _phaseTokens], false));
         int step = _phaseTokens.Count;
         _phaseTokens.Add(pick);
-        if (!phase.Holds) { _tokens.Add(pick); Emit?.Invoke(pick); }
+        if (Logprobs is not null) _phaseLogprobs.Add(logprob ?? TokenLogprob.Unrecorded(pick));
+        if (!phase.Holds) { _tokens.Add(pick); if (Logprobs is not null) _logprobs.Add(_phaseLogprobs[^1]); Emit?.Invoke(pick); }
         if (phase.Eos.Contains(pick)) return End(new PhaseEnd([.. _phaseTokens], true));
         if (phase.StopAfter?.Invoke(_phaseTokens, step) == true || _phaseTokens.Count >= phase.Budget)
             return End(new PhaseEnd([.. _phaseTokens], false));
@@ -133,12 +148,17 @@ public sealed class DecodeSession : IDisposable
         if (end.StoppedAtEos) StoppedAtEos = true;
         if (phase.Guided) GuidanceEnded = Stopwatch.GetTimestamp();
         DecodePhase? next;
-        if (phase.Next is { } transition) next = transition(this, end);
-        else
+        (_held, _heldNext) = (phase.Holds && Logprobs is not null ? [.. _phaseLogprobs] : null, 0);
+        try
         {
-            if (phase.Holds) Append(end.Tokens);
-            next = null;
+            if (phase.Next is { } transition) next = transition(this, end);
+            else
+            {
+                if (phase.Holds) Append(end.Tokens);
+                next = null;
+            }
         }
+        finally { _held = null; }
         Enter(next);
         return Phase is not null && !NeedsForward;
     }
@@ -146,6 +166,7 @@ public sealed class DecodeSession : IDisposable
     private void Enter(DecodePhase? phase)
     {
         _phaseTokens.Clear();
+        _phaseLogprobs.Clear();
         // a phase without budget ends before its first pick: its transition runs now
         while (phase is not null && phase.Budget <= 0)
         {
@@ -161,10 +182,22 @@ public sealed class DecodeSession : IDisposable
 
     // ---- what a method's transitions do ----
 
-    /// <summary>Appends tokens to the answer and streams them (a holding phase's tokens, once they are decided).</summary>
+    /// <summary>
+    /// Appends tokens to the answer and streams them (a holding phase's tokens, once they are decided). With
+    /// <see cref="Logprobs"/> set, the i-th token appended by the transition of a holding phase gets the log-probability
+    /// of that phase's i-th pick when it is that token (what a rollback keeps is a prefix); any other token gets
+    /// <see cref="TokenLogprob.Unrecorded"/>.
+    /// </summary>
     public void Append(IEnumerable<long> tokens)
     {
-        foreach (var t in tokens) { _tokens.Add(t); Emit?.Invoke(t); }
+        foreach (var t in tokens)
+        {
+            _tokens.Add(t);
+            if (Logprobs is not null)
+                _logprobs.Add(_held is { } held && _heldNext < held.Count && held[_heldNext].Id == t ? held[_heldNext] : TokenLogprob.Unrecorded(t));
+            _heldNext++;
+            Emit?.Invoke(t);
+        }
     }
 
     /// <summary>Feeds <paramref name="token"/> to every live row: the next round forwards it.</summary>
@@ -225,7 +258,11 @@ public sealed class DecodeSession : IDisposable
     }
 
     /// <summary>Replaces the answer so far (a rollback keeps part of the guided tokens).</summary>
-    public void Truncate(int tokens) => _tokens.RemoveRange(tokens, _tokens.Count - tokens);
+    public void Truncate(int tokens)
+    {
+        _tokens.RemoveRange(tokens, _tokens.Count - tokens);
+        if (_logprobs.Count > tokens) _logprobs.RemoveRange(tokens, _logprobs.Count - tokens);
+    }
 
     /// <summary>The session's membership of a scheduler (see <c>DecodeScheduler.Join</c>); left when the session is disposed.</summary>
     internal IDisposable? Membership { get; set; }
