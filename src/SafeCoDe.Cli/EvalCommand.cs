@@ -200,8 +200,8 @@ public static class EvalCommand
             var hashed = RunOptions.Flatten(s.Decoding, new Dictionary<string, string?>
             {
                 ["judge"] = s.UsesJudge ? s.JudgeSpec : null,
-                ["judge-format"] = s.UsesJudge && s.JudgeFormat != Torch.Safety.Guards.JudgeFormats.Default ? s.JudgeFormat : null,
-                ["prompt-style"] = CliNames.Name(s.Engine.PromptStyle),
+                ["judge_format"] = s.UsesJudge && s.JudgeFormat != Torch.Safety.Guards.JudgeFormats.Default ? s.JudgeFormat : null,
+                ["prompt_style"] = CliNames.Name(s.Engine.PromptStyle),
                 ["dtype"] = p.GetValue(gen.DType) ?? "default",
                 ["system"] = s.SystemPrompt,
                 ["framing"] = method ? "method" : "base",

@@ -67,6 +67,31 @@ public sealed record RunManifest
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)).AsSpan(0, 16)).ToLowerInvariant();
     }
 
+    /// <summary>
+    /// Option keys that run folders written before every key took the options-JSON spelling (underscores) carry, and the
+    /// key each now has. Their run.json is left as written; <see cref="IdentityHash"/> reads them under the new key, so
+    /// such a run still resumes and merges with a run started today.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> RenamedOptionKeys = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["prompt-style"] = "prompt_style",
+        ["judge-format"] = "judge_format",
+    };
+
+    /// <summary><see cref="Options"/> with <see cref="RenamedOptionKeys"/> read under their current keys.</summary>
+    public SortedDictionary<string, string> CurrentOptions()
+    {
+        var d = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var kv in Options) d[RenamedOptionKeys.TryGetValue(kv.Key, out var now) ? now : kv.Key] = kv.Value;
+        return d;
+    }
+
+    /// <summary>
+    /// What decides whether two run folders are one evaluation (resume, merge): the hash over model fingerprint,
+    /// benchmark and <see cref="CurrentOptions"/>. It equals <see cref="OptionsHash"/> for a run written with today's keys.
+    /// </summary>
+    public string IdentityHash() => Hash(ModelFingerprint, Benchmark, CurrentOptions());
+
     /// <summary>A model folder's fingerprint: its folder name and a hash of config.json (paths may differ between machines).</summary>
     public static string Fingerprint(string modelDir)
     {

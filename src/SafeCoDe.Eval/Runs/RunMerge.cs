@@ -19,7 +19,7 @@ public static class RunMerge
         var first = manifests[0];
         for (int i = 1; i < runs.Count; i++)
         {
-            if (manifests[i].OptionsHash != first.OptionsHash)
+            if (manifests[i].IdentityHash() != first.IdentityHash())
                 throw new RunStoreException($"{runs[i]} has options hash {manifests[i].OptionsHash}, {runs[0]} has {first.OptionsHash}: these runs are not shards of one evaluation");
             if (manifests[i].Scorer != first.Scorer)
                 throw new RunStoreException($"{runs[i]} was scored with '{manifests[i].Scorer}', {runs[0]} with '{first.Scorer}': re-score them with one scorer first (safecode eval score)");

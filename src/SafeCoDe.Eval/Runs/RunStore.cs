@@ -61,7 +61,7 @@ public sealed class RunStore : IDisposable
             var existing = ReadManifest(dir);
             if (RunManifest.Hash(existing.ModelFingerprint, existing.Benchmark, existing.Options) != existing.OptionsHash)
                 throw new RunStoreException($"{path}: its options no longer match its options hash {existing.OptionsHash} (the file was edited): the run is not resumed. Use another --out, or restore run.json");
-            if (existing.OptionsHash != manifest.OptionsHash)
+            if (existing.IdentityHash() != manifest.IdentityHash())
                 throw new RunStoreException($"{dir} holds a run with other options (hash {existing.OptionsHash}, this command {manifest.OptionsHash}): {Differences(existing, manifest)}. Use another --out, or rerun with the same options to resume");
             if (existing.Scorer != manifest.Scorer)
                 throw new RunStoreException($"{dir} was scored with '{existing.Scorer ?? "none"}', this command asks for '{manifest.Scorer ?? "none"}': resume with the same --scorer, or re-score the finished run with 'safecode eval score {dir} --scorer {manifest.Scorer}'");
@@ -168,9 +168,10 @@ public sealed class RunStore : IDisposable
         var diffs = new List<string>();
         if (a.ModelFingerprint != b.ModelFingerprint) diffs.Add($"model {a.ModelFingerprint} vs {b.ModelFingerprint}");
         if (a.Benchmark != b.Benchmark) diffs.Add($"benchmark {a.Benchmark} vs {b.Benchmark}");
-        foreach (var k in a.Options.Keys.Union(b.Options.Keys).Order(StringComparer.Ordinal))
+        var (oa, ob) = (a.CurrentOptions(), b.CurrentOptions());
+        foreach (var k in oa.Keys.Union(ob.Keys).Order(StringComparer.Ordinal))
         {
-            a.Options.TryGetValue(k, out var x); b.Options.TryGetValue(k, out var y);
+            oa.TryGetValue(k, out var x); ob.TryGetValue(k, out var y);
             if (x != y) diffs.Add($"{FlagOf(k)} {x ?? "(unset)"} vs {y ?? "(unset)"}");
         }
         return diffs.Count == 0 ? "options differ" : string.Join(", ", diffs);

@@ -51,7 +51,7 @@ public class RunStoreTests
     {
         RunManifest Of(DecodingOptions d)
         {
-            var options = RunOptions.Flatten(d, new Dictionary<string, string?> { ["prompt-style"] = "official" });
+            var options = RunOptions.Flatten(d, new Dictionary<string, string?> { ["prompt_style"] = "official" });
             return new RunManifest { Model = "m", ModelFingerprint = "m#0", Benchmark = "jsonl", Mode = "safecode", Options = options, OptionsHash = RunManifest.Hash("m#0", "jsonl", options), Scorer = "keyword" };
         }
         var dir = NewDir();
@@ -59,6 +59,45 @@ public class RunStoreTests
         var e = Assert.Throws<RunStoreException>(() => RunStore.OpenOrCreate(dir, Of(new SafeCoDeOptions { Seed = 2, LambdaBoost = 10 })));
         Assert.That(e!.Message, Does.Contain("--seed 1 vs 2").And.Contain("--lambda-boost 1 vs 10"));
         Assert.That(e.Message, Does.Not.Contain("decoding."));
+    }
+
+    [Test]
+    public void ARunWrittenWithTheOldDashedKeys_ResumesAndMerges_AndItsRunJsonIsLeftAsWritten()
+    {
+        RunManifest Of(string promptKey, string formatKey, string? shard)
+        {
+            var options = RunOptions.Flatten(new SafeCoDeOptions { Seed = 1 }, new Dictionary<string, string?> { [promptKey] = "official", [formatKey] = "llavaguard" });
+            return new RunManifest
+            {
+                Model = "m", ModelFingerprint = "m#0", Benchmark = "jsonl", Mode = "safecode", Options = options,
+                OptionsHash = RunManifest.Hash("m#0", "jsonl", options), Scorer = "keyword", Shard = shard,
+            };
+        }
+        var old = Of("prompt-style", "judge-format", "0/2");
+        var now = Of("prompt_style", "judge_format", "1/2");
+        Assert.That(old.OptionsHash, Is.Not.EqualTo(now.OptionsHash), "the keys are hashed as written");
+        Assert.That(old.IdentityHash(), Is.EqualTo(now.IdentityHash()));
+        Assert.That(now.IdentityHash(), Is.EqualTo(now.OptionsHash));
+
+        var a = NewDir();
+        using (var s = RunStore.OpenOrCreate(a, old)) s.Append(Rec("x", "jsonl", null, Out("answer", "safe")));
+        var written = File.ReadAllText(Path.Combine(a, RunStore.ManifestFile));
+        using (var s = RunStore.OpenOrCreate(a, now with { Shard = "0/2" })) s.Append(Rec("z", "jsonl", null, Out("answer", "safe")));
+        Assert.That(File.ReadAllText(Path.Combine(a, RunStore.ManifestFile)), Is.EqualTo(written));
+        Assert.That(RunStore.ReadRecords(a).Select(r => r.Id), Is.EqualTo(new[] { "x", "z" }));
+
+        var b = NewDir();
+        using (var s = RunStore.OpenOrCreate(b, now)) s.Append(Rec("y", "jsonl", null, Out("answer", "unsafe")));
+        var merged = RunMerge.Merge([a, b], Path.Combine(NewDir(), "m"));
+        Assert.That(merged.Records, Is.EqualTo(3));
+
+        // another value under an old key is still another run, named by its flag
+        var other = Of("prompt-style", "judge-format", null) is var o ? o with { Options = new(o.Options) { ["prompt-style"] = "llava" } } : null!;
+        other = other with { OptionsHash = RunManifest.Hash("m#0", "jsonl", other.Options) };
+        var c = NewDir();
+        using (RunStore.OpenOrCreate(c, other)) { }
+        var e = Assert.Throws<RunStoreException>(() => RunStore.OpenOrCreate(c, now));
+        Assert.That(e!.Message, Does.Contain("--prompt-style llava vs official"));
     }
 
     [Test]
