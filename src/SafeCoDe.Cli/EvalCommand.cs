@@ -286,8 +286,8 @@ public static class EvalCommand
     {
         var runs = new Argument<string[]>("RUN") { Description = "RUN folders (several: compared side by side)", Arity = ArgumentArity.OneOrMore };
         var json = CliOptions.Json("Print exactly one JSON document on stdout: {\"runs\": [per run: benchmark, mode, scorer, metrics as fractions, counts under n_* keys, latency]}");
-        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" }.Folder();
-        var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts next to every rate) and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s)")
+        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md, report.json and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" }.Folder();
+        var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts and a 95 % Wilson interval next to every rate), report.json and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s)")
             { runs, json, outDir };
         Cli.SetExamples(cmd, "safecode eval report runs/mss-vanilla runs/mss-safecode", "safecode eval report runs/hades --json | jq '.runs[0].asr'");
         cmd.SetHandler((p, io) =>
@@ -307,8 +307,8 @@ public static class EvalCommand
     {
         var a = new Argument<string>("RUN_A") { Description = "The baseline run" };
         var b = new Argument<string>("RUN_B") { Description = "The run compared with it" };
-        var json = CliOptions.Json("Print one JSON object: per-metric values and deltas, and the flipped answers");
-        var cmd = new Command("compare", "Per-metric deltas between two runs of one benchmark, and the answers whose outcome flipped") { a, b, json };
+        var json = CliOptions.Json("Print one JSON object: per-metric values and deltas (with the paired test under \"paired\"), and the flipped answers");
+        var cmd = new Command("compare", "Per-metric deltas between two runs of one benchmark, each with a paired test on the answers both runs counted (exact McNemar, or a paired bootstrap over the benchmark's clusters: delta, 95 % interval, p-value), and the answers whose outcome flipped") { a, b, json };
         Cli.SetExamples(cmd, "safecode eval compare runs/mss-vanilla runs/mss-safecode");
         cmd.SetHandler((p, io) =>
         {

@@ -46,6 +46,14 @@ public interface IBenchmark
     /// <summary>An answer's outcome in the benchmark's terms, for <c>eval compare</c> (the score is usable: neither an error nor unscored).</summary>
     string Outcome(RunOutput output, ScoreResult score);
 
+    /// <summary>
+    /// The cluster a record's answers belong to: answers of one cluster are not independent (a query asked on a safe
+    /// and an unsafe image, the steps of one adversarial item, the prompt types of one case), so the paired tests and
+    /// the bootstrap resample clusters, never single answers of them. By default the record itself (its answers
+    /// together).
+    /// </summary>
+    string ClusterKey(RunRecord record) => record.Id;
+
     /// <summary>Lines added under the benchmark's table in report.md (none by default).</summary>
     IReadOnlyList<string> ReportNotes(IReadOnlyList<RunMetrics> runs) => [];
 }

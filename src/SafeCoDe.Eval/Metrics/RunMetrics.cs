@@ -16,12 +16,16 @@ public readonly record struct Rate(int Hits, int N)
 /// <summary>
 /// One reported number: a metric of a group (e.g. group "chat", metric "safe_acc"), the definition set it follows
 /// (<see cref="MetricSet"/>, e.g. <c>mssbench/safecode-ref</c>: numbers of different sets are not comparable) and the
-/// scorer(s) whose labels it counts.
+/// scorer(s) whose labels it counts. <see cref="Units"/> are the answers it counts, one hit (1) or miss (0) each, for
+/// the paired tests of <c>eval compare</c> and studies (null when the benchmark does not list them).
 /// </summary>
-public sealed record MetricRow(string Group, string Metric, Rate Rate, string MetricSet = "", string? Scorer = null)
+public sealed record MetricRow(string Group, string Metric, Rate Rate, string MetricSet = "", string? Scorer = null, IReadOnlyList<RowUnit>? Units = null)
 {
     /// <summary>"chat.safe_acc", or the metric alone for the whole run.</summary>
     public string Path => Group.Length == 0 ? Metric : $"{Group}.{Metric}";
+
+    /// <summary>The rate's 95 % Wilson interval (null when nothing was counted).</summary>
+    public Interval? Ci => ReportStatistics.Wilson(Rate.Hits, Rate.N);
 }
 
 /// <summary>A run's metrics (the benchmark's definitions), its counts, and the JSON document of <c>eval report --json</c>.</summary>
@@ -80,12 +84,13 @@ public sealed record RunMetrics
         o["rows"] = new JsonArray(Rows.Select(r => (JsonNode)new JsonObject
         {
             ["group"] = r.Group, ["metric"] = r.Metric, ["value"] = r.Rate.Value, ["hits"] = r.Rate.Hits, ["n"] = r.Rate.N,
-            ["metric_set"] = r.MetricSet, ["scorer"] = r.Scorer,
+            ["metric_set"] = r.MetricSet, ["scorer"] = r.Scorer, ["ci"] = r.Ci?.ToJson(),
         }).ToArray());
         o["metric_sets"] = new JsonObject(MetricSets.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["definitions"] = new JsonObject(Definitions.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["latency"] = Latency.ToJson();
         o["cost"] = Cost.ToJson();
+        o["statistics"] = ReportStatistics.Settings();
         return o;
     }
 
@@ -114,14 +119,14 @@ public static class MetricsCalculator
         int unscored = outputs.Count(o => o.Score is null || o.Score.Label == ScoreResult.UnscoredLabel);
         int errors = outputs.Count(o => o.Score?.Label == "error");
         int unparsed = outputs.Count(o => MetricsBuilder.Usable(o) && !o.Score!.Parsed);
-        var built = new MetricsBuilder();
+        var built = new MetricsBuilder { Cluster = descriptor.ClusterKey };
         descriptor.Metrics(records, built);
         var rows = built.Rows;
         return new RunMetrics
         {
             Benchmark = benchmark, Mode = mode, Preset = preset, Scorer = scorer, Samples = records.Count, Problems = problems,
             Unparsed = unparsed, ScoreErrors = errors, Unscored = unscored, Rows = rows, Json = built.Json, Definitions = built.Definitions,
-            Latency = LatencyStats.From(outputs), Cost = CostStats.From(records),
+            Latency = LatencyStats.From(outputs), Cost = CostStats.From(records, descriptor.ClusterKey),
             UnscoredReasons = Tally(outputs.Where(o => o.Score?.Label == ScoreResult.UnscoredLabel).Select(o => o.Score!.Error ?? "(no reason given)")),
             KeywordLanguages = Tally(outputs.Where(o => o.Score is { Language: not null }).Select(o => o.Score!.Language!)),
             MetricSets = rows.Select(r => r.MetricSet).Distinct().Where(n => n.Length > 0)

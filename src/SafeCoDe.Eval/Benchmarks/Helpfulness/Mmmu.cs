@@ -51,7 +51,8 @@ internal sealed class Mmmu : IBenchmark
         var node = new JsonObject();
         var all = Of(scored);
         MetricsBuilder.Put(node, "acc", "n_correct", all);
-        m.Rows.Add(new MetricRow("", set.Split('/')[1] + "_acc", all, set, MetricsBuilder.ScorerOf(scored.Select(x => x.o))));
+        bool Correct(RunOutput o) => o.Score!.Sets![set] == "correct";
+        m.Rows.Add(new MetricRow("", set.Split('/')[1] + "_acc", all, set, MetricsBuilder.ScorerOf(scored.Select(x => x.o)), m.Units(scored, Correct)));
         foreach (var key in new[] { SampleKeys.Split, "discipline", "subject" })
         {
             var groups = scored.GroupBy(x => MetricsBuilder.GroupValue(x.r, key)).OrderBy(g => g.Key, NaturalOrder.Instance).ToList();
@@ -63,7 +64,7 @@ internal sealed class Mmmu : IBenchmark
                 var sub = new JsonObject();
                 MetricsBuilder.Put(sub, "acc", "n_correct", rate);
                 per[g.Key] = sub;
-                m.Rows.Add(new MetricRow($"{key}={g.Key}", set.Split('/')[1] + "_acc", rate, set, MetricsBuilder.ScorerOf(g.Select(x => x.o))));
+                m.Rows.Add(new MetricRow($"{key}={g.Key}", set.Split('/')[1] + "_acc", rate, set, MetricsBuilder.ScorerOf(g.Select(x => x.o)), m.Units(g, Correct)));
             }
             node["per_" + key] = per;
         }
