@@ -10,7 +10,7 @@ namespace SafeCoDe.Cli;
 
 /// <summary>
 /// <c>safecode eval</c>: run a benchmark into a resumable RUN folder (<c>run</c>), score it again (<c>score</c>),
-/// merge shards (<c>merge</c>), report (<c>report</c>) and compare runs (<c>compare</c>).
+/// merge shards (<c>merge</c>), report (<c>report</c>), compare runs (<c>compare</c>) and run a whole study (<c>study</c>).
 /// </summary>
 public static class EvalCommand
 {
@@ -23,6 +23,7 @@ public static class EvalCommand
         cmd.Add(Merge());
         cmd.Add(Report());
         cmd.Add(Compare());
+        cmd.Add(EvalStudyCommand.Create());
         cmd.Add(EvalCalibrateCommand.Create());
         Cli.SetExamples(cmd,
             "safecode eval run --benchmark mssbench --data ~/data/mssbench --model DIR --out runs/mss-safecode --scorer openai",
