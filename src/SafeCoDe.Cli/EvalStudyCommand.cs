@@ -138,7 +138,7 @@ public static class EvalStudyCommand
         io.Out.WriteLine($"study {plan.Name}: {cells.Count} cell(s), baseline {plan.Baseline}");
         io.Out.WriteLine($"shared generation settings: {string.Join(" ", plan.Generation.SelectMany(o => o.Words))}");
         io.Out.WriteLine();
-        io.Out.WriteLine("| cell | samples | answers | extra calls per answer (steps) | done | folder |");
+        io.Out.WriteLine("| cell | samples | answers | steps around each answer | done | folder |");
         io.Out.WriteLine("|---|---:|---:|---|---:|---|");
         foreach (var c in cells)
         {
@@ -151,10 +151,10 @@ public static class EvalStudyCommand
                 done = $"{sel.Count(x => have.Contains(x.Id))}/{sel.Count}";
             }
             io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {c.Name} | {sel.Count} | {sel.Sum(x => x.Answers)} | {(st.Count == 0 ? "0" : $"≥ {st.Count}: {string.Join(", ", st)}")} | {done} | {c.Dir} |"));
+                $"| {c.Name} | {sel.Count} | {sel.Sum(x => x.Answers)} | {(st.Count == 0 ? "none" : string.Join(", ", st))} | {done} | {c.Dir} |"));
         }
         io.Out.WriteLine();
-        io.Out.WriteLine($"{cells.Sum(c => selected(c.Benchmark).Sum(x => x.Answers))} answer(s) to generate in all; a step may make more than one call (a re-answer, retries): the report counts the calls each cell made.");
+        io.Out.WriteLine($"{cells.Sum(c => selected(c.Benchmark).Sum(x => x.Answers))} answer(s) to generate in all. Extra calls per answer: a step that asks a model (a scene judge, a paraphraser, a harm check, a re-answer) makes one or more, a step that only rewrites the prompt makes none; the report counts the calls each cell made.");
         return ExitCodes.Ok;
     }
 

@@ -44,6 +44,11 @@ internal abstract class AttackBenchmark : IBenchmark
 
     public string Outcome(RunOutput output, ScoreResult score) => AttackOutcome(score.Label);
 
+    public string? Axis => "safety";
+
+    /// <summary>Attack success rates: lower is better.</summary>
+    public bool HigherIsBetter(string metric) => !metric.StartsWith("asr", StringComparison.Ordinal);
+
     /// <summary>The record itself, unless the benchmark groups records (see <see cref="IBenchmark.ClusterKey"/>).</summary>
     public virtual string ClusterKey(RunRecord record) => record.Id;
 

@@ -54,6 +54,15 @@ public interface IBenchmark
     /// </summary>
     string ClusterKey(RunRecord record) => record.Id;
 
+    /// <summary>
+    /// Where the benchmark's headline metric sits on a study's trade-off chart: <c>safety</c> (refusing what is unsafe),
+    /// <c>helpfulness</c> (answering what is harmless or solvable), or null to leave it off the chart.
+    /// </summary>
+    string? Axis => null;
+
+    /// <summary>Whether a higher value of <paramref name="metric"/> (a row's metric name) is better; false for attack success and refusal rates.</summary>
+    bool HigherIsBetter(string metric) => true;
+
     /// <summary>Lines added under the benchmark's table in report.md (none by default).</summary>
     IReadOnlyList<string> ReportNotes(IReadOnlyList<RunMetrics> runs) => [];
 }

@@ -11,6 +11,9 @@ internal sealed class MossBench : IBenchmark
     public IBenchmarkReader Reader { get; } = new MossBenchReader();
     public string Summary => "over-sensitivity: refusals of harmless requests, per type";
     public string DefaultJudgeModel => "gpt-4-turbo";
+    /// <summary>Harmless requests: answering them is the help, refusing them the over-refusal.</summary>
+    public string? Axis => "helpfulness";
+    public bool HigherIsBetter(string metric) => metric != "refusal_rate";
 
     private string Set => MetricsCalculator.SafeCoDeSet(Reader.Name);
 

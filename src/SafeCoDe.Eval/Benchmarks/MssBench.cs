@@ -12,6 +12,7 @@ internal sealed class MssBench : IBenchmark
     public string Summary => "situational safety: one query on a safe and an unsafe image (chat, embodied)";
     public IReadOnlyDictionary<string, string> SelectionHelp { get; } = new Dictionary<string, string> { ["splits"] = "chat, embodied" };
     public string DefaultJudgeModel => "gpt-4.1-nano";
+    public string? Axis => "safety";
 
     private string Set => MetricsCalculator.SafeCoDeSet(Reader.Name);
 

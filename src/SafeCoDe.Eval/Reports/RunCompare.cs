@@ -71,13 +71,14 @@ public static class RunCompare
             return new Delta(p, ra?.Rate, rb?.Rate, test);
         }).ToList();
 
-    /// <summary>"+12.5 [+3.1, +21.0] p=0.021 *": a paired delta in points, its interval, p-value and significance mark.</summary>
+    /// <summary>"+12.5 [+3.1, +21.0] p=0.021 *" (p below 0.0001 as "p&lt;0.0001"): a paired delta in points, its interval, p-value and significance mark.</summary>
     public static string DeltaCell(PairedTest t)
     {
         var c = System.Globalization.CultureInfo.InvariantCulture;
         string P(double v) => (v * 100).ToString("+0.0;-0.0;0.0", c);
         var mark = t.Mark.Length > 0 ? " " + t.Mark : "";
-        return $"{P(t.Delta)} [{P(t.Ci.Low)}, {P(t.Ci.High)}] p={t.P.ToString("0.####", c)}{mark}";
+        var p = t.P < 0.0001 ? "p<0.0001" : "p=" + t.P.ToString("0.####", c);
+        return $"{P(t.Delta)} [{P(t.Ci.Low)}, {P(t.Ci.High)}] {p}{mark}";
     }
 
     /// <summary>Markdown text of a comparison.</summary>

@@ -73,7 +73,13 @@ public static class StudyReport
         Directory.CreateDirectory(dir);
         var md = Path.Combine(dir, "report.md");
         var json = Path.Combine(dir, "report.json");
-        File.WriteAllText(md, Markdown(plan, results, dir));
+        var charts = new Dictionary<string, string>();
+        foreach (var model in plan.Models)
+        {
+            var png = Path.Combine(dir, $"tradeoff-{model.Name}.png");
+            if (StudyCharts.TradeOffChart(plan, results.Where(r => r.Cell.Model == model).ToList(), model.Name, png)) charts[model.Name] = Path.GetFileName(png);
+        }
+        File.WriteAllText(md, Markdown(plan, results, dir, charts));
         File.WriteAllText(json, Json(plan, results, dir).ToJsonString(EvalJson.Indented));
         return (md, json);
     }
@@ -85,7 +91,11 @@ public static class StudyReport
         plan.Benchmarks.SelectMany(b => results.Where(r => r.Cell.Benchmark == b).SelectMany(r => r.Shown.Select(x => x.Path)).Distinct().Select(p => (b, p))).ToList();
 
     /// <summary>report.md.</summary>
-    public static string Markdown(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string studyDir)
+    /// <param name="plan">The plan.</param>
+    /// <param name="results">Its cells' states.</param>
+    /// <param name="studyDir">The study folder (cell folders are shown relative to it).</param>
+    /// <param name="charts">The trade-off chart file of each model that has one.</param>
+    public static string Markdown(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string studyDir, IReadOnlyDictionary<string, string>? charts = null)
     {
         var sb = new StringBuilder();
         int unresolved = results.Sum(r => r.Unresolved);
@@ -100,6 +110,13 @@ public static class StudyReport
             sb.AppendLine($"## Results — {model.Name}").AppendLine();
             sb.AppendLine("Each rate with its counts (hits/n) and 95 % Wilson interval [low–high].").AppendLine();
             Table(sb, plan, mine, columns, (r, path) => r.Shown.FirstOrDefault(x => x.Path == path) is { } row ? ReportWriter.RateCell(row) : "–");
+            if (charts?.TryGetValue(model.Name, out var png) == true)
+            {
+                var pts = StudyCharts.TradeOff(plan, mine, out var h, out var s);
+                sb.AppendLine($"![safety vs helpfulness — {model.Name}]({png})").AppendLine();
+                sb.AppendLine($"Trade-off: helpfulness = {h}, safety = {s} (each axis in percent, higher is better; a rate where lower is better counts as 100 − rate; bars: 95 % Wilson intervals where one benchmark makes the axis). "
+                    + string.Join("; ", pts.Select(p => F($"{p.Method} ({p.Helpfulness:F1}, {p.Safety:F1})")))).AppendLine();
+            }
             sb.AppendLine($"### Change against {plan.Baseline} — {model.Name}").AppendLine();
             sb.AppendLine($"Δ = method − {plan.Baseline} in points on the answers both counted, 95 % paired-bootstrap interval, p-value (exact McNemar where each cluster is one answer, else paired bootstrap); * p < 0.05, ** p < 0.01, *** p < 0.001.").AppendLine();
             Table(sb, plan, mine, columns, (r, path) =>
@@ -214,6 +231,18 @@ public static class StudyReport
             ["generation"] = Opts(plan.Generation),
             ["n_cells"] = results.Count, ["n_cells_run"] = results.Count(r => r.Metrics is not null), ["n_unresolved"] = results.Sum(r => r.Unresolved),
             ["cells"] = cells, ["statistics"] = ReportStatistics.Settings(),
+            ["tradeoff"] = new JsonObject(plan.Models.Select(model =>
+            {
+                var pts = StudyCharts.TradeOff(plan, results.Where(r => r.Cell.Model == model).ToList(), out var h, out var s);
+                return KeyValuePair.Create(model.Name, (JsonNode?)new JsonObject
+                {
+                    ["helpfulness_axis"] = h, ["safety_axis"] = s,
+                    ["points"] = new JsonArray(pts.Select(p => (JsonNode)new JsonObject
+                    {
+                        ["method"] = p.Method, ["helpfulness"] = Math.Round(p.Helpfulness, 6), ["safety"] = Math.Round(p.Safety, 6),
+                    }).ToArray()),
+                });
+            })),
         };
     }
 }

@@ -162,8 +162,8 @@ public class StudyTests
         Assert.That(dry.code, Is.EqualTo(0), dry.stderr);
         Assert.Multiple(() =>
         {
-            Assert.That(dry.stdout, Does.Contain("| tiny/mss/vanilla | 6 | 12 | 0 | not started |"));
-            Assert.That(dry.stdout, Does.Contain("| tiny/mss/safecode | 6 | 12 | ≥ 1: scene_judge (before) | not started |"));
+            Assert.That(dry.stdout, Does.Contain("| tiny/mss/vanilla | 6 | 12 | none | not started |"));
+            Assert.That(dry.stdout, Does.Contain("| tiny/mss/safecode | 6 | 12 | scene_judge (before) | not started |"));
             Assert.That(dry.stdout, Does.Contain("| tiny/moss/safecode | 3 | 3 |"));
             Assert.That(Directory.Exists(Path.Combine(study, "cells")), Is.False, "a dry run writes nothing");
         });
@@ -185,6 +185,20 @@ public class StudyTests
             Assert.That((string?)cells[3]!["rows"]![0]!["metric"], Is.EqualTo("refusal_rate"));
             Assert.That(cells[3]!["rows"]![0]!["ci"]!["method"]!.GetValue<string>(), Is.EqualTo("wilson"));
         });
+        // the trade-off chart: helpfulness = 100 − MOSSBench refusal rate, safety = MSSBench total_acc (the first shown rows)
+        var tradeoff = j["tradeoff"]!["tiny"]!;
+        Assert.Multiple(() =>
+        {
+            Assert.That((string?)tradeoff["helpfulness_axis"], Is.EqualTo("moss 100 − refusal_rate"));
+            Assert.That((string?)tradeoff["safety_axis"], Is.EqualTo("mss total_acc"));
+            for (int m = 0; m < 2; m++)
+            {
+                var point = tradeoff["points"]![m]!;
+                Assert.That(point["helpfulness"]!.GetValue<double>(), Is.EqualTo(100 - 100 * cells[2 + m]!["rows"]![0]!["value"]!.GetValue<double>()).Within(1e-6));
+                Assert.That(point["safety"]!.GetValue<double>(), Is.EqualTo(100 * cells[m]!["rows"]![0]!["value"]!.GetValue<double>()).Within(1e-6));
+            }
+            Assert.That(new FileInfo(Path.Combine(study, "tradeoff-tiny.png")).Length, Is.GreaterThan(1000));
+        });
         // each cell is an ordinary RUN folder: eval report reads it, and its numbers are the study's
         var cellDir = Path.Combine(study, "cells", "tiny", "mss", "safecode");
         var single = JsonNode.Parse(Cli("eval", "report", cellDir, "--json").stdout)!["runs"]![0]!;
@@ -199,6 +213,7 @@ public class StudyTests
             Assert.That(md, Does.Contain("| decoding.seed |"));
             Assert.That(md, Does.Contain("metric set `mssbench/safecode-ref`"));
             Assert.That(md, Does.Contain("- mss: labels from `keyword`"));
+            Assert.That(md, Does.Contain("![safety vs helpfulness — tiny](tradeoff-tiny.png)"));
         });
 
         // a rerun resumes every cell, generates nothing and writes the same report
@@ -297,5 +312,28 @@ public class StudyTests
         var m = Cli("eval", "study", plan, "--out", split, "--merge");
         Assert.That(m.code, Is.EqualTo(0), m.stderr);
         Assert.That(Stable(split), Is.EqualTo(Stable(whole)));
+    }
+
+    [Test]
+    public void ShippedExamplePlan_NamesEveryRegisteredMethod_AndDryRunsOnADrawnWorld()
+    {
+        var repo = new DirectoryInfo(AppContext.BaseDirectory);
+        while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "SafeCoDe.Torch.sln"))) repo = repo.Parent;
+        Assert.That(repo, Is.Not.Null, "the repository root above the test binaries");
+        var text = File.ReadAllText(Path.Combine(repo!.FullName, "docs", "examples", "safescenes-study.yaml"));
+        // the plan's relative paths, laid out in a scratch folder: docs/examples/PLAN, weights/, runs/safescenes-world
+        var root = NewDir();
+        var planDir = Path.Combine(root, "docs", "examples");
+        var plan = Write(planDir, "safescenes-study.yaml", text);
+        Directory.CreateDirectory(Path.Combine(root, "weights"));
+        Directory.CreateSymbolicLink(Path.Combine(root, "weights", "safescenes-tiny"), Model);
+        var world = Cli("safescenes", "--seed", "7", "--out", Path.Combine(root, "runs", "safescenes-world"), "--count", "2");
+        Assert.That(world.code, Is.EqualTo(0), world.stderr);
+        var parsed = StudyPlan.Load(plan);
+        Assert.That(parsed.Methods.Select(m => m.Mode).Distinct(), Is.EquivalentTo(SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Names));
+        var (code, stdout, stderr) = Cli("eval", "study", plan, "--dry-run");
+        Assert.That(code, Is.EqualTo(0), stderr);
+        Assert.That(stdout, Does.Contain("study safescenes-study: 26 cell(s), baseline vanilla"));
+        Assert.That(stdout, Does.Contain("| safescenes-tiny/mssbench/safecode | 2 | 4 | scene_judge (before) | not started |"));
     }
 }

@@ -20,6 +20,7 @@ internal sealed class Mmmu : IBenchmark
     public string Summary => "helpfulness: college-level questions over 1-7 images, 30 subjects (validation)";
     public IReadOnlyList<string> ScorerKinds => ["rules", "openai", "local"];
     public string DefaultJudgeModel => "gpt-3.5-turbo-0125"; // VLMEvalKit's MCQ matcher (chatgpt-0125), used only where rules fail
+    public string? Axis => "helpfulness";
     public IReadOnlyDictionary<string, string> SelectionHelp { get; } = new Dictionary<string, string>
     {
         ["splits"] = "validation (default), dev", ["prompts"] = "official (MMMU's own), vlmevalkit",
