@@ -72,7 +72,7 @@ public static class EvalStudyCommand
                 }
                 return list;
             }
-            if (p.GetValue(dryRun)) return DryRun(study, cells, steps, Selected, io);
+            if (p.GetValue(dryRun)) return DryRun(study, dir, cells, steps, Selected, io);
             if (p.GetValue(merge)) Merge(all, dir, io);
             int failedCells = 0;
             if (!p.GetValue(merge) && !p.GetValue(reportOnly))
@@ -132,10 +132,10 @@ public static class EvalStudyCommand
         return [.. m.Before(s.Decoding).Select(x => x.Name + " (before)"), .. m.After(s.Decoding).Select(x => x.Name + " (after)")];
     }
 
-    private static int DryRun(StudyPlan plan, List<StudyCell> cells, Dictionary<PlanMethod, IReadOnlyList<string>> steps,
+    private static int DryRun(StudyPlan plan, string dir, List<StudyCell> cells, Dictionary<PlanMethod, IReadOnlyList<string>> steps,
         Func<PlanBenchmark, IReadOnlyList<(string Id, int Answers)>> selected, CliIO io)
     {
-        io.Out.WriteLine($"study {plan.Name}: {cells.Count} cell(s), baseline {plan.Baseline}");
+        io.Out.WriteLine($"study {plan.Name}: {cells.Count} cell(s), baseline {plan.Baseline}, folder {dir}");
         io.Out.WriteLine($"shared generation settings: {string.Join(" ", plan.Generation.SelectMany(o => o.Words))}");
         io.Out.WriteLine();
         io.Out.WriteLine("| cell | samples | answers | steps around each answer | done | folder |");
@@ -151,7 +151,7 @@ public static class EvalStudyCommand
                 done = $"{sel.Count(x => have.Contains(x.Id))}/{sel.Count}";
             }
             io.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {c.Name} | {sel.Count} | {sel.Sum(x => x.Answers)} | {(st.Count == 0 ? "none" : string.Join(", ", st))} | {done} | {c.Dir} |"));
+                $"| {c.Name} | {sel.Count} | {sel.Sum(x => x.Answers)} | {(st.Count == 0 ? "none" : string.Join(", ", st))} | {done} | {Path.GetRelativePath(dir, c.Dir).Replace('\\', '/')} |"));
         }
         io.Out.WriteLine();
         io.Out.WriteLine($"{cells.Sum(c => selected(c.Benchmark).Sum(x => x.Answers))} answer(s) to generate in all. Extra calls per answer: a step that asks a model (a scene judge, a paraphraser, a harm check, a re-answer) makes one or more, a step that only rewrites the prompt makes none; the report counts the calls each cell made.");

@@ -62,8 +62,11 @@ public static class RunCompare
     /// Every metric of either run, B against A: the rates, and where both rows list their answers the paired test on
     /// the answers both counted (<see cref="ReportStatistics.Paired"/>).
     /// </summary>
-    public static List<Delta> Deltas(RunMetrics a, RunMetrics b) =>
-        a.Rows.Select(r => r.Path).Union(b.Rows.Select(r => r.Path)).Select(p =>
+    /// <param name="a">The baseline run's metrics.</param>
+    /// <param name="b">The other run's metrics.</param>
+    /// <param name="include">Only the metric paths it accepts (all by default).</param>
+    public static List<Delta> Deltas(RunMetrics a, RunMetrics b, Func<string, bool>? include = null) =>
+        a.Rows.Select(r => r.Path).Union(b.Rows.Select(r => r.Path)).Where(p => include?.Invoke(p) ?? true).Select(p =>
         {
             var ra = a.Rows.FirstOrDefault(r => r.Path == p);
             var rb = b.Rows.FirstOrDefault(r => r.Path == p);

@@ -52,7 +52,7 @@ public static class StudyReport
             var deltas = new Dictionary<string, RunCompare.Delta>();
             var baseCell = cells.FirstOrDefault(x => x.Model == c.Model && x.Benchmark == c.Benchmark && x.Method.Name == plan.Baseline);
             if (m is not null && baseCell is not null && baseCell != c && metrics[baseCell] is { } b)
-                foreach (var d in RunCompare.Deltas(b, m).Where(d => shown.Any(r => r.Path == d.Metric))) deltas[d.Metric] = d;
+                foreach (var d in RunCompare.Deltas(b, m, path => shown.Any(r => r.Path == path))) deltas[d.Metric] = d;
             results.Add(new StudyCellResult(c, m, ids.Count, missing, shown, deltas));
         }
         return results;

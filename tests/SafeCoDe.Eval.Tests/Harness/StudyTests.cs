@@ -333,7 +333,7 @@ public class StudyTests
         Assert.That(parsed.Methods.Select(m => m.Mode).Distinct(), Is.EquivalentTo(SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Names));
         var (code, stdout, stderr) = Cli("eval", "study", plan, "--dry-run");
         Assert.That(code, Is.EqualTo(0), stderr);
-        Assert.That(stdout, Does.Contain("study safescenes-study: 26 cell(s), baseline vanilla"));
+        Assert.That(stdout, Does.Contain("study safescenes-study: 26 cell(s), baseline vanilla, folder "));
         Assert.That(stdout, Does.Contain("| safescenes-tiny/mssbench/safecode | 2 | 4 | scene_judge (before) | not started |"));
     }
 }
