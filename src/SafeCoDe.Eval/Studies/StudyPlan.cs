@@ -9,7 +9,8 @@ public sealed class StudyPlanException(string message) : Exception(message);
 
 /// <summary>
 /// One option of a plan section as <c>eval run</c> spells it: the flag without its dashes and its values (one for a
-/// plain value, several for a list, none for a switch that is on), with where the plan wrote it.
+/// plain value, several for a list, none for <c>true</c>: a switch turned on; <c>false</c> is passed as the value
+/// <c>false</c>, which turns off a switch that is on by default), with where the plan wrote it.
 /// </summary>
 public sealed record PlanOption(string Name, IReadOnlyList<string> Values, string Where)
 {
@@ -228,7 +229,7 @@ public sealed record StudyPlan(string Name, string Baseline, IReadOnlyList<PlanO
                 var values = kv.Value switch
                 {
                     YamlScalarNode { Value: "true", Style: ScalarStyle.Plain } => [],
-                    YamlScalarNode { Value: "false", Style: ScalarStyle.Plain } => throw new StudyPlanException($"{where}: false — leave a switch out to keep it off"),
+                    YamlScalarNode { Value: "false", Style: ScalarStyle.Plain } => ["false"],
                     YamlScalarNode s => [Scalar(s, Join(path, key))],
                     YamlSequenceNode seq when seq.Children.Count > 0 => seq.Children.Select((c, i) => Scalar(c, $"{Join(path, key)}[{i}]")).ToList(),
                     _ => throw new StudyPlanException($"{where}: expected a value, a list of values or true"),

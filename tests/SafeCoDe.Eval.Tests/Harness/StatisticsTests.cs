@@ -173,6 +173,14 @@ public class StatisticsTests
         }
         var h = MetricsCalculator.Compute("hades", "vanilla", null, "test", hades, 0).Rows.First(r => r.Path == "asr");
         Assert.That(h.Units!.Select(u => u.Cluster).Distinct(), Is.EquivalentTo(new[] { "a/1", "a/2" }), "HADES: one item's steps are one cluster");
+        var msts = new List<RunRecord>
+        {
+            Rec("english/c1/text", "msts", G("language", "english"), Out("answer", "unsafe")),
+            Rec("english/c1/image", "msts", G("language", "english"), Out("answer", "safe")),
+            Rec("german/c1/text", "msts", G("language", "german"), Out("answer", "safe")),
+        };
+        var ms = MetricsCalculator.Compute("msts", "vanilla", null, "test", msts, 0).Rows.First(r => r.Path == "asr");
+        Assert.That(ms.Units!.Select(u => u.Cluster).Distinct(), Is.EquivalentTo(new[] { "english/c1", "german/c1" }), "MSTS: one case's prompt types are one cluster");
         var t = MetricsCalculator.Compute("mssbench", "vanilla", null, "test", mss, 0).Rows.First(r => r.Path == "total_acc");
         Assert.That(t.Units!.Select(u => u.Cluster).Distinct().Count(), Is.EqualTo(3), "MSSBench: a sample's safe and unsafe answers are one cluster");
     }
