@@ -17,7 +17,7 @@ public static class EvalStudyCommand
     public static Command Create()
     {
         var plan = new Argument<string>("PLAN") { Description = "The plan file (.yaml, .yml or .json): name, models, methods (with options), benchmarks (data, scorer, metric_set, metrics, options), generation, baseline, out — see docs/studies.md" };
-        var outDir = new Option<string>("--out", "-o") { Description = "The study folder (cells/MODEL/BENCHMARK/METHOD, report.md, report.json) [default: the plan's out]", HelpName = "DIR" }.Folder();
+        var outDir = new Option<string>("--out", "-o") { Description = "The study folder (cells/MODEL/BENCHMARK/METHOD, report.md, report.json, report.html) [default: the plan's out]", HelpName = "DIR" }.Folder();
         var dryRun = new Option<bool>("--dry-run") { Description = "List the cells, their samples and answers, the extra calls each answer costs and how far each cell is; run nothing" };
         var shard = new Option<string>("--shard") { Description = "i/n: run shard i of n of every cell (split by sample, as eval run --shard) into shards/i-of-n/; auto: from a Slurm array or a Kubernetes indexed Job. Then 'eval study PLAN --merge'", HelpName = "i/n|auto" };
         var shardCount = new Option<int>("--shard-count") { Description = "Number of shards for --shard auto in a Kubernetes indexed Job [default: SAFECODE_SHARD_COUNT]", HelpName = "N" };
@@ -30,8 +30,11 @@ public static class EvalStudyCommand
             with the plan's one set of generation settings, then STUDY/report.md and report.json: methods × benchmark
             metrics with counts and 95 % intervals, each method's paired change against the baseline with its
             p-value, the cells' unresolved samples and answers, the generation settings, metric sets and scorers.
-            Rerunning resumes every cell. Exits 1 while anything is unresolved (failed or missing samples, scoring
-            errors, unscored answers), 2 on a plan error (which names the line and field).
+            report.html shows the same tables and the charts in one file that opens from disk, with a sample browser:
+            every method's answer to each sample side by side, filtered by category, outcome, verdict or the answers
+            that flipped between two methods. Rerunning resumes every cell. Exits 1 while anything is unresolved
+            (failed or missing samples, scoring errors, unscored answers), 2 on a plan error (which names the line
+            and field).
             """) { plan, outDir, dryRun, shard, shardCount, cell, merge, reportOnly, quiet };
         Cli.SetExamples(cmd,
             "safecode eval study docs/examples/safescenes-study.yaml --dry-run",
@@ -93,11 +96,11 @@ public static class EvalStudyCommand
                 return failedCells > 0 ? ExitCodes.Failed : ExitCodes.Ok;
             }
             var results = StudyReport.Collect(study, all, study.Benchmarks.ToDictionary(b => b.Name, b => (IReadOnlyList<string>)Selected(b).Select(x => x.Id).ToList()));
-            var (md, json) = StudyReport.Write(study, results, dir);
+            var (md, json, html) = StudyReport.Write(study, results, dir);
             int unresolved = results.Sum(r => r.Unresolved);
             foreach (var r in results.Where(r => r.Unresolved > 0))
                 io.Error.WriteLine($"safecode eval study: {r.Cell.Name}: {(r.Metrics is null ? "not run" : $"{r.Missing} sample(s) without a record, {r.Metrics.ScoreErrors} scoring error(s), {r.Metrics.Unscored} unscored answer(s)")}");
-            io.Out.WriteLine($"{dir}: {results.Count(r => r.Metrics is not null)}/{results.Count} cell(s), {unresolved} unresolved — written: {md}, {json}");
+            io.Out.WriteLine($"{dir}: {results.Count(r => r.Metrics is not null)}/{results.Count} cell(s), {unresolved} unresolved — written: {md}, {json}, {html} (open it in a browser)");
             return unresolved > 0 || failedCells > 0 ? ExitCodes.Failed : ExitCodes.Ok;
         });
         return cmd;

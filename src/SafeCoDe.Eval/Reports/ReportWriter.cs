@@ -88,6 +88,32 @@ public static class ReportWriter
         return new Written(mdPath, charts);
     }
 
+    /// <summary>
+    /// Writes report.html to <paramref name="path"/>: per benchmark the metrics table of report.md (runs across), the
+    /// charts, and a sample browser where the runs of one benchmark sit side by side.
+    /// </summary>
+    public static void WriteHtml(IReadOnlyList<RunMetrics> runs, string path, IReadOnlyList<string> charts)
+    {
+        var labels = runs.ToDictionary(r => r, r => runs.Count(x => Charts.Label(x) == Charts.Label(r)) > 1 ? $"{Charts.Label(r)} ({Name(r)})" : Charts.Label(r));
+        var tables = new List<HtmlTable>();
+        foreach (var bench in runs.GroupBy(r => r.Benchmark))
+        {
+            var list = bench.ToList();
+            var rows = list.SelectMany(r => r.Rows).Select(r => r.Path).Distinct().Select(p =>
+                (p, (IReadOnlyList<HtmlCell>)[new HtmlCell(list.SelectMany(r => r.Rows).First(x => x.Path == p).MetricSet),
+                    .. list.Select(r => r.Rows.FirstOrDefault(x => x.Path == p) is { } row ? new HtmlCell(Cell(r, p), labels[r], p, row.Rate.Value) : new HtmlCell("–"))])).ToList();
+            tables.Add(new HtmlTable($"metrics-{bench.Key}", bench.Key, "Rates with their counts (hits/n) and 95 % Wilson intervals [low–high].",
+                ["metric", "metric set", .. list.Select(r => $"{labels[r]} ({r.Scorer ?? "unscored"})")], rows));
+        }
+        tables.Add(new HtmlTable("runs", "Runs", "Framing method sends SafeCoDe's first-person prompt, base each benchmark's own protocol.",
+            ["run", "folder", "benchmark", "mode", "preset", "framing", "scorer", "samples", "problems", "unparsed replies", "scoring errors", "unscored"],
+            runs.Select(r => (labels[r], (IReadOnlyList<HtmlCell>)[new HtmlCell(r.Run), new HtmlCell(r.Benchmark), new HtmlCell(r.Mode), new HtmlCell(r.Preset ?? "–"),
+                new HtmlCell(r.Framing ?? "–"), new HtmlCell(r.Scorer ?? "–"), new HtmlCell(F($"{r.Samples}")), new HtmlCell(F($"{r.Problems}")),
+                new HtmlCell(F($"{r.Unparsed}")), new HtmlCell(F($"{r.ScoreErrors}")), new HtmlCell(F($"{r.Unscored}"))])).ToList()));
+        HtmlReport.Write(path, "SafeCoDe evaluation report", string.Join(", ", runs.Select(r => labels[r])), [], tables,
+            charts.Select(c => (Path.GetFileNameWithoutExtension(c), c)).ToList(), runs.Select(r => new HtmlRun(r.Benchmark, labels[r], r.Run)).ToList());
+    }
+
     private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     private static string Name(RunMetrics r) => Path.GetFileName(Path.TrimEndingDirectorySeparator(r.Run));

@@ -67,8 +67,8 @@ public static class StudyReport
             : rows.Where(r => r.Group.Length == 0).ToList();
     }
 
-    /// <summary>Writes report.md and report.json into <paramref name="dir"/>; returns their paths.</summary>
-    public static (string Markdown, string Json) Write(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string dir)
+    /// <summary>Writes report.md, report.json and report.html into <paramref name="dir"/>; returns their paths.</summary>
+    public static (string Markdown, string Json, string Html) Write(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string dir)
     {
         Directory.CreateDirectory(dir);
         var md = Path.Combine(dir, "report.md");
@@ -81,7 +81,47 @@ public static class StudyReport
         }
         File.WriteAllText(md, Markdown(plan, results, dir, charts));
         File.WriteAllText(json, Json(plan, results, dir).ToJsonString(EvalJson.Indented));
-        return (md, json);
+        var html = Path.Combine(dir, "report.html");
+        WriteHtml(plan, results, html, charts.Select(kv => ($"{plan.Name} — {kv.Key}: safety vs helpfulness", Path.Combine(dir, kv.Value))).ToList());
+        return (md, json, html);
+    }
+
+    /// <summary>
+    /// report.html: the results and change tables of report.md (the same numbers as report.json), the charts, and a
+    /// sample browser with one entry per model × benchmark whose methods sit side by side.
+    /// </summary>
+    public static void WriteHtml(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string path, IReadOnlyList<(string Title, string Png)> charts)
+    {
+        var columns = Columns(plan, results);
+        var tables = new List<HtmlTable>();
+        List<(string, IReadOnlyList<HtmlCell>)> Rows(List<StudyCellResult> mine, Func<StudyCellResult, string, HtmlCell> cell) =>
+            plan.Methods.Select(method => (method.Name, (IReadOnlyList<HtmlCell>)columns.Select(c =>
+            {
+                var r = mine.FirstOrDefault(x => x.Cell.Method == method && x.Cell.Benchmark == c.Benchmark);
+                return r?.Metrics is null ? new HtmlCell("not run") : cell(r, c.Path);
+            }).ToList())).ToList();
+        var header = new[] { "method" }.Concat(columns.Select(c => $"{c.Benchmark.Name}: {c.Path}")).ToList();
+        foreach (var model in plan.Models)
+        {
+            var mine = results.Where(r => r.Cell.Model == model).ToList();
+            tables.Add(new HtmlTable($"results-{model.Name}", $"Results — {model.Name}", "Each rate with its counts (hits/n) and 95 % Wilson interval [low–high].", header,
+                Rows(mine, (r, p) => r.Shown.FirstOrDefault(x => x.Path == p) is { } row ? new HtmlCell(ReportWriter.RateCell(row), r.Cell.Name, p, row.Rate.Value) : new HtmlCell("–"))));
+            tables.Add(new HtmlTable($"change-{model.Name}", $"Change against {plan.Baseline} — {model.Name}",
+                $"Δ = method − {plan.Baseline} in points on the answers both counted, 95 % paired-bootstrap interval, p-value (exact McNemar where each cluster is one answer, else paired bootstrap); * p < 0.05, ** p < 0.01, *** p < 0.001.", header,
+                Rows(mine, (r, p) => r.Cell.Method.Name == plan.Baseline ? new HtmlCell("baseline")
+                    : r.VsBaseline.TryGetValue(p, out var d) && d.Test is { } t ? new HtmlCell(F($"{RunCompare.DeltaCell(t)} ({(t.Test == "mcnemar-exact" ? "McNemar" : "bootstrap")}, n={t.N})"), r.Cell.Name, p) : new HtmlCell("–"))));
+        }
+        int unresolved = results.Sum(r => r.Unresolved);
+        var notes = new List<string>
+        {
+            $"Plan {Path.GetFileName(plan.File)}: {plan.Models.Count} model(s) × {plan.Methods.Count} method(s) × {plan.Benchmarks.Count} benchmark(s) = {results.Count} cells; baseline {plan.Baseline}.",
+            unresolved == 0 ? "Every selected sample has a record and every answer a score."
+                : $"{unresolved} unresolved (samples without a record, scoring errors, unscored answers; see report.md, Cells): they are left out of every rate.",
+            $"Shared generation settings: {Words(plan.Generation)}.",
+        };
+        var runs = results.Where(r => r.Metrics is not null)
+            .Select(r => new HtmlRun($"{r.Cell.Model.Name}/{r.Cell.Benchmark.Name}", r.Cell.Method.Name, r.Cell.Dir)).ToList();
+        HtmlReport.Write(path, $"Study {plan.Name}", "safecode eval study: methods × benchmarks, with every method's answers side by side", notes, tables, charts, runs);
     }
 
     private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
