@@ -14,9 +14,9 @@ namespace SafeCoDe.Eval.Tests.Harness;
 /// </summary>
 public class StudyTests
 {
-    private static readonly string Model = Path.Combine(AppContext.BaseDirectory, "weights", "safescenes-tiny");
+    internal static readonly string Model = Path.Combine(AppContext.BaseDirectory, "weights", "safescenes-tiny");
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
+    internal static (int code, string stdout, string stderr) Cli(params string[] args)
     {
         var o = new StringWriter();
         var e = new StringWriter();
@@ -24,7 +24,7 @@ public class StudyTests
         return (code, o.ToString(), e.ToString());
     }
 
-    private static string Plan(string dir, string mss, string moss, string? mossScorer = "keyword", string extraGeneration = "") =>
+    internal static string Plan(string dir, string mss, string moss, string? mossScorer = "keyword", string extraGeneration = "") =>
         Write(dir, "plan.yaml", $"""
             name: tiny-study
             baseline: vanilla
@@ -58,7 +58,7 @@ public class StudyTests
                   limit: 3
             """);
 
-    private static string Write(string dir, string name, string text)
+    internal static string Write(string dir, string name, string text)
     {
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, name);
@@ -66,7 +66,7 @@ public class StudyTests
         return path;
     }
 
-    private static (string Mss, string Moss) Data(string root) =>
+    internal static (string Mss, string Moss) Data(string root) =>
         (BenchmarkFolders.WriteMssBench(Path.Combine(root, "mss")).Root, BenchmarkFolders.WriteMossBench(Path.Combine(root, "moss")).Root);
 
     /// <summary>report.json without what depends on wall time.</summary>
