@@ -163,16 +163,14 @@ public class ReportHtmlBrowserTests : PlaywrightTest
         return path;
     }
 
-    [Test]
-    public async Task StudyReportHtml_InChromium_TableFiltersFlipsKeyboardAndInertHostileText()
+    /// <summary>An open page of a study's report.html, with every alert and script error it raised.</summary>
+    internal sealed record OpenPage(IPage Page, JsonObject Blob, JsonNode Report, List<string> Dialogs, List<string> Errors);
+
+    internal static async Task<OpenPage> Open(IBrowser browser, string study)
     {
-        var exe = Chromium();
-        var (study, id, key) = HtmlFixture.HostileStudy();
         var file = Path.Combine(study, "report.html");
         var blob = HtmlFixture.Blob(File.ReadAllText(file), out _);
         var report = JsonNode.Parse(File.ReadAllText(Path.Combine(study, "report.json")))!;
-
-        await using var browser = await BrowserType.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = exe, Headless = true });
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
         var dialogs = new List<string>();
         var errors = new List<string>();
@@ -181,12 +179,21 @@ public class ReportHtmlBrowserTests : PlaywrightTest
         page.Console += (_, m) => { if (m.Type == "error") errors.Add(m.Text); };
         await page.GotoAsync(new Uri(file).AbsoluteUri);
         await page.WaitForSelectorAsync("body[data-ready=true]");
+        return new OpenPage(page, blob, report, dialogs, errors);
+    }
 
-        // the table: every rate of report.json with its value and counts
+    /// <summary>
+    /// What holds for any study's page: every rate of report.json in the results table with its value and counts, the
+    /// charts decoded, and per benchmark entry the filters (category, outcome, verdict), the flip filter between the
+    /// baseline and <paramref name="other"/>, opening an answer with the keyboard and j/k.
+    /// </summary>
+    internal static async Task CheckStudyPage(OpenPage open, string other)
+    {
+        var (page, blob, report) = (open.Page, open.Blob, open.Report);
         foreach (var c in report["cells"]!.AsArray())
             foreach (var row in c!["rows"]!.AsArray())
             {
-                var td = page.Locator($"table[data-table=\"results-tiny\"] td[data-cell=\"{c["cell"]}\"][data-metric=\"{row!["metric"]}\"]");
+                var td = page.Locator($"table[data-table=\"results-{c["model"]}\"] td[data-cell=\"{c["cell"]}\"][data-metric=\"{row!["metric"]}\"]");
                 var value = await td.GetAttributeAsync("data-value");
                 var expected = row["value"]?.GetValue<double>();
                 Assert.That(value is null ? (double?)null : double.Parse(value, CultureInfo.InvariantCulture), Is.EqualTo(expected).Within(1e-12), $"{c["cell"]} {row["metric"]}");
@@ -194,81 +201,102 @@ public class ReportHtmlBrowserTests : PlaywrightTest
                 Assert.That(text, Does.Contain($"({row["hits"]}/{row["n"]})"));
                 if (expected is { } v) Assert.That(text, Does.StartWith((v * 100).ToString("F1", CultureInfo.InvariantCulture) + "%"));
             }
-        Assert.That(await page.Locator("#chart-list img").CountAsync(), Is.EqualTo(1));
-        Assert.That(await page.Locator("#chart-list img").EvaluateAsync<int>("i => i.naturalWidth"), Is.GreaterThan(100), "the chart is embedded and decodes");
-
-        // the browser: MSSBench, then its filters
-        await page.SelectOptionAsync("#f-bench", new SelectOptionValue { Label = $"tiny/mss ({HtmlFixture.Outcomes(blob, "tiny/mss").Count})" });
-        var outcomes = HtmlFixture.Outcomes(blob, "tiny/mss");
+        var charts = page.Locator("#chart-list img");
+        Assert.That(await charts.CountAsync(), Is.EqualTo(blob["charts"]!.AsArray().Count).And.GreaterThan(0));
+        Assert.That(await charts.First.EvaluateAsync<int>("i => i.naturalWidth"), Is.GreaterThan(100), "the chart is embedded and decodes");
+        var baseline = (string)report["baseline"]!;
         async Task<int> Shown() => await page.Locator("#sample-list tbody tr").CountAsync();
-        Assert.That(await Shown(), Is.EqualTo(Math.Min(outcomes.Count, HtmlReport.PageSize)));
-        Assert.That(await page.Locator("#count").TextContentAsync(), Does.StartWith($"{outcomes.Count} of {outcomes.Count} answer(s)"));
+        int Paged(int n) => Math.Min(n, HtmlReport.PageSize);
+        foreach (var entry in blob["benchmarks"]!.AsArray())
+        {
+            var name = (string)entry!["name"]!;
+            var group = entry["samples"]!.AsArray();
+            var outcomes = HtmlFixture.Outcomes(blob, name);
+            await page.SelectOptionAsync("#f-bench", new SelectOptionValue { Label = $"{name} ({group.Count})" });
+            Assert.That(await Shown(), Is.EqualTo(Paged(outcomes.Count)), name);
+            Assert.That(await page.Locator("#count").TextContentAsync(), Does.StartWith($"{outcomes.Count} of {outcomes.Count} answer(s)"));
 
-        var label = outcomes.Values.First()["vanilla"];
-        await page.SelectOptionAsync("#f-outcome", label);
-        Assert.That(await Shown(), Is.EqualTo(outcomes.Count(o => o.Value.Values.Contains(label))), "outcome filter: answers where a method has the outcome");
-        await page.ClickAsync("#f-reset");
+            var label = outcomes.Values.First()[baseline];
+            await page.SelectOptionAsync("#f-outcome", label);
+            Assert.That(await Shown(), Is.EqualTo(Paged(outcomes.Count(o => o.Value.Values.Contains(label)))), $"{name}: outcome filter (any method has it)");
+            await page.ClickAsync("#f-reset");
 
-        var group = blob["benchmarks"]!.AsArray().Single(b => (string?)b!["name"] == "tiny/mss")!["samples"]!.AsArray();
-        var split = group.Select(s => (string?)s!["groups"]!["split"]).First()!;
-        await page.SelectOptionAsync("#f-cat", $"split = {split}");
-        Assert.That(await Shown(), Is.EqualTo(group.Count(s => (string?)s!["groups"]!["split"] == split)), "category filter");
-        await page.ClickAsync("#f-reset");
+            var (g, gv) = group.Select(x => x!["groups"]!.AsObject().Select(kv => (kv.Key, (string)kv.Value!)).First()).First();
+            await page.SelectOptionAsync("#f-cat", $"{g} = {gv}");
+            Assert.That(await Shown(), Is.EqualTo(Paged(group.Count(x => (string?)x!["groups"]![g] == gv))), $"{name}: category filter");
+            await page.ClickAsync("#f-reset");
 
-        var verdicts = group.SelectMany(s => s!["answers"]!.AsObject().Select(a => (string)a.Value!["verdict"]!)).Distinct().ToList();
-        Assert.That(verdicts, Has.Count.GreaterThan(1), "vanilla has no verdict, safecode's judge gives one");
-        var verdict = verdicts.First(v => v != "none");
-        await page.SelectOptionAsync("#f-verdict", verdict);
-        Assert.That(await Shown(), Is.EqualTo(group.Count(s => s!["answers"]!.AsObject().Any(a => (string?)a.Value!["verdict"] == verdict))), "verdict filter");
-        await page.ClickAsync("#f-reset");
+            var verdicts = group.SelectMany(x => x!["answers"]!.AsObject().Select(a => (string)a.Value!["verdict"]!)).Distinct().ToList();
+            var verdict = verdicts.FirstOrDefault(v => v != "none") ?? "none";
+            await page.SelectOptionAsync("#f-verdict", verdict);
+            Assert.That(await Shown(), Is.EqualTo(Paged(group.Count(x => x!["answers"]!.AsObject().Any(a => (string?)a.Value!["verdict"] == verdict)))), $"{name}: verdict filter");
+            await page.ClickAsync("#f-reset");
 
-        // flips between vanilla and safecode: the answers whose outcomes differ, the hostile one among them
+            await page.SelectOptionAsync("#f-flip-a", baseline);
+            await page.SelectOptionAsync("#f-flip-b", other);
+            var flips = outcomes.Where(o => o.Value.ContainsKey(baseline) && o.Value.ContainsKey(other) && o.Value[baseline] != o.Value[other]).ToList();
+            Assert.That(await Shown(), Is.EqualTo(Paged(flips.Count)), $"{name}: flips between {baseline} and {other}");
+            Assert.That(await page.Locator("#count").TextContentAsync(), Does.StartWith($"{flips.Count} of {outcomes.Count} answer(s) shown — outcome differs between {baseline} and {other}"));
+            if (flips.Count > 0)
+                Assert.That(await page.Locator($"#sample-list tbody tr").First.Locator($"td[data-method=\"{other}\"]").TextContentAsync(), Does.StartWith("⇄ "), "a flip is marked with a symbol, not only a colour");
+            await page.ClickAsync("#f-reset");
+
+            // the keyboard: Enter opens the first answer and focuses it; j j k ↑ step through the list
+            await page.Locator("#sample-list tbody tr button").First.FocusAsync();
+            await page.Keyboard.PressAsync("Enter");
+            Assert.That(await page.EvaluateAsync<bool>("() => document.activeElement === document.getElementById('detail')"), Is.True, "focus moves to the opened sample");
+            Assert.That(await page.Locator("#detail article.card").CountAsync(), Is.EqualTo(entry["methods"]!.AsArray().Count), "every method's answer side by side");
+            var firstOpen = await page.GetAttributeAsync("#detail", "data-sample");
+            await page.Keyboard.PressAsync("j");
+            await page.Keyboard.PressAsync("j");
+            Assert.That(await page.Locator("#detail h3").TextContentAsync(), Does.Contain($"({Math.Min(3, outcomes.Count)} of {outcomes.Count})"));
+            await page.Keyboard.PressAsync("k");
+            await page.Keyboard.PressAsync("ArrowUp");
+            Assert.That(await page.Locator("#detail h3").TextContentAsync(), Does.Contain($"(1 of {outcomes.Count})"));
+            Assert.That(await page.GetAttributeAsync("#detail", "data-sample"), Is.EqualTo(firstOpen));
+        }
+    }
+
+    [Test]
+    public async Task StudyReportHtml_InChromium_TableFiltersFlipsKeyboardAndInertHostileText()
+    {
+        var exe = Chromium();
+        var (study, id, key) = HtmlFixture.HostileStudy();
+        await using var browser = await BrowserType.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = exe, Headless = true });
+        var open = await Open(browser, study);
+        await CheckStudyPage(open, "safecode");
+        var page = open.Page;
+
+        // the hostile answer: among the flips between vanilla and safecode, opened from its row, shown as text
+        await page.SelectOptionAsync("#f-bench", new SelectOptionValue { Label = $"tiny/mss ({HtmlFixture.Outcomes(open.Blob, "tiny/mss").Count})" });
         await page.SelectOptionAsync("#f-flip-a", "vanilla");
         await page.SelectOptionAsync("#f-flip-b", "safecode");
-        var flips = outcomes.Where(o => o.Value.Count == 2 && o.Value["vanilla"] != o.Value["safecode"]).Select(o => o.Key).ToList();
-        Assert.That(flips, Does.Contain((id, key)));
-        Assert.That(await Shown(), Is.EqualTo(flips.Count));
-        var row0 = page.Locator($"#sample-list tbody tr[data-sample=\"{id}\"][data-key=\"{key}\"]");
-        Assert.That(await row0.Locator("td[data-method=safecode]").TextContentAsync(), Does.StartWith("⇄ "), "a flip is marked with a symbol, not only a colour");
-
-        // open it with the keyboard: focus its button, Enter; the hostile answer is text
-        await row0.Locator("button").FocusAsync();
-        await page.Keyboard.PressAsync("Enter");
-        var card = page.Locator("#detail article[data-method=safecode] dd[data-field=answer]");
-        Assert.That(await card.TextContentAsync(), Does.EndWith(HtmlFixture.Hostile));
-        Assert.That(await page.EvaluateAsync<bool>("() => document.activeElement === document.getElementById('detail')"), Is.True, "focus moves to the opened sample");
+        var row = page.Locator($"#sample-list tbody tr[data-sample=\"{id}\"][data-key=\"{key}\"]");
+        Assert.That(await row.CountAsync(), Is.EqualTo(1), "the hostile answer flipped");
+        await row.Locator("button").ClickAsync();
+        var answer = page.Locator("#detail article[data-method=safecode] dd[data-field=answer]");
+        Assert.That(await answer.TextContentAsync(), Does.EndWith(HtmlFixture.Hostile));
         Assert.Multiple(async () =>
         {
             Assert.That(await page.Locator("#detail script, #detail img[src=x]").CountAsync(), Is.EqualTo(0), "no element made from the answer");
             Assert.That(await page.EvaluateAsync<int>("() => document.scripts.length"), Is.EqualTo(2), "only the page's own two scripts");
             Assert.That(await page.EvaluateAsync<bool>("() => window.__pwned === undefined"), Is.True, "the hostile text did not run");
             Assert.That(await page.Locator("#detail img").CountAsync(), Is.EqualTo(1), "the sample's thumbnail");
+            Assert.That(await page.Locator("#detail img").EvaluateAsync<int>("i => i.naturalWidth"), Is.GreaterThan(0), "the thumbnail decodes");
             Assert.That(await page.Locator("#detail-question").TextContentAsync(), Is.Not.Empty);
+            Assert.That(await page.Locator("#detail article[data-method=safecode] dd[data-field=verdict]").TextContentAsync(), Is.Not.Empty);
         });
-
-        // j / k: next and previous sample
-        await page.ClickAsync("#f-reset");
-        await page.Locator("#sample-list tbody tr button").First.FocusAsync();
-        await page.Keyboard.PressAsync("Enter");
-        var firstOpen = await page.GetAttributeAsync("#detail", "data-sample");
-        await page.Keyboard.PressAsync("j");
-        await page.Keyboard.PressAsync("j");
-        Assert.That(await page.Locator("#detail h3").TextContentAsync(), Does.Contain($"(3 of {outcomes.Count})"));
-        await page.Keyboard.PressAsync("k");
-        await page.Keyboard.PressAsync("ArrowUp");
-        Assert.That(await page.Locator("#detail h3").TextContentAsync(), Does.Contain($"(1 of {outcomes.Count})"));
-        Assert.That(await page.GetAttributeAsync("#detail", "data-sample"), Is.EqualTo(firstOpen));
 
         var shots = Path.Combine(TestContext.CurrentContext.WorkDirectory, "TestResults");
         Directory.CreateDirectory(shots);
         var shot = Path.Combine(shots, "report-html.png");
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = shot, FullPage = true });
-        TestContext.AddTestAttachment(shot, "report.html of a study on the shipped model, a sample opened");
+        TestContext.AddTestAttachment(shot, "report.html of a study on the shipped model, the hostile answer opened");
         Assert.Multiple(() =>
         {
             Assert.That(new FileInfo(shot).Length, Is.GreaterThan(10_000));
-            Assert.That(dialogs, Is.Empty, "no alert ran");
-            Assert.That(errors, Is.Empty, "no script error");
+            Assert.That(open.Dialogs, Is.Empty, "no alert ran");
+            Assert.That(open.Errors, Is.Empty, "no script error");
         });
     }
 }
