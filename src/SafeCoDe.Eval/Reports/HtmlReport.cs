@@ -127,7 +127,8 @@ public static class HtmlReport
                         s["answers"]![run.Method] = new JsonObject
                         {
                             ["answer"] = o.Answer,
-                            ["outcome"] = o.Score is null ? "not scored" : o.Score.Parsed ? o.Score.Label : $"{o.Score.Label} (reply not parsed)",
+                            ["outcome"] = RunCompare.Outcome(rec.Benchmark, o),
+                            ["label"] = o.Score is null ? null : o.Score.Parsed ? o.Score.Label : $"{o.Score.Label} (the judge's reply did not follow the rubric)",
                             ["verdict"] = o.Verdict ?? "none", ["caption"] = o.Caption, ["guided"] = o.GuidedText,
                             ["decoded"] = o.DecodedText, ["scorer"] = o.Score?.Scorer, ["reason"] = o.Score?.Raw,
                             ["judge_reason"] = o.JudgeRationale, ["error"] = o.Score?.Error,

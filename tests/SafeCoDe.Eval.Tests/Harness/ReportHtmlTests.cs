@@ -93,6 +93,17 @@ public class ReportHtmlTests
             foreach (var img in blob["images"]!.AsObject())
                 Assert.That(img.Value!.GetValue<string>(), Does.StartWith("data:image/jpeg;base64,"));
         });
+        // outcomes in the benchmark's terms: the page's flips between two methods are eval compare's flips between their cells
+        var outcomes = HtmlFixture.Outcomes(blob, "tiny/mss");
+        var pageFlips = outcomes.Where(o => o.Value["vanilla"] != o.Value["safecode"]).Select(o => (o.Key.Item1, o.Key.Item2, o.Value["vanilla"], o.Value["safecode"])).ToList();
+        var compare = RunCompare.Compare(Path.Combine(study, "cells", "tiny", "mss", "vanilla"), Path.Combine(study, "cells", "tiny", "mss", "safecode"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(outcomes.Values.SelectMany(v => v.Values).Distinct(), Is.SubsetOf(new[] { "correct", "wrong" }));
+            Assert.That(pageFlips, Is.EquivalentTo(compare.Flips.Select(f => (f.Id, f.Key, f.A, f.B))));
+            Assert.That(pageFlips.Select(f => (f.Item1, f.Item2)), Does.Contain((id, key)));
+        });
+
         // every rate of report.json is in the results table with the same value
         var cells = blob["tables"]!.AsArray().Single(t => (string?)t!["id"] == "results-tiny")!["rows"]!.AsArray().SelectMany(r => r!["cells"]!.AsArray()).ToList();
         int checkedRows = 0;
