@@ -298,6 +298,32 @@ public class ReportHtmlBrowserTests : PlaywrightTest
             Assert.That(await page.Locator("#detail article[data-method=safecode] dd[data-field=verdict]").TextContentAsync(), Is.Not.Empty);
         });
 
+        // paging: the same data at 5 answers a page; the buttons and j cross pages
+        var blob = open.Blob.DeepClone().AsObject();
+        blob["page_size"] = 5;
+        var paged = Path.Combine(study, "report-paged.html");
+        File.WriteAllText(paged, HtmlReport.Page(blob));
+        var p2 = await browser.NewPageAsync();
+        await p2.GotoAsync(new Uri(paged).AbsoluteUri);
+        await p2.WaitForSelectorAsync("body[data-ready=true]");
+        await p2.SelectOptionAsync("#f-bench", new SelectOptionValue { Label = "tiny/mss (12)" });
+        Assert.That(await p2.Locator("#page-info").TextContentAsync(), Is.EqualTo("page 1 of 3"));
+        Assert.That(await p2.Locator("#sample-list tbody tr").CountAsync(), Is.EqualTo(5));
+        Assert.That(await p2.Locator("#page-prev").IsDisabledAsync(), Is.True);
+        await p2.ClickAsync("#page-next");
+        await p2.ClickAsync("#page-next");
+        Assert.That(await p2.Locator("#page-info").TextContentAsync(), Is.EqualTo("page 3 of 3"));
+        Assert.That(await p2.Locator("#sample-list tbody tr").CountAsync(), Is.EqualTo(2));
+        Assert.That(await p2.Locator("#page-next").IsDisabledAsync(), Is.True);
+        await p2.ClickAsync("#page-prev");
+        await p2.Locator("#sample-list tbody tr button").Last.FocusAsync();
+        await p2.Keyboard.PressAsync("Enter");
+        Assert.That(await p2.Locator("#detail h3").TextContentAsync(), Does.Contain("(10 of 12)"));
+        await p2.Keyboard.PressAsync("j");
+        Assert.That(await p2.Locator("#detail h3").TextContentAsync(), Does.Contain("(11 of 12)"));
+        Assert.That(await p2.Locator("#page-info").TextContentAsync(), Is.EqualTo("page 3 of 3"), "j moves on to the next page");
+        Assert.That(await p2.Locator("#sample-list tbody tr[aria-current=true]").CountAsync(), Is.EqualTo(1));
+
         var shots = Path.Combine(TestContext.CurrentContext.WorkDirectory, "TestResults");
         Directory.CreateDirectory(shots);
         var shot = Path.Combine(shots, "report-html.png");
