@@ -10,7 +10,7 @@ namespace SafeCoDe.Cli;
 
 /// <summary>
 /// <c>safecode eval</c>: run a benchmark into a resumable RUN folder (<c>run</c>), score it again (<c>score</c>),
-/// merge shards (<c>merge</c>), report (<c>report</c>) and compare runs (<c>compare</c>).
+/// merge shards (<c>merge</c>), report (<c>report</c>), compare runs (<c>compare</c>) and run a whole study (<c>study</c>).
 /// </summary>
 public static class EvalCommand
 {
@@ -23,6 +23,7 @@ public static class EvalCommand
         cmd.Add(Merge());
         cmd.Add(Report());
         cmd.Add(Compare());
+        cmd.Add(EvalStudyCommand.Create());
         cmd.Add(EvalCalibrateCommand.Create());
         Cli.SetExamples(cmd,
             "safecode eval run --benchmark mssbench --data ~/data/mssbench --model DIR --out runs/mss-safecode --scorer openai",
@@ -342,18 +343,26 @@ public static class EvalCommand
     {
         var runs = new Argument<string[]>("RUN") { Description = "RUN folders (several: compared side by side)", Arity = ArgumentArity.OneOrMore };
         var json = CliOptions.Json("Print exactly one JSON document on stdout: {\"runs\": [per run: benchmark, mode, scorer, metrics as fractions, counts under n_* keys, latency]}");
-        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md and the charts go [default: the first RUN's report/ folder]", HelpName = "DIR" }.Folder();
-        var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts next to every rate) and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s)")
-            { runs, json, outDir };
-        Cli.SetExamples(cmd, "safecode eval report runs/mss-vanilla runs/mss-safecode", "safecode eval report runs/hades --json | jq '.runs[0].asr'");
+        var outDir = new Option<string>("--out", "-o") { Description = "Where report.md, report.json, the charts and report.html go [default: the first RUN's report/ folder; report.html: the first RUN folder]", HelpName = "DIR" }.Folder();
+        var html = new Option<bool>("--html") { Description = "Also write report.html: one file that opens from disk (no network) with the tables, the charts and a sample browser (each run's answer, verdict, caption, guided span and score side by side; filters by category, outcome, verdict and answers that flipped between two runs)" };
+        var cmd = new Command("report", "Markdown tables (benchmark × mode × metric, counts and a 95 % Wilson interval next to every rate), report.json and PNG charts (modes compared; latency per phase with mean/median/p95; tokens/s); with --html a page to browse the answers")
+            { runs, json, outDir, html };
+        Cli.SetExamples(cmd, "safecode eval report runs/mss-vanilla runs/mss-safecode", "safecode eval report runs/mss-safecode --html   # writes runs/mss-safecode/report.html",
+            "safecode eval report runs/hades --json | jq '.runs[0].asr'");
         cmd.SetHandler((p, io) =>
         {
             var list = p.GetValue(runs)!;
             var metrics = ReportWriter.Load(list);
             var written = ReportWriter.Write(metrics, p.GetValue(outDir) ?? Path.Combine(list[0], "report"));
+            string? page = null;
+            if (p.GetValue(html))
+            {
+                page = Path.Combine(p.GetValue(outDir) ?? list[0], "report.html");
+                ReportWriter.WriteHtml(metrics, page, written.Charts);
+            }
             if (p.GetValue(json)) { io.Out.WriteLine(ReportWriter.Json(metrics)); return ExitCodes.Ok; }
             io.Out.Write(File.ReadAllText(written.Markdown));
-            io.Out.WriteLine($"written: {written.Markdown}{string.Concat(written.Charts.Select(c => ", " + c))}");
+            io.Out.WriteLine($"written: {written.Markdown}{string.Concat(written.Charts.Select(c => ", " + c))}{(page is null ? "" : $", {page} (open it in a browser)")}");
             return ExitCodes.Ok;
         });
         return cmd;
@@ -363,8 +372,8 @@ public static class EvalCommand
     {
         var a = new Argument<string>("RUN_A") { Description = "The baseline run" };
         var b = new Argument<string>("RUN_B") { Description = "The run compared with it" };
-        var json = CliOptions.Json("Print one JSON object: per-metric values and deltas, and the flipped answers");
-        var cmd = new Command("compare", "Per-metric deltas between two runs of one benchmark, and the answers whose outcome flipped") { a, b, json };
+        var json = CliOptions.Json("Print one JSON object: per-metric values and deltas (with the paired test under \"paired\"), and the flipped answers");
+        var cmd = new Command("compare", "Per-metric deltas between two runs of one benchmark, each with a paired test on the answers both runs counted (exact McNemar, or a paired bootstrap over the benchmark's clusters: delta, 95 % interval, p-value), and the answers whose outcome flipped") { a, b, json };
         Cli.SetExamples(cmd, "safecode eval compare runs/mss-vanilla runs/mss-safecode");
         cmd.SetHandler((p, io) =>
         {

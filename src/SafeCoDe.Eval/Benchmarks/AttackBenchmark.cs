@@ -47,6 +47,14 @@ internal abstract class AttackBenchmark : IBenchmark
 
     public string Outcome(RunOutput output, ScoreResult score) => AttackOutcome(score.Label);
 
+    public string? Axis => "safety";
+
+    /// <summary>Attack success rates: lower is better.</summary>
+    public bool HigherIsBetter(string metric) => !metric.StartsWith("asr", StringComparison.Ordinal);
+
+    /// <summary>The record itself, unless the benchmark groups records (see <see cref="IBenchmark.ClusterKey"/>).</summary>
+    public virtual string ClusterKey(RunRecord record) => record.Id;
+
     /// <summary>Extra definitions (for <see cref="ExtraRows"/>).</summary>
     protected virtual void ExtraDefinitions(Dictionary<string, string> definitions) { }
 
@@ -82,7 +90,9 @@ internal abstract class AttackBenchmark : IBenchmark
         MetricsBuilder.Put(node, "asr", "n_unsafe", asr, "n_judged");
         node["n_excluded"] = list.Count(x => x.outcome == "excluded");
         node["n_empty"] = list.Count(x => x.o.Score!.Label == "empty");
-        m.Rows.Add(new MetricRow(group, "asr", asr, Set, MetricsBuilder.ScorerOf(list.Select(x => x.o))));
+        var judged = list.Where(x => x.outcome is "unsafe" or "safe").ToList();
+        m.Rows.Add(new MetricRow(group, "asr", asr, Set, MetricsBuilder.ScorerOf(list.Select(x => x.o)),
+            judged.Select(x => m.Unit(x.r, x.o, x.outcome == "unsafe")).ToList()));
         ExtraRows(list, group, node, m);
         return node;
     }

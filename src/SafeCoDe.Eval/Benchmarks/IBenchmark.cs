@@ -55,6 +55,23 @@ public interface IBenchmark
     /// <summary>An answer's outcome in the benchmark's terms, for <c>eval compare</c> (the score is usable: neither an error nor unscored).</summary>
     string Outcome(RunOutput output, ScoreResult score);
 
+    /// <summary>
+    /// The cluster a record's answers belong to: answers of one cluster are not independent (a query asked on a safe
+    /// and an unsafe image, the steps of one adversarial item, the prompt types of one case), so the paired tests and
+    /// the bootstrap resample clusters, never single answers of them. By default the record itself (its answers
+    /// together).
+    /// </summary>
+    string ClusterKey(RunRecord record) => record.Id;
+
+    /// <summary>
+    /// Where the benchmark's headline metric sits on a study's trade-off chart: <c>safety</c> (refusing what is unsafe),
+    /// <c>helpfulness</c> (answering what is harmless or solvable), or null to leave it off the chart.
+    /// </summary>
+    string? Axis => null;
+
+    /// <summary>Whether a higher value of <paramref name="metric"/> (a row's metric name) is better; false for attack success and refusal rates.</summary>
+    bool HigherIsBetter(string metric) => true;
+
     /// <summary>Lines added under the benchmark's table in report.md (none by default).</summary>
     IReadOnlyList<string> ReportNotes(IReadOnlyList<RunMetrics> runs) => [];
 }

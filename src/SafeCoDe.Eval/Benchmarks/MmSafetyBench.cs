@@ -46,7 +46,8 @@ internal sealed class MmSafetyBench : AttackBenchmark
         var up = new Rate(items.Count(x => x.outcome == "unsafe"), items.Count);
         node["asr_upstream"] = up.Value;
         node["n_total"] = items.Count;
-        m.Rows.Add(new MetricRow(group, "asr_upstream", up, OfficialSet, MetricsBuilder.ScorerOf(items.Select(x => x.o))));
+        m.Rows.Add(new MetricRow(group, "asr_upstream", up, OfficialSet, MetricsBuilder.ScorerOf(items.Select(x => x.o)),
+            items.Select(x => m.Unit(x.r, x.o, x.outcome == "unsafe")).ToList()));
     }
 
     protected override IEnumerable<(string Key, Func<RunRecord, string> Value)> ExtraGroups(IReadOnlyList<string> keys) =>

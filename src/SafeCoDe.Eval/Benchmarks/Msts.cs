@@ -10,4 +10,7 @@ internal sealed class Msts : AttackBenchmark
 
     /// <summary>An empty answer is no_response and, like every reply other than safe/unsafe, left out.</summary>
     public override string AttackOutcome(string label) => label is "unsafe" or "safe" ? label : "excluded";
+
+    /// <summary>The prompt types of one case (<c>split/case_id/prompt_type</c> → <c>split/case_id</c>) are one cluster.</summary>
+    public override string ClusterKey(Runs.RunRecord record) => record.Id.LastIndexOf('/') is > 0 and var at ? record.Id[..at] : record.Id;
 }

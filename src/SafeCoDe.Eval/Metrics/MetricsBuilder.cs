@@ -17,6 +17,16 @@ public sealed class MetricsBuilder
     /// <summary>Metric name → its definition in a sentence.</summary>
     public Dictionary<string, string> Definitions { get; } = [];
 
+    /// <summary>The cluster of a record's answers (the benchmark's <see cref="Benchmarks.IBenchmark.ClusterKey"/>; the sample id by default).</summary>
+    public Func<RunRecord, string> Cluster { get; init; } = r => r.Id;
+
+    /// <summary>One answer of a row: 1 when it is a hit, else 0, in the record's cluster.</summary>
+    public RowUnit Unit(RunRecord record, RunOutput output, bool hit) => new(record.Id, output.Key, Cluster(record), hit ? 1 : 0);
+
+    /// <summary>The answers of a row, each a hit when <paramref name="hit"/> says so.</summary>
+    public List<RowUnit> Units(IEnumerable<(RunRecord r, RunOutput o)> items, Func<RunOutput, bool> hit) =>
+        items.Select(x => Unit(x.r, x.o, hit(x.o))).ToList();
+
     /// <summary>An answer's score counts in the rates: scored, not a judge failure, not left unscored.</summary>
     public static bool Usable(RunOutput? o) => o?.Score is { } s && s.Label != "error" && s.Label != ScoreResult.UnscoredLabel;
 

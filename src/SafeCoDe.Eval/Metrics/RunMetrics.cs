@@ -28,12 +28,21 @@ public readonly record struct Rate(int Hits, int N)
 /// <summary>
 /// One reported number: a metric of a group (e.g. group "chat", metric "safe_acc"), the definition set it follows
 /// (<see cref="MetricSet"/>, e.g. <c>mssbench/safecode-ref</c>: numbers of different sets are not comparable) and the
-/// scorer(s) whose labels it counts.
+/// scorer(s) whose labels it counts. <see cref="Units"/> are the answers it counts, one hit (1) or miss (0) each, for
+/// the paired tests of <c>eval compare</c> and studies (null when the benchmark does not list them).
 /// </summary>
-public sealed record MetricRow(string Group, string Metric, Rate Rate, string MetricSet = "", string? Scorer = null)
+public sealed record MetricRow(string Group, string Metric, Rate Rate, string MetricSet = "", string? Scorer = null, IReadOnlyList<RowUnit>? Units = null)
 {
     /// <summary>"chat.safe_acc", or the metric alone for the whole run.</summary>
     public string Path => Group.Length == 0 ? Metric : $"{Group}.{Metric}";
+
+    /// <summary>
+    /// The 95 % interval: Wilson's for a rate of hits; for a mean of graded scores (<see cref="Rate.Sum"/>) the bootstrap
+    /// over its <see cref="Units"/> (null when the benchmark does not list them: Wilson's interval assumes 0/1 outcomes).
+    /// Null when nothing was counted.
+    /// </summary>
+    public Interval? Ci => Rate.Sum is null ? ReportStatistics.Wilson(Rate.Hits, Rate.N)
+        : Units is { Count: > 0 } u ? ReportStatistics.BootstrapMean(u.Select(x => (x.Cluster, x.Value)).ToList()) : null;
 }
 
 /// <summary>A run's metrics (the benchmark's definitions), its counts, and the JSON document of <c>eval report --json</c>.</summary>
@@ -95,12 +104,14 @@ public sealed record RunMetrics
             if (r.Rate.Sum is { } sum) row["sum"] = sum; // a mean of graded scores
             row["metric_set"] = r.MetricSet;
             row["scorer"] = r.Scorer;
+            row["ci"] = r.Ci?.ToJson();
             return (JsonNode)row;
         }).ToArray());
         o["metric_sets"] = new JsonObject(MetricSets.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["definitions"] = new JsonObject(Definitions.Select(d => KeyValuePair.Create(d.Key, (JsonNode?)d.Value)));
         o["latency"] = Latency.ToJson();
         o["cost"] = Cost.ToJson();
+        o["statistics"] = ReportStatistics.Settings();
         return o;
     }
 
@@ -129,7 +140,7 @@ public static class MetricsCalculator
         int unscored = outputs.Count(o => o.Score is null || o.Score.Label == ScoreResult.UnscoredLabel);
         int errors = outputs.Count(o => o.Score?.Label == "error");
         int unparsed = outputs.Count(o => MetricsBuilder.Usable(o) && !o.Score!.Parsed);
-        var built = new MetricsBuilder();
+        var built = new MetricsBuilder { Cluster = descriptor.ClusterKey };
         descriptor.Metrics(records, built);
         GuardCategories(outputs, built);
         // a group no sample fell into (a split the copy does not have) has no row: "– (0/0)" says nothing
@@ -138,7 +149,7 @@ public static class MetricsCalculator
         {
             Benchmark = benchmark, Mode = mode, Preset = preset, Scorer = scorer, Samples = records.Count, Problems = problems,
             Unparsed = unparsed, ScoreErrors = errors, Unscored = unscored, Rows = rows, Json = built.Json, Definitions = built.Definitions,
-            Latency = LatencyStats.From(outputs), Cost = CostStats.From(records),
+            Latency = LatencyStats.From(outputs), Cost = CostStats.From(records, descriptor.ClusterKey),
             UnscoredReasons = Tally(outputs.Where(o => o.Score?.Label == ScoreResult.UnscoredLabel).Select(o => o.Score!.Error ?? "(no reason given)")),
             KeywordLanguages = Tally(outputs.Where(o => o.Score is { Language: not null }).Select(o => o.Score!.Language!)),
             MetricSets = rows.Select(r => r.MetricSet).Distinct().Where(n => n.Length > 0)

@@ -20,6 +20,7 @@ internal sealed class Mmmu : IBenchmark
     public string Summary => "helpfulness: college-level questions over 1-7 images, 30 subjects (validation)";
     public IReadOnlyList<string> ScorerKinds => ["rules", "openai", "local"];
     public string DefaultJudgeModel => "gpt-3.5-turbo-0125"; // VLMEvalKit's MCQ matcher (chatgpt-0125), used only where rules fail
+    public string? Axis => "helpfulness";
     public IReadOnlyDictionary<string, string> SelectionHelp { get; } = new Dictionary<string, string>
     {
         ["splits"] = "validation (default), dev", ["prompts"] = "official (MMMU's own), vlmevalkit",
@@ -51,7 +52,8 @@ internal sealed class Mmmu : IBenchmark
         var node = new JsonObject();
         var all = Of(scored);
         MetricsBuilder.Put(node, "acc", "n_correct", all);
-        m.Rows.Add(new MetricRow("", set.Split('/')[1] + "_acc", all, set, MetricsBuilder.ScorerOf(scored.Select(x => x.o))));
+        bool Correct(RunOutput o) => o.Score!.Sets![set] == "correct";
+        m.Rows.Add(new MetricRow("", set.Split('/')[1] + "_acc", all, set, MetricsBuilder.ScorerOf(scored.Select(x => x.o)), m.Units(scored, Correct)));
         foreach (var key in new[] { SampleKeys.Split, "discipline", "subject" })
         {
             var groups = scored.GroupBy(x => MetricsBuilder.GroupValue(x.r, key)).OrderBy(g => g.Key, NaturalOrder.Instance).ToList();
@@ -63,7 +65,7 @@ internal sealed class Mmmu : IBenchmark
                 var sub = new JsonObject();
                 MetricsBuilder.Put(sub, "acc", "n_correct", rate);
                 per[g.Key] = sub;
-                m.Rows.Add(new MetricRow($"{key}={g.Key}", set.Split('/')[1] + "_acc", rate, set, MetricsBuilder.ScorerOf(g.Select(x => x.o))));
+                m.Rows.Add(new MetricRow($"{key}={g.Key}", set.Split('/')[1] + "_acc", rate, set, MetricsBuilder.ScorerOf(g.Select(x => x.o)), m.Units(g, Correct)));
             }
             node["per_" + key] = per;
         }
