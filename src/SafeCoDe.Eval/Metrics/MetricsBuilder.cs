@@ -23,6 +23,13 @@ public sealed class MetricsBuilder
     /// <summary>One answer of a row: 1 when it is a hit, else 0, in the record's cluster.</summary>
     public RowUnit Unit(RunRecord record, RunOutput output, bool hit) => new(record.Id, output.Key, Cluster(record), hit ? 1 : 0);
 
+    /// <summary>One answer of a row of graded scores (<see cref="Rate.Mean"/>): its score as the row counts it, in the record's cluster.</summary>
+    public RowUnit Unit(RunRecord record, RunOutput output, double value) => new(record.Id, output.Key, Cluster(record), value);
+
+    /// <summary>The answers of a row of graded scores, each with the score <paramref name="value"/> gives it.</summary>
+    public List<RowUnit> Units<T>(IEnumerable<T> items, Func<T, RunRecord> record, Func<T, RunOutput> output, Func<T, double> value) =>
+        items.Select(x => Unit(record(x), output(x), value(x))).ToList();
+
     /// <summary>The answers of a row, each a hit when <paramref name="hit"/> says so.</summary>
     public List<RowUnit> Units(IEnumerable<(RunRecord r, RunOutput o)> items, Func<RunOutput, bool> hit) =>
         items.Select(x => Unit(x.r, x.o, hit(x.o))).ToList();

@@ -1,7 +1,10 @@
 using NUnit.Framework;
+using SafeCoDe.Eval.Benchmarks;
 using SafeCoDe.Eval.Metrics;
 using SafeCoDe.Eval.Reports;
 using SafeCoDe.Eval.Runs;
+using SafeCoDe.Eval.Scoring;
+using SafeCoDe.Eval.Tests.Helpfulness;
 using static SafeCoDe.Eval.Tests.Harness.T;
 
 namespace SafeCoDe.Eval.Tests.Harness;
@@ -162,15 +165,7 @@ public class StatisticsTests
             Rec("a/2/step0", "hades", G("scenario", "a"), Out("answer", "invalid", parsed: false)),
         };
         foreach (var (bench, recs) in new[] { ("mssbench", mss), ("mossbench", moss), ("hades", hades), ("mm-safetybench", hades) })
-        {
-            var m = MetricsCalculator.Compute(bench, "vanilla", null, "test", recs, 0);
-            foreach (var row in m.Rows)
-            {
-                Assert.That(row.Units, Is.Not.Null, $"{bench} {row.Path}");
-                Assert.That(row.Units!.Count, Is.EqualTo(row.Rate.N), $"{bench} {row.Path}");
-                Assert.That((int)row.Units.Sum(u => u.Value), Is.EqualTo(row.Rate.Hits), $"{bench} {row.Path}");
-            }
-        }
+            UnitsAgree(MetricsCalculator.Compute(bench, "vanilla", null, "test", recs, 0));
         var h = MetricsCalculator.Compute("hades", "vanilla", null, "test", hades, 0).Rows.First(r => r.Path == "asr");
         Assert.That(h.Units!.Select(u => u.Cluster).Distinct(), Is.EquivalentTo(new[] { "a/1", "a/2" }), "HADES: one item's steps are one cluster");
         var msts = new List<RunRecord>
@@ -183,6 +178,147 @@ public class StatisticsTests
         Assert.That(ms.Units!.Select(u => u.Cluster).Distinct(), Is.EquivalentTo(new[] { "english/c1", "german/c1" }), "MSTS: one case's prompt types are one cluster");
         var t = MetricsCalculator.Compute("mssbench", "vanilla", null, "test", mss, 0).Rows.First(r => r.Path == "total_acc");
         Assert.That(t.Units!.Select(u => u.Cluster).Distinct().Count(), Is.EqualTo(3), "MSSBench: a sample's safe and unsafe answers are one cluster");
+    }
+
+    /// <summary>Every row lists its answers, as many as it counts, and they add up to what it counts (hits, or the sum of scores).</summary>
+    private static void UnitsAgree(RunMetrics m)
+    {
+        Assert.That(m.Rows, Is.Not.Empty, m.Benchmark);
+        foreach (var row in m.Rows)
+        {
+            var at = $"{m.Benchmark} {row.MetricSet} {row.Path}";
+            Assert.That(row.Units, Is.Not.Null, at);
+            Assert.That(row.Units!.Count, Is.EqualTo(row.Rate.N), at);
+            Assert.That(row.Units.Sum(u => u.Value), Is.EqualTo(row.Rate.Sum ?? row.Rate.Hits).Within(1e-9), at);
+        }
+    }
+
+    private static EvalSample Sample(IEnumerable<ReadItem> items, string id) => items.Single(i => i.Sample?.Id == id).Sample!;
+
+    private static RunRecord Scored(string benchmark, EvalSample s, ScoreResult score) => new()
+    {
+        Id = s.Id, Benchmark = benchmark, Groups = s.Groups, Labels = s.Labels,
+        Outputs = [new RunOutput { Key = SampleKeys.Answer, Question = s.Prompts[0].Question, Answer = "a", Score = score }],
+    };
+
+    private static ChatClientScorer Grader(FakeJudgeServer server, int runs = 1) =>
+        new(SafeCoDe.Torch.Safety.EndpointJudge.CreateClient(new SafeCoDe.Torch.Safety.EndpointJudgeOptions { BaseUrl = server.BaseUrl, ApiKey = "k", Model = "grader" }),
+            "grader", ownsClient: true) { InitialBackoff = TimeSpan.FromMilliseconds(5), MaxRetries = 0, Runs = runs };
+
+    /// <summary>MathVista's test copy scored by the rules: answers id → response.</summary>
+    private static async Task<RunMetrics> MathVistaRun(string root, IReadOnlyDictionary<string, string> answers)
+    {
+        var items = BenchmarkReaders.Get("mathvista").Read(root, ReaderSelection.All).ToList();
+        var rules = new RuleScorer();
+        var recs = new List<RunRecord>();
+        foreach (var (id, answer) in answers)
+        {
+            var s = Sample(items, id);
+            recs.Add(Scored("mathvista", s, await rules.ScoreAsync(new ScoreInput("mathvista", id, SampleKeys.Answer, s.Prompts[0].Question, answer, s.Groups, s.Labels))));
+        }
+        return MetricsCalculator.Compute("mathvista", "vanilla", null, "rules", recs, 0);
+    }
+
+    /// <summary>
+    /// MM-Vet's test copy graded over three runs by a fake grader: <paramref name="official"/> gives the official grader's
+    /// reply for a response and its call number, <paramref name="vlm"/> VLMEvalKit's grader's reply for a response.
+    /// </summary>
+    private static async Task<RunMetrics> MmVetRun(string root, Func<string, int, string> official, Func<string, string> vlm)
+    {
+        var items = BenchmarkReaders.Get("mm-vet").Read(root, ReaderSelection.All).ToList();
+        int calls = 0;
+        // the answers are "response v1_N"; VLMEvalKit's grader text starts with a newline, the official one does not
+        string Response(string user) => string.Join(' ', user[user.LastIndexOf("response v1_", StringComparison.Ordinal)..].Split(' ').Take(2));
+        using var server = new FakeJudgeServer(body =>
+        {
+            var user = FakeJudgeServer.UserText(body);
+            return user.StartsWith('\n') ? vlm(Response(user)) : official(Response(user), Interlocked.Increment(ref calls));
+        });
+        using var grader = Grader(server, runs: 3);
+        var recs = new List<RunRecord>();
+        foreach (var id in new[] { "v1_0", "v1_1", "v1_2" })
+        {
+            var s = Sample(items, id);
+            recs.Add(Scored("mm-vet", s, await grader.ScoreAsync(new ScoreInput("mm-vet", id, SampleKeys.Answer, s.Prompts[0].Question, "response " + id, s.Groups, s.Labels))));
+        }
+        return MetricsCalculator.Compute("mm-vet", "vanilla", null, "openai:grader", recs, 0);
+    }
+
+    [Test]
+    public async Task RowUnits_AgreeWithEveryRowsCounts_HelpfulnessBenchmarksScoredByTheirRubrics()
+    {
+        // MathVista: 1 by letter in prose (official wrong, VLMEvalKit right), 2 right, 3 right officially only (rounding), 4 a list
+        var mv = await MathVistaRun(MathVistaFolders.WriteHub(NewDir()).Root,
+            new Dictionary<string, string> { ["1"] = "I think it is B", ["2"] = "1000", ["3"] = "The answer is \"1.449\".", ["4"] = "The answer is \"[2007, 2008]\"." });
+        UnitsAgree(mv);
+        Assert.That(mv.Rows.Single(r => r.Path == "official_acc").Units!.Select(u => u.Value), Is.EqualTo(new double[] { 0, 1, 1, 1 }));
+
+        // MM-Vet over three runs: v1_1's official grader never gives a score (each run 0.0, counted unparsed), nor does its VLMEvalKit grader
+        var mm = await MmVetRun(MmVetFolders.WriteRelease(NewDir()).Root,
+            (response, call) => response.EndsWith("v1_1", StringComparison.Ordinal) ? "maybe" : response.EndsWith("v1_0", StringComparison.Ordinal) ? (call % 2 == 0 ? "0.3" : "0.8") : "0.5",
+            response => response.EndsWith("v1_1", StringComparison.Ordinal) ? "nope" : response.EndsWith("v1_0", StringComparison.Ordinal) ? "0.7" : "1.0");
+        UnitsAgree(mm);
+        Assert.That(mm.Unparsed, Is.EqualTo(1));
+        var official = mm.Rows.Single(r => r.Path == "official_score");
+        Assert.That(official.Units!.Single(u => u.Id == "v1_1").Value, Is.EqualTo(0.0), "an answer whose grading never parsed counts 0.0, as in the mean");
+        Assert.That(official.Units!.Single(u => u.Id == "v1_2").Value, Is.EqualTo(0.5).Within(1e-12));
+        Assert.That(official.Units!.Single(u => u.Id == "v1_0").Value, Is.Not.EqualTo(0.3).And.Not.EqualTo(0.8), "v1_0's runs differ: its unit is their mean");
+
+        // MIA-Bench: 0's VLMEvalKit reply and 1's official reply do not parse (dropped from those means and their units)
+        var (miaRoot, _, _) = MiaFolders.WriteApple(NewDir());
+        var miaItems = BenchmarkReaders.Get("mia-bench").Read(miaRoot, ReaderSelection.All).ToList();
+        using (var server = new FakeJudgeServer(body =>
+        {
+            var t = FakeJudgeServer.UserText(body);
+            bool off = t.Contains("is:' ", StringComparison.Ordinal);
+            return t.Contains("two individuals", StringComparison.Ordinal)
+                ? off ? "score of component 1: 5/6, score of component 2: 3/4, total score: 8/10. Leaves out one person." : "A fairly good response."
+                : t.Contains("metaphor", StringComparison.Ordinal)
+                    ? off ? "Good." : "score of component 1: 2/4, score of component 2: 3/3, score of component 3: 0/3, total score: 5/10. No metaphor."
+                    : "score of component 1: 1/2, score of component 2: 2/2, score of component 3: 0/2, score of component 4: 2/2, score of component 5: 1/2, total score: 6/10. Mixed.";
+        }))
+        using (var grader = Grader(server))
+        {
+            var recs = new List<RunRecord>();
+            foreach (var id in new[] { "0", "1", "2" })
+            {
+                var s = Sample(miaItems, id);
+                recs.Add(Scored("mia-bench", s, await grader.ScoreAsync(new ScoreInput("mia-bench", id, SampleKeys.Answer, s.Prompts[0].Question, "an answer", s.Groups, s.Labels, BenchmarkFolders.Png(1)))));
+            }
+            var mia = MetricsCalculator.Compute("mia-bench", "vanilla", null, "openai:grader", recs, 0);
+            UnitsAgree(mia);
+            Assert.That(mia.Rows.Single(r => r.Path == "official_score").Units!.Select(u => (u.Id, u.Value)), Is.EqualTo(new[] { ("0", 0.8), ("2", 0.6) }));
+            Assert.That(mia.Rows.Single(r => r.Path == "component=describe.vlmevalkit_score").Units!.Select(u => (u.Id, u.Value)), Is.EqualTo(new[] { ("1", 0.5), ("2", 0.5) }));
+        }
+    }
+
+    [Test]
+    public async Task GradedScoreRows_HaveABootstrapInterval_AndComparePairsThem_AccuracyRowsByMcNemar()
+    {
+        var mvRoot = MathVistaFolders.WriteHub(NewDir()).Root;
+        var mvA = await MathVistaRun(mvRoot, new Dictionary<string, string> { ["1"] = "3/5", ["2"] = "1000", ["3"] = "2", ["4"] = "[1, 2]" });
+        var mvB = await MathVistaRun(mvRoot, new Dictionary<string, string> { ["1"] = "8/11", ["2"] = "1000", ["3"] = "1.45", ["4"] = "[1, 2]" });
+        var acc = RunCompare.Deltas(mvA, mvB).Single(d => d.Metric == "official_acc").Test!;
+        Assert.That((acc.Test, acc.Discordant, acc.N), Is.EqualTo(("mcnemar-exact", (0, 2), 4)));
+
+        var mmRoot = MmVetFolders.WriteRelease(NewDir()).Root;
+        var a = await MmVetRun(mmRoot, (_, _) => "0.2", r => r.EndsWith("v1_0", StringComparison.Ordinal) ? "0.4" : "0.1");
+        var b = await MmVetRun(mmRoot, (r, _) => r.EndsWith("v1_2", StringComparison.Ordinal) ? "0.9" : "0.6", _ => "0.7");
+        var dir = NewDir();
+        var written = ReportWriter.Write([a], dir);
+        var rows = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(written.JsonPath))!["runs"]![0]!["rows"]!.AsArray();
+        var score = rows.Single(r => (string?)r!["metric"] == "official_score" && (string?)r!["group"] == "")!;
+        Assert.That((string?)score["ci"]?["method"], Is.EqualTo("bootstrap"), "a mean of graded scores: the bootstrap's interval, not Wilson's");
+        Assert.That(rows.All(r => r!["ci"] is not null), Is.True, "every MM-Vet row has its interval");
+        var deltas = RunCompare.Deltas(a, b);
+        var official = deltas.Single(d => d.Metric == "official_score").Test!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(official.Test, Is.EqualTo("paired-bootstrap"));
+            Assert.That(official.N, Is.EqualTo(3));
+            Assert.That(official.Delta, Is.EqualTo((0.6 + 0.6 + 0.9) / 3 - 0.2).Within(1e-12));
+            Assert.That(deltas.Single(d => d.Metric == "vlmevalkit_score").Test!.Test, Is.EqualTo("paired-bootstrap"));
+        });
     }
 
     [Test]

@@ -69,7 +69,7 @@ internal sealed class MathVista : IBenchmark
                 node["prefetch"] = prefetch;
                 node["prefetch_rate"] = l.Count == 0 ? null : (double)prefetch / l.Count;
             }
-            if (row) m.Rows.Add(new MetricRow(group, metric, rate, set, MetricsBuilder.ScorerOf(l.Select(x => x.o))));
+            if (row) m.Rows.Add(new MetricRow(group, metric, rate, set, MetricsBuilder.ScorerOf(l.Select(x => x.o)), m.Units(l, o => o.Score!.Sets![set] == "correct")));
             return node;
         }
         var root = Node(scored, "");

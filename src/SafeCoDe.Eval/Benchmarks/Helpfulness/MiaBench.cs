@@ -53,15 +53,16 @@ internal sealed class MiaBench : IBenchmark
             node["n"] = parsed.Count;
             node["n_dropped"] = graded.Count - parsed.Count;
             string metric = key + "_score";
-            m.Rows.Add(new MetricRow("", metric, total, set, MetricsBuilder.ScorerOf(parsed.Select(x => x.o))));
-            var comps = parsed.Select(x => (x.o, c: JsonSerializer.Deserialize<Dictionary<string, double>>(x.o.Score!.Sets![set + MiaRubric.Components])!)).ToList();
+            // a dropped reply is in neither the row's N nor its units, as both scorers leave it out of the mean
+            m.Rows.Add(new MetricRow("", metric, total, set, MetricsBuilder.ScorerOf(parsed.Select(x => x.o)), m.Units(parsed, x => x.r, x => x.o, x => Num(x.o.Score!.Sets![set]))));
+            var comps = parsed.Select(x => (x.r, x.o, c: JsonSerializer.Deserialize<Dictionary<string, double>>(x.o.Score!.Sets![set + MiaRubric.Components])!)).ToList();
             var per = new JsonObject();
             foreach (var type in comps.SelectMany(x => x.c.Keys).Distinct().Order(StringComparer.Ordinal))
             {
                 var with = comps.Where(x => x.c.ContainsKey(type)).ToList();
                 var rate = Rate.Mean(with.Sum(x => x.c[type]), with.Count);
                 per[type] = new JsonObject { ["score"] = rate.Value, ["n"] = with.Count };
-                m.Rows.Add(new MetricRow($"component={type}", metric, rate, set, MetricsBuilder.ScorerOf(with.Select(x => x.o))));
+                m.Rows.Add(new MetricRow($"component={type}", metric, rate, set, MetricsBuilder.ScorerOf(with.Select(x => x.o)), m.Units(with, x => x.r, x => x.o, x => x.c[type])));
             }
             node["per_component_type"] = per;
             m.Json[key] = node;

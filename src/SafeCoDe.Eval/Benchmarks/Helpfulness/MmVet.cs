@@ -57,9 +57,11 @@ internal sealed class MmVet : IBenchmark
         {
             var l = items.ToList();
             var totals = Enumerable.Range(0, nRuns).Select(k => l.Count == 0 ? 0 : l.Sum(x => x.runs[k]) / l.Count).ToList();
-            var rate = Rate.Mean(l.Sum(x => x.runs.Take(nRuns).DefaultIfEmpty(0).Average()), l.Count);
+            // an answer's score: its mean over the runs every answer has (an unparsed run graded 0.0, as the scorer grades it)
+            double Score((RunRecord r, RunOutput o, List<double> runs) x) => x.runs.Take(nRuns).DefaultIfEmpty(0).Average();
+            var rate = Rate.Mean(l.Sum(Score), l.Count);
             var g = new JsonObject { ["score"] = rate.Value, ["n"] = l.Count };
-            if (row) m.Rows.Add(new MetricRow(group, "official_score", rate, OfficialSet, MetricsBuilder.ScorerOf(l.Select(x => x.o))));
+            if (row) m.Rows.Add(new MetricRow(group, "official_score", rate, OfficialSet, MetricsBuilder.ScorerOf(l.Select(x => x.o)), m.Units(l, x => x.r, x => x.o, Score)));
             return g;
         }
         var all = Group(official, "", true);
@@ -84,7 +86,7 @@ internal sealed class MmVet : IBenchmark
         {
             var l = items.ToList();
             var rate = Rate.Mean(l.Sum(x => x.score), l.Count);
-            if (row) m.Rows.Add(new MetricRow(group, "vlmevalkit_score", rate, VlmSet, MetricsBuilder.ScorerOf(l.Select(x => x.o))));
+            if (row) m.Rows.Add(new MetricRow(group, "vlmevalkit_score", rate, VlmSet, MetricsBuilder.ScorerOf(l.Select(x => x.o)), m.Units(l, x => x.r, x => x.o, x => x.score)));
             return new JsonObject { ["score"] = rate.Value, ["n"] = l.Count };
         }
         var v = V(vlm, "", true);
