@@ -315,6 +315,31 @@ public class StudyTests
     }
 
     [Test]
+    public void DryRun_WithADataFolderMissing_ListsEveryCell_NotesTheMissingData_AndExitsOne_WhileARunRefuses()
+    {
+        var root = NewDir();
+        var moss = BenchmarkFolders.WriteMossBench(Path.Combine(root, "moss")).Root;
+        var absent = Path.Combine(root, "not-here", "mssbench");
+        var plan = Plan(root, absent, moss);
+        var study = Path.Combine(root, "study");
+        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--dry-run");
+        Assert.Multiple(() =>
+        {
+            Assert.That(code, Is.EqualTo(1), stdout + stderr);
+            foreach (var method in new[] { "vanilla", "safecode" })
+            {
+                Assert.That(stdout, Does.Contain($"| tiny/mss/{method} | – | – |"));
+                Assert.That(stdout, Does.Match($@"\| tiny/moss/{method} \| 3 \| 3 \| [^|]+ \| not started \|"));
+            }
+            Assert.That(stdout.Split('\n').Count(l => l.Contains($"data not found: {absent} |")), Is.EqualTo(2));
+            Assert.That(stderr, Does.Contain($"data not found: {absent}"));
+            Assert.That(Directory.Exists(study), Is.False, "a dry run writes nothing");
+        });
+        var run = Cli("eval", "study", plan, "--out", study, "--quiet");
+        Assert.That(run.code, Is.EqualTo(2), "a real run still refuses: " + run.stdout + run.stderr);
+    }
+
+    [Test]
     public void Study_UnscoredAnswers_AreCountedAndTheExitCodeIsOne()
     {
         var root = NewDir();
