@@ -452,4 +452,37 @@ public class StudyTests
         Assert.That(stdout, Does.Contain("study safescenes-study: 26 cell(s), baseline vanilla, folder "));
         Assert.That(stdout, Does.Contain("| safescenes-tiny/mssbench/safecode | 2 | 4 | scene_judge (before) | not started |"));
     }
+
+    [Test]
+    public void PaperComparisonPlan_NamesEveryMethodAndBenchmark_AndDryRunsEveryCellWithItsDataMissing()
+    {
+        var repo = new DirectoryInfo(AppContext.BaseDirectory);
+        while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "SafeCoDe.Torch.sln"))) repo = repo.Parent;
+        Assert.That(repo, Is.Not.Null, "the repository root above the test binaries");
+        var plan = Path.Combine(repo!.FullName, "docs", "examples", "paper-comparison.yaml");
+        var parsed = StudyPlan.Load(plan);
+        Assert.That(parsed.Benchmarks.Select(b => b.Data).Where(Path.Exists), Is.Empty, "the plan's placeholder data paths are not on this machine");
+        // jsonl is a user's own prompt file, not a published benchmark
+        var published = SafeCoDe.Eval.Benchmarks.EvalBenchmarks.Registered.Where(b => b != "jsonl").ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(parsed.Methods.Select(m => m.Mode).Distinct(), Is.EquivalentTo(SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Names));
+            Assert.That(parsed.Benchmarks.Select(b => b.Benchmark), Is.EquivalentTo(published));
+            Assert.That(parsed.Models, Has.Count.EqualTo(4));
+        });
+        var (code, stdout, stderr) = Cli("eval", "study", plan, "--dry-run");
+        int cells = parsed.Models.Count * parsed.Methods.Count * parsed.Benchmarks.Count;
+        Assert.Multiple(() =>
+        {
+            Assert.That(code, Is.EqualTo(1), stderr);
+            Assert.That(stdout, Does.Contain($"study paper-comparison: {cells} cell(s), baseline vanilla"));
+            foreach (var model in parsed.Models)
+                foreach (var b in parsed.Benchmarks)
+                    foreach (var m in parsed.Methods)
+                        Assert.That(stdout, Does.Contain($"| {model.Name}/{b.Name}/{m.Name} | – | – |"));
+            Assert.That(stdout.Split('\n').Count(l => l.Contains(" | data not found: /")), Is.EqualTo(cells));
+            foreach (var b in parsed.Benchmarks)
+                Assert.That(stderr, Does.Contain($"{b.Where}: data not found: {b.Data}"));
+        });
+    }
 }
