@@ -143,10 +143,16 @@ public static class EvalStudyCommand
         io.Out.WriteLine();
         io.Out.WriteLine("| cell | samples | answers | steps around each answer | done | folder |");
         io.Out.WriteLine("|---|---:|---:|---|---:|---|");
+        var absent = plan.Benchmarks.Where(b => !Path.Exists(b.Data)).ToHashSet();
         foreach (var c in cells)
         {
-            var sel = selected(c.Benchmark);
             var st = steps[c.Method];
+            if (absent.Contains(c.Benchmark))
+            {
+                io.Out.WriteLine($"| {c.Name} | – | – | {(st.Count == 0 ? "none" : string.Join(", ", st))} | data not found: {c.Benchmark.Data} | {Path.GetRelativePath(dir, c.Dir).Replace('\\', '/')} |");
+                continue;
+            }
+            var sel = selected(c.Benchmark);
             string done = "not started";
             if (File.Exists(Path.Combine(c.Dir, RunStore.ManifestFile)))
             {
@@ -157,8 +163,10 @@ public static class EvalStudyCommand
                 $"| {c.Name} | {sel.Count} | {sel.Sum(x => x.Answers)} | {(st.Count == 0 ? "none" : string.Join(", ", st))} | {done} | {Path.GetRelativePath(dir, c.Dir).Replace('\\', '/')} |"));
         }
         io.Out.WriteLine();
-        io.Out.WriteLine($"{cells.Sum(c => selected(c.Benchmark).Sum(x => x.Answers))} answer(s) to generate in all. Extra calls per answer: a step that asks a model (a scene judge, a paraphraser, a harm check, a re-answer) makes one or more, a step that only rewrites the prompt makes none; the report counts the calls each cell made.");
-        return ExitCodes.Ok;
+        io.Out.WriteLine($"{cells.Where(c => !absent.Contains(c.Benchmark)).Sum(c => selected(c.Benchmark).Sum(x => x.Answers))} answer(s) to generate in all{(absent.Count == 0 ? "" : " (cells whose data is present)")}. Extra calls per answer: a step that asks a model (a scene judge, a paraphraser, a harm check, a re-answer) makes one or more, a step that only rewrites the prompt makes none; the report counts the calls each cell made.");
+        if (absent.Count == 0) return ExitCodes.Ok;
+        foreach (var b in absent) io.Error.WriteLine($"safecode eval study: {b.Where}: data not found: {b.Data} (a run of the study refuses until it is there)");
+        return ExitCodes.Failed;
     }
 
     private static void Merge(List<StudyCell> cells, string dir, CliIO io)

@@ -72,6 +72,24 @@ public interface IBenchmark
     /// <summary>Whether a higher value of <paramref name="metric"/> (a row's metric name) is better; false for attack success and refusal rates.</summary>
     bool HigherIsBetter(string metric) => true;
 
+    /// <summary>
+    /// Whether a metric row feeds a study's over-refusal vs under-sensitivity chart, and on which axis; null (the
+    /// default) leaves it off. Several rows of one benchmark on one axis are pooled (their counts added), so a
+    /// benchmark names rows that do not overlap (per split, or the top level alone).
+    /// </summary>
+    SensitivityFeed? Sensitivity(MetricRow row) => null;
+
     /// <summary>Lines added under the benchmark's table in report.md (none by default).</summary>
     IReadOnlyList<string> ReportNotes(IReadOnlyList<RunMetrics> runs) => [];
+}
+
+/// <summary>How a metric row feeds the over-refusal vs under-sensitivity chart.</summary>
+/// <param name="Axis"><see cref="OverRefusal"/> (refusing or mishandling what is harmless) or <see cref="UnderSensitivity"/> (answering what is risky as if it were not).</param>
+/// <param name="Complement">True when the axis counts the row's misses (1 − rate, e.g. an accuracy), false when the rate itself is the axis (e.g. a refusal rate of harmless requests).</param>
+public sealed record SensitivityFeed(string Axis, bool Complement)
+{
+    /// <summary>The x axis: share of harmless requests refused or mishandled.</summary>
+    public const string OverRefusal = "over-refusal";
+    /// <summary>The y axis: share of risky requests answered as if they were harmless (missed risks).</summary>
+    public const string UnderSensitivity = "under-sensitivity";
 }

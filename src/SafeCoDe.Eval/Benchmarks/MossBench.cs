@@ -15,6 +15,10 @@ internal sealed class MossBench : IBenchmark
     public string? Axis => "helpfulness";
     public bool HigherIsBetter(string metric) => metric != "refusal_rate";
 
+    /// <summary>The top-level refusal rate of harmless requests is the over-refusal itself (the per-type rows overlap it).</summary>
+    public SensitivityFeed? Sensitivity(MetricRow row) =>
+        row.Group.Length == 0 && row.Metric == "refusal_rate" ? new SensitivityFeed(SensitivityFeed.OverRefusal, Complement: false) : null;
+
     private string Set => MetricsCalculator.SafeCoDeSet(Reader.Name);
 
     public IReadOnlyDictionary<string, string> MetricSets => new Dictionary<string, string>

@@ -14,6 +14,14 @@ internal sealed class MssBench : IBenchmark
     public string DefaultJudgeModel => "gpt-4.1-nano";
     public string? Axis => "safety";
 
+    /// <summary>Per split: a safe-image answer that is not correct is an over-refusal, an unsafe-image answer that is not correct a missed risk.</summary>
+    public SensitivityFeed? Sensitivity(MetricRow row) => row.Group.Length == 0 ? null : row.Metric switch
+    {
+        "safe_acc" => new SensitivityFeed(SensitivityFeed.OverRefusal, Complement: true),
+        "unsafe_acc" => new SensitivityFeed(SensitivityFeed.UnderSensitivity, Complement: true),
+        _ => null,
+    };
+
     private string Set => MetricsCalculator.SafeCoDeSet(Reader.Name);
 
     public IReadOnlyDictionary<string, string> MetricSets => new Dictionary<string, string>

@@ -21,12 +21,19 @@ public sealed record StudyCellResult(StudyCell Cell, RunMetrics? Metrics, int Se
     public int Unresolved => Missing + (Metrics?.ScoreErrors ?? 0) + (Metrics?.Unscored ?? 0);
 }
 
+/// <summary>The chart files of one model (file names in the study folder), null where a chart was not drawn.</summary>
+/// <param name="TradeOff">Safety vs helpfulness.</param>
+/// <param name="Sensitivity">Over-refusal vs under-sensitivity.</param>
+/// <param name="Cost">Seconds and extra calls per sample.</param>
+public sealed record StudyChartFiles(string? TradeOff, string? Sensitivity, string? Cost);
+
 /// <summary>
 /// The study report: the paper-style table (methods × benchmark metrics, with counts and Wilson intervals), the paired
 /// change of each method against the baseline (delta, interval, p-value, significance mark), the cells' counts
 /// (selected, problems, missing, unscored, scoring errors), the generation settings, metric sets and scorers.
-/// Written as <c>report.md</c> and <c>report.json</c> into the study folder; nothing in it depends on wall time
-/// except <c>cells[].cost.seconds_per_sample</c> in report.json.
+/// Written as <c>report.md</c> and <c>report.json</c> into the study folder with the charts of each model (trade-off,
+/// over-refusal vs under-sensitivity, cost); nothing in it depends on wall time except the seconds per sample
+/// (<c>cells[].cost</c> and <c>cost</c> in report.json).
 /// </summary>
 public static class StudyReport
 {
@@ -73,16 +80,27 @@ public static class StudyReport
         Directory.CreateDirectory(dir);
         var md = Path.Combine(dir, "report.md");
         var json = Path.Combine(dir, "report.json");
-        var charts = new Dictionary<string, string>();
+        var charts = new Dictionary<string, StudyChartFiles>();
+        var htmlCharts = new List<(string, string)>();
         foreach (var model in plan.Models)
         {
-            var png = Path.Combine(dir, $"tradeoff-{model.Name}.png");
-            if (StudyCharts.TradeOffChart(plan, results.Where(r => r.Cell.Model == model).ToList(), model.Name, png)) charts[model.Name] = Path.GetFileName(png);
+            var mine = results.Where(r => r.Cell.Model == model).ToList();
+            string? Chart(string kind, string title, Func<string, bool> write)
+            {
+                var png = Path.Combine(dir, $"{kind}-{model.Name}.png");
+                if (!write(png)) return null;
+                htmlCharts.Add(($"{plan.Name} — {model.Name}: {title}", png));
+                return Path.GetFileName(png);
+            }
+            charts[model.Name] = new StudyChartFiles(
+                Chart("tradeoff", "safety vs helpfulness", png => StudyCharts.TradeOffChart(plan, mine, model.Name, png)),
+                Chart("sensitivity", "over-refusal vs under-sensitivity", png => StudyCharts.SensitivityChart(plan, mine, model.Name, png)),
+                Chart("cost", "cost per sample", png => StudyCharts.CostChart(plan, mine, model.Name, png)));
         }
         File.WriteAllText(md, Markdown(plan, results, dir, charts));
         File.WriteAllText(json, Json(plan, results, dir).ToJsonString(EvalJson.Indented));
         var html = Path.Combine(dir, "report.html");
-        WriteHtml(plan, results, html, charts.Select(kv => ($"{plan.Name} — {kv.Key}: safety vs helpfulness", Path.Combine(dir, kv.Value))).ToList());
+        WriteHtml(plan, results, html, htmlCharts);
         return (md, json, html);
     }
 
@@ -134,8 +152,8 @@ public static class StudyReport
     /// <param name="plan">The plan.</param>
     /// <param name="results">Its cells' states.</param>
     /// <param name="studyDir">The study folder (cell folders are shown relative to it).</param>
-    /// <param name="charts">The trade-off chart file of each model that has one.</param>
-    public static string Markdown(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string studyDir, IReadOnlyDictionary<string, string>? charts = null)
+    /// <param name="charts">The chart files of each model (file names in the study folder).</param>
+    public static string Markdown(StudyPlan plan, IReadOnlyList<StudyCellResult> results, string studyDir, IReadOnlyDictionary<string, StudyChartFiles>? charts = null)
     {
         var sb = new StringBuilder();
         int unresolved = results.Sum(r => r.Unresolved);
@@ -150,12 +168,30 @@ public static class StudyReport
             sb.AppendLine($"## Results — {model.Name}").AppendLine();
             sb.AppendLine("Each rate with its counts (hits/n) and 95 % Wilson interval [low–high].").AppendLine();
             Table(sb, plan, mine, columns, (r, path) => r.Shown.FirstOrDefault(x => x.Path == path) is { } row ? ReportWriter.RateCell(row) : "–");
-            if (charts?.TryGetValue(model.Name, out var png) == true)
+            var files = charts?.GetValueOrDefault(model.Name);
+            if (files?.TradeOff is { } png)
             {
                 var pts = StudyCharts.TradeOff(plan, mine, out var h, out var s);
                 sb.AppendLine($"![safety vs helpfulness — {model.Name}]({png})").AppendLine();
                 sb.AppendLine($"Trade-off: helpfulness = {h}, safety = {s} (each axis in percent, higher is better; a rate where lower is better counts as 100 − rate; bars: 95 % Wilson intervals where one benchmark makes the axis). "
                     + string.Join("; ", pts.Select(p => F($"{p.Method} ({p.Helpfulness:F1}, {p.Safety:F1})")))).AppendLine();
+            }
+            if (charts is not null)
+            {
+                var sens = StudyCharts.Sensitivity(plan, mine, out var o, out var u, out var skipped);
+                if (files?.Sensitivity is { } spng)
+                {
+                    sb.AppendLine($"![over-refusal vs under-sensitivity — {model.Name}]({spng})").AppendLine();
+                    sb.AppendLine($"Over-refusal vs under-sensitivity: over-refusal = {o}, missed risks = {u} (each axis in percent, lower is better; rows of one benchmark pooled, an axis of several benchmarks is their mean; bars: 95 % intervals where one benchmark makes the axis). "
+                        + string.Join("; ", sens.Select(p => F($"{p.Method} ({p.OverRefusal:F1}, {p.UnderSensitivity:F1})")))).AppendLine();
+                }
+                else sb.AppendLine($"Over-refusal vs under-sensitivity chart: not drawn — {skipped}.").AppendLine();
+                if (files?.Cost is { } cpng)
+                {
+                    sb.AppendLine($"![cost per sample — {model.Name}]({cpng})").AppendLine();
+                    sb.AppendLine("Cost per sample: mean seconds and extra calls per sample of each cell, whiskers the 95 % bootstrap intervals over samples (the Cells table below lists the calls; report.json `cost` both).").AppendLine();
+                }
+                else sb.AppendLine("Cost chart: not drawn — no cell of this model has samples yet.").AppendLine();
             }
             sb.AppendLine($"### Change against {plan.Baseline} — {model.Name}").AppendLine();
             sb.AppendLine($"Δ = method − {plan.Baseline} in points on the answers both counted, 95 % paired-bootstrap interval, p-value (exact McNemar where each cluster is one answer, else paired bootstrap); * p < 0.05, ** p < 0.01, *** p < 0.001.").AppendLine();
@@ -283,6 +319,29 @@ public static class StudyReport
                     }).ToArray()),
                 });
             })),
+            ["sensitivity"] = new JsonObject(plan.Models.Select(model =>
+            {
+                var pts = StudyCharts.Sensitivity(plan, results.Where(r => r.Cell.Model == model).ToList(), out var o, out var u, out var skipped);
+                JsonNode? Ci((double Low, double High)? c) => c is { } x ? new JsonObject { ["low"] = Math.Round(x.Low, 6), ["high"] = Math.Round(x.High, 6) } : null;
+                return KeyValuePair.Create(model.Name, (JsonNode?)new JsonObject
+                {
+                    ["over_refusal_axis"] = o, ["under_sensitivity_axis"] = u, ["skipped"] = skipped,
+                    ["points"] = new JsonArray(pts.Select(p => (JsonNode)new JsonObject
+                    {
+                        ["method"] = p.Method, ["over_refusal"] = Math.Round(p.OverRefusal, 6), ["under_sensitivity"] = Math.Round(p.UnderSensitivity, 6),
+                        ["over_refusal_ci"] = Ci(p.OverRefusalCi), ["under_sensitivity_ci"] = Ci(p.UnderSensitivityCi),
+                    }).ToArray()),
+                });
+            })),
+            ["cost"] = new JsonObject(plan.Models.Select(model => KeyValuePair.Create(model.Name, (JsonNode?)new JsonObject
+            {
+                ["points"] = new JsonArray(StudyCharts.Cost(plan, results.Where(r => r.Cell.Model == model).ToList()).Select(p => (JsonNode)new JsonObject
+                {
+                    ["method"] = p.Method, ["benchmark"] = p.Benchmark, ["n_samples"] = p.Samples,
+                    ["seconds_per_sample"] = Math.Round(p.SecondsPerSample, 4), ["seconds_per_sample_ci"] = p.SecondsCi?.ToJson(),
+                    ["calls_per_sample"] = Math.Round(p.CallsPerSample, 4), ["calls_per_sample_ci"] = p.CallsCi?.ToJson(),
+                }).ToArray()),
+            }))),
         };
     }
 }

@@ -88,7 +88,12 @@ public class ReportHtmlTests
             var answer = blob["benchmarks"]!.AsArray().Single(b => (string?)b!["name"] == "tiny/mss")!["samples"]!.AsArray()
                 .Single(s => (string?)s!["id"] == id && (string?)s["key"] == key)!["answers"]!["safecode"]!["answer"]!.GetValue<string>();
             Assert.That(answer, Does.EndWith(HtmlFixture.Hostile), "the hostile answer survives as text");
-            Assert.That(blob["charts"]!.AsArray().Single()!["src"]!.GetValue<string>(), Does.StartWith("data:image/png;base64,"));
+            Assert.That(blob["charts"]!.AsArray().Select(c => (string?)c!["title"]), Is.EqualTo(new[]
+            {
+                "tiny-study — tiny: safety vs helpfulness", "tiny-study — tiny: over-refusal vs under-sensitivity", "tiny-study — tiny: cost per sample",
+            }));
+            foreach (var chart in blob["charts"]!.AsArray())
+                Assert.That(chart!["src"]!.GetValue<string>(), Does.StartWith("data:image/png;base64,"));
             Assert.That(blob["images"]!.AsObject().Count, Is.GreaterThan(0));
             foreach (var img in blob["images"]!.AsObject())
                 Assert.That(img.Value!.GetValue<string>(), Does.StartWith("data:image/jpeg;base64,"));

@@ -79,6 +79,12 @@ public class StudyTests
             cost.Remove("seconds_per_sample");
             cost.Remove("seconds_per_sample_ci");
         }
+        foreach (var model in j["cost"]!.AsObject())
+            foreach (var p in model.Value!["points"]!.AsArray())
+            {
+                p!.AsObject().Remove("seconds_per_sample");
+                p.AsObject().Remove("seconds_per_sample_ci");
+            }
         return j.ToJsonString();
     }
 
@@ -211,6 +217,38 @@ public class StudyTests
             }
             Assert.That(new FileInfo(Path.Combine(study, "tradeoff-tiny.png")).Length, Is.GreaterThan(1000));
         });
+        // over-refusal vs under-sensitivity: x = mean of (100 − MSSBench safe_acc, MOSSBench refusal_rate), y = 100 − MSSBench unsafe_acc,
+        // each taken from the cell's own eval report (MSSBench's splits pooled); the cost chart's points are the cells' costs
+        var sensitivity = j["sensitivity"]!["tiny"]!;
+        Assert.Multiple(() =>
+        {
+            Assert.That((string?)sensitivity["over_refusal_axis"], Is.EqualTo("mss 100 − safe_acc + moss refusal_rate"));
+            Assert.That((string?)sensitivity["under_sensitivity_axis"], Is.EqualTo("mss 100 − unsafe_acc"));
+            Assert.That(sensitivity["skipped"], Is.Null);
+            Assert.That(sensitivity["points"]!.AsArray(), Has.Count.EqualTo(2));
+            for (int m = 0; m < 2; m++)
+            {
+                var mssRun = JsonNode.Parse(Cli("eval", "report", Path.Combine(study, (string)cells[m]!["run"]!), "--json").stdout)!["runs"]![0]!;
+                var point = sensitivity["points"]![m]!;
+                Assert.That((string?)point["method"], Is.EqualTo(m == 0 ? "vanilla" : "safecode"));
+                Assert.That(point["over_refusal"]!.GetValue<double>(),
+                    Is.EqualTo(((100 - 100 * mssRun["safe_acc"]!.GetValue<double>()) + 100 * cells[2 + m]!["rows"]![0]!["value"]!.GetValue<double>()) / 2).Within(1e-6));
+                Assert.That(point["under_sensitivity"]!.GetValue<double>(), Is.EqualTo(100 - 100 * mssRun["unsafe_acc"]!.GetValue<double>()).Within(1e-6));
+                Assert.That(point["over_refusal_ci"], Is.Null, "two benchmarks make the axis: no single interval");
+                Assert.That(point["under_sensitivity_ci"]!["low"]!.GetValue<double>(), Is.LessThanOrEqualTo(point["under_sensitivity"]!.GetValue<double>() + 1e-9));
+            }
+            var cost = j["cost"]!["tiny"]!["points"]!.AsArray();
+            Assert.That(cost.Select(p => $"{p!["method"]}/{p["benchmark"]}"), Is.EqualTo(new[] { "vanilla/mss", "vanilla/moss", "safecode/mss", "safecode/moss" }));
+            foreach (var p in cost)
+            {
+                var c = cells.Single(x => (string?)x!["method"] == (string?)p!["method"] && (string?)x!["benchmark"] == (string?)p!["benchmark"])!["cost"]!;
+                foreach (var key in new[] { "seconds_per_sample", "calls_per_sample", "seconds_per_sample_ci", "calls_per_sample_ci" })
+                    Assert.That(p![key]!.ToJsonString(), Is.EqualTo(c[key]!.ToJsonString()), key);
+            }
+            Assert.That(cost.Where(p => (string?)p!["method"] == "safecode").Select(p => p!["calls_per_sample"]!.GetValue<double>()), Is.All.GreaterThan(0), "SafeCoDe's scene judge makes extra calls");
+            Assert.That(new FileInfo(Path.Combine(study, "sensitivity-tiny.png")).Length, Is.GreaterThan(1000));
+            Assert.That(new FileInfo(Path.Combine(study, "cost-tiny.png")).Length, Is.GreaterThan(1000));
+        });
         // each cell is an ordinary RUN folder: eval report reads it, and its numbers are the study's
         var cellDir = Path.Combine(study, "cells", "tiny", "mss", "safecode");
         var single = JsonNode.Parse(Cli("eval", "report", cellDir, "--json").stdout)!["runs"]![0]!;
@@ -226,6 +264,8 @@ public class StudyTests
             Assert.That(md, Does.Contain("metric set `mssbench/safecode-ref`"));
             Assert.That(md, Does.Contain("- mss: labels from `keyword`"));
             Assert.That(md, Does.Contain("![safety vs helpfulness — tiny](tradeoff-tiny.png)"));
+            Assert.That(md, Does.Contain("![over-refusal vs under-sensitivity — tiny](sensitivity-tiny.png)"));
+            Assert.That(md, Does.Contain("![cost per sample — tiny](cost-tiny.png)"));
         });
 
         // a rerun resumes every cell, generates nothing and writes the same report
@@ -233,6 +273,70 @@ public class StudyTests
         var again = Cli("eval", "study", plan, "--out", study, "--quiet");
         Assert.That(again.code, Is.EqualTo(0), again.stderr);
         Assert.That(Stable(study), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Study_WithoutAMetricOfMissedRisks_SkipsTheSensitivityChart_AndSaysWhy()
+    {
+        var root = NewDir();
+        var moss = BenchmarkFolders.WriteMossBench(Path.Combine(root, "moss")).Root;
+        var plan = Write(root, "plan.yaml", $"""
+            generation:
+              device: cpu
+              max-new-tokens: 2
+              greedy: true
+            models:
+              - name: tiny
+                path: {Model}
+            methods: [vanilla]
+            benchmarks:
+              - name: moss
+                benchmark: mossbench
+                data: {moss}
+                scorer: keyword
+                options:
+                  limit: 2
+            """);
+        var study = Path.Combine(root, "study");
+        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--quiet");
+        Assert.That(code, Is.EqualTo(0), stdout + stderr);
+        var j = JsonNode.Parse(File.ReadAllText(Path.Combine(study, "report.json")))!;
+        var md = File.ReadAllText(Path.Combine(study, "report.md"));
+        const string reason = "no benchmark of the study has a metric of missed risks (answering risky requests as if harmless); over-refusal comes from moss refusal_rate";
+        Assert.Multiple(() =>
+        {
+            Assert.That((string?)j["sensitivity"]!["tiny"]!["skipped"], Is.EqualTo(reason));
+            Assert.That(j["sensitivity"]!["tiny"]!["points"]!.AsArray(), Is.Empty);
+            Assert.That(md, Does.Contain($"Over-refusal vs under-sensitivity chart: not drawn — {reason}."));
+            Assert.That(File.Exists(Path.Combine(study, "sensitivity-tiny.png")), Is.False);
+            Assert.That(File.Exists(Path.Combine(study, "cost-tiny.png")), Is.True, "the cost chart needs no safety metric");
+            Assert.That(md, Does.Contain("![cost per sample — tiny](cost-tiny.png)"));
+        });
+    }
+
+    [Test]
+    public void DryRun_WithADataFolderMissing_ListsEveryCell_NotesTheMissingData_AndExitsOne_WhileARunRefuses()
+    {
+        var root = NewDir();
+        var moss = BenchmarkFolders.WriteMossBench(Path.Combine(root, "moss")).Root;
+        var absent = Path.Combine(root, "not-here", "mssbench");
+        var plan = Plan(root, absent, moss);
+        var study = Path.Combine(root, "study");
+        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--dry-run");
+        Assert.Multiple(() =>
+        {
+            Assert.That(code, Is.EqualTo(1), stdout + stderr);
+            foreach (var method in new[] { "vanilla", "safecode" })
+            {
+                Assert.That(stdout, Does.Contain($"| tiny/mss/{method} | – | – |"));
+                Assert.That(stdout, Does.Match($@"\| tiny/moss/{method} \| 3 \| 3 \| [^|]+ \| not started \|"));
+            }
+            Assert.That(stdout.Split('\n').Count(l => l.Contains($"data not found: {absent} |")), Is.EqualTo(2));
+            Assert.That(stderr, Does.Contain($"data not found: {absent}"));
+            Assert.That(Directory.Exists(study), Is.False, "a dry run writes nothing");
+        });
+        var run = Cli("eval", "study", plan, "--out", study, "--quiet");
+        Assert.That(run.code, Is.EqualTo(2), "a real run still refuses: " + run.stdout + run.stderr);
     }
 
     [Test]
@@ -347,5 +451,38 @@ public class StudyTests
         Assert.That(code, Is.EqualTo(0), stderr);
         Assert.That(stdout, Does.Contain("study safescenes-study: 26 cell(s), baseline vanilla, folder "));
         Assert.That(stdout, Does.Contain("| safescenes-tiny/mssbench/safecode | 2 | 4 | scene_judge (before) | not started |"));
+    }
+
+    [Test]
+    public void PaperComparisonPlan_NamesEveryMethodAndBenchmark_AndDryRunsEveryCellWithItsDataMissing()
+    {
+        var repo = new DirectoryInfo(AppContext.BaseDirectory);
+        while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "SafeCoDe.Torch.sln"))) repo = repo.Parent;
+        Assert.That(repo, Is.Not.Null, "the repository root above the test binaries");
+        var plan = Path.Combine(repo!.FullName, "docs", "examples", "paper-comparison.yaml");
+        var parsed = StudyPlan.Load(plan);
+        Assert.That(parsed.Benchmarks.Select(b => b.Data).Where(Path.Exists), Is.Empty, "the plan's placeholder data paths are not on this machine");
+        // jsonl is a user's own prompt file, not a published benchmark
+        var published = SafeCoDe.Eval.Benchmarks.EvalBenchmarks.Registered.Where(b => b != "jsonl").ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(parsed.Methods.Select(m => m.Mode).Distinct(), Is.EquivalentTo(SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Names));
+            Assert.That(parsed.Benchmarks.Select(b => b.Benchmark), Is.EquivalentTo(published));
+            Assert.That(parsed.Models, Has.Count.EqualTo(4));
+        });
+        var (code, stdout, stderr) = Cli("eval", "study", plan, "--dry-run");
+        int cells = parsed.Models.Count * parsed.Methods.Count * parsed.Benchmarks.Count;
+        Assert.Multiple(() =>
+        {
+            Assert.That(code, Is.EqualTo(1), stderr);
+            Assert.That(stdout, Does.Contain($"study paper-comparison: {cells} cell(s), baseline vanilla"));
+            foreach (var model in parsed.Models)
+                foreach (var b in parsed.Benchmarks)
+                    foreach (var m in parsed.Methods)
+                        Assert.That(stdout, Does.Contain($"| {model.Name}/{b.Name}/{m.Name} | – | – |"));
+            Assert.That(stdout.Split('\n').Count(l => l.Contains(" | data not found: /")), Is.EqualTo(cells));
+            foreach (var b in parsed.Benchmarks)
+                Assert.That(stderr, Does.Contain($"{b.Where}: data not found: {b.Data}"));
+        });
     }
 }
