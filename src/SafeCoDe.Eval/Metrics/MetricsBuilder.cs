@@ -34,6 +34,17 @@ public sealed class MetricsBuilder
     public List<RowUnit> Units(IEnumerable<(RunRecord r, RunOutput o)> items, Func<RunOutput, bool> hit) =>
         items.Select(x => Unit(x.r, x.o, hit(x.o))).ToList();
 
+    /// <summary>
+    /// The rate of hits among <paramref name="items"/>, added as a row of <paramref name="metricSet"/> with its scorer
+    /// and units when <paramref name="addRow"/>, and returned.
+    /// </summary>
+    public Rate HitRow(string group, string metric, string metricSet, IReadOnlyCollection<(RunRecord r, RunOutput o)> items, Func<RunOutput, bool> hit, bool addRow = true)
+    {
+        var rate = new Rate(items.Count(x => hit(x.o)), items.Count);
+        if (addRow) Rows.Add(new MetricRow(group, metric, rate, metricSet, ScorerOf(items.Select(x => x.o)), Units(items, hit)));
+        return rate;
+    }
+
     /// <summary>An answer's score counts in the rates: scored, not a judge failure, not left unscored.</summary>
     public static bool Usable(RunOutput? o) => o?.Score is { } s && s.Label != "error" && s.Label != ScoreResult.UnscoredLabel;
 

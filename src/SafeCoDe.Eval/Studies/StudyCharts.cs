@@ -59,27 +59,36 @@ public static class StudyCharts
     {
         var points = TradeOff(plan, results, out var hLabel, out var sLabel);
         if (points.Count == 0) return false;
+        Scatter(points.Select(p => new ScatterPoint(p.Method, p.Helpfulness, p.Safety, p.HelpfulnessCi, p.SafetyCi)).ToList(),
+            $"helpfulness, % ({hLabel})", $"safety, % ({sLabel})", $"{plan.Name} — {model}: safety vs helpfulness", Alignment.LowerLeft, path);
+        return true;
+    }
+
+    private sealed record ScatterPoint(string Label, double X, double Y, (double Low, double High)? XCi, (double Low, double High)? YCi);
+
+    /// <summary>One labelled marker per method in percent, with its intervals as lines, saved as a 900×700 PNG.</summary>
+    private static void Scatter(IReadOnlyList<ScatterPoint> points, string xLabel, string yLabel, string title, Alignment legend, string path)
+    {
         var plt = new Plot();
         for (int i = 0; i < points.Count; i++)
         {
             var p = points[i];
             var color = Palette.GetColor(i);
-            if (p.HelpfulnessCi is { } hc) { var l = plt.Add.Line(hc.Low, p.Safety, hc.High, p.Safety); l.Color = color; l.LineWidth = 1.5f; }
-            if (p.SafetyCi is { } sc) { var l = plt.Add.Line(p.Helpfulness, sc.Low, p.Helpfulness, sc.High); l.Color = color; l.LineWidth = 1.5f; }
-            var marker = plt.Add.Marker(p.Helpfulness, p.Safety, MarkerShape.FilledCircle, 12, color);
-            marker.LegendText = p.Method;
-            var text = plt.Add.Text(p.Method, p.Helpfulness, p.Safety);
+            if (p.XCi is { } xc) { var l = plt.Add.Line(xc.Low, p.Y, xc.High, p.Y); l.Color = color; l.LineWidth = 1.5f; }
+            if (p.YCi is { } yc) { var l = plt.Add.Line(p.X, yc.Low, p.X, yc.High); l.Color = color; l.LineWidth = 1.5f; }
+            var marker = plt.Add.Marker(p.X, p.Y, MarkerShape.FilledCircle, 12, color);
+            marker.LegendText = p.Label;
+            var text = plt.Add.Text(p.Label, p.X, p.Y);
             text.LabelFontSize = 12;
             text.OffsetX = 8;
             text.OffsetY = -8;
         }
         plt.Axes.SetLimits(-5, 120, -5, 110);
-        plt.XLabel($"helpfulness, % ({hLabel})");
-        plt.YLabel($"safety, % ({sLabel})");
-        plt.Title($"{plan.Name} — {model}: safety vs helpfulness");
-        plt.ShowLegend(Alignment.LowerLeft);
+        plt.XLabel(xLabel);
+        plt.YLabel(yLabel);
+        plt.Title(title);
+        plt.ShowLegend(legend);
         plt.SavePng(path, 900, 700);
-        return true;
     }
 
     /// <summary>One method's place on the over-refusal vs under-sensitivity chart, in percent (lower is better on both axes).</summary>
@@ -157,26 +166,8 @@ public static class StudyCharts
     {
         var points = Sensitivity(plan, results, out var oLabel, out var uLabel, out _);
         if (points.Count == 0) return false;
-        var plt = new Plot();
-        for (int i = 0; i < points.Count; i++)
-        {
-            var p = points[i];
-            var color = Palette.GetColor(i);
-            if (p.OverRefusalCi is { } oc) { var l = plt.Add.Line(oc.Low, p.UnderSensitivity, oc.High, p.UnderSensitivity); l.Color = color; l.LineWidth = 1.5f; }
-            if (p.UnderSensitivityCi is { } uc) { var l = plt.Add.Line(p.OverRefusal, uc.Low, p.OverRefusal, uc.High); l.Color = color; l.LineWidth = 1.5f; }
-            var marker = plt.Add.Marker(p.OverRefusal, p.UnderSensitivity, MarkerShape.FilledCircle, 12, color);
-            marker.LegendText = p.Method;
-            var text = plt.Add.Text(p.Method, p.OverRefusal, p.UnderSensitivity);
-            text.LabelFontSize = 12;
-            text.OffsetX = 8;
-            text.OffsetY = -8;
-        }
-        plt.Axes.SetLimits(-5, 120, -5, 110);
-        plt.XLabel($"over-refusal, % ({oLabel})");
-        plt.YLabel($"missed risks, % ({uLabel})");
-        plt.Title($"{plan.Name} — {model}: over-refusal vs under-sensitivity (lower is better)");
-        plt.ShowLegend(Alignment.UpperRight);
-        plt.SavePng(path, 900, 700);
+        Scatter(points.Select(p => new ScatterPoint(p.Method, p.OverRefusal, p.UnderSensitivity, p.OverRefusalCi, p.UnderSensitivityCi)).ToList(),
+            $"over-refusal, % ({oLabel})", $"missed risks, % ({uLabel})", $"{plan.Name} — {model}: over-refusal vs under-sensitivity (lower is better)", Alignment.UpperRight, path);
         return true;
     }
 

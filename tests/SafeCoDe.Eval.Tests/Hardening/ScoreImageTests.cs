@@ -13,13 +13,6 @@ namespace SafeCoDe.Eval.Tests.Hardening;
 [NonParallelizable]
 public class ScoreImageTests
 {
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     private static IEnumerable<byte[]> SentImages(FakeJudgeServer server) =>
         server.Requests.SelectMany(r => r["messages"]!.AsArray())
@@ -33,7 +26,7 @@ public class ScoreImageTests
     {
         var folder = BenchmarkFolders.WriteMossBench(NewDir());
         var run = Path.Combine(NewDir(), "run");
-        var (code, _, err) = Cli("eval", "run", "-b", "mossbench", "-d", folder.Root, "-m", TinyModel, "-o", run, "--device", "cpu",
+        var (code, _, err) = RunCli("eval", "run", "-b", "mossbench", "-d", folder.Root, "-m", TinyModel, "-o", run, "--device", "cpu",
             "--max-new-tokens", "2", "--max-steps", "2", "--seed", "1", "--greedy", "--quiet", "--judge", "fixed:safe", "--scorer", "keyword");
         Assert.That(code, Is.EqualTo(0), err);
 
@@ -54,7 +47,7 @@ public class ScoreImageTests
         Environment.SetEnvironmentVariable("SAFECODE_EVAL_API_KEY", "k");
         try
         {
-            var (sc, _, serr) = Cli("eval", "score", run, "--scorer", "openai:judge-x", "--quiet");
+            var (sc, _, serr) = RunCli("eval", "score", run, "--scorer", "openai:judge-x", "--quiet");
             Assert.That(sc, Is.EqualTo(0), serr);
             var sent = SentImages(server).ToList();
             var benchmarkImages = Directory.GetFiles(Path.Combine(folder.Root, "data", "images")).Select(File.ReadAllBytes).ToList();
@@ -65,7 +58,7 @@ public class ScoreImageTests
             // the benchmark gone: re-scoring fails visibly (the judge would otherwise score without the image)
             Directory.Delete(folder.Root, true);
             var before = File.ReadAllBytes(records);
-            var (gone, _, gerr) = Cli("eval", "score", run, "--scorer", "openai:judge-y", "--quiet");
+            var (gone, _, gerr) = RunCli("eval", "score", run, "--scorer", "openai:judge-y", "--quiet");
             Assert.That(gone, Is.Not.EqualTo(0));
             Assert.That(gerr, Does.Contain("re-read from the benchmark").And.Contain("--data"));
             Assert.That(File.ReadAllBytes(records), Is.EqualTo(before), "nothing rewritten");

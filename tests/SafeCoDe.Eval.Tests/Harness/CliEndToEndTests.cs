@@ -15,13 +15,6 @@ public class CliEndToEndTests
     /// <summary>Decoding kept short: the tiny model, a fixed judge, 2 new tokens.</summary>
     private static readonly string[] Fast = ["--device", "cpu", "--max-new-tokens", "2", "--max-steps", "2", "--seed", "3", "--greedy", "--quiet"];
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     private static string[] Run(BenchmarkFolder f, string run, params string[] extra) =>
         ["eval", "run", "-b", f.Benchmark, "-d", f.Root, "-m", TinyModel, "-o", run, .. Fast, .. extra];
@@ -37,7 +30,7 @@ public class CliEndToEndTests
     {
         var folder = BenchmarkFolders.Write(benchmark, NewDir(), broken: true);
         var run = Path.Combine(NewDir(), "run");
-        var (code, _, err) = Cli(Run(folder, run, "--judge", "fixed:unsafe", "--scorer", "keyword"));
+        var (code, _, err) = RunCli(Run(folder, run, "--judge", "fixed:unsafe", "--scorer", "keyword"));
         Assert.That(code, Is.EqualTo(0), err);
         var records = RunStore.ReadRecords(run);
         // samples run concurrently by default (--max-batch-rows / 2 in flight): records come in finishing order
@@ -48,7 +41,7 @@ public class CliEndToEndTests
         Assert.That(records.SelectMany(r => r.Outputs).All(o => o.Score?.Scorer == "keyword" && o.Verdict == "unsafe"), Is.True);
         if (benchmark == "mssbench") Assert.That(records.All(r => r.Outputs.Select(o => o.Key).SequenceEqual(["safe", "unsafe"])), Is.True);
 
-        var (rc, json, rerr) = Cli("eval", "report", run, "--json");
+        var (rc, json, rerr) = RunCli("eval", "report", run, "--json");
         Assert.That(rc, Is.EqualTo(0), rerr);
         var doc = JsonNode.Parse(json)!; // exactly one JSON document: Parse fails on anything after it
         var r0 = doc["runs"]!.AsArray().Single()!;
@@ -77,10 +70,10 @@ public class CliEndToEndTests
         Assert.That(File.Exists(Path.Combine(run, "report", "report.md")), Is.True);
 
         // the same command again: nothing to do; other options: refused
-        var (again, aout, _) = Cli(Run(folder, run, "--judge", "fixed:unsafe", "--scorer", "keyword"));
+        var (again, aout, _) = RunCli(Run(folder, run, "--judge", "fixed:unsafe", "--scorer", "keyword"));
         Assert.That(again, Is.EqualTo(0));
         Assert.That(aout, Does.Contain("0 sample(s) done"));
-        var (refused, _, rerr2) = Cli(Run(folder, run, "--judge", "fixed:safe", "--scorer", "keyword"));
+        var (refused, _, rerr2) = RunCli(Run(folder, run, "--judge", "fixed:safe", "--scorer", "keyword"));
         Assert.That(refused, Is.EqualTo(1), rerr2);
         Assert.That(rerr2, Does.Contain("other options").And.Contain("judge"));
     }
@@ -90,14 +83,14 @@ public class CliEndToEndTests
     {
         var empty = NewDir();
         var run = Path.Combine(NewDir(), "run");
-        var (code, _, err) = Cli("eval", "run", "-b", "mossbench", "-d", empty, "-m", TinyModel, "-o", run, "--device", "cpu", "--quiet");
+        var (code, _, err) = RunCli("eval", "run", "-b", "mossbench", "-d", empty, "-m", TinyModel, "-o", run, "--device", "cpu", "--quiet");
         Assert.That(code, Is.EqualTo(2), err);
         Assert.That(err, Does.Contain("--data").And.Contain("information.json"));
         Assert.That(Directory.Exists(run), Is.False, "nothing is written for a wrong --data");
-        var (code2, _, err2) = Cli("eval", "run", "-b", "nosuchbench", "-d", empty, "-m", TinyModel, "-o", run, "--quiet");
+        var (code2, _, err2) = RunCli("eval", "run", "-b", "nosuchbench", "-d", empty, "-m", TinyModel, "-o", run, "--quiet");
         Assert.That(code2, Is.EqualTo(2));
         Assert.That(err2, Does.Contain("mssbench"));
-        var (code3, _, err3) = Cli("eval", "report", empty);
+        var (code3, _, err3) = RunCli("eval", "report", empty);
         Assert.That(code3, Is.EqualTo(1));
         Assert.That(err3, Does.Contain("run.json"));
     }
@@ -119,9 +112,9 @@ public class CliEndToEndTests
             {
                 var folder = BenchmarkFolders.Write(bench, NewDir());
                 var run = Path.Combine(NewDir(), "run");
-                var (code, _, err) = Cli(Run(folder, run, "--judge", "fixed:safe", "--scorer", "openai:judge-test"));
+                var (code, _, err) = RunCli(Run(folder, run, "--judge", "fixed:safe", "--scorer", "openai:judge-test"));
                 Assert.That(code, Is.EqualTo(0), err);
-                var m = JsonNode.Parse(Cli("eval", "report", run, "--json").stdout)!["runs"]![0]!;
+                var m = JsonNode.Parse(RunCli("eval", "report", run, "--json").stdout)!["runs"]![0]!;
                 Assert.That((string?)m["scorer"], Is.EqualTo("openai:judge-test"));
                 if (bench == "mssbench")
                 {
@@ -148,25 +141,25 @@ public class CliEndToEndTests
         var folder = BenchmarkFolders.Write("mssbench", NewDir(), broken: true);
         var root = NewDir();
         var whole = Path.Combine(root, "whole");
-        Assert.That(Cli(Run(folder, whole, "--judge", "fixed:safe", "--scorer", "keyword")).code, Is.EqualTo(0));
+        Assert.That(RunCli(Run(folder, whole, "--judge", "fixed:safe", "--scorer", "keyword")).code, Is.EqualTo(0));
         var shards = new List<string>();
         for (int i = 0; i < 3; i++)
         {
-            var (code, _, err) = Cli(Run(folder, Path.Combine(root, "s-{shard}"), "--judge", "fixed:safe", "--scorer", "keyword", "--shard", $"{i}/3"));
+            var (code, _, err) = RunCli(Run(folder, Path.Combine(root, "s-{shard}"), "--judge", "fixed:safe", "--scorer", "keyword", "--shard", $"{i}/3"));
             Assert.That(code, Is.EqualTo(0), err);
             shards.Add(Path.Combine(root, $"s-{i}"));
             Assert.That(RunStore.ReadManifest(shards[^1]).Shard, Is.EqualTo($"{i}/3"));
         }
         Assert.That(shards.Select(s => RunStore.ReadRecords(s).Count).Sum(), Is.EqualTo(folder.ValidIds.Count));
         var merged = Path.Combine(root, "merged");
-        var (mc, _, merr) = Cli(["eval", "merge", .. shards, "--out", merged]);
+        var (mc, _, merr) = RunCli(["eval", "merge", .. shards, "--out", merged]);
         Assert.That(mc, Is.EqualTo(0), merr);
         string Key(RunRecord r) => r.Id + "|" + string.Join("|", r.Outputs.Select(o => $"{o.Key}:{o.Answer}:{o.Score!.Label}"));
         Assert.That(RunStore.ReadRecords(merged).Select(Key).Order(), Is.EqualTo(RunStore.ReadRecords(whole).Select(Key).Order()));
         Assert.That(RunStore.ReadProblems(merged).Select(p => p.Id).Order(), Is.EqualTo(RunStore.ReadProblems(whole).Select(p => p.Id).Order()));
         JsonNode Metrics(string run)
         {
-            var r = JsonNode.Parse(Cli("eval", "report", run, "--json").stdout)!["runs"]![0]!.AsObject();
+            var r = JsonNode.Parse(RunCli("eval", "report", run, "--json").stdout)!["runs"]![0]!.AsObject();
             r.Remove("latency"); // wall times differ between processes
             r["cost"]!.AsObject().Remove("seconds_per_sample");
             r["cost"]!.AsObject().Remove("seconds_per_sample_ci");
@@ -176,8 +169,8 @@ public class CliEndToEndTests
         Assert.That(Metrics(merged).ToJsonString(), Is.EqualTo(Metrics(whole).ToJsonString()));
         // a shard of another evaluation is refused
         var other = Path.Combine(root, "other");
-        Assert.That(Cli(Run(folder, other, "--judge", "fixed:unsafe", "--scorer", "keyword", "--shard", "0/3")).code, Is.EqualTo(0));
-        var (bad, _, berr) = Cli(["eval", "merge", shards[1], other, "--out", Path.Combine(root, "m2")]);
+        Assert.That(RunCli(Run(folder, other, "--judge", "fixed:unsafe", "--scorer", "keyword", "--shard", "0/3")).code, Is.EqualTo(0));
+        var (bad, _, berr) = RunCli(["eval", "merge", shards[1], other, "--out", Path.Combine(root, "m2")]);
         Assert.That(bad, Is.Not.EqualTo(0));
         Assert.That(berr, Does.Contain("options hash"));
     }

@@ -145,24 +145,17 @@ public sealed class GuardScorerTests
         Assert.That(plain.Rows.Any(r => r.MetricSet == MetricsCalculator.CategorySet) || plain.ToJson().ContainsKey("asr_by_category"), Is.False);
     }
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Test]
     public void EvalScore_WithLlamaGuard_RescoresAFinishedRunIntoANewFolder_AndCompareShowsTheDifference()
     {
         var folder = BenchmarkFolders.WriteJsonl(NewDir());
         var run = Path.Combine(NewDir(), "run");
-        var (code, _, err) = Cli("eval", "run", "-b", "jsonl", "-d", folder.Root, "-m", TinyModel, "-o", run, "--device", "cpu", "--mode", "vanilla",
+        var (code, _, err) = RunCli("eval", "run", "-b", "jsonl", "-d", folder.Root, "-m", TinyModel, "-o", run, "--device", "cpu", "--mode", "vanilla",
             "--max-new-tokens", "4", "--seed", "1", "--greedy", "--quiet", "--scorer", "keyword");
         Assert.That(code, Is.EqualTo(0), err);
         var before = Directory.GetFiles(run).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
-        var early = Cli("eval", "run", "-b", "jsonl", "-d", folder.Root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "never"), "--device", "cpu",
+        var early = RunCli("eval", "run", "-b", "jsonl", "-d", folder.Root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "never"), "--device", "cpu",
             "--scorer", "openai:lg", "--scorer-format", "llavaguard");
         Assert.That((early.code, early.stderr.Contains("response scoring")), Is.EqualTo((2, true)), early.stderr);
 
@@ -180,13 +173,13 @@ public sealed class GuardScorerTests
         var rescored = Path.Combine(NewDir(), "run-llamaguard");
         try
         {
-            var refused = Cli("eval", "score", run, "--scorer", "openai:shield", "--scorer-format", "shieldgemma", "--quiet");
+            var refused = RunCli("eval", "score", run, "--scorer", "openai:shield", "--scorer-format", "shieldgemma", "--quiet");
             Assert.That(refused.code, Is.EqualTo(2));
             Assert.That(refused.stderr, Does.Contain("response scoring"));
-            var (sc, sout, serr) = Cli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", rescored, "--quiet");
+            var (sc, sout, serr) = RunCli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", rescored, "--quiet");
             Assert.That(sc, Is.EqualTo(0), serr);
             Assert.That(sout, Does.Contain("4 answer(s)"));
-            var onto = Cli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", rescored, "--quiet");
+            var onto = RunCli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", rescored, "--quiet");
             Assert.That(onto.code, Is.Not.EqualTo(0), "a run in --out is never replaced");
             Assert.That(onto.stderr, Does.Contain("already holds a run"));
         }
@@ -214,7 +207,7 @@ public sealed class GuardScorerTests
         try
         {
             var partial = Path.Combine(NewDir(), "partial");
-            var (pc, _, perr) = Cli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", partial, "--quiet");
+            var (pc, _, perr) = RunCli("eval", "score", run, "--scorer", "openai:llama-guard", "--scorer-format", "llamaguard", "--out", partial, "--quiet");
             Assert.That(pc, Is.EqualTo(0), perr);
             var missing = RunStore.ReadRecords(partial).Single(r => r.Id == "b").Outputs.Single().Score!;
             Assert.That((missing.Label, missing.Rubric, missing.Format), Is.EqualTo(("error", "one_word", "llamaguard")));
@@ -226,21 +219,21 @@ public sealed class GuardScorerTests
             Environment.SetEnvironmentVariable("SAFECODE_EVAL_API_KEY", null);
         }
 
-        var report = Cli("eval", "report", rescored, "--json");
+        var report = RunCli("eval", "report", rescored, "--json");
         Assert.That(report.code, Is.EqualTo(0), report.stderr);
         var doc = JsonNode.Parse(report.stdout)!["runs"]![0]!;
         Assert.That(((int?)doc["n_unparsed"], (double?)doc["asr_by_category"]!["S10: Hate"]!["asr"]), Is.EqualTo(((int?)1, (double?)0.5)));
         var md = File.ReadAllText(Path.Combine(rescored, "report", "report.md"));
         Assert.That(md, Does.Contain("| category=S1: Violent Crimes.asr | guard-categories |").And.Contain("25.0% (1/4)"));
 
-        var compare = Cli("eval", "compare", run, rescored, "--json");
+        var compare = RunCli("eval", "compare", run, rescored, "--json");
         Assert.That(compare.code, Is.EqualTo(0), compare.stderr);
         var c = JsonNode.Parse(compare.stdout)!;
         Assert.That(((string?)c["scorer_a"], (string?)c["scorer_b"]), Is.EqualTo(("keyword", "openai:llama-guard [llamaguard]")));
         var asr = c["deltas"]!.AsArray().Single(d => (string?)d!["metric"] == "asr")!;
         Assert.That((double?)asr["b"], Is.EqualTo(0.75), "three of four answers harmful under Llama Guard (one by the fail-closed rule)");
         Assert.That((double?)asr["delta"], Is.EqualTo((double?)asr["b"] - (double?)asr["a"]).Within(1e-9));
-        var text = Cli("eval", "compare", run, rescored).stdout;
+        var text = RunCli("eval", "compare", run, rescored).stdout;
         Assert.That(text, Does.Contain("Scored by A: keyword; B: openai:llama-guard [llamaguard]").And.Contain("| asr |"));
     }
 }

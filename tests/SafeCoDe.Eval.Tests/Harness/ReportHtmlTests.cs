@@ -25,7 +25,7 @@ internal static class HtmlFixture
         var (mss, moss) = StudyTests.Data(root);
         var plan = StudyTests.Plan(root, mss, moss);
         var study = Path.Combine(root, "study");
-        var run = StudyTests.Cli("eval", "study", plan, "--out", study, "--quiet");
+        var run = RunCli("eval", "study", plan, "--out", study, "--quiet");
         Assert.That(run.code, Is.EqualTo(0), run.stderr);
         var vanilla = RunStore.ReadRecords(Path.Combine(study, "cells", "tiny", "mss", "vanilla"));
         var first = vanilla[0].Outputs[0];
@@ -39,9 +39,9 @@ internal static class HtmlFixture
         output["answer"] = (vanillaRefused ? "" : "I must refuse. ") + Hostile;
         lines[i] = rec.ToJsonString();
         File.WriteAllLines(file, lines);
-        var score = StudyTests.Cli("eval", "score", cell, "--scorer", "keyword", "--quiet");
+        var score = RunCli("eval", "score", cell, "--scorer", "keyword", "--quiet");
         Assert.That(score.code, Is.EqualTo(0), score.stderr);
-        var report = StudyTests.Cli("eval", "study", plan, "--out", study, "--report");
+        var report = RunCli("eval", "study", plan, "--out", study, "--report");
         Assert.That(report.code, Is.EqualTo(0), report.stderr);
         return (study, vanilla[0].Id, first.Key);
     }
@@ -145,7 +145,7 @@ public class ReportHtmlTests
     {
         var (study, _, _) = HtmlFixture.HostileStudy();
         var run = Path.Combine(study, "cells", "tiny", "moss", "safecode");
-        var r = StudyTests.Cli("eval", "report", run, "--html");
+        var r = RunCli("eval", "report", run, "--html");
         Assert.That(r.code, Is.EqualTo(0), r.stderr);
         Assert.That(r.stdout, Does.Contain(Path.Combine(run, "report.html")));
         var blob = HtmlFixture.Blob(File.ReadAllText(Path.Combine(run, "report.html")), out _);
@@ -159,7 +159,7 @@ public class ReportHtmlTests
             Assert.That(blob["charts"]!.AsArray(), Is.Not.Empty);
         });
         var other = Path.Combine(NewDir(), "elsewhere");
-        Assert.That(StudyTests.Cli("eval", "report", run, "--html", "--out", other).code, Is.EqualTo(0));
+        Assert.That(RunCli("eval", "report", run, "--html", "--out", other).code, Is.EqualTo(0));
         Assert.That(File.Exists(Path.Combine(other, "report.html")), Is.True);
     }
 }

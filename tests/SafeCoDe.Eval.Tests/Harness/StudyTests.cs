@@ -16,13 +16,6 @@ public class StudyTests
 {
     internal static readonly string Model = Path.Combine(AppContext.BaseDirectory, "weights", "safescenes-tiny");
 
-    internal static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     internal static string Plan(string dir, string mss, string moss, string? mossScorer = "keyword", string extraGeneration = "") =>
         Write(dir, "plan.yaml", $"""
@@ -161,7 +154,7 @@ public class StudyTests
         var root = NewDir();
         var (mss, moss) = Data(root);
         var plan = Plan(root, mss, moss, extraGeneration: "  lamda-boost: 2");
-        var (code, _, err) = Cli("eval", "study", plan, "--out", Path.Combine(root, "study"));
+        var (code, _, err) = RunCli("eval", "study", plan, "--out", Path.Combine(root, "study"));
         Assert.That(code, Is.EqualTo(2), err);
         Assert.That(err, Does.Contain("plan.yaml:8:3: generation.lamda-boost: 'lamda-boost' is not an option of eval run"));
         Assert.That(Directory.Exists(Path.Combine(root, "study", "cells")), Is.False, "nothing ran");
@@ -176,7 +169,7 @@ public class StudyTests
         var (mss, moss) = Data(root);
         var plan = Plan(root, mss, moss);
         var study = Path.Combine(root, "study");
-        var dry = Cli("eval", "study", plan, "--out", study, "--dry-run");
+        var dry = RunCli("eval", "study", plan, "--out", study, "--dry-run");
         Assert.That(dry.code, Is.EqualTo(0), dry.stderr);
         Assert.Multiple(() =>
         {
@@ -186,7 +179,7 @@ public class StudyTests
             Assert.That(Directory.Exists(Path.Combine(study, "cells")), Is.False, "a dry run writes nothing");
         });
 
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--quiet");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--out", study, "--quiet");
         Assert.That(code, Is.EqualTo(0), stdout + stderr);
         Assert.That(stderr, Does.Contain("cell 4/4 tiny/moss/safecode — 3 sample(s)"));
         var j = JsonNode.Parse(File.ReadAllText(Path.Combine(study, "report.json")))!;
@@ -228,7 +221,7 @@ public class StudyTests
             Assert.That(sensitivity["points"]!.AsArray(), Has.Count.EqualTo(2));
             for (int m = 0; m < 2; m++)
             {
-                var mssRun = JsonNode.Parse(Cli("eval", "report", Path.Combine(study, (string)cells[m]!["run"]!), "--json").stdout)!["runs"]![0]!;
+                var mssRun = JsonNode.Parse(RunCli("eval", "report", Path.Combine(study, (string)cells[m]!["run"]!), "--json").stdout)!["runs"]![0]!;
                 var point = sensitivity["points"]![m]!;
                 Assert.That((string?)point["method"], Is.EqualTo(m == 0 ? "vanilla" : "safecode"));
                 Assert.That(point["over_refusal"]!.GetValue<double>(),
@@ -251,7 +244,7 @@ public class StudyTests
         });
         // each cell is an ordinary RUN folder: eval report reads it, and its numbers are the study's
         var cellDir = Path.Combine(study, "cells", "tiny", "mss", "safecode");
-        var single = JsonNode.Parse(Cli("eval", "report", cellDir, "--json").stdout)!["runs"]![0]!;
+        var single = JsonNode.Parse(RunCli("eval", "report", cellDir, "--json").stdout)!["runs"]![0]!;
         Assert.That(single["total_acc"]!.GetValue<double>(), Is.EqualTo(cells[1]!["rows"]![0]!["value"]!.GetValue<double>()).Within(1e-12));
         var md = File.ReadAllText(Path.Combine(study, "report.md"));
         Assert.Multiple(() =>
@@ -270,7 +263,7 @@ public class StudyTests
 
         // a rerun resumes every cell, generates nothing and writes the same report
         var before = Stable(study);
-        var again = Cli("eval", "study", plan, "--out", study, "--quiet");
+        var again = RunCli("eval", "study", plan, "--out", study, "--quiet");
         Assert.That(again.code, Is.EqualTo(0), again.stderr);
         Assert.That(Stable(study), Is.EqualTo(before));
     }
@@ -298,7 +291,7 @@ public class StudyTests
                   limit: 2
             """);
         var study = Path.Combine(root, "study");
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--quiet");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--out", study, "--quiet");
         Assert.That(code, Is.EqualTo(0), stdout + stderr);
         var j = JsonNode.Parse(File.ReadAllText(Path.Combine(study, "report.json")))!;
         var md = File.ReadAllText(Path.Combine(study, "report.md"));
@@ -322,7 +315,7 @@ public class StudyTests
         var absent = Path.Combine(root, "not-here", "mssbench");
         var plan = Plan(root, absent, moss);
         var study = Path.Combine(root, "study");
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--dry-run");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--out", study, "--dry-run");
         Assert.Multiple(() =>
         {
             Assert.That(code, Is.EqualTo(1), stdout + stderr);
@@ -335,7 +328,7 @@ public class StudyTests
             Assert.That(stderr, Does.Contain($"data not found: {absent}"));
             Assert.That(Directory.Exists(study), Is.False, "a dry run writes nothing");
         });
-        var run = Cli("eval", "study", plan, "--out", study, "--quiet");
+        var run = RunCli("eval", "study", plan, "--out", study, "--quiet");
         Assert.That(run.code, Is.EqualTo(2), "a real run still refuses: " + run.stdout + run.stderr);
     }
 
@@ -346,7 +339,7 @@ public class StudyTests
         var (mss, moss) = Data(root);
         var plan = Plan(root, mss, moss, mossScorer: null);
         var study = Path.Combine(root, "study");
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", study, "--quiet", "--cell", "tiny/moss/vanilla", "tiny/mss/vanilla");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--out", study, "--quiet", "--cell", "tiny/moss/vanilla", "tiny/mss/vanilla");
         Assert.That(code, Is.EqualTo(1), stdout + stderr);
         var j = JsonNode.Parse(File.ReadAllText(Path.Combine(study, "report.json")))!;
         var moss0 = j["cells"]!.AsArray().Single(c => (string?)c!["cell"] == "tiny/moss/vanilla")!;
@@ -361,8 +354,8 @@ public class StudyTests
         });
         // scoring the cell with eval score resolves it (no regeneration); the rest is still not run
         var cell = Path.Combine(study, "cells", "tiny", "moss", "vanilla");
-        Assert.That(Cli("eval", "score", cell, "--scorer", "keyword", "--quiet").code, Is.EqualTo(0));
-        var report = Cli("eval", "study", plan, "--out", study, "--report");
+        Assert.That(RunCli("eval", "score", cell, "--scorer", "keyword", "--quiet").code, Is.EqualTo(0));
+        var report = RunCli("eval", "study", plan, "--out", study, "--report");
         var after = JsonNode.Parse(File.ReadAllText(Path.Combine(study, "report.json")))!["cells"]!.AsArray().Single(c => (string?)c!["cell"] == "tiny/moss/vanilla")!;
         Assert.That(after["n_unscored"]!.GetValue<int>(), Is.EqualTo(0));
         Assert.That(after["rows"]![0]!["n"]!.GetValue<int>(), Is.EqualTo(3));
@@ -376,7 +369,7 @@ public class StudyTests
         var (mss, moss) = Data(root);
         var plan = Plan(root, mss, moss);
         var whole = Path.Combine(root, "whole");
-        Assert.That(Cli("eval", "study", plan, "--out", whole, "--quiet").code, Is.EqualTo(0));
+        Assert.That(RunCli("eval", "study", plan, "--out", whole, "--quiet").code, Is.EqualTo(0));
 
         var killed = Path.Combine(root, "killed");
         var exe = Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "safecode.exe" : "safecode");
@@ -397,7 +390,7 @@ public class StudyTests
         TestContext.Out.WriteLine($"killed with {recordsAtKill} of 6 records in the second cell");
         Assert.That(recordsAtKill, Is.LessThan(6), "killed inside the cell, not after it");
 
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--out", killed, "--quiet");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--out", killed, "--quiet");
         Assert.That(code, Is.EqualTo(0), stdout + stderr);
         foreach (var cell in Directory.GetDirectories(Path.Combine(killed, "cells", "tiny")).SelectMany(Directory.GetDirectories))
         {
@@ -417,15 +410,15 @@ public class StudyTests
         var (mss, moss) = Data(root);
         var plan = Plan(root, mss, moss);
         var whole = Path.Combine(root, "whole");
-        Assert.That(Cli("eval", "study", plan, "--out", whole, "--quiet").code, Is.EqualTo(0));
+        Assert.That(RunCli("eval", "study", plan, "--out", whole, "--quiet").code, Is.EqualTo(0));
         var split = Path.Combine(root, "split");
         foreach (var s in new[] { "0/2", "1/2" })
         {
-            var r = Cli("eval", "study", plan, "--out", split, "--quiet", "--shard", s);
+            var r = RunCli("eval", "study", plan, "--out", split, "--quiet", "--shard", s);
             Assert.That(r.code, Is.EqualTo(0), r.stderr);
         }
         Assert.That(File.Exists(Path.Combine(split, "report.json")), Is.False, "one shard writes no report");
-        var m = Cli("eval", "study", plan, "--out", split, "--merge");
+        var m = RunCli("eval", "study", plan, "--out", split, "--merge");
         Assert.That(m.code, Is.EqualTo(0), m.stderr);
         Assert.That(Stable(split), Is.EqualTo(Stable(whole)));
     }
@@ -443,11 +436,11 @@ public class StudyTests
         var plan = Write(planDir, "safescenes-study.yaml", text);
         Directory.CreateDirectory(Path.Combine(root, "weights"));
         Directory.CreateSymbolicLink(Path.Combine(root, "weights", "safescenes-tiny"), Model);
-        var world = Cli("safescenes", "--seed", "7", "--out", Path.Combine(root, "runs", "safescenes-world"), "--count", "2");
+        var world = RunCli("safescenes", "--seed", "7", "--out", Path.Combine(root, "runs", "safescenes-world"), "--count", "2");
         Assert.That(world.code, Is.EqualTo(0), world.stderr);
         var parsed = StudyPlan.Load(plan);
         Assert.That(parsed.Methods.Select(m => m.Mode).Distinct(), Is.EquivalentTo(SafeCoDe.Torch.Decoding.Methods.DecodingMethods.Names));
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--dry-run");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--dry-run");
         Assert.That(code, Is.EqualTo(0), stderr);
         Assert.That(stdout, Does.Contain("study safescenes-study: 26 cell(s), baseline vanilla, folder "));
         Assert.That(stdout, Does.Contain("| safescenes-tiny/mssbench/safecode | 2 | 4 | scene_judge (before) | not started |"));
@@ -470,7 +463,7 @@ public class StudyTests
             Assert.That(parsed.Benchmarks.Select(b => b.Benchmark), Is.EquivalentTo(published));
             Assert.That(parsed.Models, Has.Count.EqualTo(4));
         });
-        var (code, stdout, stderr) = Cli("eval", "study", plan, "--dry-run");
+        var (code, stdout, stderr) = RunCli("eval", "study", plan, "--dry-run");
         int cells = parsed.Models.Count * parsed.Methods.Count * parsed.Benchmarks.Count;
         Assert.Multiple(() =>
         {

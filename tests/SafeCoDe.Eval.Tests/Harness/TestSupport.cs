@@ -20,6 +20,15 @@ public sealed class HarnessSetup
 
 internal static class T
 {
+    /// <summary>Runs the <c>safecode</c> command line in-process: exit code, stdout, stderr.</summary>
+    public static (int code, string stdout, string stderr) RunCli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
     public static string TinyModel => Path.Combine(AppContext.BaseDirectory, "weights", "llava-next-tiny");
 
     public static string NewDir()

@@ -11,13 +11,6 @@ public class MathVistaCliTests
 {
     private static readonly string[] Fast = ["--device", "cpu", "--max-new-tokens", "2", "--greedy", "--quiet", "--mode", "vanilla"];
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [TestCase(false)]
     [TestCase(true)]
@@ -26,7 +19,7 @@ public class MathVistaCliTests
         var dir = NewDir();
         var (root, valid, problems) = tsv ? MathVistaFolders.WriteTsv(dir, broken: true) : MathVistaFolders.WriteHub(dir, broken: true);
         var run = Path.Combine(NewDir(), "run");
-        var (code, _, err) = Cli(["eval", "run", "-b", "mathvista", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "rules", "--prompts", "vlmevalkit", .. Fast]);
+        var (code, _, err) = RunCli(["eval", "run", "-b", "mathvista", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "rules", "--prompts", "vlmevalkit", .. Fast]);
         Assert.That(code, Is.EqualTo(0), err);
         var records = RunStore.ReadRecords(run);
         Assert.That(records.Select(r => r.Id), Is.EquivalentTo(valid));
@@ -35,7 +28,7 @@ public class MathVistaCliTests
         Assert.That(records.All(r => r.Labels["prompts"] == "vlmevalkit"), Is.True);
         Assert.That(records.All(r => r.Outputs.Single().Score!.Sets!.ContainsKey("mathvista/vlmevalkit")), Is.True);
 
-        var (rc, json, rerr) = Cli("eval", "report", run, "--json");
+        var (rc, json, rerr) = RunCli("eval", "report", run, "--json");
         Assert.That(rc, Is.EqualTo(0), rerr);
         var r0 = JsonNode.Parse(json)!["runs"]!.AsArray().Single()!;
         Assert.That((int)r0["official"]!["n"]!, Is.EqualTo(valid.Length));
@@ -43,16 +36,16 @@ public class MathVistaCliTests
         var paths = r0["rows"]!.AsArray().Select(x => $"{(string)x!["group"]!}|{(string)x["metric"]!}|{(string)x["metric_set"]!}").ToList();
         Assert.That(paths, Does.Contain("|official_acc|mathvista/official").And.Contain("|vlmevalkit_acc|mathvista/vlmevalkit")
             .And.Contain("task=textbook question answering|official_acc|mathvista/official").And.Contain("skill=arithmetic reasoning|vlmevalkit_acc|mathvista/vlmevalkit"));
-        var (mdc, _, mderr) = Cli("eval", "report", run);
+        var (mdc, _, mderr) = RunCli("eval", "report", run);
         Assert.That(mdc, Is.EqualTo(0), mderr);
     }
 
     [Test]
     public void HelpListsTheBenchmark_AndKeywordScoringIsRefused()
     {
-        Assert.That(Cli("eval", "run", "--help").stdout, Does.Contain("mathvista (helpfulness"));
+        Assert.That(RunCli("eval", "run", "--help").stdout, Does.Contain("mathvista (helpfulness"));
         var (root, _, _) = MathVistaFolders.WriteHub(NewDir());
-        var (code, _, err) = Cli(["eval", "run", "-b", "mathvista", "-d", root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "keyword", .. Fast]);
+        var (code, _, err) = RunCli(["eval", "run", "-b", "mathvista", "-d", root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "keyword", .. Fast]);
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(err, Does.Contain("mathvista is scored with rules, openai, local"));
     }

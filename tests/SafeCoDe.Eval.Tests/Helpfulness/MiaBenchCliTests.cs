@@ -12,13 +12,6 @@ public class MiaBenchCliTests
 {
     private static readonly string[] Fast = ["--device", "cpu", "--max-new-tokens", "2", "--greedy", "--quiet", "--mode", "vanilla"];
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [TestCase(false)]
     [TestCase(true)]
@@ -34,12 +27,12 @@ public class MiaBenchCliTests
         try
         {
             var run = Path.Combine(NewDir(), "run");
-            var (code, _, err) = Cli(["eval", "run", "-b", "mia-bench", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "openai:grader-test", "--scorer-retries", "0", .. Fast]);
+            var (code, _, err) = RunCli(["eval", "run", "-b", "mia-bench", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "openai:grader-test", "--scorer-retries", "0", .. Fast]);
             Assert.That(code, Is.EqualTo(0), err);
             Assert.That(RunStore.ReadRecords(run).Select(r => r.Id), Is.EquivalentTo(valid));
             Assert.That(RunStore.ReadProblems(run).Select(p => p.Id), Is.EquivalentTo(problems.Keys));
             Assert.That(server.Requests.All(FakeJudgeServer.HasImage), Is.True, "the grader sees the image");
-            var (rc, json, rerr) = Cli("eval", "report", run, "--json");
+            var (rc, json, rerr) = RunCli("eval", "report", run, "--json");
             Assert.That(rc, Is.EqualTo(0), rerr);
             var r0 = JsonNode.Parse(json)!["runs"]!.AsArray().Single()!;
             Assert.That((double)r0["official"]!["score"]!, Is.EqualTo(0.7).Within(1e-12));
@@ -48,7 +41,7 @@ public class MiaBenchCliTests
             Assert.That((double)r0["official"]!["per_component_type"]!["describe"]!["score"]!, Is.EqualTo(0.5));
             var paths = r0["rows"]!.AsArray().Select(x => $"{(string)x!["group"]!}|{(string)x["metric"]!}|{(string)x["metric_set"]!}").ToList();
             Assert.That(paths, Does.Contain("|official_score|mia-bench/official").And.Contain("component=mention|vlmevalkit_score|mia-bench/vlmevalkit"));
-            Assert.That(Cli("eval", "report", run).code, Is.EqualTo(0));
+            Assert.That(RunCli("eval", "report", run).code, Is.EqualTo(0));
             Assert.That(File.ReadAllText(Path.Combine(run, "report", "report.md")), Does.Contain($"did not parse (dropped from the means, as both scorers drop them): {valid.Length - 1} (official)"));
         }
         finally
@@ -59,5 +52,5 @@ public class MiaBenchCliTests
     }
 
     [Test]
-    public void HelpListsTheBenchmark() => Assert.That(Cli("eval", "run", "--help").stdout, Does.Contain("mia-bench (helpfulness"));
+    public void HelpListsTheBenchmark() => Assert.That(RunCli("eval", "run", "--help").stdout, Does.Contain("mia-bench (helpfulness"));
 }

@@ -12,13 +12,6 @@ public class MmVetCliTests
 {
     private static readonly string[] Fast = ["--device", "cpu", "--max-new-tokens", "2", "--greedy", "--quiet", "--mode", "vanilla"];
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [TestCase(false)]
     [TestCase(true)]
@@ -33,12 +26,12 @@ public class MmVetCliTests
         try
         {
             var run = Path.Combine(NewDir(), "run");
-            var (code, _, err) = Cli(["eval", "run", "-b", "mm-vet", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "openai:grader-test", "--scorer-runs", "2", "--scorer-retries", "0", .. Fast]);
+            var (code, _, err) = RunCli(["eval", "run", "-b", "mm-vet", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "openai:grader-test", "--scorer-runs", "2", "--scorer-retries", "0", .. Fast]);
             Assert.That(code, Is.EqualTo(0), err);
             var records = RunStore.ReadRecords(run);
             Assert.That(records.Select(r => r.Id), Is.EquivalentTo(valid));
             Assert.That(RunStore.ReadProblems(run).Select(p => p.Id), Is.EquivalentTo(problems.Keys));
-            var (rc, json, rerr) = Cli("eval", "report", run, "--json");
+            var (rc, json, rerr) = RunCli("eval", "report", run, "--json");
             Assert.That(rc, Is.EqualTo(0), rerr);
             var r0 = JsonNode.Parse(json)!["runs"]!.AsArray().Single()!;
             Assert.That((int)r0["official"]!["n_runs"]!, Is.EqualTo(2));
@@ -48,7 +41,7 @@ public class MmVetCliTests
             Assert.That((int)r0["n_unparsed"]!, Is.EqualTo(1));
             var paths = r0["rows"]!.AsArray().Select(x => $"{(string)x!["group"]!}|{(string)x["metric"]!}|{(string)x["scorer"]!}").ToList();
             Assert.That(paths, Does.Contain("|official_score|openai:grader-test").And.Contain("capability=ocr|vlmevalkit_score|openai:grader-test"));
-            var (mdc, _, _) = Cli("eval", "report", run);
+            var (mdc, _, _) = RunCli("eval", "report", run);
             Assert.That(mdc, Is.EqualTo(0));
             Assert.That(File.ReadAllText(Path.Combine(run, "report", "report.md")), Does.Contain("over 2 grader run(s)").And.Contain("unparsed grader replies: 2"));
         }
@@ -62,14 +55,14 @@ public class MmVetCliTests
     [Test]
     public void HelpListsTheBenchmark_RunsAreRefusedWhereTheyDoNothing()
     {
-        var help = Cli("eval", "run", "--help").stdout;
+        var help = RunCli("eval", "run", "--help").stdout;
         Assert.That(help, Does.Contain("mm-vet (helpfulness").And.Contain("--scorer-runs"));
         var (root, _, _) = MathVistaFolders.WriteHub(NewDir());
-        var (code, _, err) = Cli(["eval", "run", "-b", "mathvista", "-d", root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "openai", "--scorer-runs", "5", .. Fast]);
+        var (code, _, err) = RunCli(["eval", "run", "-b", "mathvista", "-d", root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "openai", "--scorer-runs", "5", .. Fast]);
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(err, Does.Contain("mathvista grades each answer once"));
         var (mv, _, _) = MmVetFolders.WriteRelease(NewDir());
-        (code, _, err) = Cli(["eval", "run", "-b", "mm-vet", "-d", mv, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "rules", .. Fast]);
+        (code, _, err) = RunCli(["eval", "run", "-b", "mm-vet", "-d", mv, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "rules", .. Fast]);
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(err, Does.Contain("mm-vet is scored with openai, local"));
     }

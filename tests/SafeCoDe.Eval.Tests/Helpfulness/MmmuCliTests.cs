@@ -12,13 +12,6 @@ public class MmmuCliTests
 {
     private static readonly string[] Fast = ["--device", "cpu", "--max-new-tokens", "2", "--greedy", "--quiet", "--mode", "vanilla"];
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [TestCase(false)]
     [TestCase(true)]
@@ -27,7 +20,7 @@ public class MmmuCliTests
         var dir = NewDir();
         var (root, valid, problems) = tsv ? MmmuFolders.WriteTsv(dir, broken: true) : MmmuFolders.WriteHub(dir, broken: true);
         var run = Path.Combine(NewDir(), "run");
-        var (code, _, err) = Cli(["eval", "run", "-b", "mmmu", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "rules", "--prompts", "vlmevalkit", .. Fast]);
+        var (code, _, err) = RunCli(["eval", "run", "-b", "mmmu", "-d", root, "-m", TinyModel, "-o", run, "--scorer", "rules", "--prompts", "vlmevalkit", .. Fast]);
         Assert.That(code, Is.EqualTo(0), err);
         var records = RunStore.ReadRecords(run);
         Assert.That(records.Select(r => r.Id), Is.EquivalentTo(valid));
@@ -39,7 +32,7 @@ public class MmmuCliTests
         Assert.That(records.All(r => r.Outputs.Single().UserText!.StartsWith("Question: ")), Is.True, "vlmevalkit prompts, base framing in a vanilla run");
         Assert.That(RunStore.ReadManifest(run).Options["prompts"], Is.EqualTo("vlmevalkit"));
 
-        var (rc, json, rerr) = Cli("eval", "report", run, "--json");
+        var (rc, json, rerr) = RunCli("eval", "report", run, "--json");
         Assert.That(rc, Is.EqualTo(0), rerr);
         var r0 = JsonNode.Parse(json)!["runs"]!.AsArray().Single()!;
         Assert.That((int)r0["official"]!["n"]!, Is.EqualTo(3));
@@ -51,9 +44,9 @@ public class MmmuCliTests
     [Test]
     public void HelpListsTheBenchmark_AndKeywordScoringIsRefused()
     {
-        Assert.That(Cli("eval", "run", "--help").stdout, Does.Contain("mmmu (helpfulness"));
+        Assert.That(RunCli("eval", "run", "--help").stdout, Does.Contain("mmmu (helpfulness"));
         var (root, _, _) = MmmuFolders.WriteHub(NewDir());
-        var (code, _, err) = Cli(["eval", "run", "-b", "mmmu", "-d", root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "keyword", .. Fast]);
+        var (code, _, err) = RunCli(["eval", "run", "-b", "mmmu", "-d", root, "-m", TinyModel, "-o", Path.Combine(NewDir(), "r"), "--scorer", "keyword", .. Fast]);
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(err, Does.Contain("mmmu is scored with rules, openai, local"));
     }

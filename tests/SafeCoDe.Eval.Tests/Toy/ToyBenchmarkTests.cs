@@ -16,13 +16,6 @@ public class ToyBenchmarkTests
 {
     private static readonly string[] Fast = ["--device", "cpu", "--max-new-tokens", "2", "--max-steps", "2", "--greedy", "--quiet", "--judge", "fixed:safe"];
 
-    private static (int code, string stdout, string stderr) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SafeCoDe.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     /// <summary>A toy folder; an empty colour is named by every answer, one no answer holds by none.</summary>
     private static string WriteFolder(string red = "red", string blue = "blue")
@@ -46,11 +39,11 @@ public class ToyBenchmarkTests
     {
         Assert.That(EvalBenchmarks.Registered, Does.Contain(ToyColours.BenchmarkName));
         var data = WriteFolder("qqq-no-answer-says-this", "blue");
-        var help = Cli("eval", "run", "--help");
+        var help = RunCli("eval", "run", "--help");
         Assert.That(help.stdout, Does.Contain("toy-colours (a test-only benchmark"), "--help lists a benchmark registered at run time");
 
         var runA = Path.Combine(NewDir(), "a");
-        var (code, _, err) = Cli(["eval", "run", "-b", "toy-colours", "-d", data, "-m", TinyModel, "-o", runA, "--scorer", "rules", "--seed", "1", .. Fast]);
+        var (code, _, err) = RunCli(["eval", "run", "-b", "toy-colours", "-d", data, "-m", TinyModel, "-o", runA, "--scorer", "rules", "--seed", "1", .. Fast]);
         Assert.That(code, Is.EqualTo(0), err);
         var records = RunStore.ReadRecords(runA);
         Assert.That(records.Select(r => r.Id), Is.EquivalentTo(new[] { "colour/r", "colour/b" }));
@@ -61,17 +54,17 @@ public class ToyBenchmarkTests
             "the toy's framing: SafeCoDe's first-person prompt in a safecode run");
 
         // the keyword scorer through its rubric's own labels, then the rules again
-        var (sc, _, serr) = Cli("eval", "score", runA, "--scorer", "keyword", "--quiet");
+        var (sc, _, serr) = RunCli("eval", "score", runA, "--scorer", "keyword", "--quiet");
         Assert.That(sc, Is.EqualTo(0), serr);
         Assert.That(RunStore.ReadRecords(runA).SelectMany(r => r.Outputs).All(o => o.Score!.Label is "declined" or "answered"), Is.True);
-        Assert.That(Cli("eval", "score", runA, "--scorer", "rules", "--quiet").code, Is.EqualTo(0));
+        Assert.That(RunCli("eval", "score", runA, "--scorer", "rules", "--quiet").code, Is.EqualTo(0));
 
         // a scorer kind the descriptor does not list is refused before anything runs
-        var refused = Cli("eval", "score", runA, "--scorer", "openai:m", "--quiet");
+        var refused = RunCli("eval", "score", runA, "--scorer", "openai:m", "--quiet");
         Assert.That(refused.code, Is.Not.EqualTo(0));
         Assert.That(refused.stderr, Does.Contain("toy-colours is scored with rules, keyword"));
 
-        var (rc, json, rerr) = Cli("eval", "report", runA, "--json");
+        var (rc, json, rerr) = RunCli("eval", "report", runA, "--json");
         Assert.That(rc, Is.EqualTo(0), rerr);
         var run = JsonNode.Parse(json)!["runs"]!.AsArray().Single()!;
         int right = RunStore.ReadRecords(runA).Count(r => r.Outputs.Single().Score!.Label == "right");
@@ -85,9 +78,9 @@ public class ToyBenchmarkTests
 
         // a second run (vanilla mode) on a copy whose colours every answer names: colour/r flips from not right to right
         var runB = Path.Combine(NewDir(), "b");
-        (code, _, err) = Cli(["eval", "run", "-b", "toy-colours", "-d", WriteFolder("", ""), "-m", TinyModel, "-o", runB, "--scorer", "rules", "--mode", "vanilla", .. Fast]);
+        (code, _, err) = RunCli(["eval", "run", "-b", "toy-colours", "-d", WriteFolder("", ""), "-m", TinyModel, "-o", runB, "--scorer", "rules", "--mode", "vanilla", .. Fast]);
         Assert.That(code, Is.EqualTo(0), err);
-        var (cc, cjson, cerr) = Cli("eval", "compare", runA, runB, "--json");
+        var (cc, cjson, cerr) = RunCli("eval", "compare", runA, runB, "--json");
         Assert.That(cc, Is.EqualTo(0), cerr);
         var cmp = JsonNode.Parse(cjson)!;
         Assert.That((string?)cmp["benchmark"], Is.EqualTo("toy-colours"));

@@ -60,7 +60,7 @@ internal sealed class MathVista : IBenchmark
         JsonObject Node(IEnumerable<(RunRecord r, RunOutput o)> items, string group, bool row = true)
         {
             var l = items.ToList();
-            var rate = new Rate(l.Count(x => x.o.Score!.Sets![set] == "correct"), l.Count);
+            var rate = m.HitRow(group, metric, set, l, o => o.Score!.Sets![set] == "correct", addRow: row);
             var node = new JsonObject();
             MetricsBuilder.Put(node, "acc", "n_correct", rate);
             if (vlm)
@@ -69,7 +69,6 @@ internal sealed class MathVista : IBenchmark
                 node["prefetch"] = prefetch;
                 node["prefetch_rate"] = l.Count == 0 ? null : (double)prefetch / l.Count;
             }
-            if (row) m.Rows.Add(new MetricRow(group, metric, rate, set, MetricsBuilder.ScorerOf(l.Select(x => x.o)), m.Units(l, o => o.Score!.Sets![set] == "correct")));
             return node;
         }
         var root = Node(scored, "");

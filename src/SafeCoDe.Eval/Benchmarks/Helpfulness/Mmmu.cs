@@ -48,12 +48,10 @@ internal sealed class Mmmu : IBenchmark
 
     private static JsonObject Accuracy(List<(RunRecord r, RunOutput o)> scored, string set, MetricsBuilder m)
     {
-        Rate Of(IEnumerable<(RunRecord r, RunOutput o)> items) { var l = items.ToList(); return new Rate(l.Count(x => x.o.Score!.Sets![set] == "correct"), l.Count); }
-        var node = new JsonObject();
-        var all = Of(scored);
-        MetricsBuilder.Put(node, "acc", "n_correct", all);
         bool Correct(RunOutput o) => o.Score!.Sets![set] == "correct";
-        m.Rows.Add(new MetricRow("", set.Split('/')[1] + "_acc", all, set, MetricsBuilder.ScorerOf(scored.Select(x => x.o)), m.Units(scored, Correct)));
+        var metric = set.Split('/')[1] + "_acc";
+        var node = new JsonObject();
+        MetricsBuilder.Put(node, "acc", "n_correct", m.HitRow("", metric, set, scored, Correct));
         foreach (var key in new[] { SampleKeys.Split, "discipline", "subject" })
         {
             var groups = scored.GroupBy(x => MetricsBuilder.GroupValue(x.r, key)).OrderBy(g => g.Key, NaturalOrder.Instance).ToList();
@@ -61,11 +59,9 @@ internal sealed class Mmmu : IBenchmark
             var per = new JsonObject();
             foreach (var g in groups)
             {
-                var rate = Of(g);
                 var sub = new JsonObject();
-                MetricsBuilder.Put(sub, "acc", "n_correct", rate);
+                MetricsBuilder.Put(sub, "acc", "n_correct", m.HitRow($"{key}={g.Key}", metric, set, g.ToList(), Correct));
                 per[g.Key] = sub;
-                m.Rows.Add(new MetricRow($"{key}={g.Key}", set.Split('/')[1] + "_acc", rate, set, MetricsBuilder.ScorerOf(g.Select(x => x.o)), m.Units(g, Correct)));
             }
             node["per_" + key] = per;
         }
